@@ -1,0 +1,165 @@
+/**
+ * The backend contract (design §3): what every backend module provides.
+ *
+ * A backend module exports `create(conf, context)` (sync or async) returning a {@link Backend}, and
+ * may export `createSubscription(conf)` returning the Hat event types it needs.
+ * Instances are opaque bytes; the daemon never interprets them.
+ */
+import type { Logger } from 'pino';
+import type { Observable } from 'rxjs';
+import type { MetricsRegistry } from '../common/metrics.js';
+
+/** Metadata of a stored model: everything but the instance bytes. */
+export interface ModelMeta {
+  /** Positive integer allocated by the backend. */
+  instanceId: number;
+  modelType: string;
+  /** 1 on create, +1 on every write of this id (a delete's tombstone takes the next one too). */
+  revision: number;
+  /** Instance size in bytes. */
+  size: number;
+  /** Lowercase hex SHA-256 of the instance bytes. */
+  sha256: string;
+  /** ISO-8601 UTC time of the last write (as the backend knows it). */
+  updated: string;
+}
+
+export interface Model extends ModelMeta {
+  instance: Uint8Array;
+}
+
+export type ChangeKind = 'created' | 'updated' | 'deleted';
+/** `local`: written through this daemon; `remote`: another writer (AIMM, a second daemon, ...). */
+export type ChangeOrigin = 'local' | 'remote';
+
+export interface ModelChange {
+  change: ChangeKind;
+  instanceId: number;
+  modelType: string;
+  revision: number;
+  origin: ChangeOrigin;
+  /** Present for created/updated: the model's new metadata. */
+  meta?: ModelMeta;
+}
+
+/**
+ * What an acknowledgement means:
+ * - `committed`: in the SQLite file (sqlite backend);
+ * - `registered`: the Hat server answered the register request;
+ * - `persisted`: the Hat server reported the event flushed to disk;
+ * - `queued`: Hat unreachable, the write is durable in the local snapshot and will be sent in order on reconnect.
+ */
+export type AckLevel = 'committed' | 'registered' | 'persisted' | 'queued';
+
+export interface WriteOptions {
+  /** Compare-and-set: the write fails with `revision_conflict` unless the stored revision equals this. */
+  expectedRevision?: number;
+}
+
+export interface WriteResult {
+  meta: ModelMeta;
+  ack: AckLevel;
+}
+
+export interface DeleteResult {
+  instanceId: number;
+  modelType: string;
+  /** Revision of the tombstone. */
+  revision: number;
+  ack: AckLevel;
+}
+
+export interface BackendStatus {
+  /** Recovered and able to serve (for the event backend: also connected, or queuing into a snapshot). */
+  ready: boolean;
+  /** For backends with a remote peer: is it connected now. */
+  connected?: boolean;
+  /** Human-readable state, e.g. 'recovering 1200/10000', 'hat unreachable'. */
+  detail?: string;
+}
+
+export interface Backend {
+  /** Metadata of every stored model (deleted ones excluded), ascending by id. */
+  getModels(): Promise<ModelMeta[]>;
+  /** One model with its bytes, or null when it does not exist (or was deleted). */
+  getModel(instanceId: number): Promise<Model | null>;
+  /** Stores a new model; the backend allocates the id. */
+  createModel(modelType: string, instance: Uint8Array): Promise<WriteResult>;
+  /** Replaces an existing model's type and bytes; `not_found` if it does not exist. */
+  updateModel(
+    instanceId: number,
+    modelType: string,
+    instance: Uint8Array,
+    options?: WriteOptions,
+  ): Promise<WriteResult>;
+  /** Deletes a model; `not_found` if it does not exist. Its id is never reused. */
+  deleteModel(instanceId: number, options?: WriteOptions): Promise<DeleteResult>;
+  /** Every change, local or remote, after it is acknowledged/applied. Hot; never errors or completes before close. */
+  readonly changes$: Observable<ModelChange>;
+  /** Current readiness for /readyz and systemd. */
+  status(): BackendStatus;
+  /** Resolves once recovery is done (immediately for backends without recovery). */
+  whenReady(): Promise<void>;
+  /** Stops accepting writes, finishes or fails in-flight ones, releases files and connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** What the daemon gives a backend (design §3: backends know nothing of clients or of the daemon). */
+export interface BackendContext {
+  /** The daemon's `name` from its config. */
+  name: string;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  /** The Hat connection factory when the config has `hat.eventer_server`, else null. */
+  hat: HatConnector | null;
+}
+
+/**
+ * Opens eventer connections to the configured Hat server(s). The backend owns the connections it
+ * opens (and their reconnection); the daemon owns addresses, client name and token.
+ */
+export interface HatConnector {
+  /** Addresses in fail-over order, for logs and status. */
+  readonly addresses: readonly { host: string; port: number }[];
+  connect(options: HatConnectOptions): Promise<import('../hat/eventer/common.js').EventerClient>;
+}
+
+export interface HatConnectOptions {
+  /** Query event types to subscribe to (§4.5 wildcards). */
+  subscriptions: string[][];
+  /** Subscribe to the persisted stream instead of the registered one. */
+  persisted?: boolean;
+  /** Suffix for the client name, e.g. 'persisted' → '<name>/persisted'. */
+  nameSuffix?: string;
+}
+
+export type BackendErrorCode =
+  | 'not_found'
+  | 'revision_conflict'
+  | 'unavailable'
+  | 'invalid'
+  | 'too_large'
+  | 'closed'
+  | 'internal';
+
+/** Every failure a backend reports to its callers. `message` is fit for a client. */
+export class BackendError extends Error {
+  readonly code: BackendErrorCode;
+  constructor(code: BackendErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackendError';
+    this.code = code;
+  }
+}
+
+/** The shape of a backend module (what `import(conf.module)` must yield). */
+export interface BackendModule {
+  create(conf: BackendConf, context: BackendContext): Backend | Promise<Backend>;
+  createSubscription?(conf: BackendConf): string[][];
+}
+
+/** `backend` section of the daemon config: `module` plus the implementation's own properties. */
+export interface BackendConf {
+  module: string;
+  [key: string]: unknown;
+}

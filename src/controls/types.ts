@@ -1,0 +1,41 @@
+/**
+ * The control contract: what clients talk to (Juggler WebSocket, HTTP). A control module exports
+ * `create(conf, context)` (sync or async) returning a {@link Control}; modules are loaded like
+ * backends (`control[].module` is a specifier for `import()`; built-ins are
+ * `aimm-store/controls/juggler` and `aimm-store/controls/http`).
+ */
+import type { Logger } from 'pino';
+import type { Backend, BackendStatus } from '../backend/types.js';
+import type { MetricsRegistry } from '../common/metrics.js';
+
+export interface ControlConf {
+  module: string;
+  [key: string]: unknown;
+}
+
+export interface DaemonStatus {
+  /** Recovered and (for the event backend) connected: what /readyz and READY=1 report. */
+  ready: boolean;
+  backend: BackendStatus;
+}
+
+export interface ControlContext {
+  /** The daemon's `name`. */
+  name: string;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  backend: Backend;
+  /** The daemon's current status (readiness). */
+  status(): DaemonStatus;
+}
+
+export interface Control {
+  /** Where it listens, once started (the real port when configured with port 0). */
+  readonly address: { host: string; port: number };
+  /** Stops accepting clients, ends their connections, releases the listener. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ControlModule {
+  create(conf: ControlConf, context: ControlContext): Control | Promise<Control>;
+}
