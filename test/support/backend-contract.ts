@@ -1,0 +1,771 @@
+/**
+ * The backend contract suite (design §3, `src/backend/types.ts`): every behaviour a client may rely
+ * on, whatever the backend. Run it from a test file against any backend:
+ *
+ * ```ts
+ * import { runBackendContract } from '../support/backend-contract.js';
+ * runBackendContract('sqlite', async () => {
+ *   const dir = fs.mkdtempSync(join(os.tmpdir(), 'x-'));
+ *   const conf = { module: 'aimm-store/backends/sqlite', path: join(dir, 'm.db') };
+ *   return {
+ *     backend: await create(conf, context),
+ *     reopen: async () => create(conf, context),   // omit for a backend that forgets on close
+ *     cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
+ *   };
+ * }, { acks: ['committed'] });
+ * ```
+ *
+ * - `open()` is called once per test and must return a fresh, empty store.
+ * - The suite closes every backend it was given (the one from `open()` and each `reopen()` result)
+ *   before it calls `cleanup()`; `reopen()` is only called after the previous backend is closed and
+ *   must open the same store again (same file, same Hat prefix, ...). Without `reopen` the
+ *   persistence tests are skipped.
+ * - `options.acks` lists the acknowledgement levels the backend may answer with.
+ *
+ * Covered: create/read/update/delete, list order, ids never reused (also after reopen), revisions,
+ * compare-and-set conflicts (also racing), `not_found`, change stream contents and order, concurrent
+ * writes, close semantics, bytes preserved exactly (empty, every byte value, views into larger
+ * buffers, caller mutation after the call, large), and a randomized model check (fast-check)
+ * against a reference map.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { Subscription } from 'rxjs';
+import {
+  type AckLevel,
+  type Backend,
+  BackendError,
+  type BackendErrorCode,
+  type ModelChange,
+  type ModelMeta,
+} from '../../src/backend/types.js';
+
+export interface ContractSubject {
+  backend: Backend;
+  /** Opens the same store again (called only after the previous backend was closed). */
+  reopen?: () => Promise<Backend>;
+  /** Removes what `open()` created (files, folders). Every backend is closed before this runs. */
+  cleanup: () => Promise<void>;
+}
+
+export interface ContractOptions {
+  /** Acknowledgement levels the backend may answer a write with (default: all of them). */
+  acks?: readonly AckLevel[];
+  /** Size of the "large" instance in bytes (default 4 MiB). */
+  largeBytes?: number;
+  /** Number of concurrent writes in the concurrency tests (default 64). */
+  concurrency?: number;
+  /** Runs of the randomized model check (default 20; 0 skips it). */
+  propertyRuns?: number;
+  /** How long to wait for expected change events before failing (default 5000 ms). */
+  changeTimeoutMs?: number;
+}
+
+const ALL_ACKS: readonly AckLevel[] = ['committed', 'registered', 'persisted', 'queued'];
+
+/** Registers the contract tests (a `describe` block named after the backend). */
+export function runBackendContract(
+  name: string,
+  open: () => Promise<ContractSubject>,
+  options: ContractOptions = {},
+): void {
+  const acks = options.acks ?? ALL_ACKS;
+  const largeBytes = options.largeBytes ?? 4 * 1024 * 1024;
+  const concurrency = options.concurrency ?? 64;
+  const propertyRuns = options.propertyRuns ?? 20;
+  const changeTimeoutMs = options.changeTimeoutMs ?? 5000;
+
+  /** Runs `body` against a fresh store, closing every backend and cleaning up afterwards. */
+  async function withStore(body: (h: Harness) => Promise<void>): Promise<void> {
+    const subject = await open();
+    const h = new Harness(subject);
+    try {
+      await body(h);
+    } finally {
+      for (const sub of h.subscriptions) sub.unsubscribe();
+      await h.backend.close();
+      await subject.cleanup();
+    }
+  }
+
+  describe(`backend contract: ${name}`, () => {
+    it('starts empty and ready', async () => {
+      await withStore(async ({ backend }) => {
+        await backend.whenReady();
+        assert.equal(backend.status().ready, true);
+        assert.deepEqual(await backend.getModels(), []);
+        assert.equal(await backend.getModel(1), null);
+      });
+    });
+
+    it('creates a model: allocates an id, revision 1, metadata that matches the bytes', async () => {
+      await withStore(async ({ backend }) => {
+        const bytes = new Uint8Array([1, 2, 3, 250]);
+        const res = await backend.createModel('plugins.sklearn.SVC', bytes);
+        assert.ok(acks.includes(res.ack), `unexpected ack ${res.ack}`);
+        const { meta } = res;
+        assert.ok(Number.isSafeInteger(meta.instanceId) && meta.instanceId > 0);
+        assert.equal(meta.modelType, 'plugins.sklearn.SVC');
+        assert.equal(meta.revision, 1);
+        assert.equal(meta.size, 4);
+        assert.equal(meta.sha256, sha256(bytes));
+        assertIsoTime(meta.updated);
+
+        const got = await backend.getModel(meta.instanceId);
+        assert.ok(got !== null);
+        assert.deepEqual(metaOf(got), meta);
+        assertBytes(got.instance, bytes);
+        assert.deepEqual(await backend.getModels(), [meta]);
+      });
+    });
+
+    it('allocates distinct increasing ids and lists models ascending by id', async () => {
+      await withStore(async ({ backend }) => {
+        const ids: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          ids.push((await backend.createModel(`t${i}`, bytesOf(`m${i}`))).meta.instanceId);
+        }
+        for (let i = 1; i < ids.length; i++)
+          assert.ok(must(ids[i]) > must(ids[i - 1]), `ids ${ids}`);
+        const listed = await backend.getModels();
+        assert.deepEqual(
+          listed.map((m) => m.instanceId),
+          ids,
+        );
+        assert.deepEqual(
+          listed.map((m) => m.modelType),
+          ['t0', 't1', 't2', 't3', 't4'],
+        );
+      });
+    });
+
+    it('updates a model: new bytes and type, revision +1, new hash', async () => {
+      await withStore(async ({ backend }) => {
+        const { meta: c } = await backend.createModel('a.Model', bytesOf('one'));
+        const u1 = await backend.updateModel(c.instanceId, 'a.Model', bytesOf('two'));
+        assert.ok(acks.includes(u1.ack));
+        assert.equal(u1.meta.instanceId, c.instanceId);
+        assert.equal(u1.meta.revision, 2);
+        assert.equal(u1.meta.sha256, sha256(bytesOf('two')));
+        const u2 = await backend.updateModel(c.instanceId, 'b.Other', bytesOf('three!'));
+        assert.equal(u2.meta.revision, 3);
+        assert.equal(u2.meta.modelType, 'b.Other');
+        assert.equal(u2.meta.size, 6);
+        const got = await backend.getModel(c.instanceId);
+        assert.ok(got !== null);
+        assert.deepEqual(metaOf(got), u2.meta);
+        assertBytes(got.instance, bytesOf('three!'));
+        assert.deepEqual(await backend.getModels(), [u2.meta]);
+      });
+    });
+
+    it('rejects writes to ids that never existed with not_found', async () => {
+      await withStore(async ({ backend }) => {
+        await backend.createModel('t', bytesOf('x'));
+        await assertBackendError(backend.updateModel(999_999, 't', bytesOf('y')), ['not_found']);
+        await assertBackendError(backend.deleteModel(999_999), ['not_found']);
+        await assertBackendError(
+          backend.updateModel(999_999, 't', bytesOf('y'), { expectedRevision: 1 }),
+          ['not_found'],
+        );
+        for (const bad of [0, -1, 1.5]) {
+          assert.equal(await backend.getModel(bad), null);
+          await assertBackendError(backend.updateModel(bad, 't', bytesOf('y')), [
+            'not_found',
+            'invalid',
+          ]);
+          await assertBackendError(backend.deleteModel(bad), ['not_found', 'invalid']);
+        }
+        assert.equal((await backend.getModels()).length, 1);
+      });
+    });
+
+    it('deletes a model: tombstone revision +1, gone from reads, further writes not_found', async () => {
+      await withStore(async ({ backend }) => {
+        const { meta: a } = await backend.createModel('t', bytesOf('a'));
+        const { meta: b } = await backend.createModel('t', bytesOf('b'));
+        await backend.updateModel(a.instanceId, 't2', bytesOf('a2'));
+        const del = await backend.deleteModel(a.instanceId);
+        assert.ok(acks.includes(del.ack));
+        assert.deepEqual(
+          { instanceId: del.instanceId, modelType: del.modelType, revision: del.revision },
+          { instanceId: a.instanceId, modelType: 't2', revision: 3 },
+        );
+        assert.equal(await backend.getModel(a.instanceId), null);
+        assert.deepEqual(
+          (await backend.getModels()).map((m) => m.instanceId),
+          [b.instanceId],
+        );
+        await assertBackendError(backend.deleteModel(a.instanceId), ['not_found']);
+        await assertBackendError(backend.updateModel(a.instanceId, 't', bytesOf('z')), [
+          'not_found',
+        ]);
+        assert.notEqual(await backend.getModel(b.instanceId), null);
+      });
+    });
+
+    it('never reuses the id of a deleted model', async () => {
+      await withStore(async ({ backend }) => {
+        const ids: number[] = [];
+        for (let i = 0; i < 3; i++)
+          ids.push((await backend.createModel('t', bytesOf(`${i}`))).meta.instanceId);
+        await backend.deleteModel(must(ids[2]));
+        await backend.deleteModel(must(ids[1]));
+        const next = (await backend.createModel('t', bytesOf('new'))).meta.instanceId;
+        assert.ok(next > must(ids[2]), `new id ${next} must exceed every id ever used (${ids})`);
+      });
+    });
+
+    it('compare-and-set: matching revision writes, stale revision conflicts and changes nothing', async () => {
+      await withStore(async ({ backend }) => {
+        const { meta: c } = await backend.createModel('t', bytesOf('v1'));
+        const u = await backend.updateModel(c.instanceId, 't', bytesOf('v2'), {
+          expectedRevision: 1,
+        });
+        assert.equal(u.meta.revision, 2);
+        await assertBackendError(
+          backend.updateModel(c.instanceId, 't', bytesOf('stale'), { expectedRevision: 1 }),
+          ['revision_conflict'],
+        );
+        await assertBackendError(
+          backend.updateModel(c.instanceId, 't', bytesOf('future'), { expectedRevision: 3 }),
+          ['revision_conflict'],
+        );
+        await assertBackendError(backend.deleteModel(c.instanceId, { expectedRevision: 1 }), [
+          'revision_conflict',
+        ]);
+        const got = await backend.getModel(c.instanceId);
+        assert.ok(got !== null);
+        assert.equal(got.revision, 2);
+        assertBytes(got.instance, bytesOf('v2'));
+        const del = await backend.deleteModel(c.instanceId, { expectedRevision: 2 });
+        assert.equal(del.revision, 3);
+        assert.equal(await backend.getModel(c.instanceId), null);
+      });
+    });
+
+    it('compare-and-set: of concurrent writers expecting the same revision exactly one wins', async () => {
+      await withStore(async ({ backend }) => {
+        const { meta: c } = await backend.createModel('t', bytesOf('base'));
+        const n = 8;
+        const results = await Promise.allSettled(
+          Array.from({ length: n }, (_, i) =>
+            backend.updateModel(c.instanceId, 't', bytesOf(`w${i}`), { expectedRevision: 1 }),
+          ),
+        );
+        const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+        assert.equal(won.length, 1, `exactly one winner, got ${won.length}`);
+        for (const r of results) {
+          if (r.status === 'rejected') assertErrorCode(r.reason, ['revision_conflict']);
+        }
+        const got = await backend.getModel(c.instanceId);
+        assert.ok(got !== null);
+        assert.equal(got.revision, 2);
+        assertBytes(got.instance, bytesOf(`w${won[0]}`));
+      });
+    });
+
+    it('streams every acknowledged change in order with origin local; failed writes emit nothing', async () => {
+      await withStore(async (h) => {
+        const { backend } = h;
+        const seen = h.collect();
+        const c = await backend.createModel('t', bytesOf('1'));
+        const c2 = await backend.createModel('u', bytesOf('x'));
+        const u = await backend.updateModel(c.meta.instanceId, 't2', bytesOf('2'));
+        await assertBackendError(
+          backend.updateModel(c.meta.instanceId, 't', bytesOf('no'), { expectedRevision: 1 }),
+          ['revision_conflict'],
+        );
+        await assertBackendError(backend.deleteModel(999_999), ['not_found']);
+        const d = await backend.deleteModel(c.meta.instanceId);
+        const changes = await seen.first(4, changeTimeoutMs);
+        assert.deepEqual(changes.map(strip), [
+          {
+            change: 'created',
+            instanceId: c.meta.instanceId,
+            modelType: 't',
+            revision: 1,
+            origin: 'local',
+            meta: c.meta,
+          },
+          {
+            change: 'created',
+            instanceId: c2.meta.instanceId,
+            modelType: 'u',
+            revision: 1,
+            origin: 'local',
+            meta: c2.meta,
+          },
+          {
+            change: 'updated',
+            instanceId: c.meta.instanceId,
+            modelType: 't2',
+            revision: 2,
+            origin: 'local',
+            meta: u.meta,
+          },
+          {
+            change: 'deleted',
+            instanceId: d.instanceId,
+            modelType: 't2',
+            revision: 3,
+            origin: 'local',
+          },
+        ]);
+        // Nothing else arrives for the failed writes: one more write is the very next event.
+        const last = await backend.createModel('v', bytesOf('end'));
+        const after = await seen.first(5, changeTimeoutMs);
+        assert.equal(after[4]?.instanceId, last.meta.instanceId);
+        assert.equal(after[4]?.change, 'created');
+      });
+    });
+
+    it('concurrent creates get distinct ids; all are stored and streamed', async () => {
+      await withStore(async (h) => {
+        const { backend } = h;
+        const seen = h.collect();
+        const payloads = Array.from({ length: concurrency }, (_, i) => randomBytes(64 + i));
+        const results = await Promise.all(payloads.map((p, i) => backend.createModel(`c${i}`, p)));
+        const ids = results.map((r) => r.meta.instanceId);
+        assert.equal(new Set(ids).size, concurrency);
+        for (const [i, r] of results.entries()) {
+          assert.equal(r.meta.revision, 1);
+          assert.equal(r.meta.modelType, `c${i}`);
+          const got = await backend.getModel(r.meta.instanceId);
+          assert.ok(got !== null);
+          assertBytes(got.instance, must(payloads[i]));
+        }
+        const listed = await backend.getModels();
+        assert.deepEqual(
+          listed.map((m) => m.instanceId),
+          [...ids].sort((a, b) => a - b),
+        );
+        const changes = await seen.first(concurrency, changeTimeoutMs);
+        assert.deepEqual(new Set(changes.map((c) => c.instanceId)), new Set(ids));
+        assert.ok(changes.every((c) => c.change === 'created' && c.origin === 'local'));
+      });
+    });
+
+    it('concurrent updates of one model each get their own revision; the highest is stored', async () => {
+      await withStore(async (h) => {
+        const { backend } = h;
+        const { meta: c } = await backend.createModel('t', bytesOf('base'));
+        const seen = h.collect();
+        const n = Math.min(concurrency, 32);
+        const results = await Promise.all(
+          Array.from({ length: n }, (_, i) =>
+            backend.updateModel(c.instanceId, 't', bytesOf(`u${i}`)),
+          ),
+        );
+        const revisions = results.map((r) => r.meta.revision).sort((a, b) => a - b);
+        assert.deepEqual(
+          revisions,
+          Array.from({ length: n }, (_, i) => i + 2),
+        );
+        const top = results.find((r) => r.meta.revision === n + 1);
+        assert.ok(top !== undefined);
+        const got = await backend.getModel(c.instanceId);
+        assert.ok(got !== null);
+        assert.deepEqual(metaOf(got), top.meta);
+        const changes = await seen.first(n, changeTimeoutMs);
+        assert.deepEqual(
+          changes.map((ch) => ch.revision),
+          Array.from({ length: n }, (_, i) => i + 2),
+          'changes of one model arrive in revision order',
+        );
+      });
+    });
+
+    it('preserves bytes exactly: empty, every byte value, views, caller mutation, large', async () => {
+      await withStore(async ({ backend }) => {
+        const empty = new Uint8Array(0);
+        const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+        const big = new Uint8Array(1000).fill(7);
+        const view = big.subarray(100, 110);
+        view.set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        const mutable = Uint8Array.from([9, 9, 9]);
+        const large = randomBytes(largeBytes);
+
+        const rEmpty = await backend.createModel('empty', empty);
+        assert.equal(rEmpty.meta.size, 0);
+        assert.equal(rEmpty.meta.sha256, sha256(empty));
+        const rAll = await backend.createModel('all', all);
+        const rView = await backend.createModel('view', view);
+        assert.equal(rView.meta.size, 10);
+        const pending = backend.createModel('mutable', mutable);
+        mutable.fill(0);
+        const rMutable = await pending;
+        const rLarge = await backend.createModel('large', large);
+        assert.equal(rLarge.meta.size, largeBytes);
+        assert.equal(rLarge.meta.sha256, sha256(large));
+        const rUnicode = await backend.createModel('модель.ünï/ℂ🙂', bytesOf('u'));
+
+        const expect: [number, Uint8Array][] = [
+          [rEmpty.meta.instanceId, empty],
+          [rAll.meta.instanceId, all],
+          [rView.meta.instanceId, Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])],
+          [rMutable.meta.instanceId, Uint8Array.from([9, 9, 9])],
+          [rLarge.meta.instanceId, large],
+        ];
+        for (const [id, bytes] of expect) {
+          const got = await backend.getModel(id);
+          assert.ok(got !== null, `model ${id}`);
+          assertBytes(got.instance, bytes);
+          assert.equal(got.size, bytes.length);
+          assert.equal(got.sha256, sha256(bytes));
+        }
+        assert.equal(
+          (await backend.getModel(rUnicode.meta.instanceId))?.modelType,
+          'модель.ünï/ℂ🙂',
+        );
+        // A returned instance is the caller's: changing it does not change the store.
+        const got = await backend.getModel(rAll.meta.instanceId);
+        assert.ok(got !== null);
+        got.instance.fill(1);
+        assertBytes(must(await backend.getModel(rAll.meta.instanceId)).instance, all);
+        // Updating to empty and back.
+        const u = await backend.updateModel(rAll.meta.instanceId, 'all', empty);
+        assert.equal(u.meta.size, 0);
+        assertBytes(must(await backend.getModel(rAll.meta.instanceId)).instance, empty);
+      });
+    });
+
+    it('close: settles in-flight writes, rejects later ones with closed, completes the stream, is idempotent', async () => {
+      await withStore(async (h) => {
+        const { backend } = h;
+        let completed = false;
+        const sub = backend.changes$.subscribe({ complete: () => (completed = true) });
+        h.subscriptions.push(sub);
+        const before = await backend.createModel('t', bytesOf('kept'));
+        const inFlight = Array.from({ length: 8 }, (_, i) =>
+          backend.createModel('t', bytesOf(`f${i}`)),
+        );
+        const closing = backend.close();
+        const settled = await Promise.allSettled(inFlight);
+        await closing;
+        await backend.close();
+        assert.equal(completed, true, 'changes$ completes on close');
+        for (const s of settled) {
+          if (s.status === 'rejected') assertErrorCode(s.reason, ['closed', 'unavailable']);
+        }
+        await assertBackendError(backend.createModel('t', bytesOf('late')), ['closed']);
+        await assertBackendError(
+          backend.updateModel(before.meta.instanceId, 't', bytesOf('late')),
+          ['closed'],
+        );
+        await assertBackendError(backend.deleteModel(before.meta.instanceId), ['closed']);
+
+        if (h.subject.reopen === undefined) return;
+        const again = await h.reopen();
+        const ids = (await again.getModels()).map((m) => m.instanceId);
+        assert.ok(ids.includes(before.meta.instanceId));
+        for (const [i, s] of settled.entries()) {
+          if (s.status !== 'fulfilled') continue;
+          const got = await again.getModel(s.value.meta.instanceId);
+          assert.ok(got !== null, 'an acknowledged write survives close');
+          assertBytes(got.instance, bytesOf(`f${i}`));
+        }
+      });
+    });
+
+    it('persists across reopen: models, revisions, deletions, and ids never reused', async (t) => {
+      await withStore(async (h) => {
+        if (h.subject.reopen === undefined) {
+          t.skip('backend has no reopen');
+          return;
+        }
+        const b1 = h.backend;
+        const a = await b1.createModel('t', bytesOf('a'));
+        const b = await b1.createModel('t', bytesOf('b'));
+        const c = await b1.createModel('t', bytesOf('c'));
+        await b1.updateModel(a.meta.instanceId, 'a.T', bytesOf('a2'));
+        await b1.updateModel(a.meta.instanceId, 'a.T', bytesOf('a3'));
+        await b1.deleteModel(c.meta.instanceId);
+        const before = await b1.getModels();
+
+        const b2 = await h.reopen();
+        await b2.whenReady();
+        assert.deepEqual(await b2.getModels(), before);
+        const got = await b2.getModel(a.meta.instanceId);
+        assert.ok(got !== null);
+        assert.equal(got.revision, 3);
+        assertBytes(got.instance, bytesOf('a3'));
+        assert.equal(await b2.getModel(c.meta.instanceId), null);
+        const u = await b2.updateModel(b.meta.instanceId, 't', bytesOf('b2'), {
+          expectedRevision: 1,
+        });
+        assert.equal(u.meta.revision, 2);
+        const d = await b2.createModel('t', bytesOf('d'));
+        assert.ok(
+          d.meta.instanceId > c.meta.instanceId,
+          `id ${d.meta.instanceId} reused after reopen (highest ever ${c.meta.instanceId})`,
+        );
+
+        const b3 = await h.reopen();
+        assert.deepEqual(
+          (await b3.getModels()).map((m) => [m.instanceId, m.revision]),
+          [
+            [a.meta.instanceId, 3],
+            [b.meta.instanceId, 2],
+            [d.meta.instanceId, 1],
+          ],
+        );
+      });
+    });
+
+    it('matches a reference model over random operation sequences', async (t) => {
+      if (propertyRuns <= 0) {
+        t.skip('propertyRuns is 0');
+        return;
+      }
+      await fc.assert(
+        fc.asyncProperty(fc.array(operationArb, { minLength: 1, maxLength: 25 }), async (ops) => {
+          await withStore(async (h) => {
+            await runModelCheck(h, ops);
+          });
+        }),
+        { numRuns: propertyRuns },
+      );
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Tracks the current backend of a subject (it changes on reopen) and the test's subscriptions. */
+class Harness {
+  backend: Backend;
+  readonly subscriptions: Subscription[] = [];
+  constructor(readonly subject: ContractSubject) {
+    this.backend = subject.backend;
+  }
+
+  async reopen(): Promise<Backend> {
+    const reopen = this.subject.reopen;
+    if (reopen === undefined) throw new Error('backend has no reopen');
+    await this.backend.close();
+    this.backend = await reopen();
+    return this.backend;
+  }
+
+  /** Starts collecting changes; `first(n)` waits until n changes arrived (or fails after a bound). */
+  collect(): { first(n: number, timeoutMs: number): Promise<ModelChange[]> } {
+    const seen: ModelChange[] = [];
+    let wake: (() => void) | undefined;
+    const sub = this.backend.changes$.subscribe((c) => {
+      seen.push(c);
+      wake?.();
+    });
+    this.subscriptions.push(sub);
+    return {
+      first: async (n, timeoutMs) => {
+        if (seen.length >= n) return seen.slice(0, n);
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`expected ${n} changes, got ${seen.length}`)),
+            timeoutMs,
+          );
+          wake = () => {
+            if (seen.length >= n) {
+              clearTimeout(timer);
+              resolve();
+            }
+          };
+        });
+        return seen.slice(0, n);
+      },
+    };
+  }
+}
+
+type Operation =
+  | { kind: 'create'; type: string; bytes: Uint8Array }
+  | {
+      kind: 'update';
+      pick: number;
+      type: string;
+      bytes: Uint8Array;
+      cas: 'none' | 'right' | 'wrong';
+    }
+  | { kind: 'delete'; pick: number; cas: 'none' | 'right' | 'wrong' }
+  | { kind: 'reopen' };
+
+const typeArb = fc.constantFrom('a.Model', 'b.Model', 'plugins.sklearn.SVC', '');
+const bytesArb = fc.uint8Array({ maxLength: 48 });
+const casArb = fc.constantFrom('none' as const, 'right' as const, 'wrong' as const);
+const operationArb: fc.Arbitrary<Operation> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({ kind: fc.constant('create' as const), type: typeArb, bytes: bytesArb }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('update' as const),
+      pick: fc.nat(20),
+      type: typeArb,
+      bytes: bytesArb,
+      cas: casArb,
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('delete' as const), pick: fc.nat(20), cas: casArb }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('reopen' as const) }) },
+);
+
+interface RefModel {
+  type: string;
+  bytes: Uint8Array;
+  revision: number;
+}
+
+/** Applies `ops` to the backend and to a reference map; both must agree after every step. */
+async function runModelCheck(h: Harness, ops: Operation[]): Promise<void> {
+  const ref = new Map<number, RefModel>();
+  const everUsed: number[] = [];
+  const pickId = (pick: number): number => {
+    // Mostly existing ids, sometimes a deleted or never-used one.
+    const candidates = [...everUsed, 1_000_000];
+    return must(candidates[pick % candidates.length]);
+  };
+  for (const op of ops) {
+    const backend = h.backend;
+    if (op.kind === 'reopen') {
+      if (h.subject.reopen !== undefined) await h.reopen();
+    } else if (op.kind === 'create') {
+      const r = await backend.createModel(op.type, op.bytes);
+      assert.ok(
+        everUsed.every((id) => id < r.meta.instanceId),
+        'fresh id above all used ids',
+      );
+      everUsed.push(r.meta.instanceId);
+      ref.set(r.meta.instanceId, { type: op.type, bytes: op.bytes.slice(), revision: 1 });
+      assert.equal(r.meta.revision, 1);
+    } else {
+      const id = pickId(op.pick);
+      const cur = ref.get(id);
+      const expectedRevision =
+        op.cas === 'none' ? undefined : (cur?.revision ?? 1) + (op.cas === 'wrong' ? 1 : 0);
+      const opts = expectedRevision === undefined ? {} : { expectedRevision };
+      const attempt =
+        op.kind === 'update'
+          ? backend.updateModel(id, op.type, op.bytes, opts)
+          : backend.deleteModel(id, opts);
+      if (cur === undefined) {
+        await assertBackendError(attempt, ['not_found']);
+      } else if (op.cas === 'wrong') {
+        await assertBackendError(attempt, ['revision_conflict']);
+      } else {
+        const res = await attempt;
+        if (op.kind === 'update') {
+          cur.revision += 1;
+          cur.type = op.type;
+          cur.bytes = op.bytes.slice();
+          assert.equal((res as { meta: ModelMeta }).meta.revision, cur.revision);
+        } else {
+          assert.equal((res as { revision: number }).revision, cur.revision + 1);
+          ref.delete(id);
+        }
+      }
+    }
+    await assertMatches(h.backend, ref);
+  }
+}
+
+async function assertMatches(backend: Backend, ref: Map<number, RefModel>): Promise<void> {
+  const listed = await backend.getModels();
+  const ids = [...ref.keys()].sort((a, b) => a - b);
+  assert.deepEqual(
+    listed.map((m) => m.instanceId),
+    ids,
+  );
+  for (const meta of listed) {
+    const r = must(ref.get(meta.instanceId));
+    assert.equal(meta.modelType, r.type);
+    assert.equal(meta.revision, r.revision);
+    assert.equal(meta.size, r.bytes.length);
+    assert.equal(meta.sha256, sha256(r.bytes));
+    const got = await backend.getModel(meta.instanceId);
+    assert.ok(got !== null);
+    assertBytes(got.instance, r.bytes);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The value, failing the test when it is missing. */
+function must<T>(v: T | null | undefined): T {
+  assert.ok(v !== null && v !== undefined, 'expected a value');
+  return v;
+}
+
+function bytesOf(s: string): Uint8Array {
+  return new TextEncoder().encode(s);
+}
+
+function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+function metaOf(m: ModelMeta & { instance?: unknown }): ModelMeta {
+  return {
+    instanceId: m.instanceId,
+    modelType: m.modelType,
+    revision: m.revision,
+    size: m.size,
+    sha256: m.sha256,
+    updated: m.updated,
+  };
+}
+
+function strip(c: ModelChange): ModelChange {
+  const out: ModelChange = {
+    change: c.change,
+    instanceId: c.instanceId,
+    modelType: c.modelType,
+    revision: c.revision,
+    origin: c.origin,
+  };
+  if (c.meta !== undefined) out.meta = metaOf(c.meta);
+  return out;
+}
+
+function assertIsoTime(s: string): void {
+  assert.match(s, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/, `not an ISO-8601 UTC time: ${s}`);
+  assert.ok(!Number.isNaN(Date.parse(s)));
+}
+
+/** Compares bytes exactly (and gives a short message instead of dumping megabytes). */
+function assertBytes(actual: Uint8Array, expected: Uint8Array): void {
+  assert.ok(actual instanceof Uint8Array, 'instance is a Uint8Array');
+  assert.equal(actual.length, expected.length, 'instance length');
+  if (Buffer.compare(Buffer.from(actual), Buffer.from(expected)) !== 0) {
+    assert.fail(`instance bytes differ (sha256 ${sha256(actual)} != ${sha256(expected)})`);
+  }
+}
+
+function assertErrorCode(err: unknown, codes: readonly BackendErrorCode[]): void {
+  assert.ok(err instanceof BackendError, `expected a BackendError, got ${String(err)}`);
+  assert.ok(
+    codes.includes(err.code),
+    `expected code ${codes.join('|')}, got ${err.code}: ${err.message}`,
+  );
+  assert.ok(err.message.length > 0);
+}
+
+async function assertBackendError(
+  p: Promise<unknown>,
+  codes: readonly BackendErrorCode[],
+): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    assertErrorCode(err, codes);
+    return;
+  }
+  assert.fail(`expected a BackendError (${codes.join('|')}), but the call succeeded`);
+}
