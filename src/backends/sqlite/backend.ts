@@ -1,0 +1,317 @@
+/**
+ * The sqlite backend: input checks, group commit through a {@link WriteQueue} over the
+ * {@link SqliteStore}, the change stream (every acknowledged write, origin `local`: while we run the
+ * file is locked to us, so there is no other writer to report), metrics and close.
+ */
+import { Subject } from 'rxjs';
+import {
+  type Backend,
+  type BackendContext,
+  BackendError,
+  type BackendStatus,
+  type DeleteResult,
+  type Model,
+  type ModelChange,
+  type ModelMeta,
+  type WriteOptions,
+  type WriteResult,
+} from '../../backend/types.js';
+import type { Counter, Gauge } from '../../common/metrics.js';
+import type { SqliteOptions } from './conf.js';
+import { SqliteStore, sha256Hex, type WriteOp, type WriteOutcome } from './store.js';
+import { type Outcome, WriteQueue } from './write-queue.js';
+
+interface Metrics {
+  writes: Counter;
+  writeErrors: Counter;
+  reads: Counter;
+  commits: Counter;
+  batchedWrites: Counter;
+  batches: Counter;
+  batchMax: Gauge;
+  queueDepth: Gauge;
+  models: Gauge;
+}
+
+export class SqliteBackend implements Backend {
+  private readonly subject = new Subject<ModelChange>();
+  readonly changes$ = this.subject.asObservable();
+  private readonly queue: WriteQueue<WriteOp, WriteOutcome>;
+  private readonly metrics: Metrics;
+  private closing: Promise<void> | undefined;
+  private modelCount: number;
+  private largestBatch = 0;
+
+  private constructor(
+    private readonly store: SqliteStore,
+    private readonly options: SqliteOptions,
+    private readonly context: BackendContext,
+    models: number,
+  ) {
+    this.modelCount = models;
+    this.metrics = registerMetrics(context);
+    this.metrics.queueDepth.collect(() => this.queue.length);
+    this.metrics.models.collect(() => this.modelCount);
+    this.queue = new WriteQueue<WriteOp, WriteOutcome>({
+      maxWrites: options.groupCommit.maxWrites,
+      maxBytes: options.groupCommit.maxBytes,
+      sizeOf: (op) => (op.kind === 'delete' ? 0 : op.instance.length),
+      execute: (ops) => this.executeBatch(ops),
+    });
+  }
+
+  /** Opens the file (see {@link SqliteStore.open}); the backend is ready when this resolves. */
+  static async open(options: SqliteOptions, context: BackendContext): Promise<SqliteBackend> {
+    const { store, report } = SqliteStore.open(options);
+    const backend = new SqliteBackend(store, options, context, report.models);
+    context.logger.info(
+      {
+        path: options.path,
+        models: report.models,
+        adopted: report.adopted,
+        repaired: report.repaired,
+        hashed: report.hashed,
+        synchronous: options.synchronous,
+      },
+      'sqlite backend opened',
+    );
+    if (report.repaired > 0) {
+      context.logger.warn(
+        { path: options.path, repaired: report.repaired },
+        'models were changed while the revision triggers were missing; their revisions were bumped',
+      );
+    }
+    return backend;
+  }
+
+  /** The SQLite file this backend owns. */
+  get path(): string {
+    return this.options.path;
+  }
+
+  async getModels(): Promise<ModelMeta[]> {
+    this.checkReadable();
+    this.metrics.reads.inc({ op: 'list' });
+    return this.store.list();
+  }
+
+  async getModel(instanceId: number): Promise<Model | null> {
+    this.checkReadable();
+    this.metrics.reads.inc({ op: 'get' });
+    if (!isId(instanceId)) return null;
+    return this.store.get(instanceId);
+  }
+
+  async createModel(modelType: string, instance: Uint8Array): Promise<WriteResult> {
+    this.checkWritable('create');
+    const bytes = this.checkInstance(modelType, instance, 'create');
+    const outcome = await this.write('create', {
+      kind: 'create',
+      modelType,
+      instance: bytes,
+      sha256: sha256Hex(bytes),
+    });
+    return { meta: (outcome as { meta: ModelMeta }).meta, ack: 'committed' };
+  }
+
+  async updateModel(
+    instanceId: number,
+    modelType: string,
+    instance: Uint8Array,
+    options: WriteOptions = {},
+  ): Promise<WriteResult> {
+    this.checkWritable('update');
+    this.checkId(instanceId, 'update');
+    const expectedRevision = this.checkExpected(options, 'update');
+    const bytes = this.checkInstance(modelType, instance, 'update');
+    const outcome = await this.write('update', {
+      kind: 'update',
+      instanceId,
+      modelType,
+      instance: bytes,
+      sha256: sha256Hex(bytes),
+      expectedRevision,
+    });
+    return { meta: (outcome as { meta: ModelMeta }).meta, ack: 'committed' };
+  }
+
+  async deleteModel(instanceId: number, options: WriteOptions = {}): Promise<DeleteResult> {
+    this.checkWritable('delete');
+    this.checkId(instanceId, 'delete');
+    const expectedRevision = this.checkExpected(options, 'delete');
+    const outcome = await this.write('delete', { kind: 'delete', instanceId, expectedRevision });
+    const d = outcome as Extract<WriteOutcome, { change: 'deleted' }>;
+    return {
+      instanceId: d.instanceId,
+      modelType: d.modelType,
+      revision: d.revision,
+      ack: 'committed',
+    };
+  }
+
+  status(): BackendStatus {
+    if (this.closing !== undefined) return { ready: false, detail: 'closed' };
+    return { ready: true, detail: `sqlite ${this.options.path}` };
+  }
+
+  async whenReady(): Promise<void> {}
+
+  /** Stops accepting writes, commits the queued ones, switches the file back to a rollback journal, closes. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.queue.drain();
+      const { journalMode, error } = this.store.close();
+      if (error !== undefined) {
+        this.context.logger.warn(
+          { path: this.options.path, err: error.message },
+          'could not switch the file back to a rollback journal (AIMM cannot open it until aimm-store opens and closes it again)',
+        );
+      }
+      this.context.logger.info({ path: this.options.path, journalMode }, 'sqlite backend closed');
+      this.subject.complete();
+    })();
+    return this.closing;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async write(op: string, w: WriteOp): Promise<WriteOutcome> {
+    try {
+      return await this.queue.push(w);
+    } catch (err) {
+      const e =
+        err instanceof BackendError
+          ? err
+          : new BackendError('internal', String(err), { cause: err });
+      this.countError(e.code);
+      if (e.code === 'unavailable' || e.code === 'internal') {
+        this.context.logger.error(
+          { path: this.options.path, op, err: e.message },
+          'sqlite write failed',
+        );
+      }
+      throw e;
+    }
+  }
+
+  /** One group-commit batch: one transaction, then one change per acknowledged write, in order. */
+  private executeBatch(ops: WriteOp[]): Outcome<WriteOutcome>[] {
+    const { committed, outcomes } = this.store.applyBatch(ops);
+    if (!committed) return outcomes;
+    const m = this.metrics;
+    m.commits.inc();
+    m.batchedWrites.inc({}, ops.length);
+    m.batches.inc({ size: sizeBucket(ops.length) });
+    if (ops.length > this.largestBatch) {
+      this.largestBatch = ops.length;
+      m.batchMax.set(ops.length);
+    }
+    for (const o of outcomes) {
+      if (!o.ok) continue;
+      const v = o.value;
+      if (v.change === 'deleted') {
+        this.modelCount--;
+        m.writes.inc({ op: 'delete' });
+        this.subject.next({
+          change: 'deleted',
+          instanceId: v.instanceId,
+          modelType: v.modelType,
+          revision: v.revision,
+          origin: 'local',
+        });
+      } else {
+        if (v.change === 'created') this.modelCount++;
+        m.writes.inc({ op: v.change === 'created' ? 'create' : 'update' });
+        this.subject.next({
+          change: v.change,
+          instanceId: v.meta.instanceId,
+          modelType: v.meta.modelType,
+          revision: v.meta.revision,
+          origin: 'local',
+          meta: v.meta,
+        });
+      }
+    }
+    return outcomes;
+  }
+
+  private checkReadable(): void {
+    if (this.store.isClosed) throw new BackendError('closed', 'backend is closed');
+  }
+
+  private checkWritable(op: string): void {
+    if (this.closing !== undefined) {
+      this.countError('closed');
+      throw new BackendError('closed', `backend is closed: ${op} refused`);
+    }
+  }
+
+  private checkId(instanceId: number, op: string): void {
+    if (!isId(instanceId)) this.invalid(`${op}: instance id must be a positive integer`);
+  }
+
+  private checkExpected(options: WriteOptions, op: string): number | undefined {
+    const r = options.expectedRevision;
+    if (r === undefined) return undefined;
+    if (!Number.isSafeInteger(r) || r < 0) {
+      this.invalid(`${op}: expected revision must be a non-negative integer`);
+    }
+    return r;
+  }
+
+  /** Checks type and bytes; returns a private copy (the caller may reuse its buffer at once). */
+  private checkInstance(modelType: unknown, instance: unknown, op: string): Buffer {
+    if (typeof modelType !== 'string') this.invalid(`${op}: model type must be a string`);
+    if (!(instance instanceof Uint8Array)) this.invalid(`${op}: instance must be bytes`);
+    const bytes = instance as Uint8Array;
+    if (bytes.length > this.options.maxInstanceBytes) {
+      this.countError('too_large');
+      throw new BackendError(
+        'too_large',
+        `${op}: instance of ${bytes.length} bytes exceeds the limit of ${this.options.maxInstanceBytes}`,
+      );
+    }
+    return Buffer.from(bytes);
+  }
+
+  private invalid(message: string): never {
+    this.countError('invalid');
+    throw new BackendError('invalid', message);
+  }
+
+  private countError(code: string): void {
+    this.metrics.writeErrors.inc({ code });
+  }
+}
+
+function isId(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+}
+
+function sizeBucket(n: number): string {
+  if (n <= 1) return '1';
+  if (n <= 4) return '2-4';
+  if (n <= 16) return '5-16';
+  if (n <= 64) return '17-64';
+  return '65+';
+}
+
+function registerMetrics({ metrics }: BackendContext): Metrics {
+  return {
+    writes: metrics.counter('sqlite_writes_total', 'Acknowledged (committed) writes by operation.'),
+    writeErrors: metrics.counter(
+      'sqlite_write_errors_total',
+      'Refused or failed writes by error code.',
+    ),
+    reads: metrics.counter('sqlite_reads_total', 'Reads by operation (list, get).'),
+    commits: metrics.counter('sqlite_commits_total', 'Committed group-commit transactions.'),
+    batchedWrites: metrics.counter(
+      'sqlite_batched_writes_total',
+      'Writes executed in committed transactions (divide by commits for the mean batch size).',
+    ),
+    batches: metrics.counter('sqlite_batches_total', 'Committed transactions by number of writes.'),
+    batchMax: metrics.gauge('sqlite_batch_size_max', 'Largest group-commit batch since start.'),
+    queueDepth: metrics.gauge('sqlite_queue_depth', 'Writes waiting for their transaction.'),
+    models: metrics.gauge('sqlite_models', 'Models stored.'),
+  };
+}

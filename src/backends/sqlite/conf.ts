@@ -1,0 +1,58 @@
+/**
+ * The sqlite backend's configuration: the `backend` section validated against
+ * `aimm://server/backend/sqlite.yaml#` and turned into options with their defaults.
+ */
+import { resolve } from 'node:path';
+import { BackendError } from '../../backend/types.js';
+import { SchemaRegistry } from '../../common/schema.js';
+
+export const SQLITE_SCHEMA_ID = 'aimm://server/backend/sqlite.yaml#';
+
+export type SynchronousLevel = 'full' | 'normal' | 'extra';
+
+export interface SqliteOptions {
+  /** Absolute path of the SQLite file. */
+  path: string;
+  synchronous: SynchronousLevel;
+  busyTimeoutMs: number;
+  maxInstanceBytes: number;
+  groupCommit: { maxWrites: number; maxBytes: number };
+}
+
+export const DEFAULTS = {
+  synchronous: 'full' as SynchronousLevel,
+  busyTimeoutMs: 5000,
+  /** SQLite's own default limit on a blob (SQLITE_MAX_LENGTH). */
+  maxInstanceBytes: 1_000_000_000,
+  maxWrites: 256,
+  maxBytes: 16 * 1024 * 1024,
+};
+
+let registry: SchemaRegistry | undefined;
+
+/** Validates `conf` (throws `BackendError('invalid')` naming every issue) and applies defaults. */
+export function parseSqliteConf(conf: unknown, schemas?: SchemaRegistry): SqliteOptions {
+  registry ??= schemas ?? new SchemaRegistry();
+  const issues = (schemas ?? registry).validate(SQLITE_SCHEMA_ID, conf, '$.backend');
+  if (issues.length > 0) {
+    const text = issues.map((i) => `${i.path}: ${i.message} (rule: ${i.rule})`).join('; ');
+    throw new BackendError('invalid', `invalid sqlite backend configuration: ${text}`);
+  }
+  const c = conf as {
+    path: string;
+    synchronous?: SynchronousLevel;
+    busy_timeout_ms?: number;
+    max_instance_bytes?: number;
+    group_commit?: { max_writes?: number; max_bytes?: number };
+  };
+  return {
+    path: resolve(c.path),
+    synchronous: c.synchronous ?? DEFAULTS.synchronous,
+    busyTimeoutMs: c.busy_timeout_ms ?? DEFAULTS.busyTimeoutMs,
+    maxInstanceBytes: c.max_instance_bytes ?? DEFAULTS.maxInstanceBytes,
+    groupCommit: {
+      maxWrites: c.group_commit?.max_writes ?? DEFAULTS.maxWrites,
+      maxBytes: c.group_commit?.max_bytes ?? DEFAULTS.maxBytes,
+    },
+  };
+}

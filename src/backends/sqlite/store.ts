@@ -1,0 +1,376 @@
+/**
+ * The SQLite file: opening (folders, exclusive lock, WAL, schema, reconciliation, hash backfill),
+ * reads, and one batch of writes in one transaction with a savepoint per write. Synchronous, like
+ * better-sqlite3; the backend around it does queueing, change events and metrics.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { BackendError, type Model, type ModelMeta } from '../../backend/types.js';
+import type { SqliteOptions } from './conf.js';
+import { installSchema, type ReconcileReport } from './schema.js';
+import type { Outcome } from './write-queue.js';
+
+export type WriteOp =
+  | { kind: 'create'; modelType: string; instance: Buffer; sha256: string }
+  | {
+      kind: 'update';
+      instanceId: number;
+      modelType: string;
+      instance: Buffer;
+      sha256: string;
+      expectedRevision: number | undefined;
+    }
+  | { kind: 'delete'; instanceId: number; expectedRevision: number | undefined };
+
+export type WriteOutcome =
+  | { change: 'created' | 'updated'; meta: ModelMeta }
+  | { change: 'deleted'; instanceId: number; modelType: string; revision: number };
+
+interface MetaRow {
+  id: number;
+  type: string;
+  revision: number;
+  size: number;
+  sha256: string | null;
+  updated: string;
+}
+
+export interface OpenReport extends ReconcileReport {
+  models: number;
+  /** Models whose hash was computed at open (written by another program). */
+  hashed: number;
+}
+
+export class SqliteStore {
+  private closed = false;
+  private readonly stmt;
+
+  private constructor(
+    readonly path: string,
+    private readonly db: Database.Database,
+  ) {
+    const p = (sql: string) => db.prepare(sql);
+    this.stmt = {
+      begin: p('BEGIN IMMEDIATE'),
+      commit: p('COMMIT'),
+      rollback: p('ROLLBACK'),
+      savepoint: p('SAVEPOINT w'),
+      release: p('RELEASE w'),
+      rollbackTo: p('ROLLBACK TO w'),
+      insert: p('INSERT INTO models (type, instance) VALUES (?, ?)'),
+      update: p('UPDATE models SET type = ?, instance = ? WHERE id = ?'),
+      delete: p('DELETE FROM models WHERE id = ?'),
+      setHash: p(
+        `UPDATE aimm_store_model_meta SET sha256 = ?, size = ? WHERE id = ?
+         RETURNING id, type, revision, size, sha256, updated`,
+      ),
+      current: p(
+        `SELECT s.type AS type, s.revision AS revision FROM aimm_store_model_meta s
+          WHERE s.id = ? AND s.deleted = 0`,
+      ),
+      tombstone: p('SELECT type, revision FROM aimm_store_model_meta WHERE id = ?'),
+      list: p(
+        `SELECT id, type, revision, size, sha256, updated FROM aimm_store_model_meta
+          WHERE deleted = 0 ORDER BY id`,
+      ),
+      get: p(
+        `SELECT m.id AS id, m.type AS type, m.instance AS instance, s.revision AS revision,
+                s.size AS size, s.sha256 AS sha256, s.updated AS updated
+           FROM models m JOIN aimm_store_model_meta s ON s.id = m.id WHERE m.id = ?`,
+      ),
+      instance: p('SELECT instance FROM models WHERE id = ?'),
+      count: p('SELECT count(*) AS n FROM aimm_store_model_meta WHERE deleted = 0'),
+      unhashed: p(
+        'SELECT id FROM aimm_store_model_meta WHERE deleted = 0 AND sha256 IS NULL ORDER BY id',
+      ),
+      storeHash: p('UPDATE aimm_store_model_meta SET sha256 = ?, size = ? WHERE id = ?'),
+    };
+  }
+
+  /**
+   * Opens (or creates) the file and takes it for this process: SQLite's exclusive locking mode
+   * holds the file's lock from the first transaction until close, so a second aimm-store (another
+   * process, or another backend in this one) is refused instead of writing beside us.
+   */
+  static open(options: SqliteOptions): { store: SqliteStore; report: OpenReport } {
+    const { path } = options;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+    } catch (err) {
+      throw new BackendError(
+        'unavailable',
+        `cannot create the folder of sqlite file '${path}': ${messageOf(err)}`,
+        { cause: err },
+      );
+    }
+    let db: Database.Database;
+    try {
+      db = new Database(path, { timeout: options.busyTimeoutMs });
+    } catch (err) {
+      throw new BackendError(
+        'unavailable',
+        `cannot open sqlite file '${path}': ${messageOf(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    try {
+      db.pragma('locking_mode = EXCLUSIVE');
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal') throw new Error(`cannot switch to WAL (journal mode stays '${mode}')`);
+      db.pragma(`synchronous = ${options.synchronous.toUpperCase()}`);
+      db.exec('BEGIN EXCLUSIVE');
+      let reconciled: ReconcileReport;
+      try {
+        reconciled = installSchema(db);
+        db.exec('COMMIT');
+      } catch (err) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw err;
+      }
+      const store = new SqliteStore(path, db);
+      const hashed = store.backfillHashes();
+      return { store, report: { ...reconciled, hashed, models: store.count() } };
+    } catch (err) {
+      db.close();
+      throw openError(path, err);
+    }
+  }
+
+  /** Computes the hash of models written by someone else (their triggers leave it NULL). */
+  private backfillHashes(): number {
+    const ids = (this.stmt.unhashed.all() as { id: number }[]).map((r) => r.id);
+    const chunk = 64;
+    for (let i = 0; i < ids.length; i += chunk) {
+      this.db.transaction(() => {
+        for (const id of ids.slice(i, i + chunk)) {
+          const bytes = this.instanceOf(id);
+          this.stmt.storeHash.run(sha256Hex(bytes), bytes.length, id);
+        }
+      })();
+    }
+    return ids.length;
+  }
+
+  count(): number {
+    this.checkOpen();
+    return (this.stmt.count.get() as { n: number }).n;
+  }
+
+  /** Metadata of every model, ascending by id. */
+  list(): ModelMeta[] {
+    this.checkOpen();
+    return (this.stmt.list.all() as MetaRow[]).map((r) => this.metaOf(r));
+  }
+
+  get(instanceId: number): Model | null {
+    this.checkOpen();
+    const row = this.stmt.get.get(instanceId) as (MetaRow & { instance: unknown }) | undefined;
+    if (row === undefined) return null;
+    const instance = toBuffer(row.instance);
+    const meta = this.metaOf(row, instance);
+    return { ...meta, instance };
+  }
+
+  /**
+   * Runs `ops` in one transaction (a savepoint each): one outcome per op, in order. `committed`
+   * says whether the transaction committed (when it did not, every op failed and nothing is stored).
+   */
+  applyBatch(ops: readonly WriteOp[]): { committed: boolean; outcomes: Outcome<WriteOutcome>[] } {
+    this.checkOpen();
+    const outcomes: Outcome<WriteOutcome>[] = [];
+    try {
+      this.stmt.begin.run();
+      for (const op of ops) {
+        this.stmt.savepoint.run();
+        try {
+          const value = this.applyOne(op);
+          this.stmt.release.run();
+          outcomes.push({ ok: true, value });
+        } catch (err) {
+          // SQLite rolled the whole transaction back (I/O error, disk full): nothing is stored.
+          if (!this.db.inTransaction) throw err;
+          this.stmt.rollbackTo.run();
+          this.stmt.release.run();
+          outcomes.push({ ok: false, error: writeError(err) });
+        }
+      }
+      this.stmt.commit.run();
+      return { committed: true, outcomes };
+    } catch (err) {
+      if (this.db.inTransaction) {
+        try {
+          this.stmt.rollback.run();
+        } catch {
+          // the error below is what the writers learn
+        }
+      }
+      const error = storageError(this.path, err);
+      return { committed: false, outcomes: ops.map(() => ({ ok: false, error })) };
+    }
+  }
+
+  private applyOne(op: WriteOp): WriteOutcome {
+    if (op.kind === 'create') {
+      const { lastInsertRowid } = this.stmt.insert.run(op.modelType, op.instance);
+      return { change: 'created', meta: this.finishWrite(Number(lastInsertRowid), op) };
+    }
+    const cur = this.stmt.current.get(op.instanceId) as
+      | { type: string; revision: number }
+      | undefined;
+    if (cur === undefined) {
+      throw new BackendError('not_found', `model ${op.instanceId} not found`);
+    }
+    if (op.expectedRevision !== undefined && op.expectedRevision !== cur.revision) {
+      throw new BackendError(
+        'revision_conflict',
+        `model ${op.instanceId} is at revision ${cur.revision}, expected ${op.expectedRevision}`,
+      );
+    }
+    if (op.kind === 'update') {
+      this.stmt.update.run(op.modelType, op.instance, op.instanceId);
+      return { change: 'updated', meta: this.finishWrite(op.instanceId, op) };
+    }
+    this.stmt.delete.run(op.instanceId);
+    const t = this.stmt.tombstone.get(op.instanceId) as { type: string; revision: number };
+    return {
+      change: 'deleted',
+      instanceId: op.instanceId,
+      modelType: t.type,
+      revision: t.revision,
+    };
+  }
+
+  /** Stores the hash the triggers cannot compute and reads back what they wrote. */
+  private finishWrite(id: number, op: { instance: Buffer; sha256: string }): ModelMeta {
+    const row = this.stmt.setHash.get(op.sha256, op.instance.length, id) as MetaRow | undefined;
+    if (row === undefined)
+      throw new Error(`no metadata for model ${id}: are the triggers missing?`);
+    return this.metaOf(row);
+  }
+
+  private metaOf(row: MetaRow, instance?: Buffer): ModelMeta {
+    let { sha256, size } = row;
+    if (sha256 === null) {
+      // Written by another program since open (which the lock should prevent): hash it now.
+      const bytes = instance ?? this.instanceOf(row.id);
+      sha256 = sha256Hex(bytes);
+      size = bytes.length;
+    }
+    return {
+      instanceId: row.id,
+      modelType: row.type,
+      revision: row.revision,
+      size,
+      sha256,
+      updated: row.updated,
+    };
+  }
+
+  private instanceOf(id: number): Buffer {
+    const row = this.stmt.instance.get(id) as { instance: unknown } | undefined;
+    return toBuffer(row?.instance);
+  }
+
+  /**
+   * Closes the file. It is switched back to a rollback journal first: AIMM opens its file with
+   * `nolock=1`, which cannot open a WAL-mode database.
+   */
+  close(): { journalMode: string | undefined; error?: Error } {
+    if (this.closed) return { journalMode: undefined };
+    this.closed = true;
+    let journalMode: string | undefined;
+    let error: Error | undefined;
+    try {
+      journalMode = String(this.db.pragma('journal_mode = DELETE', { simple: true }));
+    } catch (err) {
+      error = err instanceof Error ? err : new Error(String(err));
+    }
+    this.db.close();
+    return error === undefined ? { journalMode } : { journalMode, error };
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BackendError('closed', 'backend is closed');
+  }
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** AIMM stores bytes; a TEXT value (another writer) is served as its UTF-8 bytes, NULL as empty. */
+function toBuffer(v: unknown): Buffer {
+  if (Buffer.isBuffer(v)) return v;
+  if (v === null || v === undefined) return Buffer.alloc(0);
+  return Buffer.from(String(v), 'utf8');
+}
+
+function codeOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function openError(path: string, err: unknown): BackendError {
+  if (err instanceof BackendError) return err;
+  const code = codeOf(err);
+  if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_') || code === 'SQLITE_LOCKED') {
+    return new BackendError(
+      'unavailable',
+      `sqlite file '${path}' is in use by another aimm-store (another process, or another ` +
+        'backend in this process): it stays locked while its owner runs; refusing to open it',
+      { cause: err },
+    );
+  }
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return new BackendError(
+      'invalid',
+      `'${path}' is not a usable SQLite database: ${messageOf(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return new BackendError('unavailable', `cannot open sqlite file '${path}': ${messageOf(err)}`, {
+    cause: err,
+  });
+}
+
+/** An error of one write (its savepoint was rolled back; neighbours are unaffected). */
+function writeError(err: unknown): BackendError {
+  if (err instanceof BackendError) return err;
+  const code = codeOf(err);
+  if (code === 'SQLITE_TOOBIG') {
+    return new BackendError('too_large', 'instance is larger than SQLite allows', { cause: err });
+  }
+  if (code.startsWith('SQLITE_CONSTRAINT')) {
+    return new BackendError('invalid', `rejected by the database: ${messageOf(err)}`, {
+      cause: err,
+    });
+  }
+  return storageError('', err);
+}
+
+/** A failure of the file itself: nothing of the batch was stored. */
+function storageError(path: string, err: unknown): BackendError {
+  if (err instanceof BackendError) return err;
+  const code = codeOf(err);
+  const where = path === '' ? 'sqlite' : `sqlite file '${path}'`;
+  if (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR') || code === 'SQLITE_READONLY') {
+    return new BackendError('unavailable', `${where}: write failed: ${messageOf(err)}`, {
+      cause: err,
+    });
+  }
+  return new BackendError('internal', `${where}: write failed: ${messageOf(err)}`, { cause: err });
+}
