@@ -4,6 +4,7 @@
  */
 import type { Observable } from 'rxjs';
 import type { Int } from '../sbs/codec.js';
+import { markTrustedJsonPayload } from './json.js';
 
 /** Ordered segments; as one string written `a/b/c`. */
 export type EventType = readonly string[];
@@ -92,7 +93,7 @@ export interface QueryResult {
 export function jsonPayload(value: unknown): EventPayloadJson {
   const text = JSON.stringify(value);
   if (text === undefined) throw new TypeError('value has no JSON form');
-  return { kind: 'json', text };
+  return markTrustedJsonPayload({ kind: 'json', text });
 }
 
 /** Parses a JSON payload's text (throws SyntaxError on bad JSON). */

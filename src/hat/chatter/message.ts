@@ -1,0 +1,114 @@
+/**
+ * HatChatter messages (hat-drivers 0.10 `schemas_sbs/chatter.sbs`) and their TCP framing:
+ * `[m: 1 byte][k: m bytes, unsigned big-endian][body: k bytes = SBS HatChatter.Msg]`.
+ */
+import {
+  boolean,
+  bytes,
+  decode,
+  integer,
+  none,
+  record,
+  SbsError,
+  string,
+  Writer,
+} from '../sbs/codec.js';
+import { ProtocolError } from './errors.js';
+
+/** `HatChatter.Data`: the payload's full SBS type name and its SBS encoding. */
+export const DataType = record('HatChatter.Data', { type: string, data: bytes });
+
+/** `HatChatter.Msg`, fields in wire order. */
+export const MsgType = record('HatChatter.Msg', {
+  id: integer,
+  first: integer,
+  owner: boolean,
+  token: boolean,
+  last: boolean,
+  data: DataType,
+});
+
+/** `HatChatter.Ping` and `HatChatter.Pong` are `None`: their `data.data` is empty. */
+export const PingType = none;
+export const PongType = none;
+
+export const PING = 'HatChatter.Ping';
+export const PONG = 'HatChatter.Pong';
+
+/** One chatter message as it travels (ids in the sender's numbering). */
+export interface ChatterMsg {
+  id: number;
+  /** Id of the message that started the conversation, in the starter's numbering. */
+  first: number;
+  /** True when the sender of this message started the conversation. */
+  owner: boolean;
+  token: boolean;
+  /** True closes the conversation. */
+  last: boolean;
+  /** Full SBS type name of the payload, e.g. `HatEventer.MsgInitReq`. */
+  type: string;
+  /** SBS encoding of the payload. */
+  data: Uint8Array;
+}
+
+/** Body length limit used when none is configured (a frame announcing more is refused unread). */
+export const DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024;
+
+const HEADER_ROOM = 9; // 1 byte m + up to 8 length bytes
+
+/** Encodes a message as one complete frame (minimal length field, at least one byte). */
+export function encodeFrame(msg: ChatterMsg): Buffer {
+  const w = new Writer(HEADER_ROOM + 32 + msg.type.length * 3 + msg.data.length);
+  w.pos = HEADER_ROOM;
+  MsgType.write(w, {
+    id: msg.id,
+    first: msg.first,
+    owner: msg.owner,
+    token: msg.token,
+    last: msg.last,
+    data: { type: msg.type, data: msg.data },
+  });
+  const k = w.pos - HEADER_ROOM;
+  let m = 1;
+  while (m < 8 && k >= 2 ** (8 * m)) m++;
+  const start = HEADER_ROOM - 1 - m;
+  w.buf[start] = m;
+  let v = k;
+  for (let i = HEADER_ROOM - 1; i > start; i--) {
+    w.buf[i] = v % 256;
+    v = Math.floor(v / 256);
+  }
+  return w.buf.subarray(start, w.pos);
+}
+
+function messageId(value: unknown, field: string): number {
+  if (typeof value !== 'number' || value < 0) {
+    throw new ProtocolError(`chatter message ${field} ${String(value)} is not a valid message id`);
+  }
+  return value;
+}
+
+/**
+ * Decodes a frame body (without its length prefix). Like the reference reader, trailing bytes
+ * after the message are ignored. Throws {@link ProtocolError} on malformed input.
+ */
+export function decodeBody(body: Uint8Array): ChatterMsg {
+  let raw: ReturnType<typeof MsgType.read>;
+  try {
+    raw = decode(MsgType, body, true);
+  } catch (err) {
+    if (err instanceof SbsError) {
+      throw new ProtocolError(`malformed chatter message: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
+  return {
+    id: messageId(raw.id, 'id'),
+    first: messageId(raw.first, 'first'),
+    owner: raw.owner,
+    token: raw.token,
+    last: raw.last,
+    type: raw.data.type,
+    data: raw.data.data,
+  };
+}

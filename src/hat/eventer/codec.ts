@@ -1,0 +1,404 @@
+/**
+ * Mapping between the event data model (`common.ts`) and the SBS value form of the `HatEventer`
+ * schema (`schema.ts`), plus encoders/decoders of whole eventer messages.
+ *
+ * Decoding never trusts the peer: integers that do not fit the model (ids beyond 2^53, bad `us`)
+ * raise {@link ProtocolError}. Encoding validates what the caller gives and raises `TypeError` /
+ * `RangeError` before anything is sent.
+ */
+import { ProtocolError } from '../chatter/errors.js';
+import { decode, encode, type Int, SbsError, type SbsType, Writer } from '../sbs/codec.js';
+import type {
+  Event,
+  EventId,
+  EventPayload,
+  EventType,
+  QueryParams,
+  QueryResult,
+  RegisterEvent,
+  Status,
+  Timestamp,
+} from './common.js';
+import * as S from './schema.js';
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+// -------------------------------------------------------------------------------------------
+// decoding (peer → model)
+
+function safeNumber(v: Int, what: string): number {
+  if (typeof v === 'number') return v;
+  throw new ProtocolError(`${what} ${v} is out of the supported range`);
+}
+
+export function timestampFromSbs(v: S.SbsTimestamp): Timestamp {
+  return { s: v.s, us: safeNumber(v.us, 'timestamp us') };
+}
+
+export function eventIdFromSbs(v: S.SbsEventId): EventId {
+  return {
+    server: safeNumber(v.server, 'event id server'),
+    session: safeNumber(v.session, 'event id session'),
+    instance: safeNumber(v.instance, 'event id instance'),
+  };
+}
+
+export function payloadFromSbs(v: S.SbsEventPayload): EventPayload {
+  if (v[0] === 'json') return { kind: 'json', text: v[1] };
+  return { kind: 'binary', type: v[1].type, data: v[1].data };
+}
+
+export function eventFromSbs(v: S.SbsEvent): Event {
+  return {
+    id: eventIdFromSbs(v.id),
+    type: v.type,
+    timestamp: timestampFromSbs(v.timestamp),
+    sourceTimestamp: v.sourceTimestamp === null ? null : timestampFromSbs(v.sourceTimestamp),
+    payload: v.payload === null ? null : payloadFromSbs(v.payload),
+  };
+}
+
+export function registerEventFromSbs(v: S.SbsRegisterEvent): RegisterEvent {
+  return {
+    type: v.type,
+    sourceTimestamp: v.sourceTimestamp === null ? null : timestampFromSbs(v.sourceTimestamp),
+    payload: v.payload === null ? null : payloadFromSbs(v.payload),
+  };
+}
+
+export function statusFromSbs(v: S.SbsStatus): Status {
+  return v[0];
+}
+
+export function queryParamsFromSbs(v: S.SbsQueryParams): QueryParams {
+  const optTs = (t: S.SbsTimestamp | null) => (t === null ? null : timestampFromSbs(t));
+  const optId = (t: S.SbsEventId | null) => (t === null ? null : eventIdFromSbs(t));
+  const optMax = (m: Int | null) => (m === null ? null : safeNumber(m, 'maxResults'));
+  switch (v[0]) {
+    case 'latest':
+      return { kind: 'latest', eventTypes: v[1].eventTypes };
+    case 'timeseries': {
+      const p = v[1];
+      return {
+        kind: 'timeseries',
+        eventTypes: p.eventTypes,
+        tFrom: optTs(p.tFrom),
+        tTo: optTs(p.tTo),
+        sourceTFrom: optTs(p.sourceTFrom),
+        sourceTTo: optTs(p.sourceTTo),
+        order: p.order[0],
+        orderBy: p.orderBy[0],
+        maxResults: optMax(p.maxResults),
+        lastEventId: optId(p.lastEventId),
+      };
+    }
+    case 'server': {
+      const p = v[1];
+      return {
+        kind: 'server',
+        serverId: safeNumber(p.serverId, 'serverId'),
+        persisted: p.persisted,
+        maxResults: optMax(p.maxResults),
+        lastEventId: optId(p.lastEventId),
+      };
+    }
+  }
+}
+
+export function queryResultFromSbs(v: S.SbsQueryResult): QueryResult {
+  return { events: v.events.map(eventFromSbs), moreFollows: v.moreFollows };
+}
+
+// -------------------------------------------------------------------------------------------
+// encoding (model → peer), with validation of caller input
+
+function checkInt(v: unknown, what: string): Int {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new RangeError(`${what} must be an integer, got ${v}`);
+    return v;
+  }
+  if (typeof v === 'bigint') {
+    if (v < INT64_MIN || v > INT64_MAX) throw new RangeError(`${what} ${v} is beyond int64`);
+    return v;
+  }
+  throw new TypeError(`${what} must be an integer, got ${typeof v}`);
+}
+
+export function checkEventType(t: unknown, what = 'event type'): EventType {
+  if (!Array.isArray(t)) throw new TypeError(`${what} must be an array of strings`);
+  for (const seg of t) {
+    if (typeof seg !== 'string') throw new TypeError(`${what} must be an array of strings`);
+  }
+  return t as EventType;
+}
+
+export function timestampToSbs(t: Timestamp, what = 'timestamp'): S.SbsTimestamp {
+  if (typeof t !== 'object' || t === null) throw new TypeError(`${what} must be {s, us}`);
+  const s = checkInt(t.s, `${what}.s`);
+  const us = checkInt(t.us, `${what}.us`);
+  if (typeof us !== 'number' || us < 0 || us >= 1_000_000) {
+    throw new RangeError(`${what}.us must be in [0, 1000000), got ${us}`);
+  }
+  return { s, us };
+}
+
+export function eventIdToSbs(id: EventId, what = 'event id'): S.SbsEventId {
+  if (typeof id !== 'object' || id === null) throw new TypeError(`${what} must be an object`);
+  return {
+    server: checkInt(id.server, `${what}.server`),
+    session: checkInt(id.session, `${what}.session`),
+    instance: checkInt(id.instance, `${what}.instance`),
+  };
+}
+
+export function payloadToSbs(p: EventPayload): S.SbsEventPayload {
+  if (p.kind === 'json') {
+    if (typeof p.text !== 'string') throw new TypeError('json payload text must be a string');
+    return ['json', p.text];
+  }
+  if (p.kind === 'binary') {
+    if (typeof p.type !== 'string') throw new TypeError('binary payload type must be a string');
+    if (!(p.data instanceof Uint8Array)) throw new TypeError('binary payload data must be bytes');
+    return ['binary', { type: p.type, data: p.data }];
+  }
+  throw new TypeError(`unknown payload kind ${String((p as { kind: unknown }).kind)}`);
+}
+
+export function eventToSbs(e: Event): S.SbsEvent {
+  return {
+    id: eventIdToSbs(e.id),
+    type: checkEventType(e.type) as string[],
+    timestamp: timestampToSbs(e.timestamp),
+    sourceTimestamp:
+      e.sourceTimestamp === null ? null : timestampToSbs(e.sourceTimestamp, 'sourceTimestamp'),
+    payload: e.payload === null ? null : payloadToSbs(e.payload),
+  };
+}
+
+export function registerEventToSbs(e: RegisterEvent): S.SbsRegisterEvent {
+  if (typeof e !== 'object' || e === null) throw new TypeError('register event must be an object');
+  return {
+    type: checkEventType(e.type) as string[],
+    sourceTimestamp:
+      e.sourceTimestamp === null || e.sourceTimestamp === undefined
+        ? null
+        : timestampToSbs(e.sourceTimestamp, 'sourceTimestamp'),
+    payload: e.payload === null || e.payload === undefined ? null : payloadToSbs(e.payload),
+  };
+}
+
+export function statusToSbs(s: Status): S.SbsStatus {
+  if (s !== 'standby' && s !== 'starting' && s !== 'operational' && s !== 'stopping') {
+    throw new TypeError(`unknown status ${String(s)}`);
+  }
+  return [s, null];
+}
+
+function typesToSbs(types: readonly EventType[] | null | undefined): string[][] | null {
+  if (types === null || types === undefined) return null;
+  if (!Array.isArray(types)) throw new TypeError('eventTypes must be an array of event types');
+  return types.map((t) => checkEventType(t, 'query event type') as string[]);
+}
+
+function maxResultsToSbs(m: number | null | undefined): Int | null {
+  if (m === null || m === undefined) return null;
+  const v = checkInt(m, 'maxResults');
+  if (v < 0) throw new RangeError(`maxResults must not be negative, got ${v}`);
+  return v;
+}
+
+export function queryParamsToSbs(p: QueryParams): S.SbsQueryParams {
+  const optTs = (t: Timestamp | null | undefined, what: string) =>
+    t === null || t === undefined ? null : timestampToSbs(t, what);
+  const optId = (id: EventId | null | undefined) =>
+    id === null || id === undefined ? null : eventIdToSbs(id, 'lastEventId');
+  switch (p.kind) {
+    case 'latest':
+      return ['latest', { eventTypes: typesToSbs(p.eventTypes) }];
+    case 'timeseries': {
+      const order = p.order ?? 'descending';
+      const orderBy = p.orderBy ?? 'timestamp';
+      if (order !== 'descending' && order !== 'ascending')
+        throw new TypeError(`bad order ${order}`);
+      if (orderBy !== 'timestamp' && orderBy !== 'sourceTimestamp') {
+        throw new TypeError(`bad orderBy ${orderBy}`);
+      }
+      return [
+        'timeseries',
+        {
+          eventTypes: typesToSbs(p.eventTypes),
+          tFrom: optTs(p.tFrom, 'tFrom'),
+          tTo: optTs(p.tTo, 'tTo'),
+          sourceTFrom: optTs(p.sourceTFrom, 'sourceTFrom'),
+          sourceTTo: optTs(p.sourceTTo, 'sourceTTo'),
+          order: [order, null],
+          orderBy: [orderBy, null],
+          maxResults: maxResultsToSbs(p.maxResults),
+          lastEventId: optId(p.lastEventId),
+        },
+      ];
+    }
+    case 'server':
+      return [
+        'server',
+        {
+          serverId: checkInt(p.serverId, 'serverId'),
+          persisted: Boolean(p.persisted),
+          maxResults: maxResultsToSbs(p.maxResults),
+          lastEventId: optId(p.lastEventId),
+        },
+      ];
+    default:
+      throw new TypeError(`unknown query kind ${String((p as { kind: unknown }).kind)}`);
+  }
+}
+
+export function queryResultToSbs(r: QueryResult): S.SbsQueryResult {
+  return { events: r.events.map(eventToSbs), moreFollows: r.moreFollows };
+}
+
+// -------------------------------------------------------------------------------------------
+// whole messages
+
+export interface InitRequest {
+  clientName: string;
+  clientToken: string | null;
+  subscriptions: EventType[];
+  serverId: number | null;
+  persisted: boolean;
+}
+
+export type InitResponse = { kind: 'success'; status: Status } | { kind: 'error'; message: string };
+
+/** `null` = failure (the server is not operational). */
+export type RegisterResponse = Event[] | null;
+
+export const MSG_INIT_REQ = 'HatEventer.MsgInitReq';
+export const MSG_INIT_RES = 'HatEventer.MsgInitRes';
+export const MSG_STATUS_NOTIFY = 'HatEventer.MsgStatusNotify';
+export const MSG_EVENTS_NOTIFY = 'HatEventer.MsgEventsNotify';
+export const MSG_EVENTS_ACK = 'HatEventer.MsgEventsAck';
+export const MSG_REGISTER_REQ = 'HatEventer.MsgRegisterReq';
+export const MSG_REGISTER_RES = 'HatEventer.MsgRegisterRes';
+export const MSG_QUERY_REQ = 'HatEventer.MsgQueryReq';
+export const MSG_QUERY_RES = 'HatEventer.MsgQueryRes';
+
+const writer = new Writer(64 * 1024);
+
+function enc<T>(type: SbsType<T>, value: T): Buffer {
+  // The shared writer's buffer is copied out by `encode`; large values grow it only transiently.
+  const out = encode(type, value, writer);
+  if (writer.buf.length > 1024 * 1024) writer.buf = Buffer.allocUnsafe(64 * 1024);
+  return out;
+}
+
+/** Decodes an eventer payload; SBS errors become {@link ProtocolError}s naming the message. */
+export function decodePayload<T>(type: SbsType<T>, data: Uint8Array): T {
+  try {
+    return decode(type, data);
+  } catch (err) {
+    if (err instanceof SbsError) {
+      throw new ProtocolError(`malformed ${type.name}: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+export function encodeInitReq(req: InitRequest): Buffer {
+  if (typeof req.clientName !== 'string') throw new TypeError('clientName must be a string');
+  if (req.clientToken !== null && typeof req.clientToken !== 'string') {
+    throw new TypeError('clientToken must be a string or null');
+  }
+  if (!Array.isArray(req.subscriptions)) throw new TypeError('subscriptions must be an array');
+  return enc(S.MsgInitReq, {
+    clientName: req.clientName,
+    clientToken: req.clientToken,
+    subscriptions: req.subscriptions.map((t) => checkEventType(t, 'subscription') as string[]),
+    serverId: req.serverId === null ? null : checkInt(req.serverId, 'serverId'),
+    persisted: Boolean(req.persisted),
+  });
+}
+
+export function decodeInitReq(data: Uint8Array): InitRequest {
+  const v = decodePayload(S.MsgInitReq, data);
+  return {
+    clientName: v.clientName,
+    clientToken: v.clientToken,
+    subscriptions: v.subscriptions,
+    serverId: v.serverId === null ? null : safeNumber(v.serverId, 'serverId'),
+    persisted: v.persisted,
+  };
+}
+
+export function encodeInitRes(res: InitResponse): Buffer {
+  return enc(
+    S.MsgInitRes,
+    res.kind === 'success' ? ['success', statusToSbs(res.status)] : ['error', res.message],
+  );
+}
+
+export function decodeInitRes(data: Uint8Array): InitResponse {
+  const v = decodePayload(S.MsgInitRes, data);
+  return v[0] === 'success'
+    ? { kind: 'success', status: statusFromSbs(v[1]) }
+    : { kind: 'error', message: v[1] };
+}
+
+export function encodeStatusNotify(status: Status): Buffer {
+  return enc(S.MsgStatusNotify, statusToSbs(status));
+}
+
+export function decodeStatusNotify(data: Uint8Array): Status {
+  return statusFromSbs(decodePayload(S.MsgStatusNotify, data));
+}
+
+export function encodeEventsNotify(events: readonly Event[]): Buffer {
+  return enc(S.MsgEventsNotify, events.map(eventToSbs));
+}
+
+export function decodeEventsNotify(data: Uint8Array): Event[] {
+  return decodePayload(S.MsgEventsNotify, data).map(eventFromSbs);
+}
+
+export function encodeEventsAck(): Buffer {
+  return Buffer.alloc(0);
+}
+
+export function decodeEventsAck(data: Uint8Array): null {
+  return decodePayload(S.MsgEventsAck, data);
+}
+
+export function encodeRegisterReq(events: readonly RegisterEvent[]): Buffer {
+  if (!Array.isArray(events)) throw new TypeError('register events must be an array');
+  return enc(S.MsgRegisterReq, events.map(registerEventToSbs));
+}
+
+export function decodeRegisterReq(data: Uint8Array): RegisterEvent[] {
+  return decodePayload(S.MsgRegisterReq, data).map(registerEventFromSbs);
+}
+
+export function encodeRegisterRes(res: RegisterResponse): Buffer {
+  return enc(S.MsgRegisterRes, res === null ? ['failure', null] : ['events', res.map(eventToSbs)]);
+}
+
+export function decodeRegisterRes(data: Uint8Array): RegisterResponse {
+  const v = decodePayload(S.MsgRegisterRes, data);
+  return v[0] === 'events' ? v[1].map(eventFromSbs) : null;
+}
+
+export function encodeQueryReq(params: QueryParams): Buffer {
+  return enc(S.MsgQueryReq, queryParamsToSbs(params));
+}
+
+export function decodeQueryReq(data: Uint8Array): QueryParams {
+  return queryParamsFromSbs(decodePayload(S.MsgQueryReq, data));
+}
+
+export function encodeQueryRes(result: QueryResult): Buffer {
+  return enc(S.MsgQueryRes, queryResultToSbs(result));
+}
+
+export function decodeQueryRes(data: Uint8Array): QueryResult {
+  return queryResultFromSbs(decodePayload(S.MsgQueryRes, data));
+}

@@ -1,0 +1,28 @@
+/** The Hat protocol library: SBS codec, chatter transport, eventer client (the `./hat` export). */
+
+export {
+  ConnectError,
+  ConnectionClosedError,
+  FrameTooLargeError,
+  HatConnectionError,
+  PingTimeoutError,
+  ProtocolError,
+} from './chatter/errors.js';
+export * as chatter from './chatter/index.js';
+export { connect, EventerInitError } from './eventer/client.js';
+export type {
+  Event,
+  EventerClient,
+  EventId,
+  EventPayload,
+  EventType,
+  QueryParams,
+  QueryResult,
+  RegisterEvent,
+  Status,
+  Timestamp,
+} from './eventer/common.js';
+export { jsonPayload, matches, parseJsonPayload } from './eventer/common.js';
+export { createHatConnector } from './eventer/connector.js';
+export * as eventer from './eventer/index.js';
+export * as sbs from './sbs/index.js';

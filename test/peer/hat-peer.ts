@@ -1,0 +1,674 @@
+/**
+ * A Hat event server for tests (hat-event 0.9.42 behaviour as the protocol notes §3.3, §5 and §8
+ * describe it and the recordings in `hat-vectors/conversations/` show it):
+ *
+ * - init: the first non-ping message must be `MsgInitReq` (else close, no reply); a subscription
+ *   with `*` not last → `error('invalid query event type')`; a token that differs from
+ *   `serverToken` → `error('invalid client token')`; after an init error the connection is closed
+ *   `initErrorCloseMs` (500) later. On success, when operational, the event
+ *   `['event', serverId, 'eventer', clientName]` "CONNECTED" is registered (other subscribers see
+ *   it, the new client does not) before `MsgInitRes.success(status)`; "DISCONNECTED" on close.
+ * - register: one session per request, one timestamp per session, instances 1..n; persisted=false
+ *   subscribers are notified before the response; persisted=true subscribers after the flush
+ *   (`flushDelayMs` after the register, or {@link HatPeer.flush}), one notify per batch. Empty
+ *   request → `events([])` and no session. Not operational (or `failRegisters`) → `failure`.
+ *   Invalid JSON payload → connection closed, nothing registered. JSON payloads are re-emitted in
+ *   Python `json.dumps` style unless `normaliseJson` is false.
+ * - queries: latest (over `latestSubscriptions`, insertion order), timeseries (filters, order,
+ *   `lastEventId` sentinel, `maxResults` capped by `timeseriesMaxResults`), server (id order,
+ *   `persisted` = flushed only; `lastEventId.server != serverId` closes the connection).
+ * - any protocol violation closes the connection without a reply; pings both ways.
+ *
+ * Known, deliberate differences from the real server: a payload with NaN/Infinity/1e400 only
+ * closes the offending connection (the real server dies); unflushed events are always returned
+ * in correct order (no LMDB merge quirk).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { Connection, type ReceivedMsg } from '../../src/hat/chatter/connection.js';
+import { ConnectionClosedError, ProtocolError } from '../../src/hat/chatter/errors.js';
+import {
+  decodeEventsAck,
+  decodeInitReq,
+  decodeQueryReq,
+  decodeRegisterReq,
+  encodeEventsNotify,
+  encodeInitRes,
+  encodeQueryRes,
+  encodeRegisterRes,
+  encodeStatusNotify,
+  type InitRequest,
+  MSG_EVENTS_ACK,
+  MSG_EVENTS_NOTIFY,
+  MSG_INIT_REQ,
+  MSG_INIT_RES,
+  MSG_QUERY_REQ,
+  MSG_QUERY_RES,
+  MSG_REGISTER_REQ,
+  MSG_REGISTER_RES,
+  MSG_STATUS_NOTIFY,
+} from '../../src/hat/eventer/codec.js';
+import {
+  type Event,
+  type EventId,
+  type EventPayload,
+  type EventType,
+  isValidQueryType,
+  matchesAny,
+  type QueryLatestParams,
+  type QueryParams,
+  type QueryResult,
+  type QueryServerParams,
+  type QueryTimeseriesParams,
+  type RegisterEvent,
+  type Status,
+  type Timestamp,
+} from '../../src/hat/eventer/common.js';
+import { checkJsonText, pythonJsonDumps } from '../../src/hat/eventer/json.js';
+
+export interface HatPeerOptions {
+  host?: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  serverId?: number;
+  /** Clients presenting a different token are refused; null/undefined accepts any. */
+  serverToken?: string | null;
+  status?: Status;
+  /** Persisted notifies and the persisted store follow a register after this many ms (50). */
+  flushDelayMs?: number;
+  pingDelay?: number;
+  pingTimeout?: number;
+  maxFrameSize?: number;
+  timeseriesMaxResults?: number;
+  /** Re-emit JSON payloads in Python json.dumps style (default true). */
+  normaliseJson?: boolean;
+  /** Event types kept for `latest` queries (default [['*']]). */
+  latestSubscriptions?: EventType[];
+  /** Register the engine's `['event', serverId, 'engine']` "STARTED" event (default true). */
+  engineEvents?: boolean;
+  /** Delay before closing after an init error, ms (default 500 like the real server). */
+  initErrorCloseMs?: number;
+}
+
+export interface PeerClientInfo {
+  clientName: string;
+  clientToken: string | null;
+  subscriptions: EventType[];
+  serverId: number | null;
+  persisted: boolean;
+}
+
+export interface HatPeer {
+  readonly host: string;
+  readonly port: number;
+  readonly serverId: number;
+  /** Everything stored, in id order. */
+  readonly events: readonly Event[];
+  /** Open TCP connections (initialised or not). */
+  connectionCount(): number;
+  /** Init info of the currently connected, initialised clients. */
+  clients(): PeerClientInfo[];
+  readonly status: Status;
+  /** Sets the status and notifies clients (MsgStatusNotify). */
+  setStatus(s: Status): void;
+  /** Flushes now: persisted subscribers get their notifies, persisted queries see everything. */
+  flush(): void;
+  /** Closes the listener and all connections; keeps the store. */
+  stop(): Promise<void>;
+  /** Listens again on the same port. */
+  start(): Promise<void>;
+  /** Forgets all events; sessions restart at 1 (a Hat database reset). */
+  resetStore(): void;
+  /** Answer register requests with `failure` (nothing registered). */
+  failRegisters(on: boolean): void;
+  /** Stop reading and answering anything (pings included), or resume. */
+  stall(on: boolean): void;
+  /** Destroys the open connections, optionally after `afterBytes` more bytes sent on each. */
+  cutConnections(opts?: { afterBytes?: number }): void;
+  /** Registers server-side, as another writer would; returns the created events. */
+  register(events: RegisterEvent[]): Event[];
+  /**
+   * Sends a MsgEventsNotify to every initialised client whose subscription matches, like the
+   * eventer server library's `notify_events`; `withAck` sends last=false and resolves once every
+   * addressed client acknowledged (or disconnected).
+   */
+  notify(events: Event[], opts?: { persisted?: boolean; withAck?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+function typeKey(t: EventType): string {
+  return JSON.stringify(t);
+}
+
+export function compareTimestamps(a: Timestamp, b: Timestamp): number {
+  if (a.s !== b.s) return a.s < b.s ? -1 : 1;
+  return a.us - b.us;
+}
+
+function compareIds(a: EventId, b: EventId): number {
+  return a.server - b.server || a.session - b.session || a.instance - b.instance;
+}
+
+function sameId(a: EventId, b: EventId): boolean {
+  return a.server === b.server && a.session === b.session && a.instance === b.instance;
+}
+
+function nowTimestamp(): Timestamp {
+  const ms = performance.timeOrigin + performance.now();
+  const s = Math.floor(ms / 1000);
+  const us = Math.min(999_999, Math.round((ms - s * 1000) * 1000));
+  return { s, us };
+}
+
+class PeerConnection {
+  readonly conn: Connection;
+  info: PeerClientInfo | null = null;
+  initFailed = false;
+  readonly acks = new Map<number, () => void>();
+
+  constructor(
+    readonly peer: Peer,
+    readonly socket: Socket,
+  ) {
+    this.conn = new Connection(socket, {
+      pingDelay: peer.opts.pingDelay,
+      pingTimeout: peer.opts.pingTimeout,
+      maxFrameSize: peer.opts.maxFrameSize,
+      onMessage: (msg) => peer.onMessage(this, msg),
+      onClose: () => peer.onConnectionClosed(this),
+    });
+  }
+}
+
+class Peer implements HatPeer {
+  readonly opts: Required<Omit<HatPeerOptions, 'serverToken' | 'port'>> & {
+    serverToken: string | null;
+  };
+  host: string;
+  port: number;
+  readonly serverId: number;
+  private currentStatus: Status;
+  private server: Server | null = null;
+  private readonly connections = new Set<PeerConnection>();
+  private stopping = false;
+  private stalled = false;
+  private failingRegisters = false;
+
+  private store: Event[] = [];
+  private flushedCount = 0;
+  private latest = new Map<string, Event>();
+  private session = 0;
+  private lastTimestamp: Timestamp = { s: 0, us: 0 };
+  private pendingFlush: Event[][] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private engineStarted = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(options: HatPeerOptions) {
+    this.opts = {
+      host: options.host ?? '127.0.0.1',
+      serverId: options.serverId ?? 1,
+      serverToken: options.serverToken ?? null,
+      status: options.status ?? 'operational',
+      flushDelayMs: options.flushDelayMs ?? 50,
+      pingDelay: options.pingDelay ?? 20_000,
+      pingTimeout: options.pingTimeout ?? 20_000,
+      maxFrameSize: options.maxFrameSize ?? 256 * 1024 * 1024,
+      timeseriesMaxResults: options.timeseriesMaxResults ?? 4096,
+      normaliseJson: options.normaliseJson ?? true,
+      latestSubscriptions: options.latestSubscriptions ?? [['*']],
+      engineEvents: options.engineEvents ?? true,
+      initErrorCloseMs: options.initErrorCloseMs ?? 500,
+    };
+    this.host = this.opts.host;
+    this.port = options.port ?? 0;
+    this.serverId = this.opts.serverId;
+    this.currentStatus = this.opts.status;
+    if (this.currentStatus === 'operational') this.startEngine();
+  }
+
+  get events(): readonly Event[] {
+    return this.store;
+  }
+
+  get status(): Status {
+    return this.currentStatus;
+  }
+
+  connectionCount(): number {
+    return this.connections.size;
+  }
+
+  clients(): PeerClientInfo[] {
+    return [...this.connections].flatMap((c) => (c.info === null ? [] : [c.info]));
+  }
+
+  // -- lifecycle ---------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    if (this.server !== null) return;
+    const server = createServer((socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', () => {});
+    const addr = server.address();
+    if (addr !== null && typeof addr === 'object') this.port = addr.port;
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    this.stopping = true;
+    try {
+      const closing = [...this.connections].map((c) =>
+        c.conn.abort(new ConnectionClosedError('peer stopped')),
+      );
+      if (server !== null) {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+      await Promise.all(closing);
+    } finally {
+      this.stopping = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private accept(socket: Socket): void {
+    if (this.server === null) {
+      socket.destroy();
+      return;
+    }
+    const pc = new PeerConnection(this, socket);
+    this.connections.add(pc);
+    if (this.stalled) pc.conn.pause();
+  }
+
+  // -- controls ----------------------------------------------------------------------------
+
+  setStatus(s: Status): void {
+    if (s === this.currentStatus) return;
+    this.currentStatus = s;
+    if (s === 'operational') this.startEngine();
+    const data = encodeStatusNotify(s);
+    for (const c of this.connections) {
+      if (c.info !== null && c.conn.isOpen) c.conn.send(MSG_STATUS_NOTIFY, data, { last: true });
+    }
+  }
+
+  flush(): void {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.flushedCount = this.store.length;
+    const batches = this.pendingFlush;
+    this.pendingFlush = [];
+    for (const batch of batches) this.notifySubscribers(batch, true);
+  }
+
+  resetStore(): void {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.store = [];
+    this.flushedCount = 0;
+    this.latest = new Map();
+    this.session = 0;
+    this.pendingFlush = [];
+    this.engineStarted = false;
+    if (this.currentStatus === 'operational') this.startEngine();
+  }
+
+  failRegisters(on: boolean): void {
+    this.failingRegisters = on;
+  }
+
+  stall(on: boolean): void {
+    this.stalled = on;
+    for (const c of this.connections) {
+      if (on) c.conn.pause();
+      else c.conn.resume();
+    }
+  }
+
+  cutConnections(opts: { afterBytes?: number } = {}): void {
+    for (const c of [...this.connections]) {
+      const socket = c.socket;
+      if (opts.afterBytes === undefined) {
+        socket.destroy();
+        continue;
+      }
+      let budget = opts.afterBytes;
+      if (budget <= 0) {
+        socket.destroy();
+        continue;
+      }
+      const write = socket.write.bind(socket) as (chunk: Uint8Array, cb?: () => void) => boolean;
+      (socket as { write: unknown }).write = (chunk: Uint8Array, ...rest: unknown[]) => {
+        if (socket.destroyed) return false;
+        const cb = rest.find((x) => typeof x === 'function') as (() => void) | undefined;
+        if (chunk.length < budget) {
+          budget -= chunk.length;
+          return write(chunk, cb);
+        }
+        const part = chunk.subarray(0, budget);
+        budget = 0;
+        write(part, () => socket.destroy());
+        return false;
+      };
+    }
+  }
+
+  register(events: RegisterEvent[]): Event[] {
+    if (this.currentStatus !== 'operational') {
+      throw new Error(`peer is ${this.currentStatus}, not operational`);
+    }
+    return this.registerEvents(events.map((e) => this.normaliseEvent(e)));
+  }
+
+  notify(events: Event[], opts: { persisted?: boolean; withAck?: boolean } = {}): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const c of this.connections) {
+      if (c.info === null || !c.conn.isOpen || c.info.persisted !== (opts.persisted ?? false))
+        continue;
+      const matching = this.filterFor(c.info, events);
+      if (matching.length === 0) continue;
+      const conv = c.conn.send(MSG_EVENTS_NOTIFY, encodeEventsNotify(matching), {
+        last: !opts.withAck,
+      });
+      if (opts.withAck) {
+        waits.push(
+          new Promise<void>((resolve) => {
+            c.acks.set(conv.first, resolve);
+          }),
+        );
+      }
+    }
+    return Promise.all(waits).then(() => undefined);
+  }
+
+  // -- store -------------------------------------------------------------------------------
+
+  private startEngine(): void {
+    if (this.engineStarted) return;
+    this.engineStarted = true;
+    if (this.opts.engineEvents) {
+      this.registerEvents([
+        {
+          type: ['event', String(this.serverId), 'engine'],
+          sourceTimestamp: null,
+          payload: { kind: 'json', text: '"STARTED"' },
+        },
+      ]);
+    }
+  }
+
+  private nextTimestamp(): Timestamp {
+    let t = nowTimestamp();
+    if (compareTimestamps(t, this.lastTimestamp) < 0) t = { ...this.lastTimestamp };
+    this.lastTimestamp = t;
+    return t;
+  }
+
+  /** Validates (and normalises) a json payload the way the server's json.loads/dumps would. */
+  private normalisePayload(p: EventPayload | null): EventPayload | null {
+    if (p === null || p.kind !== 'json') return p;
+    if (this.opts.normaliseJson) return { kind: 'json', text: pythonJsonDumps(p.text) };
+    checkJsonText(p.text);
+    return p;
+  }
+
+  private normaliseEvent(e: RegisterEvent): RegisterEvent {
+    return {
+      type: e.type,
+      sourceTimestamp: e.sourceTimestamp,
+      payload: this.normalisePayload(e.payload),
+    };
+  }
+
+  /** One session: one timestamp, instances 1..n; notifies, schedules the flush. */
+  private registerEvents(events: RegisterEvent[]): Event[] {
+    if (events.length === 0) return [];
+    const session = ++this.session;
+    const timestamp = this.nextTimestamp();
+    const created: Event[] = events.map((e, i) => ({
+      id: { server: this.serverId, session, instance: i + 1 },
+      type: [...e.type],
+      timestamp: { ...timestamp },
+      sourceTimestamp: e.sourceTimestamp === null ? null : { ...e.sourceTimestamp },
+      payload: e.payload,
+    }));
+    for (const e of created) {
+      this.store.push(e);
+      if (matchesAny(e.type, this.opts.latestSubscriptions)) this.latest.set(typeKey(e.type), e);
+    }
+    this.notifySubscribers(created, false);
+    this.pendingFlush.push(created);
+    if (this.flushTimer === null) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.flush();
+      }, this.opts.flushDelayMs);
+      this.flushTimer.unref();
+    }
+    return created;
+  }
+
+  private filterFor(info: PeerClientInfo, events: readonly Event[]): Event[] {
+    return events.filter(
+      (e) =>
+        (info.serverId === null || e.id.server === info.serverId) &&
+        matchesAny(e.type, info.subscriptions),
+    );
+  }
+
+  private notifySubscribers(events: readonly Event[], persisted: boolean): void {
+    for (const c of this.connections) {
+      if (c.info === null || c.info.persisted !== persisted || !c.conn.isOpen) continue;
+      const matching = this.filterFor(c.info, events);
+      if (matching.length === 0) continue;
+      c.conn.send(MSG_EVENTS_NOTIFY, encodeEventsNotify(matching), { last: true });
+    }
+  }
+
+  // -- protocol ----------------------------------------------------------------------------
+
+  onMessage(pc: PeerConnection, msg: ReceivedMsg): void {
+    if (pc.initFailed) return;
+    if (pc.info === null) {
+      if (msg.type !== MSG_INIT_REQ) {
+        throw new ProtocolError(`invalid init request type ${msg.type}`);
+      }
+      this.handleInit(pc, decodeInitReq(msg.data), msg);
+      return;
+    }
+    switch (msg.type) {
+      case MSG_REGISTER_REQ:
+        this.handleRegister(pc, msg);
+        return;
+      case MSG_QUERY_REQ:
+        this.handleQuery(pc, msg);
+        return;
+      case MSG_EVENTS_ACK: {
+        decodeEventsAck(msg.data);
+        const ack = msg.conv.owner ? pc.acks.get(msg.conv.first) : undefined;
+        if (ack !== undefined) {
+          pc.acks.delete(msg.conv.first);
+          ack();
+        }
+        return;
+      }
+      default:
+        throw new ProtocolError(`unsupported message type ${msg.type}`);
+    }
+  }
+
+  private handleInit(pc: PeerConnection, req: InitRequest, msg: ReceivedMsg): void {
+    let error: string | null = null;
+    if (!req.subscriptions.every(isValidQueryType)) error = 'invalid query event type';
+    else if (req.clientToken !== null && req.clientToken !== this.opts.serverToken) {
+      error = 'invalid client token';
+    }
+    if (error !== null) {
+      pc.initFailed = true;
+      pc.conn.send(MSG_INIT_RES, encodeInitRes({ kind: 'error', message: error }), {
+        conv: msg.conv,
+        last: true,
+      });
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        void pc.conn.close();
+      }, this.opts.initErrorCloseMs);
+      this.timers.add(timer);
+      return;
+    }
+    const info: PeerClientInfo = {
+      clientName: req.clientName,
+      clientToken: req.clientToken,
+      subscriptions: req.subscriptions,
+      serverId: req.serverId,
+      persisted: req.persisted,
+    };
+    if (this.currentStatus === 'operational')
+      this.registerEventerEvent(info.clientName, 'CONNECTED');
+    pc.info = info;
+    pc.conn.send(MSG_INIT_RES, encodeInitRes({ kind: 'success', status: this.currentStatus }), {
+      conv: msg.conv,
+      last: true,
+    });
+  }
+
+  private registerEventerEvent(clientName: string, what: 'CONNECTED' | 'DISCONNECTED'): void {
+    this.registerEvents([
+      {
+        type: ['event', String(this.serverId), 'eventer', clientName],
+        sourceTimestamp: null,
+        payload: { kind: 'json', text: JSON.stringify(what) },
+      },
+    ]);
+  }
+
+  onConnectionClosed(pc: PeerConnection): void {
+    this.connections.delete(pc);
+    for (const ack of pc.acks.values()) ack();
+    pc.acks.clear();
+    if (pc.info !== null && !this.stopping && this.currentStatus === 'operational') {
+      this.registerEventerEvent(pc.info.clientName, 'DISCONNECTED');
+    }
+  }
+
+  private handleRegister(pc: PeerConnection, msg: ReceivedMsg): void {
+    const requested = decodeRegisterReq(msg.data);
+    // Like the server: every payload is parsed before anything is registered; a bad one closes.
+    const events = requested.map((e) => {
+      try {
+        return this.normaliseEvent(e);
+      } catch (err) {
+        throw new ProtocolError(`register: ${(err as Error).message}`, { cause: err });
+      }
+    });
+    let result: Event[] | null;
+    if (this.currentStatus !== 'operational' || this.failingRegisters) result = null;
+    else result = this.registerEvents(events);
+    if (!msg.last) {
+      pc.conn.send(MSG_REGISTER_RES, encodeRegisterRes(result), { conv: msg.conv, last: true });
+    }
+  }
+
+  private handleQuery(pc: PeerConnection, msg: ReceivedMsg): void {
+    const params = decodeQueryReq(msg.data);
+    const result = this.query(params);
+    pc.conn.send(MSG_QUERY_RES, encodeQueryRes(result), { conv: msg.conv, last: true });
+  }
+
+  private checkTypes(types: readonly EventType[] | null): void {
+    if (types !== null && !types.every(isValidQueryType)) {
+      throw new ProtocolError('invalid query event type');
+    }
+  }
+
+  private maxResults(requested: number | null): number {
+    const cap = this.opts.timeseriesMaxResults;
+    return requested === null ? cap : Math.max(0, Math.min(requested, cap));
+  }
+
+  query(params: QueryParams): QueryResult {
+    switch (params.kind) {
+      case 'latest':
+        return this.queryLatest(params);
+      case 'timeseries':
+        return this.queryTimeseries(params);
+      case 'server':
+        return this.queryServer(params);
+    }
+  }
+
+  private queryLatest(params: QueryLatestParams): QueryResult {
+    this.checkTypes(params.eventTypes);
+    const types = params.eventTypes;
+    const events = [...this.latest.values()].filter(
+      (e) => types === null || matchesAny(e.type, types),
+    );
+    return { events, moreFollows: false };
+  }
+
+  private queryTimeseries(p: QueryTimeseriesParams): QueryResult {
+    this.checkTypes(p.eventTypes);
+    const bySource = p.orderBy === 'sourceTimestamp';
+    const key = (e: Event) => (bySource ? (e.sourceTimestamp as Timestamp) : e.timestamp);
+    const inRange = (t: Timestamp | null, from: Timestamp | null, to: Timestamp | null) => {
+      if (from === null && to === null) return true;
+      if (t === null) return false;
+      return (
+        (from === null || compareTimestamps(from, t) <= 0) &&
+        (to === null || compareTimestamps(t, to) <= 0)
+      );
+    };
+    let events = this.store.filter(
+      (e) =>
+        (!bySource || e.sourceTimestamp !== null) &&
+        (p.eventTypes === null || matchesAny(e.type, p.eventTypes)) &&
+        inRange(e.timestamp, p.tFrom, p.tTo) &&
+        inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo),
+    );
+    events.sort((a, b) => compareTimestamps(key(a), key(b)) || compareIds(a.id, b.id));
+    if (p.order === 'descending') events.reverse();
+    if (p.lastEventId !== null) {
+      const last = p.lastEventId;
+      const i = events.findIndex((e) => sameId(e.id, last));
+      if (i < 0) return { events: [], moreFollows: false };
+      events = events.slice(i + 1);
+    }
+    const max = this.maxResults(p.maxResults);
+    return { events: events.slice(0, max), moreFollows: events.length > max };
+  }
+
+  private queryServer(p: QueryServerParams): QueryResult {
+    if (p.lastEventId !== null && p.lastEventId.server !== p.serverId) {
+      throw new ProtocolError('server query: lastEventId.server differs from serverId');
+    }
+    const source = p.persisted ? this.store.slice(0, this.flushedCount) : this.store;
+    const last = p.lastEventId;
+    const events = source.filter(
+      (e) => e.id.server === p.serverId && (last === null || compareIds(e.id, last) > 0),
+    );
+    const max = this.maxResults(p.maxResults);
+    return { events: events.slice(0, max), moreFollows: events.length > max };
+  }
+}
+
+/** Starts a test peer listening on `host:port` (a free port by default). */
+export async function startHatPeer(opts: HatPeerOptions = {}): Promise<HatPeer> {
+  const peer = new Peer(opts);
+  await peer.start();
+  return peer;
+}
