@@ -1,0 +1,102 @@
+/**
+ * The HTTP control, built-in `aimm-store/controls/http`: liveness, readiness, Prometheus metrics
+ * and raw model bytes (see `http/handler.ts` for the routes). Config (`schemas/controls/http.yaml`):
+ * `server: {host, port}`, `allow_non_loopback` (default false: the control has no authentication,
+ * so a non-loopback address is refused unless explicitly allowed), `models` (default true).
+ */
+import { createServer, type Server } from 'node:http';
+import type { ConfigIssue } from '../common/schema.js';
+import { createHandler } from './http/handler.js';
+import { isLoopbackHost } from './http/loopback.js';
+import type { Control, ControlConf, ControlContext } from './types.js';
+
+/** The schema of this control's config part (in `schemas/controls/http.yaml`). */
+export const confSchema = 'aimm-store://controls/http.yaml#';
+
+export interface HttpControlConf extends ControlConf {
+  server: { host: string; port: number };
+  allow_non_loopback?: boolean;
+  models?: boolean;
+}
+
+/** How long close() lets in-flight responses finish before cutting connections. */
+const CLOSE_GRACE_MS = 2000;
+
+/** Checks beyond the schema: the loopback rule. Paths are prefixed with `basePath`. */
+export function checkConf(conf: ControlConf, basePath = '$'): ConfigIssue[] {
+  const c = conf as Partial<HttpControlConf>;
+  const host = c.server?.host;
+  if (typeof host !== 'string' || isLoopbackHost(host) || c.allow_non_loopback === true) return [];
+  return [
+    {
+      path: `${basePath}.server.host`,
+      rule: 'loopback',
+      message:
+        `'${host}' is not a loopback address; the HTTP control has no authentication, ` +
+        'so set allow_non_loopback: true to expose it deliberately',
+    },
+  ];
+}
+
+export async function create(conf: ControlConf, context: ControlContext): Promise<Control> {
+  const c = conf as HttpControlConf;
+  const issue = checkConf(conf)[0];
+  if (issue !== undefined) throw new Error(`http control refused: ${issue.message}`);
+  const logger = context.logger.child({ control: 'http' });
+  const requests = context.metrics.counter(
+    'http_requests_total',
+    'HTTP control requests by route and status code',
+  );
+  const server = createServer(
+    { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 },
+    createHandler({ context, serveModels: c.models !== false, requests, logger }),
+  );
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  const address = await listen(server, c.server.host, c.server.port);
+  logger.info({ host: address.host, port: address.port }, 'listening');
+  let closing: Promise<void> | null = null;
+  return {
+    address,
+    close() {
+      closing ??= closeServer(server).then(() => logger.info('closed'));
+      return closing;
+    },
+  };
+}
+
+function listen(
+  server: Server,
+  host: string,
+  port: number,
+): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(
+        new Error(`http control cannot listen on ${host}:${port}: ${err.code ?? err.message}`, {
+          cause: err,
+        }),
+      );
+    };
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      server.on('error', () => {});
+      const a = server.address();
+      resolve({ host, port: typeof a === 'object' && a !== null ? a.port : port });
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    const grace = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+    server.close(() => {
+      clearTimeout(grace);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,221 @@
+/**
+ * The daemon's life: start backend → controls → recovery → ready; stop in reverse.
+ *
+ * Start: create the backend (through its module's `create`) → start every control in config order
+ * (they listen at once, so /healthz and /readyz answer during recovery, but no client request is
+ * served yet: the controls' backend waits) → wait for the backend's recovery → open the controls'
+ * backend → `READY=1`.
+ * Stop (idempotent; a stop during start aborts the start): `STOPPING=1` → refuse new requests and
+ * let in-flight ones finish (the drain) → close the controls, last first → close the backend
+ * (which finishes or fails its own in-flight writes). Time bounds are the caller's (see run.ts).
+ */
+import type { Logger } from 'pino';
+import type { Subscription } from 'rxjs';
+import type { LoadedBackend } from '../backend/loader.js';
+import type { Backend, BackendStatus, HatConnector } from '../backend/types.js';
+import type { MetricsRegistry } from '../common/metrics.js';
+import type { Control, DaemonStatus } from '../controls/types.js';
+import type { DaemonConfig, LoadedControl } from './config.js';
+import { buildHatConnector } from './hat.js';
+import { countChanges, registerDaemonMetrics } from './metrics.js';
+import { type Notifier, startWatchdog } from './notify.js';
+import { ServedBackend } from './served-backend.js';
+
+export type DaemonState =
+  | 'created'
+  | 'starting'
+  | 'recovering'
+  | 'running'
+  | 'stopping'
+  | 'stopped';
+
+export interface DaemonParts {
+  config: DaemonConfig;
+  backend: LoadedBackend;
+  controls: LoadedControl[];
+  logger: Logger;
+  metrics: MetricsRegistry;
+  notifier: Notifier;
+  /** How often recovery progress is reported in `STATUS=` (ms); default 1000. */
+  progressIntervalMs?: number;
+}
+
+/** A failure to start; the message names the module and the cause. */
+export class DaemonStartError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DaemonStartError';
+  }
+}
+
+export class Daemon {
+  private stateValue: DaemonState = 'created';
+  private backend: Backend | null = null;
+  private served: ServedBackend | null = null;
+  private readonly controls: Control[] = [];
+  private changes: Subscription | null = null;
+  private stopWatchdog: () => void = () => {};
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  private stopRequested: () => void = () => {};
+  private readonly stopSignal = new Promise<void>((resolve) => {
+    this.stopRequested = resolve;
+  });
+
+  constructor(private readonly parts: DaemonParts) {
+    registerDaemonMetrics(parts.metrics, {
+      name: parts.config.name,
+      ready: () => this.status().ready,
+      backendStatus: () => this.backend?.status() ?? null,
+    });
+  }
+
+  get state(): DaemonState {
+    return this.stateValue;
+  }
+
+  /** Ready = recovered, every control started, and the backend ready (e.g. Hat connected). */
+  status(): DaemonStatus {
+    const backend: BackendStatus = this.backend?.status() ?? {
+      ready: false,
+      detail: this.stateValue,
+    };
+    return { ready: this.stateValue === 'running' && backend.ready, backend };
+  }
+
+  /** Resolves when running; resolves early (not running) when a stop came first; rejects on failure. */
+  start(): Promise<void> {
+    this.starting ??= this.run();
+    return this.starting;
+  }
+
+  stop(reason: string): Promise<void> {
+    this.stopping ??= this.shutdown(reason);
+    return this.stopping;
+  }
+
+  private get aborted(): boolean {
+    return this.stopping !== null;
+  }
+
+  private async run(): Promise<void> {
+    const { config, logger, metrics, notifier } = this.parts;
+    this.stateValue = 'starting';
+    notifier.send({ STATUS: 'starting' });
+
+    let hat: HatConnector | null = null;
+    if (config.hat !== null) {
+      try {
+        hat = await buildHatConnector(config.hat, config.name);
+      } catch (err) {
+        throw new DaemonStartError(`cannot set up the Hat connection: ${errorText(err)}`, {
+          cause: err,
+        });
+      }
+    }
+    const backend = await this.parts.backend.create({
+      name: config.name,
+      logger: logger.child({ component: 'backend' }),
+      metrics,
+      hat,
+    });
+    this.backend = backend;
+    this.served = new ServedBackend(backend, metrics);
+    this.changes = countChanges(backend.changes$, metrics);
+    logger.info({ module: this.parts.backend.specifier }, 'backend created');
+    if (this.aborted) return;
+
+    for (const control of this.parts.controls) {
+      try {
+        this.controls.push(
+          await control.module.create(control.conf, {
+            name: config.name,
+            logger: logger.child({ component: 'control' }),
+            metrics,
+            backend: this.served,
+            status: () => this.status(),
+          }),
+        );
+      } catch (err) {
+        throw new DaemonStartError(
+          `control module '${control.conf.module}' (${control.path}) failed to start: ${errorText(err)}`,
+          { cause: err },
+        );
+      }
+      if (this.aborted) return;
+    }
+
+    this.stateValue = 'recovering';
+    logger.info('recovering');
+    const stopProgress = this.reportProgress(backend);
+    try {
+      await Promise.race([backend.whenReady(), this.stopSignal]);
+    } catch (err) {
+      throw new DaemonStartError(
+        `backend module '${this.parts.backend.specifier}' failed to recover: ${errorText(err)}`,
+        { cause: err },
+      );
+    } finally {
+      stopProgress();
+    }
+    if (this.aborted) return;
+
+    this.served.open();
+    this.stateValue = 'running';
+    const status = backend.status();
+    logger.info({ controls: this.controls.map((c) => c.address), backend: status }, 'ready');
+    notifier.send({ READY: 1, STATUS: status.ready ? 'ready' : `running: ${status.detail ?? ''}` });
+    this.stopWatchdog = startWatchdog(notifier, () => this.stateValue === 'running');
+  }
+
+  /** While recovering: `STATUS=recovering: <detail>` whenever the backend's detail changes. */
+  private reportProgress(backend: Backend): () => void {
+    let last = '';
+    const tick = () => {
+      const detail = backend.status().detail ?? '';
+      if (detail === last && last !== '') return;
+      last = detail;
+      this.parts.notifier.send({ STATUS: detail === '' ? 'recovering' : `recovering: ${detail}` });
+    };
+    tick();
+    const timer = setInterval(tick, this.parts.progressIntervalMs ?? 1000);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private async shutdown(reason: string): Promise<void> {
+    const { logger, notifier } = this.parts;
+    const from = this.stateValue;
+    this.stateValue = 'stopping';
+    this.stopRequested();
+    this.stopWatchdog();
+    notifier.send({ STOPPING: 1, STATUS: `stopping (${reason})` });
+    logger.info({ reason, from }, 'stopping');
+
+    // A start in progress finishes its current step (e.g. a backend create) before cleanup.
+    await this.starting?.catch(() => {});
+    if (this.served !== null) {
+      this.served.stopAccepting();
+      const inFlight = this.served.operationsInFlight;
+      if (inFlight > 0) logger.info({ inFlight }, 'draining requests in flight');
+      await this.served.drain();
+    }
+    for (const control of [...this.controls].reverse()) {
+      await control.close().catch((err: unknown) => {
+        logger.error({ err, address: control.address }, 'control failed to close');
+      });
+    }
+    if (this.backend !== null) {
+      await this.backend.close().catch((err: unknown) => {
+        logger.error({ err }, 'backend failed to close');
+      });
+    }
+    this.changes?.unsubscribe();
+    this.stateValue = 'stopped';
+    logger.info({ reason }, 'stopped');
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
