@@ -89,6 +89,12 @@ export class SqliteBackend implements Backend {
     return this.options.path;
   }
 
+  /** The file's SQLite settings in effect (journal mode, locking mode, synchronous level). */
+  settings(): { journalMode: string; lockingMode: string; synchronous: string } {
+    this.checkReadable();
+    return this.store.settings();
+  }
+
   async getModels(): Promise<ModelMeta[]> {
     this.checkReadable();
     this.metrics.reads.inc({ op: 'list' });

@@ -293,6 +293,18 @@ export class SqliteStore {
     return error === undefined ? { journalMode } : { journalMode, error };
   }
 
+  /** The connection's settings, as SQLite reports them (for status pages and tests). */
+  settings(): { journalMode: string; lockingMode: string; synchronous: string } {
+    this.checkOpen();
+    const levels = ['off', 'normal', 'full', 'extra'];
+    const sync = Number(this.db.pragma('synchronous', { simple: true }));
+    return {
+      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
+      lockingMode: String(this.db.pragma('locking_mode', { simple: true })),
+      synchronous: levels[sync] ?? String(sync),
+    };
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }
