@@ -1,0 +1,31 @@
+/**
+ * `aimm-store/client`: a TypeScript client for the aimm-store daemon's Juggler API.
+ *
+ * ```ts
+ * import { JugglerClient } from 'aimm-store/client';
+ * const client = await JugglerClient.connect('ws://127.0.0.1:9950/', { username, password });
+ * const meta = await client.put('plugins.sklearn.SVC', bytes);
+ * client.watch().subscribe((change) => console.log(change));
+ * ```
+ */
+export {
+  AuthenticationError,
+  type ClientState,
+  type ConnectOptions,
+  DEFAULT_ADDRESS,
+  JugglerClient,
+  type ModelChangeEvent,
+  type ModelInfo,
+  type PutOptions,
+  type RemoveResult,
+  type StoredModel,
+} from './client.js';
+export {
+  ConnectionClosedError,
+  type ConnectionOptions,
+  JugglerConnection,
+  type Notification,
+  RequestFailedError,
+} from './connection.js';
+export { applyPatch, type JsonPatchOp, PatchError } from './patch.js';
+export type { Framing } from './wire.js';

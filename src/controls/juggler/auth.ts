@@ -1,0 +1,57 @@
+/**
+ * The configured users and the login check. Passwords are configured as the SHA-256 hex of the
+ * clear password, and AIMM's client sends that hex. The check compares SHA-256 digests of both
+ * sides with `crypto.timingSafeEqual` (equal-length buffers), and always walks every user, so its
+ * timing tells neither which part was wrong nor where in the list a user is.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+export interface UserConf {
+  username: string;
+  /** SHA-256 hex of the clear password. */
+  password: string;
+}
+
+/** Constant-time string equality (the time depends on neither the contents nor the lengths' match). */
+export function constantTimeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+export type Compare = (given: string, expected: string) => boolean;
+
+export class Users {
+  private readonly users: readonly UserConf[];
+
+  constructor(
+    users: readonly UserConf[],
+    private readonly compare: Compare = constantTimeEqual,
+  ) {
+    this.users = users.map((u) => ({ username: u.username, password: u.password.toLowerCase() }));
+  }
+
+  get size(): number {
+    return this.users.length;
+  }
+
+  /** True when `username` and `passwordHex` (SHA-256 hex, any case) match a configured user. */
+  check(username: string, passwordHex: string): boolean {
+    const pw = passwordHex.toLowerCase();
+    let ok = false;
+    for (const u of this.users) {
+      // Both comparisons run for every user: no early exit on a name or a match.
+      const nameOk = this.compare(username, u.username);
+      const pwOk = this.compare(pw, u.password);
+      ok = (nameOk && pwOk) || ok;
+    }
+    return ok;
+  }
+}
+
+/** The SHA-256 hex that clients send (and configs store) for a clear password. */
+export function hashPassword(clear: string): string {
+  return createHash('sha256').update(clear, 'utf8').digest('hex');
+}

@@ -1,0 +1,93 @@
+/**
+ * The two Juggler framings (juggler.md):
+ * - hat-juggler 0.6: every WebSocket text message is one whole JSON message;
+ * - hat-juggler 0.7: every text message starts with a type character: `0` last (or only) segment
+ *   of a JSON message, `1` a segment with more to follow, `2` ping, `3` pong.
+ * Detection is by the first character of the first message a client sends.
+ */
+
+export type Framing = '0.6' | '0.7';
+
+/** The framing a connection's first message announces, or null when it is neither. */
+export function detectFraming(firstMessage: string): Framing | null {
+  const c = firstMessage.charCodeAt(0);
+  if (c === 0x7b /* { */) return '0.6';
+  if (c >= 0x30 && c <= 0x33 /* 0..3 */) return '0.7';
+  return null;
+}
+
+/** The WebSocket text messages that carry one JSON text in `framing`. */
+export function encodeFrames(framing: Framing, json: string, maxSegmentSize: number): string[] {
+  if (framing === '0.6') return [json];
+  if (json.length <= maxSegmentSize) return [`0${json}`];
+  const frames: string[] = [];
+  for (let pos = 0; pos < json.length; pos += maxSegmentSize) {
+    const end = pos + maxSegmentSize;
+    frames.push((end < json.length ? '1' : '0') + json.slice(pos, end));
+  }
+  return frames;
+}
+
+/** Result of feeding one `0`/`1` segment to a {@link SegmentAssembler}. */
+export type AssembleResult =
+  | { kind: 'partial' }
+  | { kind: 'message'; text: string }
+  /** The message grew over the limit; `head` is its first characters (to find the request id). */
+  | { kind: 'too_large'; head: string; length: number };
+
+const HEAD_CHARS = 512;
+
+/**
+ * Joins 0.7 segments into JSON texts, refusing to hold more than `maxMessageSize` characters:
+ * past the limit only the head is kept and the rest of the message is counted and dropped.
+ */
+export class SegmentAssembler {
+  private parts: string[] = [];
+  private length = 0;
+  private overflowHead: string | null = null;
+
+  constructor(private readonly maxMessageSize: number) {}
+
+  /** Characters currently held for an unfinished message. */
+  get buffered(): number {
+    return this.overflowHead === null ? this.length : 0;
+  }
+
+  push(payload: string, last: boolean): AssembleResult {
+    this.length += payload.length;
+    if (this.overflowHead === null) {
+      if (this.length > this.maxMessageSize) {
+        const joined = this.parts.join('') + payload.slice(0, HEAD_CHARS);
+        this.overflowHead = joined.slice(0, HEAD_CHARS);
+        this.parts = [];
+      } else {
+        this.parts.push(payload);
+      }
+    }
+    if (!last) return { kind: 'partial' };
+    const length = this.length;
+    this.length = 0;
+    if (this.overflowHead !== null) {
+      const head = this.overflowHead;
+      this.overflowHead = null;
+      return { kind: 'too_large', head, length };
+    }
+    const text = this.parts.length === 1 ? (this.parts[0] as string) : this.parts.join('');
+    this.parts = [];
+    return { kind: 'message', text };
+  }
+}
+
+/**
+ * The request id of a message that is too large to parse, read from its head: `"id": N` before
+ * any `"data"` member (as every Juggler client orders them). Null when it cannot be read safely.
+ */
+export function peekRequestId(head: string): number | null {
+  const dataAt = head.indexOf('"data"');
+  const scope = dataAt < 0 ? head : head.slice(0, dataAt);
+  if (!/"type"\s*:\s*"request"/.test(scope)) return null;
+  const m = /"id"\s*:\s*(-?\d{1,16})\s*[,}]/.exec(scope);
+  if (m === null) return null;
+  const id = Number(m[1]);
+  return Number.isSafeInteger(id) ? id : null;
+}

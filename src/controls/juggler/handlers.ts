@@ -1,0 +1,210 @@
+/**
+ * The requests of the Juggler control: AIMM's REPL requests with AIMM's keys and replies (`login`,
+ * `logout`, `add_instance`, `update_instance`; `create_instance`, `fit`, `predict` refused: this
+ * daemon stores models, it does not run them), and ours (`get_instance`, `remove_instance`,
+ * `list_instances`, `expected_revision`, `meta_only`). Handlers validate every field and turn
+ * backend failures into error texts for the client; they never throw anything else.
+ */
+import type { Logger } from 'pino';
+import { type Backend, BackendError, type ModelMeta } from '../../backend/types.js';
+import type { Users } from './auth.js';
+import { decodeStrictBase64 } from './base64.js';
+
+/** What a handler may do to its session. */
+export interface SessionAccess {
+  readonly authorized: boolean;
+  login(username: string): void;
+  logout(): void;
+  /** Close the connection (code 1000) once the response has been sent. */
+  closeAfterResponse(): void;
+}
+
+export interface HandlerEnv {
+  backend: Backend;
+  /** null: open (no login required). */
+  users: Users | null;
+  logger: Logger;
+  onLoginFailure(username: string): void;
+}
+
+export interface Outcome {
+  success: boolean;
+  data: unknown;
+}
+
+/** A failure whose message is the error text sent to the client. */
+export class RequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
+type Handler = (data: unknown, session: SessionAccess, env: HandlerEnv) => Promise<unknown>;
+
+const ENGINE_CALLS = new Set(['create_instance', 'fit', 'predict']);
+
+const handlers: Readonly<Record<string, Handler>> = {
+  logout: async (_data, session) => {
+    session.logout();
+    return null;
+  },
+  add_instance: async (data, _session, env) => {
+    const d = object(data, 'add_instance');
+    const modelType = modelTypeOf(d);
+    const { b64, bytes } = instanceOf(d);
+    if (d.expected_revision !== undefined && d.expected_revision !== null)
+      throw new RequestError('expected_revision applies to update_instance and remove_instance');
+    const r = await env.backend.createModel(modelType, bytes);
+    return flag(d, 'meta_only') ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
+  },
+  update_instance: async (data, _session, env) => {
+    const d = object(data, 'update_instance');
+    const modelType = modelTypeOf(d);
+    const id = instanceIdOf(d);
+    const { b64, bytes } = instanceOf(d);
+    const r = await env.backend.updateModel(id, modelType, bytes, revisionOption(d));
+    return flag(d, 'meta_only') ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
+  },
+  get_instance: async (data, _session, env) => {
+    const d = object(data, 'get_instance');
+    const id = instanceIdOf(d);
+    const model = await env.backend.getModel(id);
+    if (model === null) throw new RequestError(`model ${id} not found`);
+    const { instance, ...meta } = model;
+    if (flag(d, 'meta_only')) return metaReply(meta);
+    const b64 = Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString(
+      'base64',
+    );
+    return { ...aimmReply(meta, b64), ...metaFields(meta) };
+  },
+  remove_instance: async (data, _session, env) => {
+    const d = object(data, 'remove_instance');
+    const id = instanceIdOf(d);
+    const r = await env.backend.deleteModel(id, revisionOption(d));
+    return { instance_id: r.instanceId, model_type: r.modelType, revision: r.revision, ack: r.ack };
+  },
+  list_instances: async (_data, _session, env) => {
+    const metas = await env.backend.getModels();
+    return metas.map((m) => metaReply(m));
+  },
+};
+
+/** Names this control answers (anything else gets AIMM's `{"success": false}`). */
+export const KNOWN_REQUESTS: ReadonlySet<string> = new Set([
+  'login',
+  ...Object.keys(handlers),
+  ...ENGINE_CALLS,
+]);
+
+/** Runs one request; resolves with the Juggler outcome, never rejects. */
+export async function handleRequest(
+  name: string,
+  data: unknown,
+  session: SessionAccess,
+  env: HandlerEnv,
+): Promise<Outcome> {
+  try {
+    if (name === 'login') return { success: true, data: login(data, session, env) };
+    if (!KNOWN_REQUESTS.has(name)) {
+      // AIMM's quirk, kept for its clients: unknown names are not Juggler errors.
+      return { success: true, data: { success: false } };
+    }
+    if (!session.authorized) throw new RequestError('unauthorized action');
+    if (ENGINE_CALLS.has(name))
+      throw new RequestError(
+        `aimm-store persists models and does not run them: '${name}' is not supported`,
+      );
+    const handler = handlers[name] as Handler;
+    return { success: true, data: await handler(data, session, env) };
+  } catch (err) {
+    if (err instanceof RequestError || err instanceof BackendError)
+      return { success: false, data: err.message };
+    env.logger.error({ err, request: name }, 'request failed');
+    return { success: false, data: 'internal error' };
+  }
+}
+
+function login(data: unknown, session: SessionAccess, env: HandlerEnv): { success: boolean } {
+  const d = object(data, 'login');
+  if (typeof d.username !== 'string' || typeof d.password !== 'string')
+    throw new RequestError('login needs username and password strings');
+  if (env.users === null || env.users.check(d.username, d.password)) {
+    session.login(d.username);
+    return { success: true };
+  }
+  env.onLoginFailure(d.username);
+  session.closeAfterResponse();
+  return { success: false };
+}
+
+function object(data: unknown, request: string): Record<string, unknown> {
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new RequestError(`${request} data must be an object`);
+  return data as Record<string, unknown>;
+}
+
+function modelTypeOf(d: Record<string, unknown>): string {
+  if (typeof d.model_type !== 'string' || d.model_type === '')
+    throw new RequestError('model_type must be a non-empty string');
+  return d.model_type;
+}
+
+function instanceIdOf(d: Record<string, unknown>): number {
+  const id = d.instance_id;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1)
+    throw new RequestError(`instance_id must be a positive integer, got ${describe(id)}`);
+  return id;
+}
+
+function instanceOf(d: Record<string, unknown>): { b64: string; bytes: Buffer } {
+  if (typeof d.instance_b64 !== 'string') throw new RequestError('instance_b64 must be a string');
+  const bytes = decodeStrictBase64(d.instance_b64);
+  if (bytes === null)
+    throw new RequestError(
+      'instance_b64 is not valid standard base64 (A-Z a-z 0-9 + /, padded with =, no line breaks)',
+    );
+  return { b64: d.instance_b64, bytes };
+}
+
+function revisionOption(d: Record<string, unknown>): { expectedRevision?: number } {
+  const r = d.expected_revision;
+  if (r === undefined || r === null) return {};
+  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 0)
+    throw new RequestError(`expected_revision must be a non-negative integer, got ${describe(r)}`);
+  return { expectedRevision: r };
+}
+
+function flag(d: Record<string, unknown>, key: string): boolean {
+  const v = d[key];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw new RequestError(`${key} must be a boolean`);
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.slice(0, 40))}`;
+  if (typeof v === 'number') return String(v);
+  if (v === undefined) return 'nothing';
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+}
+
+/** AIMM's model shape: `{instance_id, model_type, instance}`. */
+function aimmReply(meta: ModelMeta, b64: string): Record<string, unknown> {
+  return { instance_id: meta.instanceId, model_type: meta.modelType, instance: b64 };
+}
+
+function metaFields(meta: ModelMeta): Record<string, unknown> {
+  return { revision: meta.revision, size: meta.size, sha256: meta.sha256, updated: meta.updated };
+}
+
+/** Our metadata shape: `{instance_id, model_type, revision, size, sha256, updated[, ack]}`. */
+function metaReply(meta: ModelMeta, ack?: string): Record<string, unknown> {
+  const r: Record<string, unknown> = {
+    instance_id: meta.instanceId,
+    model_type: meta.modelType,
+    ...metaFields(meta),
+  };
+  if (ack !== undefined) r.ack = ack;
+  return r;
+}

@@ -1,0 +1,58 @@
+/**
+ * Juggler messages: parsing what a client sends and the texts the server sends, with the key
+ * orders hat-juggler uses (response: type, id, data, success; state: type, diff; notify: type,
+ * name, data) in Python's `json.dumps` format.
+ */
+import type { PatchOp } from './patch.js';
+import { pyDumps } from './pyjson.js';
+
+export interface Request {
+  id: number;
+  name: string;
+  data: unknown;
+}
+
+/** Why a client message is not a request we can answer. */
+export class MessageError extends Error {
+  /** Set when the message is a request whose id could be read (answer it with an error). */
+  readonly id: number | null;
+  constructor(message: string, id: number | null = null) {
+    super(message);
+    this.name = 'MessageError';
+    this.id = id;
+  }
+}
+
+export function parseRequest(text: string): Request {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    throw new MessageError('message is not valid JSON');
+  }
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg))
+    throw new MessageError('message is not a JSON object');
+  const m = msg as Record<string, unknown>;
+  if (m.type !== 'request')
+    throw new MessageError(`unsupported message type ${typeForLog(m.type)}`);
+  if (typeof m.id !== 'number' || !Number.isSafeInteger(m.id))
+    throw new MessageError('request id is not an integer');
+  if (typeof m.name !== 'string') throw new MessageError('request name is not a string', m.id);
+  return { id: m.id, name: m.name, data: m.data === undefined ? null : m.data };
+}
+
+function typeForLog(t: unknown): string {
+  return typeof t === 'string' ? `'${t.slice(0, 32)}'` : typeof t;
+}
+
+export function responseText(id: number, success: boolean, data: unknown): string {
+  return pyDumps({ type: 'response', id, data, success });
+}
+
+export function stateText(diff: readonly PatchOp[]): string {
+  return pyDumps({ type: 'state', diff });
+}
+
+export function notifyText(name: string, data: unknown): string {
+  return pyDumps({ type: 'notify', name, data });
+}

@@ -1,0 +1,146 @@
+/**
+ * The control's view of the stored models, kept current from the backend's change stream, and the
+ * Juggler state built from it: `{"models": {"<id>": entry}, "actions": {}}`. Snapshots are
+ * immutable and share unchanged entries, so diffing consecutive snapshots touches only what
+ * changed. With `withInstances`, entries carry the base64 instance (AIMM's client needs it): those
+ * entries are replaced only once the new bytes have been read, so an entry is never half updated.
+ */
+import type { Logger } from 'pino';
+import type { Subscription } from 'rxjs';
+import type { Backend, ModelChange, ModelMeta } from '../../backend/types.js';
+
+export type ModelEntry = Readonly<Record<string, unknown>>;
+
+export interface StateRoot {
+  readonly models: Readonly<Record<string, ModelEntry>>;
+  readonly actions: Readonly<Record<string, never>>;
+}
+
+const NO_ACTIONS: Readonly<Record<string, never>> = Object.freeze({});
+/** What a session that may not see models gets (AIMM's state before login). */
+export const EMPTY_STATE: StateRoot = Object.freeze({
+  models: Object.freeze({}),
+  actions: NO_ACTIONS,
+});
+
+export interface ModelViewListener {
+  /** Every change from the backend, in order. */
+  change(change: ModelChange): void;
+  /** The state changed; a new snapshot is available. */
+  dirty(): void;
+}
+
+/** A state entry: AIMM's keys in AIMM's order, then our metadata. */
+export function modelEntry(meta: ModelMeta, instanceB64?: string): ModelEntry {
+  const e: Record<string, unknown> = { instance_id: meta.instanceId, model_type: meta.modelType };
+  if (instanceB64 !== undefined) e.instance = instanceB64;
+  e.revision = meta.revision;
+  e.size = meta.size;
+  e.sha256 = meta.sha256;
+  e.updated = meta.updated;
+  return e;
+}
+
+interface Slot {
+  revision: number;
+  entry: ModelEntry;
+}
+
+export class ModelView {
+  private readonly slots = new Map<number, Slot>();
+  /** Deleted ids and their tombstone revision: late reads must not bring them back. */
+  private readonly gone = new Map<number, number>();
+  private snap: StateRoot = EMPTY_STATE;
+  private stale = true;
+  private subscription: Subscription | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly withInstances: boolean,
+    private readonly logger: Logger,
+    private readonly listener: ModelViewListener,
+  ) {}
+
+  /** Subscribes to changes first, then loads what is stored (merged by revision). */
+  async start(): Promise<void> {
+    this.subscription = this.backend.changes$.subscribe({
+      next: (c) => this.onChange(c),
+      error: (err: unknown) => this.logger.error({ err }, 'backend change stream failed'),
+    });
+    const metas = await this.backend.getModels();
+    if (this.withInstances) {
+      for (const meta of metas) await this.fetch(meta.instanceId, meta.revision);
+    } else {
+      for (const meta of metas) this.put(meta);
+    }
+  }
+
+  get count(): number {
+    return this.slots.size;
+  }
+
+  /** The current state (a new object only when something changed since the last call). */
+  snapshot(): StateRoot {
+    if (this.stale) {
+      const models: Record<string, ModelEntry> = {};
+      for (const id of [...this.slots.keys()].sort((a, b) => a - b)) {
+        models[String(id)] = (this.slots.get(id) as Slot).entry;
+      }
+      this.snap = { models, actions: NO_ACTIONS };
+      this.stale = false;
+    }
+    return this.snap;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.subscription?.unsubscribe();
+    this.subscription = null;
+  }
+
+  private onChange(c: ModelChange): void {
+    if (c.change === 'deleted') {
+      this.gone.set(c.instanceId, Math.max(c.revision, this.gone.get(c.instanceId) ?? 0));
+      if (this.slots.delete(c.instanceId)) this.markStale();
+    } else if (this.withInstances || c.meta === undefined) {
+      void this.fetch(c.instanceId, c.revision);
+    } else {
+      this.put(c.meta);
+    }
+    this.listener.change(c);
+  }
+
+  private put(meta: ModelMeta, instanceB64?: string): void {
+    const id = meta.instanceId;
+    if ((this.gone.get(id) ?? 0) >= meta.revision) return;
+    const cur = this.slots.get(id);
+    if (cur !== undefined && cur.revision >= meta.revision) return;
+    this.slots.set(id, { revision: meta.revision, entry: modelEntry(meta, instanceB64) });
+    this.markStale();
+  }
+
+  private async fetch(id: number, minRevision: number): Promise<void> {
+    try {
+      const model = await this.backend.getModel(id);
+      if (model === null || this.closed) return;
+      if (model.revision < minRevision) return;
+      const { instance, ...meta } = model;
+      this.put(
+        meta,
+        this.withInstances
+          ? Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString(
+              'base64',
+            )
+          : undefined,
+      );
+    } catch (err) {
+      this.logger.error({ err, instance_id: id }, 'cannot read a changed model for the state');
+    }
+  }
+
+  private markStale(): void {
+    this.stale = true;
+    this.listener.dirty();
+  }
+}

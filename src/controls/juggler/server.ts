@@ -1,0 +1,260 @@
+/**
+ * The Juggler WebSocket server: accepts connections (any path, no subprotocol, no compression),
+ * keeps one {@link Session} per connection, and runs the state sync. Changes are batched: a flush
+ * runs `flushDelayMs` after the first change (AIMM's autoflush), computes each session's JSON
+ * Patch from the state it holds to the state it may see (sessions in the same place share one
+ * diff text), sends it, then the `model_change` notifications of the batch.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { Backend, ModelChange } from '../../backend/types.js';
+import type { MetricsRegistry } from '../../common/metrics.js';
+import type { Control } from '../types.js';
+import { Users } from './auth.js';
+import type { Settings } from './conf.js';
+import type { HandlerEnv } from './handlers.js';
+import { KNOWN_REQUESTS } from './handlers.js';
+import { notifyText, stateText } from './messages.js';
+import { EMPTY_STATE, ModelView, type StateRoot } from './model-view.js';
+import { diff } from './patch.js';
+import { Session, type SessionEvent, type SessionHost } from './session.js';
+
+export interface ServerContext {
+  logger: Logger;
+  metrics: MetricsRegistry;
+  backend: Backend;
+}
+
+/** Data of a `model_change` notification. */
+export function changeData(c: ModelChange): Record<string, unknown> {
+  const d: Record<string, unknown> = {
+    change: c.change,
+    instance_id: c.instanceId,
+    model_type: c.modelType,
+    revision: c.revision,
+    origin: c.origin,
+  };
+  if (c.meta !== undefined) {
+    d.size = c.meta.size;
+    d.sha256 = c.meta.sha256;
+    d.updated = c.meta.updated;
+  }
+  return d;
+}
+
+export class JugglerServer implements Control, SessionHost {
+  readonly env: HandlerEnv;
+  readonly logger: Logger;
+  private readonly sessions = new Set<Session>();
+  private readonly view: ModelView;
+  private wss: WebSocketServer | null = null;
+  private batch: ModelChange[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
+  private listenAddress: { host: string; port: number } = { host: '', port: 0 };
+  private readonly m;
+
+  constructor(
+    readonly settings: Settings,
+    private readonly ctx: ServerContext,
+  ) {
+    this.logger = ctx.logger;
+    const reg = ctx.metrics;
+    this.m = {
+      connections: reg.gauge('juggler_connections', 'Open Juggler connections'),
+      requests: reg.counter(
+        'juggler_requests_total',
+        'Juggler requests answered, by name and result',
+      ),
+      rejected: reg.counter(
+        'juggler_rejected_total',
+        'Juggler messages or connections refused, by reason',
+      ),
+      logins: reg.counter('juggler_logins_total', 'Juggler login attempts, by result'),
+      notifications: reg.counter('juggler_notifications_total', 'model_change notifications sent'),
+    };
+    this.env = {
+      backend: ctx.backend,
+      users: settings.users === null ? null : new Users(settings.users),
+      logger: ctx.logger,
+      onLoginFailure: (username) => {
+        this.m.logins.inc({ result: 'failure' });
+        this.logger.warn({ user: username }, 'login failed');
+      },
+    };
+    this.view = new ModelView(ctx.backend, settings.stateInstances, ctx.logger, {
+      change: (c) => {
+        this.batch.push(c);
+        this.scheduleFlush();
+      },
+      dirty: () => this.scheduleFlush(),
+    });
+  }
+
+  get address(): { host: string; port: number } {
+    return this.listenAddress;
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  async start(): Promise<void> {
+    await this.ctx.backend.whenReady();
+    await this.view.start();
+    const s = this.settings;
+    const wss = new WebSocketServer({
+      host: s.host,
+      port: s.port,
+      // Room for a message a little over the limit (answered with an error) and for segments.
+      maxPayload: s.maxMessageSize + 65_536 + 16,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.wss = wss;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        wss.once('listening', resolve);
+        wss.once('error', reject);
+      });
+    } catch (err) {
+      this.view.close();
+      wss.close();
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new Error(`juggler control cannot listen on ${s.host}:${s.port}: ${reason}`, {
+        cause: err,
+      });
+    }
+    wss.on('error', (err) => this.logger.error({ err }, 'juggler listener error'));
+    wss.on('connection', (ws, req) => this.onConnection(ws, req));
+    const addr = wss.address();
+    const port = typeof addr === 'object' && addr !== null ? addr.port : s.port;
+    this.listenAddress = { host: s.host, port };
+    this.logger.info(
+      {
+        control: 'juggler',
+        host: s.host,
+        port,
+        framing: s.framing,
+        login: s.users !== null,
+        state_instances: s.stateInstances,
+      },
+      'listening',
+    );
+  }
+
+  close(): Promise<void> {
+    if (this.closing === null) this.closing = this.doClose();
+    return this.closing;
+  }
+
+  // SessionHost
+  stateChanged(_session: Session): void {
+    this.scheduleFlush();
+  }
+
+  closed(session: Session): void {
+    if (this.sessions.delete(session)) this.m.connections.dec();
+  }
+
+  count(e: SessionEvent): void {
+    if (e.kind === 'request') {
+      const name = KNOWN_REQUESTS.has(e.name) ? e.name : 'other';
+      this.m.requests.inc({ name, result: e.success ? 'ok' : 'error' });
+    } else if (e.kind === 'rejected') {
+      this.m.rejected.inc({ reason: e.reason });
+    } else if (e.success) {
+      this.m.logins.inc({ result: 'success' });
+    }
+  }
+
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    if (this.closing !== null) {
+      ws.close(1001, 'server shutting down');
+      return;
+    }
+    if (this.sessions.size >= this.settings.maxConnections) {
+      this.m.rejected.inc({ reason: 'connections' });
+      this.logger.warn({ remote, limit: this.settings.maxConnections }, 'too many connections');
+      ws.close(1013, 'too many connections');
+      return;
+    }
+    const session = new Session(ws, remote, this);
+    this.sessions.add(session);
+    this.m.connections.inc();
+    this.logger.debug({ remote }, 'connection');
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer !== null || this.closing !== null) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.flush();
+    }, this.settings.flushDelayMs);
+  }
+
+  /** Sends every ready session its state diff, then the batch's notifications. */
+  private flush(): void {
+    const snapshot = this.view.snapshot();
+    const batch = this.batch;
+    this.batch = [];
+    let notifications: string[] | null = null;
+    const texts = new DiffTexts();
+    for (const s of this.sessions) {
+      if (!s.ready) continue;
+      const target = s.authorized ? snapshot : EMPTY_STATE;
+      const text = texts.get(s.lastSent, target);
+      s.lastSent = target;
+      if (text !== null) s.sendText(text);
+      if (s.authorized && batch.length > 0) {
+        notifications ??= batch.map((c) => notifyText('model_change', changeData(c)));
+        for (const n of notifications) s.sendText(n);
+        this.m.notifications.inc({}, notifications.length);
+      }
+    }
+  }
+
+  private async doClose(): Promise<void> {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.view.close();
+    const wss = this.wss;
+    const listenerClosed =
+      wss === null ? Promise.resolve() : new Promise<void>((resolve) => wss.close(() => resolve()));
+    for (const s of this.sessions) s.close(1001, 'server shutting down');
+    const deadline = Date.now() + this.settings.shutdownTimeoutMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await sleep(10);
+    for (const s of this.sessions) s.terminate();
+    await listenerClosed;
+    this.logger.info({ control: 'juggler' }, 'closed');
+  }
+}
+
+/** The state message from one state to another, computed once per pair within a flush. */
+class DiffTexts {
+  private readonly cache = new Map<StateRoot | undefined, Map<StateRoot, string | null>>();
+
+  get(from: StateRoot | undefined, to: StateRoot): string | null {
+    let byTarget = this.cache.get(from);
+    if (byTarget === undefined) {
+      byTarget = new Map();
+      this.cache.set(from, byTarget);
+    }
+    let text = byTarget.get(to);
+    if (text === undefined) {
+      if (from === undefined) text = stateText([{ op: 'replace', path: '', value: to }]);
+      else {
+        const ops = diff(from, to);
+        text = ops.length === 0 ? null : stateText(ops);
+      }
+      byTarget.set(to, text);
+    }
+    return text;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

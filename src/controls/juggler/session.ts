@@ -1,0 +1,297 @@
+/**
+ * One client connection: framing (detected from the client's first message, or fixed), 0.7
+ * segment reassembly and pings, request dispatch with a cap on requests in flight, the login state
+ * and the last state sent (the server's flush computes the next diff from it). Nothing a client
+ * sends can throw out of here: bad frames close the connection with a reason, bad requests get
+ * error responses.
+ */
+import type { Logger } from 'pino';
+import type { RawData, WebSocket } from 'ws';
+import type { Settings } from './conf.js';
+import {
+  detectFraming,
+  encodeFrames,
+  type Framing,
+  peekRequestId,
+  SegmentAssembler,
+} from './framing.js';
+import { type HandlerEnv, handleRequest, type SessionAccess } from './handlers.js';
+import { type MessageError, parseRequest, responseText } from './messages.js';
+import type { StateRoot } from './model-view.js';
+
+/** What a session needs from its server. */
+export interface SessionHost {
+  readonly settings: Settings;
+  readonly env: HandlerEnv;
+  readonly logger: Logger;
+  /** The session can now receive state (framing known) or its view changed (login/logout). */
+  stateChanged(session: Session): void;
+  closed(session: Session): void;
+  count(event: SessionEvent): void;
+}
+
+export type SessionEvent =
+  | { kind: 'request'; name: string; success: boolean }
+  | { kind: 'rejected'; reason: string }
+  | { kind: 'login'; success: boolean };
+
+const OPEN = 1;
+
+export class Session implements SessionAccess {
+  framing: Framing | null;
+  authorized: boolean;
+  user: string | null = null;
+  /** The state this client holds (undefined until the first push). */
+  lastSent: StateRoot | undefined;
+  private pending = 0;
+  private closing = false;
+  private closeWhenAnswered = false;
+  private readonly assembler: SegmentAssembler;
+  private framingTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly remote: string,
+    private readonly host: SessionHost,
+  ) {
+    const s = host.settings;
+    this.log = host.logger.child({ remote });
+    this.authorized = s.users === null;
+    this.assembler = new SegmentAssembler(s.maxMessageSize);
+    this.framing = null;
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('close', (code) => this.onClose(code));
+    ws.on('error', (err) => this.log.debug({ err }, 'websocket error'));
+    if (s.framing !== 'auto') {
+      this.setFraming(s.framing);
+    } else {
+      this.framingTimer = setTimeout(() => {
+        this.framingTimer = null;
+        if (this.framing === null) this.setFraming('0.7');
+      }, s.framingWaitMs);
+    }
+  }
+
+  /** Can receive state and notifications. */
+  get ready(): boolean {
+    return this.framing !== null && !this.closing && this.ws.readyState === OPEN;
+  }
+
+  // SessionAccess (for handlers)
+  login(username: string): void {
+    this.user = username;
+    this.log.info({ user: username }, 'login');
+    this.host.count({ kind: 'login', success: true });
+    if (!this.authorized) {
+      this.authorized = true;
+      this.host.stateChanged(this);
+    }
+  }
+
+  logout(): void {
+    if (this.host.settings.users === null) return; // open: nothing to log out of
+    this.log.info({ user: this.user }, 'logout');
+    this.user = null;
+    this.authorized = false;
+    this.host.stateChanged(this);
+  }
+
+  closeAfterResponse(): void {
+    this.closeWhenAnswered = true;
+  }
+
+  /** Sends one JSON text in this connection's framing (no-op once closing). */
+  sendText(json: string): void {
+    if (!this.ready) return;
+    for (const frame of encodeFrames(
+      this.framing as Framing,
+      json,
+      this.host.settings.maxSegmentSize,
+    ))
+      this.ws.send(frame);
+    if (this.ws.bufferedAmount > this.host.settings.maxSendBuffer) {
+      this.log.warn(
+        { buffered: this.ws.bufferedAmount, limit: this.host.settings.maxSendBuffer },
+        'client is not reading; disconnecting it',
+      );
+      this.host.count({ kind: 'rejected', reason: 'send_buffer' });
+      this.closing = true;
+      this.ws.terminate();
+    }
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.clearTimers();
+    if (this.ws.readyState === OPEN) this.ws.close(code, truncateReason(reason));
+  }
+
+  terminate(): void {
+    this.closing = true;
+    this.ws.terminate();
+  }
+
+  private setFraming(framing: Framing): void {
+    this.framing = framing;
+    if (this.framingTimer !== null) clearTimeout(this.framingTimer);
+    this.framingTimer = null;
+    this.log.debug({ framing }, 'framing');
+    if (framing === '0.7') this.touch();
+    this.host.stateChanged(this);
+  }
+
+  private onMessage(raw: RawData, isBinary: boolean): void {
+    if (this.closing) return;
+    if (isBinary) {
+      this.reject(1003, 'binary messages are not supported (Juggler uses text messages)', 'binary');
+      return;
+    }
+    const text = Buffer.isBuffer(raw)
+      ? raw.toString('utf8')
+      : Array.isArray(raw)
+        ? Buffer.concat(raw).toString('utf8')
+        : Buffer.from(raw).toString('utf8');
+    if (this.framing === null) {
+      const f = detectFraming(text);
+      if (f === null) {
+        this.reject(
+          1002,
+          'unrecognized framing: a first message must start with { (0.6) or 0-3 (0.7)',
+          'framing',
+        );
+        return;
+      }
+      this.setFraming(f);
+    }
+    if (this.framing === '0.6') {
+      this.onJson06(text);
+    } else {
+      this.touch();
+      this.onFrame07(text);
+    }
+  }
+
+  private onJson06(text: string): void {
+    if (text.length > this.host.settings.maxMessageSize) {
+      this.tooLarge(text.slice(0, 512), text.length);
+      return;
+    }
+    if (/^[0-3]\{/.test(text)) {
+      this.reject(1002, 'expected hat-juggler 0.6 framing (this connection speaks 0.6)', 'framing');
+      return;
+    }
+    this.onJson(text);
+  }
+
+  private onFrame07(frame: string): void {
+    const type = frame.charAt(0);
+    const payload = frame.slice(1);
+    if (type === '0' || type === '1') {
+      const r = this.assembler.push(payload, type === '0');
+      if (r.kind === 'message') this.onJson(r.text);
+      else if (r.kind === 'too_large') this.tooLarge(r.head, r.length);
+    } else if (type === '2') {
+      this.ws.send(`3${payload}`);
+    } else if (type === '3') {
+      // pong: touch() already restarted the idle timer
+    } else {
+      const hint = type === '{' ? ' (this connection speaks 0.7: prefix 0)' : '';
+      this.reject(1002, `unsupported 0.7 message type${hint}`, 'framing');
+    }
+  }
+
+  private onJson(text: string): void {
+    let req: { id: number; name: string; data: unknown };
+    try {
+      req = parseRequest(text);
+    } catch (err) {
+      const e = err as MessageError;
+      if (e.id !== null) this.respond(e.id, false, e.message);
+      else this.reject(1002, e.message, 'invalid_message');
+      return;
+    }
+    if (this.pending >= this.host.settings.maxPendingRequests) {
+      this.host.count({ kind: 'rejected', reason: 'pending' });
+      this.respond(
+        req.id,
+        false,
+        `too many requests in flight (limit ${this.host.settings.maxPendingRequests})`,
+      );
+      return;
+    }
+    this.pending++;
+    void handleRequest(req.name, req.data, this, this.host.env).then((outcome) => {
+      this.pending--;
+      this.host.count({ kind: 'request', name: req.name, success: outcome.success });
+      this.respond(req.id, outcome.success, outcome.data);
+      if (this.closeWhenAnswered) this.close(1000, 'login failed');
+    });
+  }
+
+  private respond(id: number, success: boolean, data: unknown): void {
+    try {
+      this.sendText(responseText(id, success, data));
+    } catch (err) {
+      this.log.error({ err }, 'cannot send a response');
+    }
+  }
+
+  private tooLarge(head: string, length: number): void {
+    this.host.count({ kind: 'rejected', reason: 'too_large' });
+    const id = peekRequestId(head);
+    const limit = this.host.settings.maxMessageSize;
+    if (id !== null) {
+      this.log.warn({ length, limit }, 'request over max_message_size refused');
+      this.respond(id, false, `message of ${length} characters is over the limit of ${limit}`);
+    } else {
+      this.close(1009, `message of ${length} characters is over the limit of ${limit}`);
+    }
+  }
+
+  private reject(code: number, reason: string, metric: string): void {
+    this.log.warn({ reason }, 'closing connection after a protocol error');
+    this.host.count({ kind: 'rejected', reason: metric });
+    this.close(code, reason);
+  }
+
+  /** Something arrived (0.7): restart the idle timer that leads to a ping. */
+  private touch(): void {
+    if (this.pingTimer !== null) clearTimeout(this.pingTimer);
+    this.pingTimer = null;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    if (this.closing) return;
+    const { pingDelayMs, pingTimeoutMs } = this.host.settings;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (!this.ready) return;
+      this.ws.send('2');
+      this.pingTimer = setTimeout(() => {
+        this.pingTimer = null;
+        this.log.info('no answer to ping; closing');
+        this.terminate();
+      }, pingTimeoutMs);
+    }, pingDelayMs);
+  }
+
+  private clearTimers(): void {
+    for (const t of [this.framingTimer, this.idleTimer, this.pingTimer])
+      if (t !== null) clearTimeout(t);
+    this.framingTimer = this.idleTimer = this.pingTimer = null;
+  }
+
+  private onClose(code: number): void {
+    this.closing = true;
+    this.clearTimers();
+    this.log.debug({ code }, 'connection closed');
+    this.host.closed(this);
+  }
+}
+
+function truncateReason(reason: string): string {
+  // A close reason is at most 123 bytes; ours are ASCII.
+  return reason.length <= 123 ? reason : `${reason.slice(0, 120)}...`;
+}
