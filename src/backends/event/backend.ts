@@ -1,0 +1,870 @@
+/**
+ * The event backend (design §5): models stored as AIMM-format events in the Hat event server.
+ *
+ * Wiring: the {@link HatSession} keeps a connection subscribed to `[...prefix, '*']` and runs
+ * {@link recover} on each one; notifications enter the state through the {@link EventIntake}; writes
+ * go through the {@link WritePipeline} (batched register requests) and are acknowledged from the
+ * server's response (`registered`) or its persisted notification (`persisted`). Without a
+ * connection, writes fail fast — or, with a snapshot and `queue_when_disconnected`, are stored in
+ * the snapshot's queue (`queued`) and sent in order once Hat is back.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { type Observable, Subject, type Subscription } from 'rxjs';
+import {
+  type AckLevel,
+  type Backend,
+  type BackendContext,
+  BackendError,
+  type BackendStatus,
+  type ChangeOrigin,
+  type DeleteResult,
+  type Model,
+  type ModelChange,
+  type ModelMeta,
+  type WriteOptions,
+  type WriteResult,
+} from '../../backend/types.js';
+import type { Event, RegisterEvent, Status } from '../../hat/eventer/common.js';
+import { type EventBackendConfig, subscriptionOf } from './config.js';
+import { type EventRef, refKey } from './event-ref.js';
+import {
+  decodeModelEvent,
+  modelRegisterEvent,
+  registerEventSize,
+  tombstoneRegisterEvent,
+} from './format.js';
+import { IdAllocator } from './ids.js';
+import { EventIntake } from './intake.js';
+import { createEventMetrics, type EventMetrics } from './metrics.js';
+import { PersistedAcks } from './persisted-acks.js';
+import { recover } from './recovery.js';
+import { type Connection, HatSession } from './session.js';
+import { type QueuedWrite, SnapshotStore } from './snapshot.js';
+import { type EventOutcome, ModelState, metaOf } from './state.js';
+import { MemoryStore, type ModelEntry } from './store.js';
+import { WritePipeline } from './write-pipeline.js';
+
+type Op = 'create' | 'update' | 'delete';
+
+/** One write on its way to Hat. Direct jobs have a caller waiting; durable ones were acked `queued`. */
+interface WriteJob {
+  op: Op;
+  instanceId: number;
+  modelType: string;
+  event: RegisterEvent;
+  bytes: number;
+  size: number;
+  sha256: string;
+  expectedRevision: number | undefined;
+  durableSeq: number | null;
+  queuedAt: string;
+  settle: {
+    resolve(entry: ModelEntry, ack: AckLevel): void;
+    reject(err: BackendError): void;
+  } | null;
+}
+
+interface Projection {
+  exists: boolean;
+  modelType: string;
+  revision: number;
+}
+
+type Phase = 'connecting' | 'recovering' | 'standby' | 'online' | 'offline' | 'closed';
+
+export class EventBackend implements Backend {
+  readonly changes$: Observable<ModelChange>;
+  private readonly subject = new Subject<ModelChange>();
+  private readonly logger: Logger;
+  private readonly metrics: EventMetrics;
+  private readonly subscription: string[][];
+  private readonly state: ModelState;
+  private readonly snapshot: SnapshotStore | null;
+  private readonly ids: IdAllocator;
+  private readonly intake: EventIntake;
+  private readonly pipeline: WritePipeline<WriteJob>;
+  private readonly session: HatSession;
+  private readonly persistedAcks = new PersistedAcks();
+  /** Unsettled jobs per instance id, in order (the projection for CAS and existence checks). */
+  private readonly pending = new Map<number, WriteJob[]>();
+  /** Durable (queued) jobs not yet in Hat, by queue sequence. */
+  private readonly durable = new Map<number, WriteJob>();
+  private phase: Phase = 'connecting';
+  private serverStatus: Status | null = null;
+  private lastError = '';
+  private recoveryProgress = 0;
+  private connSubs: Subscription[] = [];
+  private readyResolve!: () => void;
+  private readyReject!: (err: Error) => void;
+  private readonly readyPromise: Promise<void>;
+  private isReady = false;
+  private rebuildBefore: ModelEntry[] | null = null;
+
+  constructor(
+    private readonly config: EventBackendConfig,
+    context: BackendContext,
+  ) {
+    if (context.hat === null)
+      throw new BackendError(
+        'invalid',
+        'the event backend needs a Hat event server: set hat.eventer_server in the config',
+      );
+    this.logger = context.logger.child({ backend: 'event' });
+    this.metrics = createEventMetrics(context.metrics);
+    this.changes$ = this.subject.asObservable();
+    this.subscription = subscriptionOf(config.modelPrefix);
+    this.readyPromise = new Promise<void>((resolve, reject) => {
+      this.readyResolve = resolve;
+      this.readyReject = reject;
+    });
+    this.readyPromise.catch(() => {});
+
+    this.snapshot = config.snapshotPath === null ? null : this.openSnapshot(config.snapshotPath);
+    this.state = new ModelState(config.modelPrefix, this.snapshot ?? new MemoryStore());
+    this.ids = new IdAllocator(config.idStride, config.idOffset);
+    if (this.snapshot !== null) this.loadSnapshot(this.snapshot);
+    this.metrics.models.set(this.state.size);
+
+    this.intake = new EventIntake((events, originOf) => this.applyEvents(events, originOf, null));
+    this.pipeline = new WritePipeline<WriteJob>({
+      maxBatchItems: config.maxBatchEvents,
+      maxBatchBytes: config.maxBatchBytes,
+      sizeOf: (j) => j.bytes,
+      process: (batch) => this.processBatch(batch),
+      onProcessError: (err, batch) => {
+        this.logger.error({ err }, 'event backend: write pipeline failed');
+        for (const j of batch)
+          this.failJob(j, new BackendError('internal', 'internal error while writing'));
+      },
+    });
+    this.session = new HatSession(
+      context.hat,
+      {
+        subscriptions: this.subscription,
+        withPersisted: config.ack === 'persisted',
+        minDelayMs: config.reconnectMinDelayMs,
+        maxDelayMs: config.reconnectMaxDelayMs,
+      },
+      {
+        onConnected: (conn) => this.onConnected(conn),
+        onDisconnected: (reason) => this.onDisconnected(reason),
+        onAttemptFailed: (err, attempt, delayMs) => this.onAttemptFailed(err, attempt, delayMs),
+      },
+    );
+    this.session.start();
+  }
+
+  // ---- reads ---------------------------------------------------------------------------------
+
+  async getModels(): Promise<ModelMeta[]> {
+    const metas = this.state.list();
+    if (this.durable.size === 0) return metas;
+    const byId = new Map(metas.map((m) => [m.instanceId, m]));
+    for (const id of this.durableIds()) {
+      const m = this.queuedModel(id);
+      if (m === null) byId.delete(id);
+      else byId.set(id, m.meta);
+    }
+    return [...byId.values()].sort((a, b) => a.instanceId - b.instanceId);
+  }
+
+  async getModel(instanceId: number): Promise<Model | null> {
+    if (!Number.isSafeInteger(instanceId) || instanceId < 1) return null;
+    if (this.hasDurable(instanceId)) {
+      const q = this.queuedModel(instanceId);
+      return q === null ? null : { ...q.meta, instance: q.instance };
+    }
+    const e = this.state.get(instanceId);
+    if (e === undefined || e.deleted) return null;
+    const bytes = this.state.store.readInstance(instanceId);
+    if (bytes === null) return null;
+    return { ...metaOf(e), instance: this.snapshot === null ? bytes.slice() : bytes };
+  }
+
+  // ---- writes --------------------------------------------------------------------------------
+
+  async createModel(modelType: string, instance: Uint8Array): Promise<WriteResult> {
+    this.checkWritable();
+    checkModel(modelType, instance, this.config.maxInstanceBytes);
+    const mode = this.writeMode();
+    const instanceId = this.ids.next();
+    const job = this.makeJob('create', instanceId, modelType, instance, undefined);
+    return this.submit(job, mode);
+  }
+
+  async updateModel(
+    instanceId: number,
+    modelType: string,
+    instance: Uint8Array,
+    options: WriteOptions = {},
+  ): Promise<WriteResult> {
+    this.checkWritable();
+    checkId(instanceId);
+    checkModel(modelType, instance, this.config.maxInstanceBytes);
+    const mode = this.writeMode();
+    this.checkProjection(instanceId, options.expectedRevision, this.project(instanceId, null));
+    const job = this.makeJob('update', instanceId, modelType, instance, options.expectedRevision);
+    return this.submit(job, mode);
+  }
+
+  async deleteModel(instanceId: number, options: WriteOptions = {}): Promise<DeleteResult> {
+    this.checkWritable();
+    checkId(instanceId);
+    const mode = this.writeMode();
+    const proj = this.project(instanceId, null);
+    this.checkProjection(instanceId, options.expectedRevision, proj);
+    const job: WriteJob = {
+      op: 'delete',
+      instanceId,
+      modelType: proj.modelType,
+      event: tombstoneRegisterEvent(this.config.modelPrefix, instanceId),
+      bytes: 0,
+      size: 0,
+      sha256: '',
+      expectedRevision: options.expectedRevision,
+      durableSeq: null,
+      queuedAt: new Date().toISOString(),
+      settle: null,
+    };
+    job.bytes = registerEventSize(job.event);
+    const res = await this.submit(job, mode);
+    return {
+      instanceId,
+      modelType: res.meta.modelType,
+      revision: res.meta.revision,
+      ack: res.ack,
+    };
+  }
+
+  // ---- status and lifecycle ------------------------------------------------------------------
+
+  status(): BackendStatus {
+    const connected = this.session.current !== null && this.phase !== 'connecting';
+    return { ready: this.computeReady(), connected, detail: this.detail() };
+  }
+
+  whenReady(): Promise<void> {
+    return this.readyPromise;
+  }
+
+  async close(): Promise<void> {
+    if (this.phase === 'closed') return;
+    const wasOnline = this.phase === 'online';
+    this.phase = 'closed';
+    this.readyReject(new BackendError('closed', 'backend closed before it was ready'));
+    if (wasOnline && this.config.closeTimeoutMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.pipeline.whenIdle(),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, this.config.closeTimeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.failWaiting(new BackendError('closed', 'backend closed before the write was sent'));
+    await this.session.stop();
+    // The in-flight batch (if any) fails once its connection is gone.
+    await this.pipeline.whenIdle();
+    this.pipeline.close();
+    this.persistedAcks.failAll(new Error('backend closed'));
+    this.snapshot?.close();
+    this.metrics.connected.set(0);
+    this.subject.complete();
+  }
+
+  // ---- connection handling -------------------------------------------------------------------
+
+  private async onConnected(conn: Connection): Promise<void> {
+    if (this.phase === 'closed') throw new Error('closed');
+    this.phase = 'recovering';
+    this.recoveryProgress = 0;
+    this.serverStatus = conn.main.status;
+    this.intake.hold();
+    this.connSubs.push(
+      conn.main.events$.subscribe({
+        next: (events) => this.onNotify(events),
+        error: () => {},
+      }),
+      conn.main.status$.subscribe({
+        next: (s) => this.onServerStatus(s),
+        error: () => {},
+      }),
+    );
+    if (conn.persisted !== null) this.persistedAcks.attach(conn.persisted);
+    this.metrics.connected.set(1);
+    this.metrics.connects.inc();
+    let released = false;
+    try {
+      const report = await recover({
+        client: conn.main,
+        checkpoint: this.state.checkpoint,
+        subscription: this.subscription,
+        pageSize: this.config.catchUpPageSize,
+        timeoutMs: this.config.requestTimeoutMs,
+        logger: this.logger,
+        apply: (events, scannedUpTo) => {
+          this.applyEvents(events, () => 'remote', scannedUpTo);
+        },
+        rebuild: () => this.rebuild(),
+        progress: (n) => {
+          this.recoveryProgress = n;
+          this.metrics.recoveryEvents.set(n);
+        },
+      });
+      this.announceRemovedAfterRebuild();
+      this.intake.release();
+      released = true;
+      this.snapshot?.markSynced();
+      this.metrics.recoveries.inc({ mode: report.mode });
+      this.logger.info(
+        {
+          mode: report.mode,
+          events: report.events,
+          pages: report.pages,
+          models: this.state.size,
+          checkpoint: this.state.checkpoint === null ? null : refKey(this.state.checkpoint),
+        },
+        'event backend: recovered from Hat',
+      );
+    } finally {
+      if (!released) this.intake.release();
+    }
+    if (this.isClosed()) return;
+    this.lastError = '';
+    if (this.serverStatus === 'operational') this.goOnline();
+    else this.phase = 'standby';
+  }
+
+  private onServerStatus(s: Status): void {
+    this.serverStatus = s;
+    if (this.phase === 'closed' || this.phase === 'recovering') return;
+    if (s === 'operational' && this.phase === 'standby') this.goOnline();
+    else if (s !== 'operational' && this.phase === 'online') {
+      this.phase = 'standby';
+      this.logger.warn({ status: s }, 'event backend: Hat server is not operational');
+    }
+  }
+
+  private goOnline(): void {
+    // Writes queued while Hat was unreachable go first, in their order.
+    for (const job of [...this.durable.values()].sort(
+      (a, b) => (a.durableSeq ?? 0) - (b.durableSeq ?? 0),
+    )) {
+      this.pipeline.push(job);
+    }
+    this.phase = 'online';
+    this.updateGauges();
+    this.markReadyIfReady();
+  }
+
+  private onDisconnected(reason: Error | null): void {
+    for (const s of this.connSubs) s.unsubscribe();
+    this.connSubs = [];
+    this.persistedAcks.detach();
+    this.persistedAcks.failAll(
+      new Error('the Hat connection closed before the event was reported persisted'),
+    );
+    this.metrics.connected.set(0);
+    if (this.phase === 'closed') return;
+    this.metrics.disconnects.inc();
+    this.lastError = reason?.message ?? 'connection closed';
+    this.logger.warn({ reason: this.lastError }, 'event backend: lost the Hat connection');
+    this.phase = 'offline';
+    this.failWaiting(
+      new BackendError('unavailable', `Hat event server unreachable: ${this.lastError}`),
+    );
+    this.markReadyIfReady();
+  }
+
+  private onAttemptFailed(err: Error, attempt: number, delayMs: number): void {
+    if (this.phase === 'closed') return;
+    this.lastError = err.message;
+    this.metrics.disconnects.inc();
+    this.logger.warn(
+      { err: err.message, attempt, retryInMs: delayMs },
+      'event backend: cannot connect to Hat, retrying',
+    );
+    this.phase = 'offline';
+    this.markReadyIfReady();
+  }
+
+  private onNotify(events: Event[]): void {
+    try {
+      this.intake.push(events);
+    } catch (err) {
+      this.logger.error({ err }, 'event backend: cannot apply events; reconnecting to catch up');
+      void this.session.dropConnection();
+    }
+  }
+
+  /** Forgets the state before a rebuild from Hat; models that are gone are announced after it. */
+  private rebuild(): void {
+    this.rebuildBefore = this.state.allEntries().filter((e) => !e.deleted);
+    this.state.reset();
+  }
+
+  private announceRemovedAfterRebuild(): void {
+    const before = this.rebuildBefore;
+    this.rebuildBefore = null;
+    for (const old of before ?? []) {
+      const now = this.state.get(old.instanceId);
+      if (now !== undefined && !now.deleted) continue;
+      this.subject.next({
+        change: 'deleted',
+        instanceId: old.instanceId,
+        modelType: old.modelType,
+        revision: now !== undefined ? now.revision : old.revision + 1,
+        origin: 'remote',
+      });
+    }
+  }
+
+  // ---- applying events -----------------------------------------------------------------------
+
+  private applyEvents(
+    events: Event[],
+    originOf: (ref: EventRef) => ChangeOrigin,
+    scannedUpTo: EventRef | null,
+  ): readonly EventOutcome[] {
+    const res = this.state.apply(events, originOf, scannedUpTo);
+    this.ids.observe(this.state.highWater);
+    for (const o of res.outcomes) {
+      if (o.kind === 'malformed') {
+        this.metrics.skippedEvents.inc({ reason: o.malformed.reason });
+        this.logger.warn(
+          { eventId: refKey(o.ref), eventType: o.event.type.join('/'), reason: o.malformed.reason },
+          `event backend: skipped malformed event: ${o.malformed.detail}`,
+        );
+      } else if (o.kind === 'applied') {
+        this.metrics.appliedEvents.inc({ origin: originOf(o.ref) });
+      }
+    }
+    this.metrics.models.set(this.state.size);
+    for (const c of res.changes) this.subject.next(c);
+    return res.outcomes;
+  }
+
+  // ---- the write path ------------------------------------------------------------------------
+
+  private makeJob(
+    op: Op,
+    instanceId: number,
+    modelType: string,
+    instance: Uint8Array,
+    expectedRevision: number | undefined,
+  ): WriteJob {
+    const event = modelRegisterEvent(this.config.modelPrefix, instanceId, modelType, instance);
+    return {
+      op,
+      instanceId,
+      modelType,
+      event,
+      bytes: registerEventSize(event),
+      size: instance.length,
+      sha256: createHash('sha256').update(instance).digest('hex'),
+      expectedRevision,
+      durableSeq: null,
+      queuedAt: new Date().toISOString(),
+      settle: null,
+    };
+  }
+
+  /** Where a write goes now: to Hat, or into the snapshot's queue. Throws when neither is possible. */
+  private writeMode(): 'direct' | 'queued' {
+    if (this.phase === 'online') return 'direct';
+    if (this.config.queueWhenDisconnected && this.snapshot !== null) {
+      if (this.snapshot.isSynced()) return 'queued';
+      throw new BackendError(
+        'unavailable',
+        `Hat event server unavailable (${this.detail()}) and the snapshot was never synchronised with it, so writes cannot be queued yet`,
+      );
+    }
+    throw new BackendError('unavailable', `Hat event server unavailable: ${this.detail()}`);
+  }
+
+  private submit(job: WriteJob, mode: 'direct' | 'queued'): Promise<WriteResult> {
+    this.addPending(job);
+    if (mode === 'queued') {
+      const snapshot = this.snapshot as SnapshotStore;
+      try {
+        job.durableSeq = snapshot.enqueue({
+          instanceId: job.instanceId,
+          op: job.op,
+          modelType: job.modelType,
+          event: job.event,
+          size: job.size,
+          sha256: job.sha256,
+          queuedAt: job.queuedAt,
+        });
+      } catch (err) {
+        this.removePending(job);
+        this.metrics.writes.inc({ op: job.op, result: 'failed' });
+        throw new BackendError('internal', 'cannot store the write in the snapshot queue', {
+          cause: err,
+        });
+      }
+      this.durable.set(job.durableSeq, job);
+      this.metrics.writes.inc({ op: job.op, result: 'queued' });
+      this.updateGauges();
+      const proj = this.project(job.instanceId, null);
+      return Promise.resolve({
+        meta: {
+          instanceId: job.instanceId,
+          modelType: proj.modelType,
+          revision: proj.revision,
+          size: job.size,
+          sha256: job.sha256,
+          updated: job.queuedAt,
+        },
+        ack: 'queued',
+      });
+    }
+    return new Promise<WriteResult>((resolve, reject) => {
+      job.settle = {
+        resolve: (entry, ack) => {
+          this.metrics.writes.inc({ op: job.op, result: 'ok' });
+          resolve({ meta: metaOf(entry), ack });
+        },
+        reject: (err) => {
+          this.metrics.writes.inc({ op: job.op, result: 'failed' });
+          reject(err);
+        },
+      };
+      this.pipeline.push(job);
+      this.updateGauges();
+    });
+  }
+
+  /** Sends one batch as one register request and settles its writes from the response. */
+  private async processBatch(batch: WriteJob[]): Promise<void> {
+    this.updateGauges();
+    const conn = this.session.current;
+    if (this.phase !== 'online' || conn === null) {
+      for (const j of batch)
+        this.failJob(
+          j,
+          new BackendError('unavailable', `Hat event server unavailable: ${this.detail()}`),
+        );
+      return;
+    }
+    const toSend = batch.filter((j) => this.validateAtSend(j));
+    if (toSend.length === 0) return;
+    const events = toSend.map((j) => j.event);
+    this.metrics.registerEvents.inc({}, events.length);
+    this.metrics.registerBytes.inc(
+      {},
+      toSend.reduce((n, j) => n + j.bytes, 0),
+    );
+    this.intake.hold();
+    let res: Event[] | null;
+    try {
+      res = await this.withTimeout(conn.main.register(events), 'register request');
+    } catch (err) {
+      this.intake.release();
+      this.metrics.registerRequests.inc({ result: 'error' });
+      const msg = (err as Error).message;
+      for (const j of toSend)
+        this.failJob(
+          j,
+          new BackendError(
+            'unavailable',
+            `Hat connection failed before the register response (${msg}); the write may or may not be stored`,
+          ),
+        );
+      if (err instanceof TimeoutError) void this.session.dropConnection();
+      return;
+    }
+    if (res === null || res.length !== events.length) {
+      this.intake.release();
+      const refused = res === null;
+      this.metrics.registerRequests.inc({ result: refused ? 'failure' : 'error' });
+      const why = refused
+        ? `Hat event server refused the register request (status: ${this.serverStatus ?? 'unknown'})`
+        : `Hat answered ${res?.length} events for ${events.length}`;
+      this.logger.warn({ events: events.length }, `event backend: ${why}`);
+      for (const j of toSend) this.failJob(j, new BackendError('unavailable', why));
+      return;
+    }
+    this.metrics.registerRequests.inc({ result: 'events' });
+    const seqs = toSend.flatMap((j) => (j.durableSeq === null ? [] : [j.durableSeq]));
+    if (seqs.length > 0) this.snapshot?.scheduleDequeue(seqs);
+    const registered = res;
+    try {
+      this.intake.addLocal(registered, (i, outcome) =>
+        this.settleRegistered(toSend[i] as WriteJob, registered[i] as Event, outcome),
+      );
+      this.intake.release();
+      this.snapshot?.flushDequeue();
+    } catch (err) {
+      this.logger.error({ err }, 'event backend: cannot apply registered events; reconnecting');
+      for (const j of toSend)
+        this.failJob(
+          j,
+          new BackendError('internal', 'registered, but could not be applied locally'),
+        );
+      void this.session.dropConnection();
+    }
+    this.updateGauges();
+  }
+
+  /** Settles one of our writes once its registered event is applied. */
+  private settleRegistered(job: WriteJob, event: Event, outcome: EventOutcome): void {
+    this.removePending(job);
+    if (job.durableSeq !== null) {
+      this.durable.delete(job.durableSeq);
+      return;
+    }
+    const entry =
+      outcome.kind === 'applied' ? outcome.entry : (this.state.get(job.instanceId) ?? null);
+    if (entry === null || outcome.kind === 'malformed') {
+      this.rejectJob(job, new BackendError('internal', 'registered event could not be applied'));
+      return;
+    }
+    if (this.config.ack === 'persisted') {
+      this.persistedAcks.wait(event.id, this.config.requestTimeoutMs).then(
+        () => job.settle?.resolve(entry, 'persisted'),
+        (err: Error) => this.rejectJob(job, new BackendError('unavailable', err.message)),
+      );
+    } else {
+      job.settle?.resolve(entry, 'registered');
+    }
+  }
+
+  /** Re-checks a direct write against the state right before it is sent (durable ones always go). */
+  private validateAtSend(job: WriteJob): boolean {
+    if (job.durableSeq !== null || job.op === 'create') return true;
+    const proj = this.project(job.instanceId, job);
+    try {
+      this.checkProjection(job.instanceId, job.expectedRevision, proj);
+      return true;
+    } catch (err) {
+      this.failJob(job, err as BackendError);
+      return false;
+    }
+  }
+
+  private failJob(job: WriteJob, err: BackendError): void {
+    if (job.durableSeq !== null) return; // stays queued in the snapshot; retried on reconnect
+    this.removePending(job);
+    this.rejectJob(job, err);
+  }
+
+  private rejectJob(job: WriteJob, err: BackendError): void {
+    const s = job.settle;
+    job.settle = null;
+    s?.reject(err);
+  }
+
+  /** Fails every direct write still waiting in the pipeline. */
+  private failWaiting(err: BackendError): void {
+    const waiting = this.pipeline.drain();
+    for (const j of waiting) this.failJob(j, err);
+    this.updateGauges();
+  }
+
+  // ---- projection of pending writes ----------------------------------------------------------
+
+  private addPending(job: WriteJob): void {
+    const list = this.pending.get(job.instanceId);
+    if (list === undefined) this.pending.set(job.instanceId, [job]);
+    else list.push(job);
+  }
+
+  private removePending(job: WriteJob): void {
+    const list = this.pending.get(job.instanceId);
+    if (list === undefined) return;
+    const i = list.indexOf(job);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.pending.delete(job.instanceId);
+  }
+
+  /** The applied state of an id with its unsettled writes folded in (up to, excluding, `upTo`). */
+  private project(instanceId: number, upTo: WriteJob | null): Projection {
+    const e = this.state.get(instanceId);
+    const p: Projection = {
+      exists: e !== undefined && !e.deleted,
+      modelType: e?.modelType ?? '',
+      revision: e?.revision ?? 0,
+    };
+    for (const j of this.pending.get(instanceId) ?? []) {
+      if (j === upTo) break;
+      p.revision++;
+      p.exists = j.op !== 'delete';
+      if (j.op !== 'delete') p.modelType = j.modelType;
+    }
+    return p;
+  }
+
+  private checkProjection(
+    instanceId: number,
+    expectedRevision: number | undefined,
+    p: Projection,
+  ): void {
+    if (!p.exists) throw new BackendError('not_found', `model ${instanceId} not found`);
+    if (expectedRevision !== undefined && expectedRevision !== p.revision)
+      throw new BackendError(
+        'revision_conflict',
+        `model ${instanceId} is at revision ${p.revision}, expected ${expectedRevision}`,
+      );
+  }
+
+  private hasDurable(instanceId: number): boolean {
+    return (this.pending.get(instanceId) ?? []).some((j) => j.durableSeq !== null);
+  }
+
+  private durableIds(): number[] {
+    return [...new Set([...this.durable.values()].map((j) => j.instanceId))];
+  }
+
+  /** A model as its queued writes leave it (null when they delete it). */
+  private queuedModel(instanceId: number): { meta: ModelMeta; instance: Uint8Array } | null {
+    const p = this.project(instanceId, null);
+    if (!p.exists) return null;
+    const jobs = this.pending.get(instanceId) ?? [];
+    const last = [...jobs].reverse().find((j) => j.op !== 'delete');
+    if (last === undefined) return null;
+    const decoded = decodeModelEvent(this.config.modelPrefix, last.event);
+    if (decoded.kind !== 'model') return null;
+    return {
+      meta: {
+        instanceId,
+        modelType: p.modelType,
+        revision: p.revision,
+        size: last.size,
+        sha256: last.sha256,
+        updated: last.queuedAt,
+      },
+      instance: decoded.instance,
+    };
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  private openSnapshot(path: string): SnapshotStore {
+    const snap = SnapshotStore.open(path, this.config.modelPrefix);
+    if (snap.issue !== null) {
+      this.logger.warn(
+        { snapshot: path, issue: snap.issue.kind, movedTo: snap.issue.movedTo },
+        `event backend: snapshot unusable (${snap.issue.detail}); rebuilding it from Hat`,
+      );
+    }
+    return snap;
+  }
+
+  private loadSnapshot(snap: SnapshotStore): void {
+    const s = snap.load();
+    this.state.load(s.entries, s.checkpoint, s.highWater);
+    this.ids.observe(this.state.highWater);
+    for (const q of s.queue) this.restoreQueued(q);
+    this.logger.info(
+      {
+        snapshot: snap.path,
+        models: this.state.size,
+        queued: s.queue.length,
+        checkpoint: s.checkpoint === null ? null : refKey(s.checkpoint),
+      },
+      'event backend: snapshot loaded',
+    );
+  }
+
+  private restoreQueued(q: QueuedWrite): void {
+    const job: WriteJob = {
+      op: q.op,
+      instanceId: q.instanceId,
+      modelType: q.modelType,
+      event: q.event,
+      bytes: registerEventSize(q.event),
+      size: q.size,
+      sha256: q.sha256,
+      expectedRevision: undefined,
+      durableSeq: q.seq,
+      queuedAt: q.queuedAt,
+      settle: null,
+    };
+    this.ids.observe(q.instanceId);
+    this.addPending(job);
+    this.durable.set(q.seq, job);
+  }
+
+  private isClosed(): boolean {
+    return this.phase === 'closed';
+  }
+
+  private checkWritable(): void {
+    if (this.phase === 'closed') throw new BackendError('closed', 'backend is closed');
+  }
+
+  private computeReady(): boolean {
+    if (this.phase === 'online') return true;
+    return (
+      this.phase === 'offline' &&
+      this.config.queueWhenDisconnected &&
+      this.snapshot?.isSynced() === true
+    );
+  }
+
+  private markReadyIfReady(): void {
+    if (this.isReady || !this.computeReady()) return;
+    this.isReady = true;
+    this.readyResolve();
+  }
+
+  private detail(): string {
+    switch (this.phase) {
+      case 'connecting':
+        return 'connecting to Hat';
+      case 'recovering':
+        return `recovering from Hat (${this.recoveryProgress} events so far)`;
+      case 'standby':
+        return `connected, Hat server status is ${this.serverStatus ?? 'unknown'}`;
+      case 'online':
+        return 'online';
+      case 'offline':
+        return `Hat unreachable (${this.lastError || 'no connection'})`;
+      case 'closed':
+        return 'closed';
+    }
+  }
+
+  private updateGauges(): void {
+    this.metrics.pipelineDepth.set(this.pipeline.depth);
+    this.metrics.snapshotQueueDepth.set(this.durable.size);
+  }
+
+  private withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+    const ms = this.config.requestTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new TimeoutError(`${what} got no response within ${ms} ms`)),
+          ms,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+}
+
+class TimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+function checkId(instanceId: number): void {
+  if (!Number.isSafeInteger(instanceId) || instanceId < 1)
+    throw new BackendError('invalid', `instance id must be a positive integer, got ${instanceId}`);
+}
+
+function checkModel(modelType: string, instance: Uint8Array, maxBytes: number): void {
+  if (typeof modelType !== 'string')
+    throw new BackendError('invalid', 'model type must be a string');
+  if (!(instance instanceof Uint8Array))
+    throw new BackendError('invalid', 'instance must be bytes (Uint8Array)');
+  if (instance.length > maxBytes)
+    throw new BackendError(
+      'too_large',
+      `instance of ${instance.length} bytes exceeds max_instance_bytes (${maxBytes})`,
+    );
+}

@@ -1,0 +1,144 @@
+/**
+ * The event backend's configuration: the seed's `model_prefix` plus aimm-store's optional extras
+ * (schema `aimm://server/backend/event.yaml#`), checked and completed with defaults.
+ */
+import { BackendError } from '../../backend/types.js';
+
+export const CONF_SCHEMA_ID = 'aimm://server/backend/event.yaml#';
+
+export type AckMode = 'registered' | 'persisted';
+
+export interface EventBackendConfig {
+  modelPrefix: readonly string[];
+  /** Path of the SQLite snapshot, or null for none (models live in memory). */
+  snapshotPath: string | null;
+  ack: AckMode;
+  queueWhenDisconnected: boolean;
+  idStride: number;
+  idOffset: number;
+  maxBatchEvents: number;
+  maxBatchBytes: number;
+  maxInstanceBytes: number;
+  requestTimeoutMs: number;
+  catchUpPageSize: number;
+  reconnectMinDelayMs: number;
+  reconnectMaxDelayMs: number;
+  closeTimeoutMs: number;
+}
+
+export const DEFAULTS = {
+  ack: 'registered' as AckMode,
+  maxBatchEvents: 1000,
+  maxBatchBytes: 8 * 1024 * 1024,
+  maxInstanceBytes: 256 * 1024 * 1024,
+  requestTimeoutMs: 30_000,
+  catchUpPageSize: 1000,
+  reconnectMinDelayMs: 200,
+  reconnectMaxDelayMs: 30_000,
+  closeTimeoutMs: 10_000,
+};
+
+/** Validates `conf` (the `backend` section) and fills in defaults; throws BackendError('invalid'). */
+export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
+  const fail = (message: string): never => {
+    throw new BackendError('invalid', `event backend config: ${message}`);
+  };
+  const prefix = conf.model_prefix;
+  if (!Array.isArray(prefix) || prefix.some((s) => typeof s !== 'string'))
+    fail('model_prefix must be an array of strings');
+  const modelPrefix = (prefix as string[]).slice();
+  for (const seg of modelPrefix)
+    if (seg === '*' || seg === '?')
+      fail(`model_prefix segment '${seg}' is a wildcard; segments must be literal`);
+
+  let snapshotPath: string | null = null;
+  if (conf.snapshot !== undefined && conf.snapshot !== null) {
+    const s = conf.snapshot as Record<string, unknown>;
+    if (typeof s !== 'object' || typeof s.path !== 'string' || s.path === '')
+      fail('snapshot.path must be a non-empty string');
+    snapshotPath = s.path as string;
+  }
+
+  const ack = conf.ack ?? DEFAULTS.ack;
+  if (ack !== 'registered' && ack !== 'persisted') fail("ack must be 'registered' or 'persisted'");
+
+  const queueWhenDisconnected = conf.queue_when_disconnected === true;
+  if (queueWhenDisconnected && snapshotPath === null)
+    fail('queue_when_disconnected needs a snapshot (snapshot.path): queued writes are kept in it');
+
+  let idStride = 1;
+  let idOffset = 0;
+  if (conf.id_allocation !== undefined) {
+    const a = conf.id_allocation as Record<string, unknown>;
+    idStride = int(a?.stride, 'id_allocation.stride', 1);
+    idOffset = a?.offset === undefined ? 0 : int(a.offset, 'id_allocation.offset', 0);
+    if (idOffset >= idStride)
+      fail('id_allocation.offset must be smaller than id_allocation.stride');
+  }
+
+  const reconnect = (conf.reconnect ?? {}) as Record<string, unknown>;
+  const reconnectMinDelayMs = optInt(
+    reconnect.min_delay_ms,
+    'reconnect.min_delay_ms',
+    1,
+    DEFAULTS.reconnectMinDelayMs,
+  );
+  const reconnectMaxDelayMs = optInt(
+    reconnect.max_delay_ms,
+    'reconnect.max_delay_ms',
+    1,
+    Math.max(DEFAULTS.reconnectMaxDelayMs, reconnectMinDelayMs),
+  );
+  if (reconnectMaxDelayMs < reconnectMinDelayMs)
+    fail('reconnect.max_delay_ms must not be smaller than reconnect.min_delay_ms');
+
+  const catchUpPageSize = optInt(
+    conf.catch_up_page_size,
+    'catch_up_page_size',
+    1,
+    DEFAULTS.catchUpPageSize,
+  );
+  if (catchUpPageSize > 4096)
+    fail('catch_up_page_size must be at most 4096 (Hat caps pages there)');
+
+  return {
+    modelPrefix,
+    snapshotPath,
+    ack: ack as AckMode,
+    queueWhenDisconnected,
+    idStride,
+    idOffset,
+    maxBatchEvents: optInt(conf.max_batch_events, 'max_batch_events', 1, DEFAULTS.maxBatchEvents),
+    maxBatchBytes: optInt(conf.max_batch_bytes, 'max_batch_bytes', 1, DEFAULTS.maxBatchBytes),
+    maxInstanceBytes: optInt(
+      conf.max_instance_bytes,
+      'max_instance_bytes',
+      1,
+      DEFAULTS.maxInstanceBytes,
+    ),
+    requestTimeoutMs: optInt(
+      conf.request_timeout_ms,
+      'request_timeout_ms',
+      1,
+      DEFAULTS.requestTimeoutMs,
+    ),
+    catchUpPageSize,
+    reconnectMinDelayMs,
+    reconnectMaxDelayMs,
+    closeTimeoutMs: optInt(conf.close_timeout_ms, 'close_timeout_ms', 0, DEFAULTS.closeTimeoutMs),
+  };
+
+  function int(v: unknown, name: string, min: number): number {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+      fail(`${name} must be an integer >= ${min}`);
+    return v as number;
+  }
+  function optInt(v: unknown, name: string, min: number, dflt: number): number {
+    return v === undefined ? dflt : int(v, name, min);
+  }
+}
+
+/** The subscription the backend needs: every event type under the prefix. */
+export function subscriptionOf(modelPrefix: readonly string[]): string[][] {
+  return [[...modelPrefix, '*']];
+}

@@ -1,0 +1,176 @@
+/**
+ * AIMM's model event format (aimm/server/backend/event.py), both ways.
+ *
+ * - type `[...model_prefix, String(instance_id)]` (canonical decimal, id >= 1);
+ * - no source timestamp;
+ * - JSON payload text `{"type": <model type>, "instance": <standard padded base64>}` written exactly as
+ *   Python's `json.dumps` writes it (separators `", "`/`": "`, non-ASCII and DEL as lowercase `\uXXXX`),
+ *   so our register requests are byte-identical to AIMM's;
+ * - a delete is the same type with no payload (a tombstone; AIMM itself cannot read it).
+ */
+import type {
+  Event,
+  EventPayloadJson,
+  EventType,
+  RegisterEvent,
+} from '../../hat/eventer/common.js';
+import { markTrustedJsonPayload } from '../../hat/eventer/json.js';
+
+/** A decoded model event. */
+export type ModelEvent =
+  | { kind: 'model'; instanceId: number; modelType: string; instance: Uint8Array }
+  | { kind: 'tombstone'; instanceId: number };
+
+/** Why an event under the prefix is not a model event. `instanceId` is set when the type was fine. */
+export interface MalformedEvent {
+  kind: 'malformed';
+  reason: MalformedReason;
+  detail: string;
+  instanceId: number | null;
+}
+
+export type MalformedReason =
+  | 'bad_type'
+  | 'bad_id'
+  | 'binary_payload'
+  | 'bad_json'
+  | 'not_aimm_shaped'
+  | 'bad_base64';
+
+/** Python `json.dumps` of a string (ensure_ascii): `"`, `\`, short escapes, others `\u00xx`. */
+export function pythonJsonString(s: string): string {
+  if (/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/.test(s)) return `"${s}"`;
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22) out += '\\"';
+    else if (c === 0x5c) out += '\\\\';
+    else if (c >= 0x20 && c < 0x7f) out += s[i];
+    else if (c === 0x0a) out += '\\n';
+    else if (c === 0x0d) out += '\\r';
+    else if (c === 0x09) out += '\\t';
+    else if (c === 0x08) out += '\\b';
+    else if (c === 0x0c) out += '\\f';
+    else out += `\\u${c.toString(16).padStart(4, '0')}`;
+  }
+  return `${out}"`;
+}
+
+/** The exact JSON payload text AIMM writes for a model. */
+export function modelPayloadText(modelType: string, instance: Uint8Array): string {
+  const b64 = Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString(
+    'base64',
+  );
+  return `{"type": ${pythonJsonString(modelType)}, "instance": "${b64}"}`;
+}
+
+export function modelEventType(prefix: readonly string[], instanceId: number): string[] {
+  return [...prefix, String(instanceId)];
+}
+
+/** The register event of a create or update. */
+export function modelRegisterEvent(
+  prefix: readonly string[],
+  instanceId: number,
+  modelType: string,
+  instance: Uint8Array,
+): RegisterEvent {
+  return {
+    type: modelEventType(prefix, instanceId),
+    sourceTimestamp: null,
+    // Built here from a JSON-escaped string and base64: valid JSON, no need to re-check it.
+    payload: markTrustedJsonPayload<EventPayloadJson>({
+      kind: 'json',
+      text: modelPayloadText(modelType, instance),
+    }),
+  };
+}
+
+/** The register event of a delete: the model's type with no payload. */
+export function tombstoneRegisterEvent(
+  prefix: readonly string[],
+  instanceId: number,
+): RegisterEvent {
+  return { type: modelEventType(prefix, instanceId), sourceTimestamp: null, payload: null };
+}
+
+/** Bytes a register event adds to a request (for batch bounds): type segments plus payload text. */
+export function registerEventSize(event: RegisterEvent): number {
+  let n = 16;
+  for (const seg of event.type) n += seg.length + 2;
+  const p = event.payload;
+  if (p !== null) n += p.kind === 'json' ? p.text.length : p.data.length + p.type.length;
+  return n;
+}
+
+/** The instance id encoded in an event type, or null when the type is not `[...prefix, <id>]`. */
+export function parseInstanceId(
+  prefix: readonly string[],
+  type: EventType,
+): { id: number } | MalformedEvent {
+  if (type.length !== prefix.length + 1) {
+    const what = type.length === prefix.length ? 'the bare prefix' : `${type.length} segments`;
+    return malformed('bad_type', `event type is ${what}, expected [...prefix, <id>]`, null);
+  }
+  for (let i = 0; i < prefix.length; i++)
+    if (type[i] !== prefix[i])
+      return malformed('bad_type', 'event type is outside the prefix', null);
+  const seg = type[prefix.length] as string;
+  if (!/^[1-9][0-9]{0,15}$/.test(seg) || !Number.isSafeInteger(Number(seg)))
+    return malformed(
+      'bad_id',
+      `instance id segment '${truncate(seg)}' is not a positive decimal`,
+      null,
+    );
+  return { id: Number(seg) };
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Decodes a Hat event under the prefix into a model event, or says why it is malformed. */
+export function decodeModelEvent(
+  prefix: readonly string[],
+  event: Pick<Event, 'type' | 'payload'>,
+): ModelEvent | MalformedEvent {
+  const parsed = parseInstanceId(prefix, event.type);
+  if ('kind' in parsed) return parsed;
+  const instanceId = parsed.id;
+  const p = event.payload;
+  if (p === null) return { kind: 'tombstone', instanceId };
+  if (p.kind !== 'json')
+    return malformed('binary_payload', 'binary payload, expected AIMM JSON', instanceId);
+  let value: unknown;
+  try {
+    value = JSON.parse(p.text);
+  } catch (err) {
+    return malformed('bad_json', `payload is not JSON (${(err as Error).message})`, instanceId);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return malformed('not_aimm_shaped', 'payload is not a JSON object', instanceId);
+  const obj = value as Record<string, unknown>;
+  if (typeof obj.type !== 'string')
+    return malformed('not_aimm_shaped', "payload has no string 'type'", instanceId);
+  if (typeof obj.instance !== 'string')
+    return malformed('not_aimm_shaped', "payload has no string 'instance'", instanceId);
+  if (!BASE64.test(obj.instance))
+    return malformed('bad_base64', "payload 'instance' is not standard padded base64", instanceId);
+  const buf = Buffer.from(obj.instance, 'base64');
+  return {
+    kind: 'model',
+    instanceId,
+    modelType: obj.type,
+    instance: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength),
+  };
+}
+
+function malformed(
+  reason: MalformedReason,
+  detail: string,
+  instanceId: number | null,
+): MalformedEvent {
+  return { kind: 'malformed', reason, detail, instanceId };
+}
+
+function truncate(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}...` : s;
+}

@@ -1,0 +1,90 @@
+/**
+ * Where events from Hat enter the state, exactly once and in order.
+ *
+ * Notifications are applied at once unless the intake is held: during recovery (catch-up pages are
+ * applied directly; notifications wait) and while a register request is in flight (Hat notifies a
+ * registering subscriber *before* its MsgRegisterRes, so our own events must wait for the response
+ * to be recognised as ours by their event ids). On release the held events and our registered
+ * events are merged, sorted by event id and applied; duplicates are skipped by the state.
+ */
+import type { ChangeOrigin } from '../../backend/types.js';
+import type { Event } from '../../hat/eventer/common.js';
+import { type EventRef, refKey } from './event-ref.js';
+import type { EventOutcome } from './state.js';
+
+export type ApplyFn = (
+  events: Event[],
+  originOf: (ref: EventRef) => ChangeOrigin,
+) => readonly EventOutcome[];
+
+export class EventIntake {
+  private deferred: Event[] = [];
+  private holds = 0;
+  private readonly localKeys = new Set<string>();
+  private readonly waiters = new Map<string, (outcome: EventOutcome) => void>();
+
+  constructor(private readonly applyFn: ApplyFn) {}
+
+  get held(): boolean {
+    return this.holds > 0;
+  }
+
+  /** Events held back so far. */
+  get deferredCount(): number {
+    return this.deferred.length;
+  }
+
+  /** Notified events (origin remote unless registered by us). */
+  push(events: readonly Event[]): void {
+    if (events.length === 0) return;
+    if (this.holds > 0) {
+      for (const e of events) this.deferred.push(e);
+      return;
+    }
+    this.applyNow(events.slice());
+  }
+
+  hold(): void {
+    this.holds++;
+  }
+
+  release(): void {
+    if (this.holds === 0) return;
+    this.holds--;
+    if (this.holds === 0 && this.deferred.length > 0) {
+      const events = this.deferred;
+      this.deferred = [];
+      this.applyNow(events);
+    }
+  }
+
+  /**
+   * Our own registered events (from MsgRegisterRes), applied as `local`. `onApplied(i, outcome)`
+   * runs for each once it is applied (at once when the intake is not held).
+   */
+  addLocal(
+    events: readonly Event[],
+    onApplied: (index: number, outcome: EventOutcome) => void,
+  ): void {
+    events.forEach((e, i) => {
+      const key = refKey(e.id);
+      this.localKeys.add(key);
+      this.waiters.set(key, (o) => onApplied(i, o));
+    });
+    this.push(events);
+  }
+
+  private applyNow(events: Event[]): void {
+    const outcomes = this.applyFn(events, (ref) =>
+      this.localKeys.has(refKey(ref)) ? 'local' : 'remote',
+    );
+    for (const o of outcomes) {
+      const key = refKey(o.ref);
+      const waiter = this.waiters.get(key);
+      if (waiter === undefined) continue;
+      this.waiters.delete(key);
+      this.localKeys.delete(key);
+      waiter(o);
+    }
+  }
+}

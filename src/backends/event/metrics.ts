@@ -1,0 +1,71 @@
+/** The event backend's metrics (registered in the daemon's registry, prefix `aimm_store_`). */
+import type { Counter, Gauge, MetricsRegistry } from '../../common/metrics.js';
+
+export interface EventMetrics {
+  writes: Counter;
+  registerRequests: Counter;
+  registerEvents: Counter;
+  registerBytes: Counter;
+  connected: Gauge;
+  connects: Counter;
+  disconnects: Counter;
+  appliedEvents: Counter;
+  skippedEvents: Counter;
+  recoveries: Counter;
+  recoveryEvents: Gauge;
+  pipelineDepth: Gauge;
+  snapshotQueueDepth: Gauge;
+  models: Gauge;
+}
+
+export function createEventMetrics(registry: MetricsRegistry): EventMetrics {
+  return {
+    writes: registry.counter(
+      'event_writes_total',
+      'Model writes through the event backend, by op and result (ok, failed, queued).',
+    ),
+    registerRequests: registry.counter(
+      'event_register_requests_total',
+      'MsgRegisterReq sent by the write pipeline, by result (events, failure, error).',
+    ),
+    registerEvents: registry.counter(
+      'event_register_events_total',
+      'Events sent in register requests (divide by requests for the mean batch size).',
+    ),
+    registerBytes: registry.counter(
+      'event_register_bytes_total',
+      'Approximate payload bytes sent in register requests.',
+    ),
+    connected: registry.gauge('event_connected', '1 while connected to the Hat event server.'),
+    connects: registry.counter('event_connects_total', 'Successful connections to Hat.'),
+    disconnects: registry.counter(
+      'event_disconnects_total',
+      'Lost connections and failed connection attempts to Hat.',
+    ),
+    appliedEvents: registry.counter(
+      'event_applied_events_total',
+      'Model events applied to the state, by origin (local, remote).',
+    ),
+    skippedEvents: registry.counter(
+      'event_skipped_events_total',
+      'Malformed events under the prefix that were skipped, by reason.',
+    ),
+    recoveries: registry.counter(
+      'event_recoveries_total',
+      'Recoveries, by mode (latest, catch_up, rebuild).',
+    ),
+    recoveryEvents: registry.gauge(
+      'event_recovery_events',
+      'Events replayed by the current or last recovery (progress).',
+    ),
+    pipelineDepth: registry.gauge(
+      'event_pipeline_depth',
+      'Writes waiting in the write pipeline for a register request.',
+    ),
+    snapshotQueueDepth: registry.gauge(
+      'event_snapshot_queue_depth',
+      'Writes queued durably in the snapshot while Hat is unreachable.',
+    ),
+    models: registry.gauge('event_models', 'Live models known to the event backend.'),
+  };
+}

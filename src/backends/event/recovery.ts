@@ -1,0 +1,128 @@
+/**
+ * Recovery after (re)connecting. The connection is already subscribed to `[...prefix, '*']` (the
+ * subscription is part of MsgInitReq) and the intake holds notifications until this is done.
+ *
+ * - With a checkpoint (from the snapshot, or from memory after a reconnect): check that the
+ *   checkpoint event still exists on the server with the same timestamp (else Hat's store was
+ *   reset or pruned, or the snapshot is ahead: rebuild), then catch up with `server` queries paged
+ *   from the checkpoint (`lastEventId`, `maxResults`), applying only events under the prefix.
+ * - Without a checkpoint, or to rebuild: one `latest` query for the prefix (AIMM's startup scan).
+ *   Hat's LMDB `latest` covers only the types in its `latest.subscriptions`.
+ */
+import type { Logger } from 'pino';
+import type { Event, EventerClient, QueryParams, QueryResult } from '../../hat/eventer/common.js';
+import { matchesAny } from '../../hat/eventer/common.js';
+import { type EventRef, eventIdOf, refKey, refOf } from './event-ref.js';
+
+export type RecoveryMode = 'latest' | 'catch_up' | 'rebuild';
+
+export interface RecoveryDeps {
+  client: EventerClient;
+  checkpoint: EventRef | null;
+  subscription: string[][];
+  pageSize: number;
+  timeoutMs: number;
+  logger: Logger;
+  /** Applies events from Hat (origin remote); `scannedUpTo` moves the checkpoint past other types. */
+  apply(events: Event[], scannedUpTo: EventRef | null): void;
+  /** Forgets the state before a rebuild (reason for the log). */
+  rebuild(reason: string): void;
+  progress(eventsSoFar: number): void;
+}
+
+export interface RecoveryReport {
+  mode: RecoveryMode;
+  events: number;
+  pages: number;
+}
+
+export class RecoveryTimeoutError extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what} got no response within ${ms} ms`);
+    this.name = 'RecoveryTimeoutError';
+  }
+}
+
+export async function recover(d: RecoveryDeps): Promise<RecoveryReport> {
+  const cp = d.checkpoint;
+  let mode: RecoveryMode = 'latest';
+  if (cp !== null) {
+    const problem = await verifyCheckpoint(d, cp);
+    if (problem === null) return catchUp(d, cp);
+    d.logger.warn(
+      { checkpoint: refKey(cp) },
+      `event backend: rebuilding state from Hat: ${problem}`,
+    );
+    d.rebuild(problem);
+    mode = 'rebuild';
+  }
+  const res = await query(d, { kind: 'latest', eventTypes: d.subscription }, 'latest query');
+  d.apply(res.events, null);
+  d.progress(res.events.length);
+  return { mode, events: res.events.length, pages: 1 };
+}
+
+/** Null when the checkpoint event is on the server as we saw it; otherwise what is wrong. */
+async function verifyCheckpoint(d: RecoveryDeps, cp: EventRef): Promise<string | null> {
+  const res = await query(
+    d,
+    {
+      kind: 'server',
+      serverId: cp.server,
+      persisted: false,
+      maxResults: 1,
+      lastEventId: { server: cp.server, session: cp.session, instance: cp.instance - 1 },
+    },
+    'checkpoint check',
+  );
+  const e = res.events[0];
+  if (e === undefined)
+    return `checkpoint event ${refKey(cp)} is not on the Hat server (its store was reset or pruned, or the snapshot is ahead of it)`;
+  const got = refOf(e);
+  if (refKey(got) !== refKey(cp))
+    return `checkpoint event ${refKey(cp)} is not on the Hat server (next there is ${refKey(got)}; its store was reset or pruned)`;
+  if (got.s !== cp.s || got.us !== cp.us)
+    return `checkpoint event ${refKey(cp)} has another timestamp on the Hat server (its store was reset)`;
+  return null;
+}
+
+async function catchUp(d: RecoveryDeps, cp: EventRef): Promise<RecoveryReport> {
+  let last = eventIdOf(cp);
+  let events = 0;
+  let pages = 0;
+  for (;;) {
+    const res = await query(
+      d,
+      {
+        kind: 'server',
+        serverId: cp.server,
+        persisted: false,
+        maxResults: d.pageSize,
+        lastEventId: last,
+      },
+      'catch-up query',
+    );
+    pages++;
+    const lastEvent = res.events[res.events.length - 1];
+    if (lastEvent === undefined) break;
+    const relevant = res.events.filter((e) => matchesAny(e.type, d.subscription));
+    d.apply(relevant, refOf(lastEvent));
+    events += relevant.length;
+    d.progress(events);
+    last = lastEvent.id;
+    if (!res.moreFollows) break;
+  }
+  return { mode: 'catch_up', events, pages };
+}
+
+async function query(d: RecoveryDeps, params: QueryParams, what: string): Promise<QueryResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RecoveryTimeoutError(what, d.timeoutMs)), d.timeoutMs);
+  });
+  try {
+    return await Promise.race([d.client.query(params), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,421 @@
+/**
+ * The snapshot: a SQLite mirror (better-sqlite3, WAL) of the applied model state — every instance id
+ * with its bytes, revision and last event — plus the checkpoint (the last applied event), the id
+ * high-water mark and the queue of writes made while Hat was unreachable.
+ *
+ * Opening checks the file: a file that is not SQLite, fails `quick_check`, has another format or
+ * was written for another prefix is moved aside (`<path>.corrupt-<time>`) or cleared, and the caller
+ * rebuilds it from Hat. The file is locked (`locking_mode=EXCLUSIVE`): a second process is refused.
+ */
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { EventPayloadJson, RegisterEvent } from '../../hat/eventer/common.js';
+import { markTrustedJsonPayload } from '../../hat/eventer/json.js';
+import type { EventRef } from './event-ref.js';
+import type { ModelEntry, ModelStore, StoreCommit } from './store.js';
+
+export const SNAPSHOT_FORMAT = 'aimm-store/event-snapshot/1';
+
+/** One write kept while Hat was unreachable. */
+export interface QueuedWrite {
+  seq: number;
+  instanceId: number;
+  op: 'create' | 'update' | 'delete';
+  modelType: string;
+  event: RegisterEvent;
+  size: number;
+  sha256: string;
+  queuedAt: string;
+}
+
+export interface SnapshotState {
+  entries: ModelEntry[];
+  checkpoint: EventRef | null;
+  highWater: number;
+  queue: QueuedWrite[];
+}
+
+/** Why an existing file could not be used as it was (null: it was fine or new). */
+export type SnapshotOpenIssue = { kind: 'corrupt' | 'mismatch'; detail: string; movedTo?: string };
+
+export class SnapshotInUseError extends Error {
+  constructor(path: string, cause: unknown) {
+    super(`snapshot ${path} is in use by another process`, { cause });
+    this.name = 'SnapshotInUseError';
+  }
+}
+
+interface ModelRow {
+  id: number;
+  type: string;
+  revision: number;
+  size: number;
+  sha256: string;
+  updated: string;
+  deleted: number;
+  ev_server: number;
+  ev_session: number;
+  ev_instance: number;
+  ev_s: number;
+  ev_us: number;
+}
+
+interface QueueRow {
+  seq: number;
+  id: number;
+  op: string;
+  type: string;
+  event_type: string;
+  payload: string | null;
+  size: number;
+  sha256: string;
+  queued: string;
+}
+
+export class SnapshotStore implements ModelStore {
+  readonly kind = 'snapshot';
+  private readonly db: Database.Database;
+  private readonly stmts: ReturnType<typeof prepare>;
+  private closed = false;
+  private readonly dequeueNext = new Set<number>();
+  private synced: boolean | null = null;
+
+  private constructor(
+    readonly path: string,
+    db: Database.Database,
+    readonly issue: SnapshotOpenIssue | null,
+  ) {
+    this.db = db;
+    this.stmts = prepare(db);
+  }
+
+  /**
+   * Opens (or creates) the snapshot for `prefix`. A corrupt file is moved aside and a fresh one
+   * created; a file of another format or prefix is cleared. `issue` says which happened.
+   */
+  static open(path: string, prefix: readonly string[]): SnapshotStore {
+    mkdirSync(dirname(path), { recursive: true });
+    let issue: SnapshotOpenIssue | null = null;
+    let db: Database.Database | null = null;
+    try {
+      db = openDb(path);
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
+      ensureSchema(db);
+    } catch (err) {
+      if (err instanceof SnapshotInUseError) throw err;
+      db?.close();
+      const movedTo = moveAside(path);
+      issue = { kind: 'corrupt', detail: (err as Error).message, movedTo };
+      db = openDb(path);
+      ensureSchema(db);
+    }
+    const meta = readMeta(db);
+    const prefixText = JSON.stringify(prefix);
+    if (meta.format === undefined && meta.prefix === undefined) {
+      writeMeta(db, {
+        format: SNAPSHOT_FORMAT,
+        prefix: prefixText,
+        checkpoint: 'null',
+        high_water: '0',
+      });
+    } else {
+      let detail: string | null = null;
+      if (meta.format !== SNAPSHOT_FORMAT)
+        detail = `format '${meta.format ?? '?'}' is not '${SNAPSHOT_FORMAT}'`;
+      else if (meta.prefix !== prefixText)
+        detail = `written for model_prefix ${meta.prefix ?? '?'}, not ${prefixText}`;
+      else {
+        try {
+          parseCheckpoint(meta.checkpoint);
+        } catch (err) {
+          detail = `unreadable checkpoint (${(err as Error).message})`;
+        }
+      }
+      if (detail !== null) issue = { kind: 'mismatch', detail };
+    }
+    if (issue?.kind === 'mismatch') {
+      db.exec('DELETE FROM snapshot_models; DELETE FROM snapshot_queue;');
+      writeMeta(db, {
+        format: SNAPSHOT_FORMAT,
+        prefix: prefixText,
+        checkpoint: 'null',
+        high_water: '0',
+      });
+    }
+    return new SnapshotStore(path, db, issue);
+  }
+
+  /** Everything in the file. */
+  load(): SnapshotState {
+    const entries: ModelEntry[] = [];
+    for (const r of this.stmts.allModels.iterate() as Iterable<ModelRow>) entries.push(entryOf(r));
+    const meta = readMeta(this.db);
+    const checkpoint = parseCheckpoint(meta.checkpoint);
+    const highWater = Number(meta.high_water ?? '0') || 0;
+    return { entries, checkpoint, highWater, queue: this.listQueue() };
+  }
+
+  commit(commit: StoreCommit): void {
+    const s = this.stmts;
+    this.db.transaction(() => {
+      for (const { entry: e, instance } of commit.upserts) {
+        s.upsert.run({
+          id: e.instanceId,
+          type: e.modelType,
+          instance:
+            instance === null || e.deleted
+              ? null
+              : Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength),
+          revision: e.revision,
+          size: e.size,
+          sha256: e.sha256,
+          updated: e.updated,
+          deleted: e.deleted ? 1 : 0,
+          ev_server: e.event.server,
+          ev_session: e.event.session,
+          ev_instance: e.event.instance,
+          ev_s: e.event.s,
+          ev_us: e.event.us,
+        });
+      }
+      s.setMeta.run('checkpoint', JSON.stringify(commit.checkpoint));
+      s.setMeta.run('high_water', String(commit.highWater));
+      for (const seq of this.dequeueNext) s.dequeue.run(seq);
+    })();
+    this.dequeueNext.clear();
+  }
+
+  /** True once a recovery from Hat completed with this file (queued ids are then trustworthy). */
+  isSynced(): boolean {
+    this.synced ??= readMeta(this.db).synced === '1';
+    return this.synced;
+  }
+
+  markSynced(): void {
+    if (this.synced === true) return;
+    this.stmts.setMeta.run('synced', '1');
+    this.synced = true;
+  }
+
+  /** Queue entries to delete in the next commit (atomically with applying their events). */
+  scheduleDequeue(seqs: readonly number[]): void {
+    for (const s of seqs) this.dequeueNext.add(s);
+  }
+
+  /** Deletes scheduled queue entries that no commit took (e.g. their events were duplicates). */
+  flushDequeue(): void {
+    if (this.dequeueNext.size === 0) return;
+    this.transaction(() => {
+      for (const s of this.dequeueNext) this.stmts.dequeue.run(s);
+    });
+    this.dequeueNext.clear();
+  }
+
+  readInstance(instanceId: number): Uint8Array | null {
+    const row = this.stmts.instance.get(instanceId) as { instance: Buffer | null } | undefined;
+    if (row === undefined || row.instance === null) return null;
+    return new Uint8Array(row.instance.buffer, row.instance.byteOffset, row.instance.byteLength);
+  }
+
+  clearModels(): void {
+    this.db.transaction(() => {
+      this.db.exec('DELETE FROM snapshot_models');
+      this.stmts.setMeta.run('checkpoint', 'null');
+      this.stmts.setMeta.run('synced', '0');
+    })();
+    this.synced = false;
+  }
+
+  /** Stores a write durably (synchronous=FULL) and returns its queue sequence number. */
+  enqueue(w: Omit<QueuedWrite, 'seq'>): number {
+    this.db.pragma('synchronous = FULL');
+    try {
+      const res = this.stmts.enqueue.run({
+        id: w.instanceId,
+        op: w.op,
+        type: w.modelType,
+        event_type: JSON.stringify(w.event.type),
+        payload: w.event.payload?.kind === 'json' ? w.event.payload.text : null,
+        size: w.size,
+        sha256: w.sha256,
+        queued: w.queuedAt,
+      });
+      return Number(res.lastInsertRowid);
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  /** Drops a queued write once Hat has it (in the same transaction as applying its event). */
+  dequeue(seq: number): void {
+    this.stmts.dequeue.run(seq);
+  }
+
+  /** Runs `fn` in one transaction (e.g. dequeue + commit). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  listQueue(): QueuedWrite[] {
+    return (this.stmts.queue.all() as QueueRow[]).map((r) => ({
+      seq: r.seq,
+      instanceId: r.id,
+      op: r.op as QueuedWrite['op'],
+      modelType: r.type,
+      event: {
+        type: JSON.parse(r.event_type) as string[],
+        sourceTimestamp: null,
+        payload:
+          r.payload === null
+            ? null
+            : markTrustedJsonPayload<EventPayloadJson>({ kind: 'json', text: r.payload }),
+      },
+      size: r.size,
+      sha256: r.sha256,
+      queuedAt: r.queued,
+    }));
+  }
+
+  queueDepth(): number {
+    return (this.stmts.queueCount.get() as { n: number }).n;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+function openDb(path: string): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { timeout: 0 });
+  } catch (err) {
+    throw new Error(`cannot open: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    // Take the exclusive lock now so a second process fails here, not later.
+    db.exec('BEGIN EXCLUSIVE; COMMIT');
+  } catch (err) {
+    db.close();
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+      throw new SnapshotInUseError(path, err);
+    throw err;
+  }
+  return db;
+}
+
+function ensureSchema(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS snapshot_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS snapshot_models (
+      id INTEGER PRIMARY KEY,
+      type TEXT NOT NULL,
+      instance BLOB,
+      revision INTEGER NOT NULL,
+      size INTEGER NOT NULL,
+      sha256 TEXT NOT NULL,
+      updated TEXT NOT NULL,
+      deleted INTEGER NOT NULL,
+      ev_server INTEGER NOT NULL,
+      ev_session INTEGER NOT NULL,
+      ev_instance INTEGER NOT NULL,
+      ev_s INTEGER NOT NULL,
+      ev_us INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS snapshot_queue (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      id INTEGER NOT NULL,
+      op TEXT NOT NULL,
+      type TEXT NOT NULL,
+      event_type TEXT NOT NULL,
+      payload TEXT,
+      size INTEGER NOT NULL,
+      sha256 TEXT NOT NULL,
+      queued TEXT NOT NULL
+    );
+  `);
+}
+
+function prepare(db: Database.Database) {
+  return {
+    allModels: db.prepare(
+      'SELECT id, type, revision, size, sha256, updated, deleted, ev_server, ev_session, ev_instance, ev_s, ev_us FROM snapshot_models',
+    ),
+    instance: db.prepare('SELECT instance FROM snapshot_models WHERE id = ? AND deleted = 0'),
+    upsert: db.prepare(
+      `INSERT OR REPLACE INTO snapshot_models
+        (id, type, instance, revision, size, sha256, updated, deleted, ev_server, ev_session, ev_instance, ev_s, ev_us)
+       VALUES (@id, @type, @instance, @revision, @size, @sha256, @updated, @deleted, @ev_server, @ev_session, @ev_instance, @ev_s, @ev_us)`,
+    ),
+    setMeta: db.prepare('INSERT OR REPLACE INTO snapshot_meta (key, value) VALUES (?, ?)'),
+    enqueue: db.prepare(
+      `INSERT INTO snapshot_queue (id, op, type, event_type, payload, size, sha256, queued)
+       VALUES (@id, @op, @type, @event_type, @payload, @size, @sha256, @queued)`,
+    ),
+    dequeue: db.prepare('DELETE FROM snapshot_queue WHERE seq = ?'),
+    queue: db.prepare('SELECT * FROM snapshot_queue ORDER BY seq'),
+    queueCount: db.prepare('SELECT count(*) AS n FROM snapshot_queue'),
+  };
+}
+
+function readMeta(db: Database.Database): Record<string, string | undefined> {
+  const out: Record<string, string> = {};
+  for (const r of db.prepare('SELECT key, value FROM snapshot_meta').all() as {
+    key: string;
+    value: string;
+  }[])
+    out[r.key] = r.value;
+  return out;
+}
+
+function writeMeta(db: Database.Database, values: Record<string, string>): void {
+  const stmt = db.prepare('INSERT OR REPLACE INTO snapshot_meta (key, value) VALUES (?, ?)');
+  db.transaction(() => {
+    for (const [k, v] of Object.entries(values)) stmt.run(k, v);
+  })();
+}
+
+function parseCheckpoint(text: string | undefined): EventRef | null {
+  if (text === undefined) return null;
+  const v = JSON.parse(text) as EventRef | null;
+  if (v === null) return null;
+  for (const k of ['server', 'session', 'instance', 's', 'us'] as const)
+    if (typeof v[k] !== 'number') throw new Error(`snapshot checkpoint lacks '${k}'`);
+  return v;
+}
+
+function entryOf(r: ModelRow): ModelEntry {
+  return {
+    instanceId: r.id,
+    modelType: r.type,
+    revision: r.revision,
+    size: r.size,
+    sha256: r.sha256,
+    updated: r.updated,
+    deleted: r.deleted !== 0,
+    event: {
+      server: r.ev_server,
+      session: r.ev_session,
+      instance: r.ev_instance,
+      s: r.ev_s,
+      us: r.ev_us,
+    },
+  };
+}
+
+/** Moves a corrupt file (and its -wal/-shm) aside; returns the new path, if there was a file. */
+function moveAside(path: string): string | undefined {
+  if (!existsSync(path)) return undefined;
+  const to = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  renameSync(path, to);
+  for (const ext of ['-wal', '-shm']) if (existsSync(path + ext)) renameSync(path + ext, to + ext);
+  return to;
+}

@@ -1,0 +1,215 @@
+/**
+ * The applied model state: metadata of every instance id in memory, bytes in a {@link ModelStore}.
+ * Hat events under the prefix are applied here, each exactly once and in Hat's natural order:
+ * an event at or before the checkpoint (same server) or at or before the last event applied to its
+ * id is a duplicate and skipped. Revisions count the events applied per id.
+ */
+import { createHash } from 'node:crypto';
+import type { ChangeOrigin, ModelChange, ModelMeta } from '../../backend/types.js';
+import type { Event } from '../../hat/eventer/common.js';
+import { compareRefs, type EventRef, isoOf, refOf } from './event-ref.js';
+import { decodeModelEvent, type MalformedEvent } from './format.js';
+import type { ModelEntry, ModelStore, StoreCommit } from './store.js';
+
+/** What happened to one event given to {@link ModelState.apply}. */
+export type EventOutcome =
+  | { kind: 'applied'; ref: EventRef; entry: ModelEntry; change: ModelChange | null }
+  | { kind: 'duplicate'; ref: EventRef }
+  | { kind: 'malformed'; ref: EventRef; event: Event; malformed: MalformedEvent };
+
+export interface ApplyResult {
+  outcomes: EventOutcome[];
+  /** The changes to publish, in order. */
+  changes: ModelChange[];
+}
+
+export class ModelState {
+  private readonly entries = new Map<number, ModelEntry>();
+  private checkpointRef: EventRef | null = null;
+  private highWaterId = 0;
+  private liveCount = 0;
+
+  constructor(
+    readonly prefix: readonly string[],
+    readonly store: ModelStore,
+  ) {}
+
+  /** Highest applied or scanned event (the catch-up point), or null before any. */
+  get checkpoint(): EventRef | null {
+    return this.checkpointRef;
+  }
+
+  /** Highest instance id seen in any event (live, deleted or malformed). */
+  get highWater(): number {
+    return this.highWaterId;
+  }
+
+  /** Number of live models. */
+  get size(): number {
+    return this.liveCount;
+  }
+
+  get(instanceId: number): ModelEntry | undefined {
+    return this.entries.get(instanceId);
+  }
+
+  /** Live model metadata ascending by id. */
+  list(): ModelMeta[] {
+    const out: ModelMeta[] = [];
+    for (const e of this.entries.values()) if (!e.deleted) out.push(metaOf(e));
+    return out.sort((a, b) => a.instanceId - b.instanceId);
+  }
+
+  /** Every entry (live and deleted), for diffs after a rebuild. */
+  allEntries(): ModelEntry[] {
+    return [...this.entries.values()];
+  }
+
+  /** Loads state recovered from a snapshot (no events are applied, nothing is emitted). */
+  load(entries: Iterable<ModelEntry>, checkpoint: EventRef | null, highWater: number): void {
+    this.entries.clear();
+    this.liveCount = 0;
+    for (const e of entries) {
+      this.entries.set(e.instanceId, e);
+      if (!e.deleted) this.liveCount++;
+      if (e.instanceId > this.highWaterId) this.highWaterId = e.instanceId;
+    }
+    this.checkpointRef = checkpoint;
+    if (highWater > this.highWaterId) this.highWaterId = highWater;
+  }
+
+  /** Forgets every model and the checkpoint; the high-water mark stays (ids are never reused). */
+  reset(): void {
+    this.entries.clear();
+    this.liveCount = 0;
+    this.checkpointRef = null;
+    this.store.clearModels();
+  }
+
+  /** True when the event was applied already (or is superseded for its id). */
+  isApplied(ref: EventRef, instanceId: number | null): boolean {
+    const cp = this.checkpointRef;
+    if (cp !== null && cp.server === ref.server && compareRefs(ref, cp) <= 0) return true;
+    if (instanceId === null) return false;
+    const e = this.entries.get(instanceId);
+    return e !== undefined && compareRefs(ref, e.event) <= 0;
+  }
+
+  /**
+   * Applies events (any order; they are sorted) in one store commit. `originOf` tells which events
+   * this daemon wrote. `scannedUpTo` advances the checkpoint past events outside the prefix.
+   */
+  apply(
+    events: readonly Event[],
+    originOf: (ref: EventRef) => ChangeOrigin,
+    scannedUpTo: EventRef | null = null,
+  ): ApplyResult {
+    const sorted = events.map((e) => ({ e, ref: refOf(e) }));
+    sorted.sort((a, b) => compareRefs(a.ref, b.ref));
+    const staged = new Map<number, { entry: ModelEntry; instance: Uint8Array | null }>();
+    const outcomes: EventOutcome[] = [];
+    const changes: ModelChange[] = [];
+    let checkpoint = this.checkpointRef;
+    let highWater = this.highWaterId;
+    let liveDelta = 0;
+    const current = (id: number) => staged.get(id)?.entry ?? this.entries.get(id);
+
+    for (const { e, ref } of sorted) {
+      const decoded = decodeModelEvent(this.prefix, e);
+      const id = decoded.instanceId;
+      const prev = id === null ? undefined : current(id);
+      const dup =
+        (checkpoint !== null &&
+          checkpoint.server === ref.server &&
+          compareRefs(ref, checkpoint) <= 0) ||
+        (prev !== undefined && compareRefs(ref, prev.event) <= 0);
+      if (dup) {
+        outcomes.push({ kind: 'duplicate', ref });
+        continue;
+      }
+      if (checkpoint === null || compareRefs(ref, checkpoint) > 0) checkpoint = ref;
+      if (id !== null && id > highWater) highWater = id;
+      if (decoded.kind === 'malformed') {
+        outcomes.push({ kind: 'malformed', ref, event: e, malformed: decoded });
+        continue;
+      }
+      const revision = (prev?.revision ?? 0) + 1;
+      const updated = isoOf(ref);
+      const origin = originOf(ref);
+      let entry: ModelEntry;
+      let change: ModelChange | null;
+      if (decoded.kind === 'tombstone') {
+        entry = {
+          instanceId: decoded.instanceId,
+          modelType: prev?.modelType ?? '',
+          revision,
+          size: 0,
+          sha256: '',
+          updated,
+          deleted: true,
+          event: ref,
+        };
+        const wasLive = prev !== undefined && !prev.deleted;
+        if (wasLive) liveDelta--;
+        change = wasLive
+          ? {
+              change: 'deleted',
+              instanceId: entry.instanceId,
+              modelType: entry.modelType,
+              revision,
+              origin,
+            }
+          : null;
+        staged.set(entry.instanceId, { entry, instance: null });
+      } else {
+        entry = {
+          instanceId: decoded.instanceId,
+          modelType: decoded.modelType,
+          revision,
+          size: decoded.instance.length,
+          sha256: createHash('sha256').update(decoded.instance).digest('hex'),
+          updated,
+          deleted: false,
+          event: ref,
+        };
+        const wasLive = prev !== undefined && !prev.deleted;
+        if (!wasLive) liveDelta++;
+        change = {
+          change: wasLive ? 'updated' : 'created',
+          instanceId: entry.instanceId,
+          modelType: entry.modelType,
+          revision,
+          origin,
+          meta: metaOf(entry),
+        };
+        staged.set(entry.instanceId, { entry, instance: decoded.instance });
+      }
+      outcomes.push({ kind: 'applied', ref, entry, change });
+      if (change !== null) changes.push(change);
+    }
+
+    if (scannedUpTo !== null && (checkpoint === null || compareRefs(scannedUpTo, checkpoint) > 0))
+      checkpoint = scannedUpTo;
+    const moved = checkpoint !== this.checkpointRef;
+    if (staged.size > 0 || moved || highWater !== this.highWaterId) {
+      const commit: StoreCommit = { upserts: [...staged.values()], checkpoint, highWater };
+      this.store.commit(commit);
+      for (const { entry } of staged.values()) this.entries.set(entry.instanceId, entry);
+      this.checkpointRef = checkpoint;
+      this.highWaterId = highWater;
+      this.liveCount += liveDelta;
+    }
+    return { outcomes, changes };
+  }
+}
+
+export function metaOf(e: ModelEntry): ModelMeta {
+  return {
+    instanceId: e.instanceId,
+    modelType: e.modelType,
+    revision: e.revision,
+    size: e.size,
+    sha256: e.sha256,
+    updated: e.updated,
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * The write pipeline: an RxJS stream that turns concurrent writes into few register requests.
+ *
+ * Natural batching: the first write goes out at once; writes that arrive while a request is in
+ * flight wait and then leave together, bounded by a count and a byte budget (a single write larger
+ * than the budget goes alone). One request is in flight at a time, so writes reach Hat in the order
+ * they were pushed (per-model order follows). The pipeline knows nothing of models: `process`
+ * sends a batch and settles its items; it must not throw.
+ */
+import { concatMap, defer, EMPTY, from, Subject, type Subscription } from 'rxjs';
+
+export interface PipelineOptions<T> {
+  maxBatchItems: number;
+  maxBatchBytes: number;
+  sizeOf(item: T): number;
+  process(batch: T[]): Promise<void>;
+  /** Called if `process` throws anyway (a bug): the batch's items are handed back to be failed. */
+  onProcessError(err: unknown, batch: T[]): void;
+}
+
+export class WritePipeline<T> {
+  private queue: T[] = [];
+  private head = 0;
+  private busy = false;
+  private readonly kick$ = new Subject<void>();
+  private readonly subscription: Subscription;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: PipelineOptions<T>) {
+    this.subscription = this.kick$
+      .pipe(
+        concatMap(() => {
+          if (this.depth === 0) return EMPTY;
+          const batch = this.takeBatch();
+          this.busy = true;
+          return defer(() =>
+            from(
+              this.options.process(batch).then(
+                () => undefined,
+                (err: unknown) => this.options.onProcessError(err, batch),
+              ),
+            ),
+          );
+        }),
+      )
+      .subscribe({
+        next: () => this.afterBatch(),
+        complete: () => this.afterBatch(),
+      });
+  }
+
+  /** Writes waiting to be sent (not counting the batch in flight). */
+  get depth(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Whether a batch is being processed. */
+  get inFlight(): boolean {
+    return this.busy;
+  }
+
+  push(item: T): void {
+    this.queue.push(item);
+    this.kick$.next();
+  }
+
+  /** Removes and returns every waiting write (e.g. to fail them when the connection drops). */
+  drain(filter: (item: T) => boolean = () => true): T[] {
+    const waiting = this.queue.slice(this.head);
+    const taken = waiting.filter(filter);
+    this.queue = waiting.filter((i) => !filter(i));
+    this.head = 0;
+    this.maybeIdle();
+    return taken;
+  }
+
+  /** Resolves when nothing is waiting or in flight. */
+  whenIdle(): Promise<void> {
+    if (!this.busy && this.depth === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  close(): void {
+    this.kick$.complete();
+    this.subscription.unsubscribe();
+    this.busy = false;
+    this.maybeIdle();
+  }
+
+  private takeBatch(): T[] {
+    const { maxBatchItems, maxBatchBytes, sizeOf } = this.options;
+    const batch: T[] = [];
+    let bytes = 0;
+    while (this.head < this.queue.length && batch.length < maxBatchItems) {
+      const item = this.queue[this.head] as T;
+      const size = sizeOf(item);
+      if (batch.length > 0 && bytes + size > maxBatchBytes) break;
+      batch.push(item);
+      bytes += size;
+      this.head++;
+    }
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return batch;
+  }
+
+  private afterBatch(): void {
+    this.busy = false;
+    this.maybeIdle();
+  }
+
+  private maybeIdle(): void {
+    if (this.busy || this.depth > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Helpers for the event backend tests: a test peer, a backend context whose Hat connector points at
+ * it (short pings and timeouts), a log capture, temp folders, waiting for conditions and changes.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import type { Subscription } from 'rxjs';
+import type { Backend, BackendContext, ModelChange } from '../../src/backend/types.js';
+import type { EventBackend } from '../../src/backends/event/backend.js';
+import { create } from '../../src/backends/event.js';
+import { MetricsRegistry } from '../../src/common/metrics.js';
+import { createHatConnector } from '../../src/hat/eventer/connector.js';
+import { type HatPeer, type HatPeerOptions, startHatPeer } from '../peer/hat-peer.js';
+
+export const PREFIX = ['aimm', 'model'];
+
+/** Pino lines written by the backend, parsed. */
+export class LogCapture {
+  readonly lines: Record<string, unknown>[] = [];
+  readonly stream = new Writable({
+    write: (chunk: Buffer, _enc, cb) => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line.trim() !== '') this.lines.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      cb();
+    },
+  });
+
+  find(re: RegExp): Record<string, unknown>[] {
+    return this.lines.filter((l) => re.test(String(l.msg)));
+  }
+}
+
+export interface TestContext extends BackendContext {
+  logs: LogCapture;
+}
+
+export function peerContext(
+  peer: HatPeer | { host: string; port: number },
+  opts: { name?: string; metrics?: MetricsRegistry; clientName?: string } = {},
+): TestContext {
+  const logs = new LogCapture();
+  const logger = pino({ level: 'debug' }, logs.stream);
+  return {
+    name: opts.name ?? 'test',
+    logger,
+    metrics: opts.metrics ?? new MetricsRegistry(),
+    hat: createHatConnector({
+      addresses: [{ host: peer.host, port: peer.port }],
+      clientName: opts.clientName ?? `aimm-store/${opts.name ?? 'test'}`,
+      pingDelay: 2000,
+      pingTimeout: 2000,
+      connectTimeout: 2000,
+    }),
+    logs,
+  };
+}
+
+export async function startPeer(opts: HatPeerOptions = {}): Promise<HatPeer> {
+  return startHatPeer({ flushDelayMs: 20, ...opts });
+}
+
+/** Fast reconnects and timeouts for tests. */
+export const FAST = {
+  reconnect: { min_delay_ms: 20, max_delay_ms: 200 },
+  request_timeout_ms: 5000,
+  close_timeout_ms: 2000,
+};
+
+export function eventConf(extra: Record<string, unknown> = {}): Record<string, unknown> & {
+  module: string;
+} {
+  return { module: 'aimm-store/backends/event', model_prefix: PREFIX, ...FAST, ...extra };
+}
+
+export async function openBackend(
+  ctx: BackendContext,
+  extra: Record<string, unknown> = {},
+  waitReady = true,
+): Promise<EventBackend> {
+  const b = create(eventConf(extra), ctx) as EventBackend;
+  if (waitReady) await withTimeout(b.whenReady(), 10_000, 'backend ready');
+  return b;
+}
+
+export function tempDir(prefix = 'aimm-store-event-'): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `cond` until it is true (fails after `ms`). */
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
+  const start = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Records a backend's changes. */
+export class ChangeLog {
+  readonly changes: ModelChange[] = [];
+  private readonly sub: Subscription;
+  constructor(backend: Backend) {
+    this.sub = backend.changes$.subscribe((c) => this.changes.push(c));
+  }
+  async waitFor(
+    pred: (c: ModelChange) => boolean,
+    what: string,
+    ms = 10_000,
+  ): Promise<ModelChange> {
+    await waitFor(() => this.changes.some(pred), what, ms);
+    return this.changes.find(pred) as ModelChange;
+  }
+  stop(): void {
+    this.sub.unsubscribe();
+  }
+}
+
+export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+export const str = (b: Uint8Array): string => new TextDecoder().decode(b);
