@@ -7,6 +7,7 @@
  * aimm-store fills it in (for its own writes in the same transaction, for anyone else's at open).
  */
 import type { Database } from 'better-sqlite3';
+import { BackendError } from '../../backend/types.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -70,7 +71,7 @@ export interface ReconcileReport {
  * Creates what is missing (inside the caller's transaction) and brings the side table in line with
  * `models`. Throws when the file was written by a newer aimm-store.
  */
-export function installSchema(db: Database): ReconcileReport {
+export function installSchema(db: Database, path: string): ReconcileReport {
   db.exec(MODELS_DDL);
   for (const ddl of SIDE_DDL) db.exec(ddl);
   const row = db.prepare(`SELECT value FROM aimm_store_info WHERE key = 'schema_version'`).get() as
@@ -78,8 +79,10 @@ export function installSchema(db: Database): ReconcileReport {
     | undefined;
   const version = row === undefined ? undefined : Number(row.value);
   if (version !== undefined && !(version <= SCHEMA_VERSION)) {
-    throw new Error(
-      `file format version ${row?.value} is newer than this aimm-store understands (${SCHEMA_VERSION})`,
+    throw new BackendError(
+      'invalid',
+      `sqlite file '${path}' has aimm-store format version ${row?.value}, newer than this ` +
+        `aimm-store understands (${SCHEMA_VERSION}); refusing to open it`,
     );
   }
   if (version === undefined) {

@@ -125,7 +125,7 @@ export class SqliteStore {
       db.exec('BEGIN EXCLUSIVE');
       let reconciled: ReconcileReport;
       try {
-        reconciled = installSchema(db);
+        reconciled = installSchema(db, path);
         db.exec('COMMIT');
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
