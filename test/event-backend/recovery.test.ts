@@ -1,0 +1,358 @@
+/**
+ * Recovery against the test peer and real SQLite snapshot files: restart without a snapshot
+ * (`latest` replay), restart from a snapshot (only the delta), 10k models, catch-up while another
+ * writer keeps writing, snapshot rebuilds (Hat reset, corrupt file, other prefix).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { jsonPayload, type RegisterEvent } from '../../src/hat/eventer/common.js';
+import type { HatPeer } from '../peer/hat-peer.js';
+import {
+  ChangeLog,
+  openBackend,
+  PREFIX,
+  peerContext,
+  sleep,
+  startPeer,
+  str,
+  tempDir,
+  text,
+  waitFor,
+} from './support.js';
+
+function aimmEvent(id: number, modelType: string, data: string): RegisterEvent {
+  return {
+    type: [...PREFIX, String(id)],
+    sourceTimestamp: null,
+    payload: jsonPayload({ type: modelType, instance: Buffer.from(data).toString('base64') }),
+  };
+}
+
+/** Registers `count` models (ids from..from+count-1) as another writer, in batches. */
+function seed(peer: HatPeer, from: number, count: number, tag = 'v'): void {
+  for (let i = 0; i < count; i += 1000) {
+    const batch: RegisterEvent[] = [];
+    for (let id = from + i; id < from + Math.min(count, i + 1000); id++)
+      batch.push(aimmEvent(id, 'seed.Model', `${tag}${id}`));
+    peer.register(batch);
+  }
+}
+
+/** Hat's view: per id the number of events and the last payload (null = tombstone). */
+function hatView(peer: HatPeer): Map<number, { count: number; last: string | null }> {
+  const out = new Map<number, { count: number; last: string | null }>();
+  for (const e of peer.events) {
+    if (e.type.length !== 3 || e.type[0] !== PREFIX[0] || e.type[1] !== PREFIX[1]) continue;
+    const id = Number(e.type[2]);
+    const prev = out.get(id);
+    const last = e.payload?.kind === 'json' ? e.payload.text : null;
+    out.set(id, { count: (prev?.count ?? 0) + 1, last });
+  }
+  return out;
+}
+
+function recoveredLog(ctx: ReturnType<typeof peerContext>) {
+  const l = ctx.logs.find(/recovered from Hat/).at(-1);
+  assert.ok(l !== undefined, 'a recovery log line');
+  return l as { mode: string; events: number; models: number };
+}
+
+describe('event backend recovery', () => {
+  let peer: HatPeer;
+  before(async () => {
+    peer = await startPeer();
+  });
+  after(async () => {
+    await peer.close();
+  });
+
+  it('without a snapshot: a latest replay restores models, tombstones and the id counter', async () => {
+    peer.resetStore();
+    let b = await openBackend(peerContext(peer));
+    await b.createModel('a', text('1'));
+    const two = await b.createModel('b', text('2'));
+    await b.createModel('c', text('3'));
+    await b.deleteModel(3);
+    await b.updateModel(2, 'b2', text('22'));
+    await b.close();
+
+    const ctx = peerContext(peer);
+    b = await openBackend(ctx);
+    try {
+      assert.equal(recoveredLog(ctx).mode, 'latest');
+      const models = await b.getModels();
+      assert.deepEqual(
+        models.map((m) => [m.instanceId, m.modelType]),
+        [
+          [1, 'a'],
+          [2, 'b2'],
+        ],
+      );
+      assert.equal(str((await b.getModel(2))?.instance ?? new Uint8Array()), '22');
+      assert.notEqual(models[1]?.sha256, two.meta.sha256, 'model 2 was updated');
+      assert.equal(await b.getModel(3), null);
+      // max(known incl. the tombstone of 3) + 1: AIMM would have reused 3.
+      const c = await b.createModel('d', text('4'));
+      assert.equal(c.meta.instanceId, 4);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('10k models: snapshot + delta replays only the delta; full latest replay restores all', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const snapshot = { path: join(dir, 'snap', 'event.db') };
+    try {
+      seed(peer, 1, 10_000);
+      const ctx1 = peerContext(peer);
+      let b = await openBackend(ctx1, { snapshot });
+      assert.equal(recoveredLog(ctx1).mode, 'latest');
+      assert.equal((await b.getModels()).length, 10_000);
+      await b.close();
+
+      // While the daemon is down: 100 updates and 50 new models by another writer.
+      for (let id = 1; id <= 100; id++) peer.register([aimmEvent(id, 'seed.Model', `u${id}`)]);
+      seed(peer, 10_001, 50, 'n');
+
+      const ctx2 = peerContext(peer);
+      b = await openBackend(ctx2, { snapshot, catch_up_page_size: 64 });
+      const rec = recoveredLog(ctx2);
+      assert.equal(rec.mode, 'catch_up');
+      assert.equal(rec.events, 150, 'only the delta is replayed');
+      assert.equal(rec.models, 10_050);
+      assert.equal(str((await b.getModel(7))?.instance ?? new Uint8Array()), 'u7');
+      assert.equal((await b.getModel(7))?.revision, 2);
+      assert.equal(str((await b.getModel(5000))?.instance ?? new Uint8Array()), 'v5000');
+      assert.equal(str((await b.getModel(10_050))?.instance ?? new Uint8Array()), 'n10050');
+      await b.close();
+
+      // Without the snapshot: one latest query restores everything too.
+      const ctx3 = peerContext(peer);
+      b = await openBackend(ctx3);
+      assert.equal(recoveredLog(ctx3).mode, 'latest');
+      assert.equal((await b.getModels()).length, 10_050);
+      assert.equal(str((await b.getModel(100))?.instance ?? new Uint8Array()), 'u100');
+      await b.close();
+    } finally {
+      remove();
+    }
+  });
+
+  it('catch-up while another writer keeps writing: every event applied once, in order', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const snapshot = { path: join(dir, 'event.db') };
+    try {
+      seed(peer, 1, 200);
+      let b = await openBackend(peerContext(peer), { snapshot });
+      await b.close();
+      // A delta of 3000 events to catch up with, in pages of 50.
+      for (let round = 0; round < 15; round++) {
+        const batch: RegisterEvent[] = [];
+        for (let id = 1; id <= 200; id++)
+          batch.push(aimmEvent(id, 'seed.Model', `r${round}-${id}`));
+        peer.register(batch);
+      }
+      const ctx = peerContext(peer);
+      let writing = true;
+      let written = 0;
+      const writer = (async () => {
+        while (writing) {
+          const id = 1 + (written % 250); // also new ids 201..250
+          peer.register([aimmEvent(id, 'seed.Model', `w${written}`)]);
+          written++;
+          await new Promise((r) => setImmediate(r));
+        }
+      })();
+      b = await openBackend(ctx, { snapshot, catch_up_page_size: 50 });
+      const duringRecovery = written;
+      await sleep(30);
+      writing = false;
+      await writer;
+      assert.ok(duringRecovery > 0, 'the writer wrote while the backend recovered');
+      try {
+        const view = hatView(peer);
+        await waitFor(async () => (await b.getModels()).length === view.size, 'all models');
+        // Wait until the last write is applied.
+        const lastId = 1 + ((written - 1) % 250);
+        await waitFor(
+          async () =>
+            str((await b.getModel(lastId))?.instance ?? new Uint8Array()) === `w${written - 1}`,
+          'last write applied',
+        );
+        for (const m of await b.getModels()) {
+          const h = view.get(m.instanceId);
+          assert.ok(h !== undefined);
+          assert.equal(m.revision, h.count, `revision of ${m.instanceId} = its event count`);
+          const got = await b.getModel(m.instanceId);
+          const expected = JSON.parse(h.last ?? 'null') as { instance: string };
+          assert.equal(Buffer.from(got?.instance ?? []).toString('base64'), expected.instance);
+        }
+        assert.equal(recoveredLog(ctx).mode, 'catch_up');
+      } finally {
+        await b.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+
+  it('reads come from the snapshot file; a restart from it needs no latest query', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const snapshot = { path: join(dir, 'event.db') };
+    try {
+      let b = await openBackend(peerContext(peer), { snapshot });
+      await b.createModel('t', text('from-snapshot'));
+      await b.close();
+      const ctx = peerContext(peer);
+      b = await openBackend(ctx, { snapshot });
+      const rec = recoveredLog(ctx);
+      assert.equal(rec.mode, 'catch_up');
+      assert.equal(rec.events, 0);
+      assert.equal(str((await b.getModel(1))?.instance ?? new Uint8Array()), 'from-snapshot');
+      await b.close();
+    } finally {
+      remove();
+    }
+  });
+
+  it('a snapshot ahead of Hat (store reset) is detected and rebuilt, with a log line', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const snapshot = { path: join(dir, 'event.db') };
+    try {
+      let b = await openBackend(peerContext(peer), { snapshot });
+      for (let i = 0; i < 5; i++) await b.createModel('old', text(`old${i}`));
+      await b.close();
+
+      peer.resetStore();
+      // The new Hat has other models (and more events than before, so ids alone would not tell).
+      for (let i = 0; i < 20; i++) peer.register([aimmEvent(1 + (i % 2), 'new', `new${i}`)]);
+
+      const ctx = peerContext(peer);
+      b = await openBackend(ctx, { snapshot });
+      try {
+        const rebuilt = ctx.logs.find(/rebuilding state from Hat/);
+        assert.equal(rebuilt.length, 1);
+        assert.equal(recoveredLog(ctx).mode, 'rebuild');
+        assert.deepEqual(
+          (await b.getModels()).map((m) => [m.instanceId, m.modelType]),
+          [
+            [1, 'new'],
+            [2, 'new'],
+          ],
+        );
+        assert.equal(str((await b.getModel(2))?.instance ?? new Uint8Array()), 'new19');
+        // Ids stay above everything ever seen (old 1..5), never reused.
+        const c = await b.createModel('t', text('x'));
+        assert.equal(c.meta.instanceId, 6);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+
+  it('Hat reset while connected: the reconnect rebuilds and announces vanished models', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const snapshot = { path: join(dir, 'event.db') };
+    try {
+      const ctx = peerContext(peer);
+      const b = await openBackend(ctx, { snapshot });
+      try {
+        await b.createModel('a', text('a'));
+        await b.createModel('b', text('b'));
+        const log = new ChangeLog(b);
+        peer.resetStore();
+        peer.register([aimmEvent(2, 'b', 'b-new')]);
+        peer.cutConnections();
+        await log.waitFor((c) => c.change === 'deleted' && c.instanceId === 1, 'model 1 gone');
+        await waitFor(() => b.status().ready, 'ready again');
+        assert.deepEqual(
+          (await b.getModels()).map((m) => m.instanceId),
+          [2],
+        );
+        assert.equal(str((await b.getModel(2))?.instance ?? new Uint8Array()), 'b-new');
+        assert.equal(ctx.logs.find(/rebuilding state from Hat/).length, 1);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+
+  it('a corrupt snapshot file is moved aside and rebuilt from Hat', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const path = join(dir, 'event.db');
+    try {
+      let b = await openBackend(peerContext(peer), { snapshot: { path } });
+      await b.createModel('t', text('keep'));
+      await b.close();
+      writeFileSync(path, Buffer.alloc(8192, 0x5a));
+      const ctx = peerContext(peer);
+      b = await openBackend(ctx, { snapshot: { path } });
+      try {
+        const warn = ctx.logs.find(/snapshot unusable/);
+        assert.equal(warn.length, 1);
+        assert.equal(warn[0]?.issue, 'corrupt');
+        assert.ok(readdirSync(dir).some((f) => f.startsWith('event.db.corrupt-')));
+        assert.equal(recoveredLog(ctx).mode, 'latest');
+        assert.equal(str((await b.getModel(1))?.instance ?? new Uint8Array()), 'keep');
+        assert.ok(existsSync(path));
+      } finally {
+        await b.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+
+  it('a snapshot written for another prefix is cleared and rebuilt', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const path = join(dir, 'event.db');
+    try {
+      let b = await openBackend(peerContext(peer), { snapshot: { path }, model_prefix: ['other'] });
+      await b.createModel('t', text('other-prefix'));
+      await b.close();
+      const ctx = peerContext(peer);
+      b = await openBackend(ctx, { snapshot: { path } });
+      try {
+        const warn = ctx.logs.find(/snapshot unusable/);
+        assert.equal(warn[0]?.issue, 'mismatch');
+        assert.deepEqual(await b.getModels(), []);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+
+  it('a second backend on the same snapshot file is refused', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const path = join(dir, 'event.db');
+    try {
+      const b = await openBackend(peerContext(peer), { snapshot: { path } });
+      try {
+        await assert.rejects(
+          openBackend(peerContext(peer), { snapshot: { path } }, false),
+          /in use by another process/,
+        );
+      } finally {
+        await b.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+});
