@@ -8,7 +8,7 @@
  * request pending at that moment is rejected with a {@link ConnectionClosedError} whose `cause`
  * is that error. Nothing is thrown asynchronously at the caller.
  */
-import { Observable, Subject, type Subscriber } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { type Address, connectSocket, formatAddress } from '../chatter/connect.js';
 import { Connection, type ReceivedMsg } from '../chatter/connection.js';
 import {
@@ -17,6 +17,7 @@ import {
   HatConnectionError,
   ProtocolError,
 } from '../chatter/errors.js';
+import { BufferedStream } from './buffered-stream.js';
 import {
   decodeEventsNotify,
   decodeInitRes,
@@ -132,24 +133,26 @@ class Client implements EventerClient {
   private readonly conn: Connection;
   private state: State = 'init';
   private currentStatus: Status = 'standby';
-  private readonly statusSubject = new Subject<Status>();
+  private readonly statusStream: BufferedStream<Status>;
+  private readonly eventsStream: BufferedStream<Event[]>;
   private readonly pending = new Map<number, Pending>();
   private initConvFirst = 0;
   private initWaiter: { resolve: () => void; reject: (err: Error) => void } | null = null;
 
-  private readonly subscribers = new Set<Subscriber<Event[]>>();
-  /** Notifies received before the first subscription (then null); each with its ack, if any. */
-  private buffer: [Event[], (() => void) | null][] | null = [];
   private readonly maxBuffered: number;
   private readonly checkJson: boolean;
 
-  readonly status$: Observable<Status> = this.statusSubject.asObservable();
+  readonly status$: Observable<Status>;
   readonly events$: Observable<Event[]>;
   readonly closed: Promise<Error | null>;
 
   constructor(socket: import('node:net').Socket, options: ConnectOptions) {
     this.maxBuffered = options.maxBufferedNotifies ?? 65536;
     this.checkJson = options.checkJson ?? true;
+    this.statusStream = new BufferedStream(this.maxBuffered);
+    this.eventsStream = new BufferedStream(this.maxBuffered);
+    this.status$ = this.statusStream.observable;
+    this.events$ = this.eventsStream.observable;
     this.conn = new Connection(socket, {
       pingDelay: options.pingDelay,
       pingTimeout: options.pingTimeout,
@@ -158,7 +161,6 @@ class Client implements EventerClient {
       onClose: (reason) => this.onClose(reason),
     });
     this.closed = this.conn.closed;
-    this.events$ = new Observable<Event[]>((subscriber) => this.subscribeEvents(subscriber));
   }
 
   get status(): Status {
@@ -294,7 +296,7 @@ class Client implements EventerClient {
       case MSG_STATUS_NOTIFY: {
         const status = decodeStatusNotify(msg.data);
         this.currentStatus = status;
-        this.statusSubject.next(status);
+        if (!this.statusStream.next(status)) this.overflow('status');
         return;
       }
       case MSG_EVENTS_NOTIFY: {
@@ -306,7 +308,7 @@ class Client implements EventerClient {
                 this.conn.send(MSG_EVENTS_ACK, encodeEventsAck(), { conv: msg.conv, last: true });
               }
             };
-        this.deliver(events, ack);
+        if (!this.eventsStream.next(events, ack)) this.overflow('events');
         return;
       }
       case MSG_REGISTER_RES:
@@ -337,37 +339,10 @@ class Client implements EventerClient {
     }
   }
 
-  private deliver(events: Event[], ack: (() => void) | null): void {
-    if (this.buffer !== null) {
-      if (this.buffer.length >= this.maxBuffered) {
-        throw new ProtocolError(
-          `more than ${this.maxBuffered} events notifications arrived before anyone subscribed to events$`,
-        );
-      }
-      this.buffer.push([events, ack]);
-      return;
-    }
-    for (const s of [...this.subscribers]) s.next(events);
-    ack?.();
-  }
-
-  private subscribeEvents(subscriber: Subscriber<Event[]>): () => void {
-    const buffered = this.buffer;
-    this.buffer = null;
-    this.subscribers.add(subscriber);
-    if (buffered !== null) {
-      for (const [events, ack] of buffered) {
-        subscriber.next(events);
-        ack?.();
-      }
-    }
-    if (this.state === 'closed') {
-      this.subscribers.delete(subscriber);
-      subscriber.complete();
-    }
-    return () => {
-      this.subscribers.delete(subscriber);
-    };
+  private overflow(what: string): never {
+    throw new ProtocolError(
+      `more than ${this.maxBuffered} ${what} notifications arrived before anyone subscribed to ${what}$`,
+    );
   }
 
   private onClose(reason: Error | null): void {
@@ -387,8 +362,7 @@ class Client implements EventerClient {
     const err = this.closedError(reason ?? undefined);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
-    this.statusSubject.complete();
-    for (const s of [...this.subscribers]) s.complete();
-    this.subscribers.clear();
+    this.statusStream.complete();
+    this.eventsStream.complete();
   }
 }

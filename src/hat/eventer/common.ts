@@ -89,6 +89,38 @@ export interface QueryResult {
   moreFollows: boolean;
 }
 
+/** Timeseries query parameters with the library defaults (descending by timestamp, no filters). */
+export function timeseriesQuery(
+  params: Partial<Omit<QueryTimeseriesParams, 'kind'>> = {},
+): QueryTimeseriesParams {
+  return {
+    kind: 'timeseries',
+    eventTypes: params.eventTypes ?? null,
+    tFrom: params.tFrom ?? null,
+    tTo: params.tTo ?? null,
+    sourceTFrom: params.sourceTFrom ?? null,
+    sourceTTo: params.sourceTTo ?? null,
+    order: params.order ?? 'descending',
+    orderBy: params.orderBy ?? 'timestamp',
+    maxResults: params.maxResults ?? null,
+    lastEventId: params.lastEventId ?? null,
+  };
+}
+
+/** Server query parameters (`persisted` false, no limit, from the start by default). */
+export function serverQuery(
+  serverId: number,
+  params: Partial<Omit<QueryServerParams, 'kind' | 'serverId'>> = {},
+): QueryServerParams {
+  return {
+    kind: 'server',
+    serverId,
+    persisted: params.persisted ?? false,
+    maxResults: params.maxResults ?? null,
+    lastEventId: params.lastEventId ?? null,
+  };
+}
+
 /** A JSON payload from a value. Non-finite numbers become `null` (the server would die on them). */
 export function jsonPayload(value: unknown): EventPayloadJson {
   const text = JSON.stringify(value);
@@ -139,7 +171,10 @@ export function isValidQueryType(queryType: EventType): boolean {
 export interface EventerClient {
   /** The server's status as last reported (from MsgInitRes, then MsgStatusNotify). */
   readonly status: Status;
-  /** Status changes (each MsgStatusNotify); completes when the connection closes. */
+  /**
+   * Status changes (each MsgStatusNotify); like `events$`, changes received before the first
+   * subscription are held for the first subscriber. Completes when the connection closes.
+   */
   readonly status$: Observable<Status>;
   /**
    * One array per MsgEventsNotify, in arrival order; a notify with `last=false` is acknowledged with
