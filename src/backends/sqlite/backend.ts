@@ -277,7 +277,7 @@ export class SqliteBackend implements Backend {
         `${op}: instance of ${bytes.length} bytes exceeds the limit of ${this.options.maxInstanceBytes}`,
       );
     }
-    return Buffer.from(bytes);
+    return copyOf(bytes);
   }
 
   private invalid(message: string): never {
@@ -288,6 +288,13 @@ export class SqliteBackend implements Backend {
   private countError(code: string): void {
     this.metrics.writeErrors.inc({ code });
   }
+}
+
+/** A private copy (allocUnsafe + copy is several times faster than Buffer.from for large inputs). */
+function copyOf(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(bytes.length);
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).copy(out);
+  return out;
 }
 
 function isId(v: unknown): v is number {

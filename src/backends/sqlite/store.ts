@@ -3,7 +3,7 @@
  * reads, and one batch of writes in one transaction with a savepoint per write. Synchronous, like
  * better-sqlite3; the backend around it does queueing, change events and metrics.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -62,9 +62,10 @@ export class SqliteStore {
       insert: p('INSERT INTO models (type, instance) VALUES (?, ?)'),
       update: p('UPDATE models SET type = ?, instance = ? WHERE id = ?'),
       delete: p('DELETE FROM models WHERE id = ?'),
-      setHash: p(
-        `UPDATE aimm_store_model_meta SET sha256 = ?, size = ? WHERE id = ?
-         RETURNING id, type, revision, size, sha256, updated`,
+      // (A separate SELECT is measurably cheaper than UPDATE ... RETURNING.)
+      setHash: p('UPDATE aimm_store_model_meta SET sha256 = ?, size = ? WHERE id = ?'),
+      meta: p(
+        'SELECT id, type, revision, size, sha256, updated FROM aimm_store_model_meta WHERE id = ?',
       ),
       current: p(
         `SELECT s.type AS type, s.revision AS revision FROM aimm_store_model_meta s
@@ -184,6 +185,12 @@ export class SqliteStore {
     const outcomes: Outcome<WriteOutcome>[] = [];
     try {
       this.stmt.begin.run();
+      if (ops.length === 1) {
+        // Alone in its transaction: a failure rolls the whole transaction back, no savepoint needed.
+        const value = this.applyOne(ops[0] as WriteOp);
+        this.stmt.commit.run();
+        return { committed: true, outcomes: [{ ok: true, value }] };
+      }
       for (const op of ops) {
         this.stmt.savepoint.run();
         try {
@@ -195,7 +202,7 @@ export class SqliteStore {
           if (!this.db.inTransaction) throw err;
           this.stmt.rollbackTo.run();
           this.stmt.release.run();
-          outcomes.push({ ok: false, error: writeError(err) });
+          outcomes.push({ ok: false, error: writeError(this.path, err) });
         }
       }
       this.stmt.commit.run();
@@ -208,7 +215,7 @@ export class SqliteStore {
           // the error below is what the writers learn
         }
       }
-      const error = storageError(this.path, err);
+      const error = ops.length === 1 ? writeError(this.path, err) : storageError(this.path, err);
       return { committed: false, outcomes: ops.map(() => ({ ok: false, error })) };
     }
   }
@@ -246,9 +253,11 @@ export class SqliteStore {
 
   /** Stores the hash the triggers cannot compute and reads back what they wrote. */
   private finishWrite(id: number, op: { instance: Buffer; sha256: string }): ModelMeta {
-    const row = this.stmt.setHash.get(op.sha256, op.instance.length, id) as MetaRow | undefined;
-    if (row === undefined)
+    const { changes } = this.stmt.setHash.run(op.sha256, op.instance.length, id);
+    const row = this.stmt.meta.get(id) as MetaRow | undefined;
+    if (changes !== 1 || row === undefined) {
       throw new Error(`no metadata for model ${id}: are the triggers missing?`);
+    }
     return this.metaOf(row);
   }
 
@@ -314,8 +323,12 @@ export class SqliteStore {
   }
 }
 
+/** `crypto.hash` (one-shot, Node ≥ 20.12) is about twice as fast as createHash on small inputs. */
+const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array) => string }).hash;
+
 export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  if (oneShot !== undefined) return oneShot('sha256', bytes);
+  return crypto.createHash('sha256').update(bytes).digest('hex');
 }
 
 /** AIMM stores bytes; a TEXT value (another writer) is served as its UTF-8 bytes, NULL as empty. */
@@ -360,7 +373,7 @@ function openError(path: string, err: unknown): BackendError {
 }
 
 /** An error of one write (its savepoint was rolled back; neighbours are unaffected). */
-function writeError(err: unknown): BackendError {
+function writeError(path: string, err: unknown): BackendError {
   if (err instanceof BackendError) return err;
   const code = codeOf(err);
   if (code === 'SQLITE_TOOBIG') {
@@ -371,7 +384,7 @@ function writeError(err: unknown): BackendError {
       cause: err,
     });
   }
-  return storageError('', err);
+  return storageError(path, err);
 }
 
 /** A failure of the file itself: nothing of the batch was stored. */
