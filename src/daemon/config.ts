@@ -58,6 +58,8 @@ export interface LoadedControl {
 
 export interface ConfigCheck {
   issues: ConfigIssue[];
+  /** Problems of the environment rather than the config, when checked leniently (check-config). */
+  warnings: ConfigIssue[];
   /** Set when there is no issue. */
   config: DaemonConfig | null;
   /** The backend module, loaded and its part validated (nothing created). */
@@ -69,6 +71,11 @@ export interface CheckOptions {
   /** Where relative module paths are resolved (the config file's folder). */
   baseDir: string;
   schemas?: SchemaRegistry;
+  /**
+   * Whether files the daemon reads at start (the Hat token file) must be readable now: errors for
+   * `serve` (default), warnings for `check-config`, which may run where those files are not.
+   */
+  files?: 'error' | 'warning';
 }
 
 export async function checkConfig(raw: unknown, options: CheckOptions): Promise<ConfigCheck> {
@@ -76,7 +83,7 @@ export async function checkConfig(raw: unknown, options: CheckOptions): Promise<
   const issues = schemas.validate(MAIN_SCHEMA_ID, raw, '$');
   const controls: LoadedControl[] = [];
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    return { issues, config: null, backend: null, controls };
+    return { issues, warnings: [], config: null, backend: null, controls };
   }
   const conf = raw as Record<string, unknown>;
   const broken = (path: string) =>
@@ -103,11 +110,16 @@ export async function checkConfig(raw: unknown, options: CheckOptions): Promise<
     }
   }
 
-  issues.push(...checkHat(conf.hat as HatConf | undefined, needsHat, broken('$.hat')));
+  const hat = conf.hat as HatConf | undefined;
+  issues.push(...checkHat(hat, needsHat, broken('$.hat')));
+  const warnings: ConfigIssue[] = [];
+  if (!broken('$.hat')) {
+    (options.files === 'warning' ? warnings : issues).push(...checkTokenFile(hat));
+  }
   issues.push(...checkListeners(conf.control));
 
-  if (issues.length > 0) return { issues, config: null, backend: null, controls };
-  return { issues, config: withDefaults(conf), backend, controls };
+  if (issues.length > 0) return { issues, warnings, config: null, backend: null, controls };
+  return { issues, warnings, config: withDefaults(conf), backend, controls };
 }
 
 async function loadControl(
@@ -153,15 +165,18 @@ function checkHat(hat: HatConf | undefined, needsHat: boolean, broken: boolean):
       },
     ];
   }
-  if (hat.client_token_file !== undefined) {
-    try {
-      readFileSync(hat.client_token_file);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      return [{ path: '$.hat.client_token_file', rule: 'file', message: `cannot read (${code})` }];
-    }
-  }
   return [];
+}
+
+function checkTokenFile(hat: HatConf | undefined): ConfigIssue[] {
+  if (hat?.client_token_file === undefined || hat.client_token !== undefined) return [];
+  try {
+    readFileSync(hat.client_token_file);
+    return [];
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    return [{ path: '$.hat.client_token_file', rule: 'file', message: `cannot read (${code})` }];
+  }
 }
 
 /** Two controls on the same fixed host:port cannot both listen. */

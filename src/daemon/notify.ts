@@ -139,7 +139,8 @@ function toolTransport(name: string, logger: Logger): Transport {
         () =>
           new Promise<void>((resolve) => {
             if (closed) return resolve();
-            execFile('systemd-notify', message.split('\n'), { timeout: 5000 }, (err) => {
+            const env = { ...process.env, NOTIFY_SOCKET: name };
+            execFile('systemd-notify', message.split('\n'), { timeout: 5000, env }, (err) => {
               if (err !== null) {
                 logger.warn({ err: err.message, notifySocket: name }, 'systemd-notify failed');
               }

@@ -31,10 +31,17 @@ export interface Loaded {
 }
 
 /** Reads (or takes the embedded default) and validates; prints nothing. */
-export async function loadConfig(file: string | undefined): Promise<Loaded | ConfigFailure> {
+export async function loadConfig(
+  file: string | undefined,
+  files: 'error' | 'warning' = 'error',
+): Promise<Loaded | ConfigFailure> {
   if (file === undefined) {
     const raw = defaultConfig();
-    const check = await checkConfig(raw, { baseDir: process.cwd(), schemas: new SchemaRegistry() });
+    const check = await checkConfig(raw, {
+      baseDir: process.cwd(),
+      schemas: new SchemaRegistry(),
+      files,
+    });
     return { source: DEFAULT_CONFIG_SOURCE, check, raw };
   }
   const read = readConfigFile(file);
@@ -42,6 +49,7 @@ export async function loadConfig(file: string | undefined): Promise<Loaded | Con
   const check = await checkConfig(read.value, {
     baseDir: dirname(resolve(file)),
     schemas: new SchemaRegistry(),
+    files,
   });
   return { source: file, check, raw: read.value };
 }
@@ -57,14 +65,19 @@ function printIssues(source: string, issues: readonly ConfigIssue[]): void {
 
 /** `check-config --conf FILE`: 0 when valid, 2 with every issue printed. */
 export async function checkConfigCommand(file: string): Promise<number> {
-  const loaded = await loadConfig(file);
+  const loaded = await loadConfig(file, 'warning');
   const issues = 'issues' in loaded ? loaded.issues : loaded.check.issues;
   if (issues.length > 0) {
     printIssues(loaded.source, issues);
     return EXIT_CONFIG;
   }
-  const warning = 'raw' in loaded ? worldReadableWarning(file, loaded.raw) : null;
-  if (warning !== null) process.stderr.write(`warning: ${warning}\n`);
+  if ('raw' in loaded) {
+    for (const line of formatIssues(file, loaded.check.warnings)) {
+      process.stderr.write(`warning: ${line}\n`);
+    }
+    const warning = worldReadableWarning(file, loaded.raw);
+    if (warning !== null) process.stderr.write(`warning: ${warning}\n`);
+  }
   process.stdout.write(`${file}: ok\n`);
   return EXIT_OK;
 }
@@ -120,6 +133,9 @@ class Lifecycle {
 
   async run(): Promise<number> {
     this.install();
+    // The daemon runs until stopped, even with no listener (a config without controls), and a stop
+    // stuck on a promise with nothing else pending must still meet its deadline.
+    const keepAlive = setInterval(() => {}, 1 << 30);
     try {
       await this.daemon.start();
     } catch (err) {
@@ -128,6 +144,7 @@ class Lifecycle {
       void this.stop('start failed');
     }
     await this.done;
+    clearInterval(keepAlive);
     this.uninstall();
     this.release();
     this.logger.flush();

@@ -187,7 +187,9 @@ export function httpRequest(
   });
 }
 
-/** A unix datagram socket bound to a temp path, collecting sd_notify messages. */
+let receivers = 0;
+
+/** A unix datagram socket bound to a fresh path in `dir`, collecting sd_notify messages. */
 export class NotifyReceiver {
   readonly messages: string[] = [];
   readonly path: string;
@@ -195,7 +197,7 @@ export class NotifyReceiver {
   private waiters: { pred: (m: string) => boolean; resolve: (m: string) => void }[] = [];
 
   constructor(dir: string) {
-    this.path = join(dir, 'notify.sock');
+    this.path = join(dir, `notify-${++receivers}.sock`);
     this.socket = createSocket('unix_dgram', (buf) => {
       const m = buf.toString('utf8');
       this.messages.push(m);
@@ -205,7 +207,9 @@ export class NotifyReceiver {
         return false;
       });
     });
-    this.socket.on('error', () => {});
+    this.socket.on('error', (err: Error) => {
+      throw new Error(`notify receiver ${this.path}: ${err.message}`);
+    });
     this.socket.bind(this.path);
   }
 
@@ -222,6 +226,7 @@ export class NotifyReceiver {
 
   close(): void {
     this.socket.close();
+    rmSync(this.path, { force: true });
   }
 }
 

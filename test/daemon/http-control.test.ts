@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { BackendError, type BackendStatus } from '../../src/backend/types.js';
+import { MetricsRegistry } from '../../src/common/metrics.js';
+import { isLoopbackHost } from '../../src/controls/http/loopback.js';
+import { checkConf, create } from '../../src/controls/http.js';
+import type { Control, ControlContext } from '../../src/controls/types.js';
+import { MemoryBackend } from '../support/memory-backend.js';
+import { httpRequest } from './harness.js';
+
+const logger = pino({ level: 'silent' });
+
+function contextWith(backend: MemoryBackend, status: () => BackendStatus, ready: () => boolean) {
+  const metrics = new MetricsRegistry();
+  const context: ControlContext = {
+    name: 'test',
+    logger,
+    metrics,
+    backend,
+    status: () => ({ ready: ready(), backend: status() }),
+  };
+  return context;
+}
+
+describe('HTTP control', () => {
+  const backend = new MemoryBackend();
+  let ready = false;
+  let backendStatus: BackendStatus = { ready: false, detail: 'recovering 5/10', connected: false };
+  const context = contextWith(
+    backend,
+    () => backendStatus,
+    () => ready,
+  );
+  let control: Control;
+  let port: number;
+  const bytes = randomBytes(300_000);
+
+  before(async () => {
+    control = await create(
+      { module: 'aimm-store/controls/http', server: { host: '127.0.0.1', port: 0 } },
+      context,
+    );
+    port = control.address.port;
+    await backend.createModel('plugins.sklearn.SVC', bytes);
+    await backend.createModel('type with spaces/ünïcode', new Uint8Array(0));
+  });
+  after(() => control.close());
+
+  test('listens on the real port of a port-0 config', () => {
+    assert.equal(control.address.host, '127.0.0.1');
+    assert.ok(port > 0);
+  });
+
+  test('/healthz answers while /readyz says not ready, then ready', async () => {
+    const health = await httpRequest(port, '/healthz');
+    assert.equal(health.status, 200);
+    assert.deepEqual(JSON.parse(health.body.toString()), { status: 'alive' });
+
+    const notReady = await httpRequest(port, '/readyz');
+    assert.equal(notReady.status, 503);
+    assert.deepEqual(JSON.parse(notReady.body.toString()), {
+      ready: false,
+      connected: false,
+      detail: 'recovering 5/10',
+    });
+    const notYet = await httpRequest(port, '/models/1');
+    assert.equal(notYet.status, 503);
+    assert.equal(notYet.headers['retry-after'], '1');
+
+    ready = true;
+    backendStatus = { ready: true, connected: true };
+    const isReady = await httpRequest(port, '/readyz');
+    assert.equal(isReady.status, 200);
+    assert.deepEqual(JSON.parse(isReady.body.toString()), { ready: true, connected: true });
+  });
+
+  test('GET /models/{id}: the exact bytes with type, revision and sha256 headers', async () => {
+    ready = true;
+    const res = await httpRequest(port, '/models/1');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-type'], 'application/octet-stream');
+    assert.equal(res.headers['content-length'], String(bytes.length));
+    assert.ok(res.body.equals(bytes));
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    assert.equal(res.headers['x-model-sha256'], sha);
+    assert.equal(res.headers['x-model-type'], 'plugins.sklearn.SVC');
+    assert.equal(res.headers['x-model-revision'], '1');
+    assert.equal(res.headers['x-model-id'], '1');
+    assert.equal(res.headers.etag, `"${sha}"`);
+    assert.equal(
+      res.headers['repr-digest'],
+      `sha-256=:${createHash('sha256').update(bytes).digest('base64')}:`,
+    );
+    assert.ok(typeof res.headers['last-modified'] === 'string');
+
+    const empty = await httpRequest(port, '/models/2');
+    assert.equal(empty.status, 200);
+    assert.equal(empty.body.length, 0);
+    assert.equal(
+      decodeURIComponent(String(empty.headers['x-model-type'])),
+      'type with spaces/ünïcode',
+    );
+  });
+
+  test('HEAD /models/{id}: the same headers, no body', async () => {
+    const res = await httpRequest(port, '/models/1', { method: 'HEAD' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-length'], String(bytes.length));
+    assert.equal(res.body.length, 0);
+    assert.equal(res.headers['x-model-revision'], '1');
+  });
+
+  test('revisions follow updates; a matching If-None-Match gets 304', async () => {
+    await backend.updateModel(1, 'plugins.sklearn.SVC', bytes.subarray(0, 10));
+    const res = await httpRequest(port, '/models/1');
+    assert.equal(res.headers['x-model-revision'], '2');
+    assert.equal(res.body.length, 10);
+    const etag = String(res.headers.etag);
+    const cached = await httpRequest(port, '/models/1', { headers: { 'If-None-Match': etag } });
+    assert.equal(cached.status, 304);
+    assert.equal(cached.body.length, 0);
+    const stale = await httpRequest(port, '/models/1', { headers: { 'If-None-Match': '"abc"' } });
+    assert.equal(stale.status, 200);
+  });
+
+  test('/models lists metadata', async () => {
+    const res = await httpRequest(port, '/models');
+    assert.equal(res.status, 200);
+    const list = JSON.parse(res.body.toString()) as { instance_id: number; revision: number }[];
+    assert.deepEqual(
+      list.map((m) => m.instance_id),
+      [1, 2],
+    );
+  });
+
+  test('bad ids, missing models, unknown paths and methods get clear errors', async () => {
+    for (const path of [
+      '/models/0',
+      '/models/-1',
+      '/models/abc',
+      '/models/1.5',
+      '/models/99999999999999999',
+    ]) {
+      const res = await httpRequest(port, path);
+      assert.equal(res.status, 400, path);
+      assert.match(JSON.parse(res.body.toString()).error, /invalid model id/);
+    }
+    const missing = await httpRequest(port, '/models/42');
+    assert.equal(missing.status, 404);
+    assert.match(missing.body.toString(), /model 42 not found/);
+    assert.equal((await httpRequest(port, '/nothing')).status, 404);
+    const post = await httpRequest(port, '/models/1', { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.allow, 'GET, HEAD');
+  });
+
+  test('/metrics renders Prometheus text including request counts', async () => {
+    const res = await httpRequest(port, '/metrics');
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+    const text = res.body.toString();
+    assert.match(text, /^# TYPE aimm_store_http_requests_total counter$/m);
+    assert.match(text, /^aimm_store_http_requests_total\{code="200",route="model"\} \d+$/m);
+    assert.match(text, /^aimm_store_http_requests_total\{code="400",route="model"\} 5$/m);
+  });
+
+  test('a backend failure maps to its status code', async () => {
+    const failing = new MemoryBackend();
+    failing.getModel = async () => {
+      throw new BackendError('unavailable', 'hat unreachable');
+    };
+    const c = await create(
+      { module: 'http', server: { host: '127.0.0.1', port: 0 } },
+      contextWith(
+        failing,
+        () => ({ ready: true }),
+        () => true,
+      ),
+    );
+    try {
+      const res = await httpRequest(c.address.port, '/models/1');
+      assert.equal(res.status, 503);
+      assert.deepEqual(JSON.parse(res.body.toString()), {
+        error: 'hat unreachable',
+        code: 'unavailable',
+      });
+      failing.getModel = async () => {
+        throw new TypeError('bug');
+      };
+      assert.equal((await httpRequest(c.address.port, '/models/1')).status, 500);
+      assert.equal((await httpRequest(c.address.port, '/healthz')).status, 200);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('models: false turns /models off', async () => {
+    const c = await create(
+      { module: 'http', server: { host: '127.0.0.1', port: 0 }, models: false },
+      context,
+    );
+    try {
+      assert.equal((await httpRequest(c.address.port, '/models/1')).status, 404);
+      assert.equal((await httpRequest(c.address.port, '/readyz')).status, 200);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('close() releases the port and is idempotent', async () => {
+    const c = await create({ module: 'http', server: { host: '127.0.0.1', port: 0 } }, context);
+    await Promise.all([c.close(), c.close()]);
+    await assert.rejects(httpRequest(c.address.port, '/healthz'), /ECONNREFUSED/);
+  });
+});
+
+describe('HTTP control listen address', () => {
+  test('loopback addresses', () => {
+    for (const h of [
+      '127.0.0.1',
+      '127.1.2.3',
+      'localhost',
+      'LOCALHOST',
+      '::1',
+      '[::1]',
+      '::ffff:127.0.0.1',
+    ]) {
+      assert.ok(isLoopbackHost(h), h);
+    }
+    for (const h of ['0.0.0.0', '::', '10.0.0.1', '128.0.0.1', 'example.com', '::2', '']) {
+      assert.ok(!isLoopbackHost(h), h);
+    }
+  });
+
+  test('a non-loopback address is refused unless allowed', async () => {
+    const conf = { module: 'http', server: { host: '0.0.0.0', port: 0 } };
+    const issues = checkConf(conf, '$.control[1]');
+    assert.equal(issues[0]?.path, '$.control[1].server.host');
+    assert.equal(issues[0]?.rule, 'loopback');
+    const context = contextWith(
+      new MemoryBackend(),
+      () => ({ ready: true }),
+      () => true,
+    );
+    await assert.rejects(create(conf, context), /not a loopback address.*allow_non_loopback/);
+    assert.deepEqual(checkConf({ ...conf, allow_non_loopback: true }), []);
+  });
+
+  test('a port in use is a clear error', async () => {
+    const context = contextWith(
+      new MemoryBackend(),
+      () => ({ ready: true }),
+      () => true,
+    );
+    const first = await create({ module: 'http', server: { host: '127.0.0.1', port: 0 } }, context);
+    try {
+      await assert.rejects(
+        create(
+          { module: 'http', server: { host: '127.0.0.1', port: first.address.port } },
+          context,
+        ),
+        /cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/,
+      );
+    } finally {
+      await first.close();
+    }
+  });
+});
