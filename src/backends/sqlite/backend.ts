@@ -63,7 +63,13 @@ export class SqliteBackend implements Backend {
   /** Opens the file (see {@link SqliteStore.open}); the backend is ready when this resolves. */
   static async open(options: SqliteOptions, context: BackendContext): Promise<SqliteBackend> {
     const { store, report } = SqliteStore.open(options);
-    const backend = new SqliteBackend(store, options, context, report.models);
+    let backend: SqliteBackend;
+    try {
+      backend = new SqliteBackend(store, options, context, report.models);
+    } catch (err) {
+      store.close();
+      throw err;
+    }
     context.logger.info(
       {
         path: options.path,

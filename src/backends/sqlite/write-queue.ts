@@ -15,8 +15,6 @@ export interface WriteQueueOptions<Op, R> {
   sizeOf(op: Op): number;
   /** Executes a batch; must return one outcome per op, in order. */
   execute(ops: Op[]): Outcome<R>[];
-  /** Called after each batch with its size (for metrics). */
-  onBatch?(size: number): void;
 }
 
 interface Pending<Op, R> {
@@ -72,7 +70,6 @@ export class WriteQueue<Op, R> {
         const error = err instanceof Error ? err : new Error(String(err));
         outcomes = batch.map(() => ({ ok: false, error }));
       }
-      this.options.onBatch?.(batch.length);
       for (const [i, p] of batch.entries()) {
         const o = outcomes[i] as Outcome<R>;
         if (o.ok) p.resolve(o.value);
