@@ -348,13 +348,13 @@ export class EventBackend implements Backend {
   }
 
   private goOnline(): void {
+    this.phase = 'online';
     // Writes queued while Hat was unreachable go first, in their order.
     for (const job of [...this.durable.values()].sort(
       (a, b) => (a.durableSeq ?? 0) - (b.durableSeq ?? 0),
     )) {
       this.pipeline.push(job);
     }
-    this.phase = 'online';
     this.updateGauges();
     this.markReadyIfReady();
   }
@@ -573,7 +573,12 @@ export class EventBackend implements Backend {
             `Hat connection failed before the register response (${msg}); the write may or may not be stored`,
           ),
         );
-      if (err instanceof TimeoutError) void this.session.dropConnection();
+      if (err instanceof TimeoutError && this.phase === 'online') {
+        // The connection is suspect: stop using it now and reconnect.
+        this.phase = 'offline';
+        this.lastError = msg;
+        void this.session.dropConnection();
+      }
       return;
     }
     if (res === null || res.length !== events.length) {
