@@ -1,10 +1,11 @@
 /**
  * The daemon's life: start backend → controls → recovery → ready; stop in reverse.
  *
- * Start: create the backend (through its module's `create`) → start every control in config order
- * (they listen at once, so /healthz and /readyz answer during recovery, but no client request is
- * served yet: the controls' backend waits) → wait for the backend's recovery → open the controls'
- * backend → `READY=1`.
+ * Start: create the backend (through its module's `create`) → start every control, all at once
+ * (a control may wait for recovery before it listens; the others, e.g. HTTP, listen at once so that
+ * /healthz and /readyz answer during recovery, and requests they pass on wait for recovery) →
+ * wait for the backend's recovery and every control → `READY=1`. If a control fails to start,
+ * the ones that started are closed again and the daemon stops.
  * Stop (idempotent; a stop during start aborts the start): `STOPPING=1` → refuse new requests and
  * let in-flight ones finish (the drain) → close the controls, last first → close the backend
  * (which finishes or fails its own in-flight writes). Time bounds are the caller's (see run.ts).
@@ -53,6 +54,7 @@ export class Daemon {
   private backend: Backend | null = null;
   private served: ServedBackend | null = null;
   private readonly controls: Control[] = [];
+  private controlStarts: Promise<void>[] = [];
   private changes: Subscription | null = null;
   private stopWatchdog: () => void = () => {};
   private starting: Promise<void> | null = null;
@@ -120,52 +122,57 @@ export class Daemon {
       hat,
     });
     this.backend = backend;
-    this.served = new ServedBackend(backend, metrics);
+    const served = new ServedBackend(backend, metrics);
+    this.served = served;
     this.changes = countChanges(backend.changes$, metrics);
     logger.info({ module: this.parts.backend.specifier }, 'backend created');
     if (this.aborted) return;
-
-    for (const control of this.parts.controls) {
-      try {
-        this.controls.push(
-          await control.module.create(control.conf, {
-            name: config.name,
-            logger: logger.child({ component: 'control' }),
-            metrics,
-            backend: this.served,
-            status: () => this.status(),
-          }),
-        );
-      } catch (err) {
-        throw new DaemonStartError(
-          `control module '${control.conf.module}' (${control.path}) failed to start: ${errorText(err)}`,
-          { cause: err },
-        );
-      }
-      if (this.aborted) return;
-    }
 
     this.stateValue = 'recovering';
     logger.info('recovering');
     const stopProgress = this.reportProgress(backend);
     try {
-      await Promise.race([backend.whenReady(), this.stopSignal]);
-    } catch (err) {
-      throw new DaemonStartError(
-        `backend module '${this.parts.backend.specifier}' failed to recover: ${errorText(err)}`,
-        { cause: err },
-      );
+      const recovered = backend.whenReady().catch((err: unknown) => {
+        throw new DaemonStartError(
+          `backend module '${this.parts.backend.specifier}' failed to recover: ${errorText(err)}`,
+          { cause: err },
+        );
+      });
+      this.controlStarts = this.parts.controls.map((c) => this.startControl(c, served));
+      const controls = Promise.all(this.controlStarts);
+      // A stop request ends the wait; what started by then is closed by the stop.
+      await Promise.race([Promise.all([recovered, controls]), this.stopSignal]);
     } finally {
       stopProgress();
     }
     if (this.aborted) return;
 
-    this.served.open();
     this.stateValue = 'running';
     const status = backend.status();
     logger.info({ controls: this.controls.map((c) => c.address), backend: status }, 'ready');
     notifier.send({ READY: 1, STATUS: status.ready ? 'ready' : `running: ${status.detail ?? ''}` });
     this.stopWatchdog = startWatchdog(notifier, () => this.stateValue === 'running');
+  }
+
+  private async startControl(control: LoadedControl, backend: ServedBackend): Promise<void> {
+    const { config, logger, metrics } = this.parts;
+    let started: Control;
+    try {
+      started = await control.module.create(control.conf, {
+        name: config.name,
+        logger: logger.child({ component: 'control' }),
+        metrics,
+        backend,
+        status: () => this.status(),
+      });
+    } catch (err) {
+      throw new DaemonStartError(
+        `control module '${control.conf.module}' (${control.path}) failed to start: ${errorText(err)}`,
+        { cause: err },
+      );
+    }
+    // Kept in config order, so that a stop closes them last first.
+    this.controls[this.parts.controls.indexOf(control)] = started;
   }
 
   /** While recovering: `STATUS=recovering: <detail>` whenever the backend's detail changes. */
@@ -196,11 +203,14 @@ export class Daemon {
     await this.starting?.catch(() => {});
     if (this.served !== null) {
       this.served.stopAccepting();
+      // Controls still starting (e.g. waiting for recovery) finish or fail before they are closed.
+      await Promise.allSettled(this.controlStarts);
       const inFlight = this.served.operationsInFlight;
       if (inFlight > 0) logger.info({ inFlight }, 'draining requests in flight');
       await this.served.drain();
     }
     for (const control of [...this.controls].reverse()) {
+      if (control === undefined) continue;
       await control.close().catch((err: unknown) => {
         logger.error({ err, address: control.address }, 'control failed to close');
       });

@@ -1,9 +1,8 @@
 /**
  * The backend as the controls see it. Controls start while the backend recovers (so that /readyz
- * can answer "not ready"); this wrapper makes every call wait until the daemon opens it (after
- * recovery, once every control has started: no client request is served before the daemon is
- * complete), refuses calls once the daemon is stopping (`closed`), lets the daemon wait for calls
- * in flight to settle (the drain), and counts operations for /metrics by op and result.
+ * can answer "not ready"); this wrapper makes every call made before recovery wait for it, refuses
+ * calls once the daemon is stopping (`closed`, also for calls still waiting), lets the daemon wait
+ * for calls in flight to settle (the drain), and counts operations for /metrics by op and result.
  */
 import type { Observable } from 'rxjs';
 import {
@@ -24,7 +23,6 @@ export type Operation = 'list' | 'get' | 'create' | 'update' | 'delete';
 export class ServedBackend implements Backend {
   readonly changes$: Observable<ModelChange>;
   private readonly ready: Promise<void>;
-  private openGate: (() => void) | null = null;
   private rejectWaiters: ((err: Error) => void) | null = null;
   private stopping = false;
   private inFlight = 0;
@@ -43,11 +41,10 @@ export class ServedBackend implements Backend {
     );
     this.inFlightGauge = metrics.gauge('operations_in_flight', 'Backend operations in progress');
     this.inFlightGauge.collect(() => this.inFlight);
-    // Waiters are released by open(), or rejected when recovery fails or the daemon stops first.
+    // Waiters are released by recovery, or rejected when it fails or the daemon stops first.
     this.ready = new Promise<void>((resolve, reject) => {
-      this.openGate = resolve;
       this.rejectWaiters = reject;
-      inner.whenReady().catch(reject);
+      inner.whenReady().then(resolve, reject);
     });
     this.ready.catch(() => {});
   }
@@ -85,11 +82,6 @@ export class ServedBackend implements Backend {
 
   whenReady(): Promise<void> {
     return this.ready;
-  }
-
-  /** Lets calls through (the daemon calls it once recovered and every control started). */
-  open(): void {
-    this.openGate?.();
   }
 
   /** Controls do not own the backend: closing through them only stops accepting calls. */
