@@ -1,0 +1,228 @@
+/**
+ * Unit tests of the wire pieces: Python-format JSON (checked against every recorded text), 0.7
+ * segmentation and reassembly, JSON Patch diffs (applied by the client's patch), strict base64.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { applyPatch } from '../../src/client/patch.js';
+import { Decoder07, encode07 } from '../../src/client/wire.js';
+import { decodeStrictBase64 } from '../../src/controls/juggler/base64.js';
+import {
+  detectFraming,
+  encodeFrames,
+  peekRequestId,
+  SegmentAssembler,
+} from '../../src/controls/juggler/framing.js';
+import { diff } from '../../src/controls/juggler/patch.js';
+import { pyDumps, pyNumber, pyString } from '../../src/controls/juggler/pyjson.js';
+import { loadRecordings } from './support/vectors.js';
+
+describe('Python json.dumps format', () => {
+  test('every recorded message text equals pyDumps(decoded)', () => {
+    let checked = 0;
+    for (const rec of loadRecordings()) {
+      for (const step of rec.steps) {
+        if (step.ws !== 'text' || step.decoded === undefined || step.text === undefined) continue;
+        // 0.7 multi-segment texts are checked on the joined message below.
+        if (step.segments !== undefined) continue;
+        const isPrefixed =
+          rec.framing === '0.7' ||
+          (rec.framing === 'mismatch' &&
+            (step.dir === 'c2s' ? rec.client_framing : rec.server_framing) === '0.7');
+        const json = isPrefixed ? step.text.slice(1) : step.text;
+        assert.equal(pyDumps(step.decoded), json, `${rec.file} t=${step.t_ms}`);
+        checked++;
+      }
+    }
+    assert.ok(checked > 60, `checked ${checked} texts`);
+  });
+
+  test('multi-segment recorded messages: same text and the same 65 536-character boundaries', () => {
+    let checked = 0;
+    for (const rec of loadRecordings().filter((r) => r.framing === '0.7')) {
+      let parts: string[] = [];
+      for (const step of rec.steps) {
+        if (step.ws !== 'text' || step.text === undefined) continue;
+        if (step.prefix === '1') parts.push(step.text);
+        if (step.prefix === '0' && step.segments !== undefined) {
+          parts.push(step.text);
+          const json = parts.map((p) => p.slice(1)).join('');
+          assert.equal(pyDumps(step.decoded), json);
+          assert.deepEqual(encodeFrames('0.7', pyDumps(step.decoded), 65536), parts);
+          parts = [];
+          checked++;
+        }
+      }
+    }
+    assert.equal(checked, 3); // request, response, state of v07-d
+  });
+
+  test('escapes like Python: controls, quote, backslash, DEL, non-ASCII, astral', () => {
+    assert.equal(pyString('a"b\\c'), '"a\\"b\\\\c"');
+    assert.equal(pyString('\n\r\t\b\f\u0001\u001f'), '"\\n\\r\\t\\b\\f\\u0001\\u001f"');
+    assert.equal(pyString('\u007f'), '"\\u007f"');
+    assert.equal(pyString('é€'), '"\\u00e9\\u20ac"');
+    assert.equal(pyString('😀'), '"\\ud83d\\ude00"');
+    assert.equal(pyString('/'), '"/"');
+    assert.equal(pyDumps({ a: [1, true, null, 'x'], b: {} }), '{"a": [1, true, null, "x"], "b": {}}');
+    assert.equal(pyDumps({ a: undefined, b: 1 }), '{"b": 1}');
+    assert.equal(pyNumber(1e-7), '1e-07');
+    assert.equal(pyNumber(1.5), '1.5');
+  });
+
+  test('pyDumps parses back to the same value (any JSON)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const text = pyDumps(v);
+        assert.ok(/^[\x20-\x7e]*$/.test(text), 'ASCII only');
+        assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(v)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('framing', () => {
+  test('detection by first character', () => {
+    assert.equal(detectFraming('{"type": "request"}'), '0.6');
+    for (const c of '0123') assert.equal(detectFraming(`${c}x`), '0.7');
+    for (const t of ['', ' {', '4', 'x', '[1]']) assert.equal(detectFraming(t), null);
+  });
+
+  test('0.7 segments are exactly maxSegmentSize characters, then the rest', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), fc.integer({ min: 1, max: 50 }), (s, max) => {
+        const frames = encodeFrames('0.7', s, max);
+        assert.equal(frames.map((f) => f.slice(1)).join(''), s);
+        frames.forEach((f, i) => {
+          const last = i === frames.length - 1;
+          assert.equal(f[0], last ? '0' : '1');
+          if (!last) assert.equal(f.length - 1, max);
+          else assert.ok(f.length - 1 <= max);
+        });
+        const asm = new SegmentAssembler(1000);
+        let out: unknown = null;
+        for (const f of frames) out = asm.push(f.slice(1), f[0] === '0');
+        assert.deepEqual(out, { kind: 'message', text: s });
+      }),
+    );
+    assert.deepEqual(encodeFrames('0.6', 'x'.repeat(100), 10), ['x'.repeat(100)]);
+  });
+
+  test('the assembler drops a message over the limit but keeps its head and length', () => {
+    const asm = new SegmentAssembler(100);
+    const json = `{"type": "request", "id": 7, "name": "add_instance", "data": "${'x'.repeat(200)}"}`;
+    const frames = encodeFrames('0.7', json, 30);
+    const results = frames.map((f) => asm.push(f.slice(1), f[0] === '0'));
+    const last = results.at(-1);
+    assert.equal(last?.kind, 'too_large');
+    assert.equal(last?.kind === 'too_large' && last.length, json.length);
+    assert.equal(last?.kind === 'too_large' && peekRequestId(last.head), 7);
+    assert.equal(asm.buffered, 0);
+    // The next message is fine again.
+    assert.deepEqual(asm.push('{}', true), { kind: 'message', text: '{}' });
+  });
+
+  test('peekRequestId reads only a request id before the data', () => {
+    assert.equal(peekRequestId('{"type": "request", "id": 12, "name": "x", "data": {"id": 3'), 12);
+    assert.equal(peekRequestId('{"type":"request","id":5,"name":"x"'), 5);
+    assert.equal(peekRequestId('{"type": "request", "name": "x", "data": {"id": 3'), null);
+    assert.equal(peekRequestId('{"type": "response", "id": 12'), null);
+    assert.equal(peekRequestId('{"type": "request", "id": 99999999999999999'), null);
+  });
+
+  test('client encoder never splits a surrogate pair; decoder joins segments', () => {
+    const json = JSON.stringify({ s: '😀'.repeat(50) });
+    for (let max = 2; max < 20; max++) {
+      const frames = encode07(json, max);
+      for (const f of frames) assert.ok(Buffer.from(f).toString() === f, 'well-formed UTF-16');
+      const dec = new Decoder07(1e6);
+      let out: unknown;
+      for (const f of frames) out = dec.push(f);
+      assert.deepEqual(out, { kind: 'message', text: json });
+    }
+    const dec = new Decoder07(10);
+    assert.throws(() => dec.push(`0${'x'.repeat(11)}`), /over 10/);
+    assert.deepEqual(new Decoder07(10).push('2ab'), { kind: 'ping', payload: 'ab' });
+    assert.throws(() => new Decoder07(10).push('{}'), /unsupported/);
+  });
+});
+
+describe('JSON Patch', () => {
+  test('diff(a, b) applied to a gives b (any JSON)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.jsonValue(), (a, b) => {
+        const ops = diff(a, b);
+        assert.deepEqual(applyPatch(structuredClone(a), ops as never), b);
+        if (JSON.stringify(a) === JSON.stringify(b)) assert.equal(ops.length, 0);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('object members: removed first, then added, then changed (recursively); keys escaped', () => {
+    const a = { models: { '1': { x: 1, y: 2 }, '2': {} }, 'a/b~': 1 };
+    const b = { models: { '1': { x: 1, y: 3 }, '3': {} }, 'a/b~': 2 };
+    assert.deepEqual(diff(a, b), [
+      { op: 'remove', path: '/models/2' },
+      { op: 'add', path: '/models/3', value: {} },
+      { op: 'replace', path: '/models/1/y', value: 3 },
+      { op: 'replace', path: '/a~1b~0', value: 2 },
+    ]);
+    assert.deepEqual(diff(null, { a: 1 }), [{ op: 'replace', path: '', value: { a: 1 } }]);
+    const shared = { big: 'x' };
+    assert.deepEqual(diff({ s: shared }, { s: shared }), []);
+  });
+
+  test('the client applies move, copy, test and refuses bad pointers', () => {
+    const doc = { a: { b: 1 }, c: [1, 2] };
+    assert.deepEqual(applyPatch(doc, [{ op: 'move', from: '/a/b', path: '/d' }]), {
+      a: {},
+      c: [1, 2],
+      d: 1,
+    });
+    assert.deepEqual(applyPatch(doc, [{ op: 'copy', from: '/c', path: '/e' }]), {
+      a: { b: 1 },
+      c: [1, 2],
+      e: [1, 2],
+    });
+    assert.deepEqual(applyPatch(doc, [{ op: 'add', path: '/c/-', value: 3 }]), {
+      a: { b: 1 },
+      c: [1, 2, 3],
+    });
+    assert.deepEqual(doc, { a: { b: 1 }, c: [1, 2] }, 'input untouched');
+    assert.throws(() => applyPatch(doc, [{ op: 'test', path: '/a/b', value: 2 }]), /test failed/);
+    assert.throws(() => applyPatch(doc, [{ op: 'replace', path: '/zz', value: 1 }]), /no member/);
+    assert.throws(() => applyPatch(doc, [{ op: 'remove', path: 'a' }]), /invalid JSON pointer/);
+    assert.throws(() => applyPatch(doc, [{ op: 'add', path: '/c/9', value: 1 }]), /out of range/);
+  });
+});
+
+describe('strict base64', () => {
+  test('accepts exactly the canonical encoding of any bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        const b64 = Buffer.from(bytes).toString('base64');
+        assert.deepEqual(decodeStrictBase64(b64), Buffer.from(bytes));
+      }),
+    );
+  });
+
+  test('refuses what lenient decoders accept', () => {
+    for (const bad of [
+      'aGVsbG8', // missing padding
+      'aGVsbG8=\n',
+      'aGVs bG8=',
+      'aGVsbG8==',
+      'aGVsbG9=', // non-zero trailing bits
+      'aGVs*G8=',
+      'aGVsbG8_', // URL-safe alphabet
+      '=',
+      'a===',
+    ]) {
+      assert.equal(decodeStrictBase64(bad), null, JSON.stringify(bad));
+    }
+    assert.deepEqual(decodeStrictBase64(''), Buffer.alloc(0));
+  });
+});
