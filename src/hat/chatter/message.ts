@@ -5,9 +5,10 @@
 import {
   boolean,
   bytes,
-  decode,
   integer,
   none,
+  Reader,
+  readInteger,
   record,
   SbsError,
   string,
@@ -47,7 +48,10 @@ export interface ChatterMsg {
   last: boolean;
   /** Full SBS type name of the payload, e.g. `HatEventer.MsgInitReq`. */
   type: string;
-  /** SBS encoding of the payload. */
+  /**
+   * SBS encoding of the payload. A decoded message's `data` is a view into the frame it came in
+   * (no copy; decoders copy what they keep): copy it to keep it beyond the callback.
+   */
   data: Uint8Array;
 }
 
@@ -93,22 +97,37 @@ function messageId(value: unknown, field: string): number {
  * after the message are ignored. Throws {@link ProtocolError} on malformed input.
  */
 export function decodeBody(body: Uint8Array): ChatterMsg {
-  let raw: ReturnType<typeof MsgType.read>;
+  const r = new Reader(body);
   try {
-    raw = decode(MsgType, body, true);
+    const id = readInteger(r);
+    const first = readInteger(r);
+    const owner = boolean.read(r);
+    const token = boolean.read(r);
+    const last = boolean.read(r);
+    const type = string.read(r);
+    const at = r.pos;
+    const n = readInteger(r, 'Bytes');
+    if (typeof n !== 'number' || n < 0 || n > r.remaining) {
+      throw new SbsError(
+        'Bytes',
+        at,
+        `length ${n} runs past the end of input (${r.remaining} left)`,
+      );
+    }
+    const data = r.buf.subarray(r.pos, r.pos + n);
+    return {
+      id: messageId(id, 'id'),
+      first: messageId(first, 'first'),
+      owner,
+      token,
+      last,
+      type,
+      data,
+    };
   } catch (err) {
     if (err instanceof SbsError) {
       throw new ProtocolError(`malformed chatter message: ${err.message}`, { cause: err });
     }
     throw err;
   }
-  return {
-    id: messageId(raw.id, 'id'),
-    first: messageId(raw.first, 'first'),
-    owner: raw.owner,
-    token: raw.token,
-    last: raw.last,
-    type: raw.data.type,
-    data: raw.data.data,
-  };
 }

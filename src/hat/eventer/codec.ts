@@ -7,7 +7,17 @@
  * `RangeError` before anything is sent.
  */
 import { ProtocolError } from '../chatter/errors.js';
-import { decode, encode, type Int, SbsError, type SbsType, Writer } from '../sbs/codec.js';
+import {
+  boolean,
+  decode,
+  encode,
+  type Int,
+  Reader,
+  readInteger,
+  SbsError,
+  type SbsType,
+  Writer,
+} from '../sbs/codec.js';
 import type {
   Event,
   EventId,
@@ -19,6 +29,7 @@ import type {
   Status,
   Timestamp,
 } from './common.js';
+import { EventsSbs, RegisterEventsSbs } from './event-codec.js';
 import * as S from './schema.js';
 
 const INT64_MIN = -(2n ** 63n);
@@ -293,6 +304,40 @@ function enc<T>(type: SbsType<T>, value: T): Buffer {
   return out;
 }
 
+/** Encodes with a function writing straight into the shared writer. */
+function encWith(write: (w: Writer) => void): Buffer {
+  writer.pos = 0;
+  write(writer);
+  const out = Buffer.from(writer.result());
+  if (writer.buf.length > 1024 * 1024) writer.buf = Buffer.allocUnsafe(64 * 1024);
+  return out;
+}
+
+/** Decodes all of `data` with `read`; SBS errors become {@link ProtocolError}s naming `name`. */
+function decWith<T>(name: string, data: Uint8Array, read: (r: Reader) => T): T {
+  try {
+    const r = new Reader(data);
+    const value = read(r);
+    if (r.pos !== r.end)
+      throw new SbsError(name, r.pos, `${r.end - r.pos} trailing bytes after the value`);
+    return value;
+  } catch (err) {
+    if (err instanceof SbsError) {
+      throw new ProtocolError(`malformed ${name}: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+function readChoiceIndex(r: Reader, name: string, count: number): number {
+  const at = r.pos;
+  const i = readInteger(r, name);
+  if (typeof i !== 'number' || i < 0 || i >= count) {
+    throw new SbsError(name, at, `choice index ${i} out of range 0..${count - 1}`);
+  }
+  return i;
+}
+
 /** Decodes an eventer payload; SBS errors become {@link ProtocolError}s naming the message. */
 export function decodePayload<T>(type: SbsType<T>, data: Uint8Array): T {
   try {
@@ -354,11 +399,12 @@ export function decodeStatusNotify(data: Uint8Array): Status {
 }
 
 export function encodeEventsNotify(events: readonly Event[]): Buffer {
-  return enc(S.MsgEventsNotify, events.map(eventToSbs));
+  if (!Array.isArray(events)) throw new TypeError('events must be an array');
+  return encWith((w) => EventsSbs.write(w, events as Event[]));
 }
 
 export function decodeEventsNotify(data: Uint8Array): Event[] {
-  return decodePayload(S.MsgEventsNotify, data).map(eventFromSbs);
+  return decWith(MSG_EVENTS_NOTIFY, data, (r) => EventsSbs.read(r));
 }
 
 export function encodeEventsAck(): Buffer {
@@ -371,20 +417,29 @@ export function decodeEventsAck(data: Uint8Array): null {
 
 export function encodeRegisterReq(events: readonly RegisterEvent[]): Buffer {
   if (!Array.isArray(events)) throw new TypeError('register events must be an array');
-  return enc(S.MsgRegisterReq, events.map(registerEventToSbs));
+  return encWith((w) => RegisterEventsSbs.write(w, events as RegisterEvent[]));
 }
 
 export function decodeRegisterReq(data: Uint8Array): RegisterEvent[] {
-  return decodePayload(S.MsgRegisterReq, data).map(registerEventFromSbs);
+  return decWith(MSG_REGISTER_REQ, data, (r) => RegisterEventsSbs.read(r));
 }
 
 export function encodeRegisterRes(res: RegisterResponse): Buffer {
-  return enc(S.MsgRegisterRes, res === null ? ['failure', null] : ['events', res.map(eventToSbs)]);
+  if (res !== null && !Array.isArray(res)) throw new TypeError('events must be an array or null');
+  return encWith((w) => {
+    if (res === null) {
+      w.byte(0x81);
+    } else {
+      w.byte(0x80);
+      EventsSbs.write(w, res);
+    }
+  });
 }
 
 export function decodeRegisterRes(data: Uint8Array): RegisterResponse {
-  const v = decodePayload(S.MsgRegisterRes, data);
-  return v[0] === 'events' ? v[1].map(eventFromSbs) : null;
+  return decWith(MSG_REGISTER_RES, data, (r) =>
+    readChoiceIndex(r, MSG_REGISTER_RES, 2) === 0 ? EventsSbs.read(r) : null,
+  );
 }
 
 export function encodeQueryReq(params: QueryParams): Buffer {
@@ -396,9 +451,16 @@ export function decodeQueryReq(data: Uint8Array): QueryParams {
 }
 
 export function encodeQueryRes(result: QueryResult): Buffer {
-  return enc(S.MsgQueryRes, queryResultToSbs(result));
+  if (!Array.isArray(result.events)) throw new TypeError('query result events must be an array');
+  return encWith((w) => {
+    EventsSbs.write(w, result.events);
+    boolean.write(w, Boolean(result.moreFollows));
+  });
 }
 
 export function decodeQueryRes(data: Uint8Array): QueryResult {
-  return queryResultFromSbs(decodePayload(S.MsgQueryRes, data));
+  return decWith(MSG_QUERY_RES, data, (r) => {
+    const events = EventsSbs.read(r);
+    return { events, moreFollows: boolean.read(r) };
+  });
 }

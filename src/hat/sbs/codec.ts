@@ -21,6 +21,8 @@
  * {@link SbsError} naming the type and the byte offset.
  */
 
+import { isUtf8 } from 'node:buffer';
+
 export type Int = number | bigint;
 
 /** Decoding or encoding failure, naming the SBS type and the byte offset. */
@@ -40,6 +42,29 @@ const MAX_INTEGER_BYTES = 64;
 const MAX_ZERO_WIDTH_COUNT = 1 << 20;
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Short strings decode faster by hand when they are ASCII (the common case for type names). */
+const SHORT_STRING = 48;
+
+/**
+ * Strict UTF-8 decoding (invalid input throws): an ASCII fast path for short strings, native
+ * validation plus Buffer's decoder for the rest.
+ */
+function decodeUtf8(buf: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n <= SHORT_STRING) {
+    let out = '';
+    for (let i = start; i < end; i++) {
+      const c = buf[i] as number;
+      if (c >= 0x80) return utf8Decoder.decode(buf.subarray(start, end));
+      out += String.fromCharCode(c);
+    }
+    return out;
+  }
+  const b = buf.subarray(start, end);
+  if (!isUtf8(b)) throw new TypeError('invalid UTF-8');
+  return Buffer.from(b.buffer, b.byteOffset, n).toString('utf8');
+}
 
 /** A growable output buffer. */
 export class Writer {
@@ -81,12 +106,14 @@ export class Writer {
 export class Reader {
   pos: number;
   readonly end: number;
+  /** The input as a plain Uint8Array view (views of it are cheaper to make than Buffer views). */
+  readonly buf: Uint8Array;
 
-  constructor(
-    readonly buf: Uint8Array,
-    start = 0,
-    end = buf.length,
-  ) {
+  constructor(buf: Uint8Array, start = 0, end = buf.length) {
+    this.buf =
+      buf.constructor === Uint8Array
+        ? buf
+        : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = start;
     this.end = end;
   }
@@ -173,22 +200,24 @@ export function writeInteger(w: Writer, v: Int, typeName = 'Integer'): void {
   writeBigInteger(w, v);
 }
 
-const scratch = new Uint8Array(MAX_INTEGER_BYTES + 16);
-
+/** Writes a 32-bit signed integer straight into the output (no temporary buffer). */
 function writeInt32(w: Writer, v: number): void {
-  let n = scratch.length;
-  let first = true;
-  for (;;) {
-    let t = v & 0x7f;
-    if (first) {
-      t |= 0x80;
-      first = false;
-    }
-    scratch[--n] = t;
-    v >>= 7;
-    if ((v === 0 && (t & 0x40) === 0) || (v === -1 && (t & 0x40) !== 0)) break;
+  // Number of 7-bit groups: the smallest n with -2^(7n-1) <= v < 2^(7n-1).
+  let n = 1;
+  let lim = 0x40;
+  while (v >= lim || v < -lim) {
+    n++;
+    lim *= 128;
   }
-  w.bytes(scratch.subarray(n));
+  w.ensure(n);
+  const buf = w.buf;
+  let pos = w.pos + n - 1;
+  buf[pos] = (v & 0x7f) | 0x80;
+  for (let i = 1; i < n; i++) {
+    v >>= 7;
+    buf[--pos] = v & 0x7f;
+  }
+  w.pos += n;
 }
 
 function writeBigInteger(w: Writer, v: bigint): void {
@@ -320,7 +349,9 @@ class BytesType extends SbsType<Uint8Array> {
       );
     }
     // A copy: decoded values must not pin (or alias) the receive buffer.
-    return Uint8Array.prototype.slice.call(r.take(this.name, n));
+    const start = r.pos;
+    r.pos += n;
+    return r.buf.slice(start, start + n);
   }
 }
 
@@ -330,7 +361,27 @@ class StringType extends SbsType<string> {
   write(w: Writer, v: string): void {
     if (typeof v !== 'string')
       throw new SbsError(this.name, w.pos, `expected a string, got ${typeof v}`);
-    // Short strings: measure exactly; long ones: reserve the worst case, write, then back-patch.
+    const n = v.length;
+    if (n < 64) {
+      // Short ASCII strings (type segments, names): one length byte and the characters as is.
+      w.ensure(n + 1);
+      const buf = w.buf;
+      const start = w.pos;
+      let ascii = true;
+      for (let i = 0; i < n; i++) {
+        const c = v.charCodeAt(i);
+        if (c >= 0x80) {
+          ascii = false;
+          break;
+        }
+        buf[start + 1 + i] = c;
+      }
+      if (ascii) {
+        buf[start] = 0x80 | n;
+        w.pos = start + 1 + n;
+        return;
+      }
+    }
     const len = Buffer.byteLength(v, 'utf8');
     writeInteger(w, len, this.name);
     w.ensure(len);
@@ -347,9 +398,10 @@ class StringType extends SbsType<string> {
         `length ${n} runs past the end of input (${r.remaining} left)`,
       );
     }
-    const bytes = r.take(this.name, n);
+    const start = r.pos;
+    r.pos += n;
     try {
-      return utf8Decoder.decode(bytes);
+      return decodeUtf8(r.buf, start, start + n);
     } catch {
       throw new SbsError(this.name, at, 'invalid UTF-8');
     }
@@ -396,25 +448,33 @@ export type RecordValue<F extends RecordFields> = { -readonly [K in keyof F]: In
 
 class RecordType<F extends RecordFields> extends SbsType<RecordValue<F>> {
   readonly minSize: number;
-  private readonly entries: [string, SbsType<unknown>][];
+  private readonly keys: string[];
+  private readonly types: SbsType<unknown>[];
   constructor(
     readonly name: string,
     readonly fields: F,
   ) {
     super();
-    this.entries = Object.entries(fields);
-    if (this.entries.length === 0) throw new Error(`record ${name} needs at least one field`);
-    this.minSize = this.entries.reduce((s, [, t]) => s + t.minSize, 0);
+    const entries = Object.entries(fields);
+    if (entries.length === 0) throw new Error(`record ${name} needs at least one field`);
+    this.keys = entries.map(([k]) => k);
+    this.types = entries.map(([, t]) => t);
+    this.minSize = entries.reduce((s, [, t]) => s + t.minSize, 0);
   }
   write(w: Writer, v: RecordValue<F>): void {
     if (typeof v !== 'object' || v === null)
       throw new SbsError(this.name, w.pos, 'expected an object');
     const obj = v as Record<string, unknown>;
-    for (const [k, t] of this.entries) t.write(w, obj[k]);
+    const { keys, types } = this;
+    for (let i = 0; i < keys.length; i++) {
+      (types[i] as SbsType<unknown>).write(w, obj[keys[i] as string]);
+    }
   }
   read(r: Reader): RecordValue<F> {
     const out: Record<string, unknown> = {};
-    for (const [k, t] of this.entries) out[k] = t.read(r);
+    const { keys, types } = this;
+    for (let i = 0; i < keys.length; i++)
+      out[keys[i] as string] = (types[i] as SbsType<unknown>).read(r);
     return out as RecordValue<F>;
   }
 }
