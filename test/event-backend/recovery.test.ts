@@ -56,7 +56,7 @@ function hatView(peer: HatPeer): Map<number, { count: number; last: string | nul
 function recoveredLog(ctx: ReturnType<typeof peerContext>) {
   const l = ctx.logs.find(/recovered from Hat/).at(-1);
   assert.ok(l !== undefined, 'a recovery log line');
-  return l as { mode: string; events: number; models: number };
+  return l as { mode: string; rebuilt: boolean; events: number; models: number };
 }
 
 describe('event backend recovery', () => {
@@ -68,7 +68,7 @@ describe('event backend recovery', () => {
     await peer.close();
   });
 
-  it('without a snapshot: a latest replay restores models, tombstones and the id counter', async () => {
+  it('without a snapshot: a full replay restores models, revisions, tombstones and the id counter', async () => {
     peer.resetStore();
     let b = await openBackend(peerContext(peer));
     await b.createModel('a', text('1'));
@@ -81,13 +81,13 @@ describe('event backend recovery', () => {
     const ctx = peerContext(peer);
     b = await openBackend(ctx);
     try {
-      assert.equal(recoveredLog(ctx).mode, 'latest');
+      assert.equal(recoveredLog(ctx).mode, 'history');
       const models = await b.getModels();
       assert.deepEqual(
-        models.map((m) => [m.instanceId, m.modelType]),
+        models.map((m) => [m.instanceId, m.modelType, m.revision]),
         [
-          [1, 'a'],
-          [2, 'b2'],
+          [1, 'a', 1],
+          [2, 'b2', 2],
         ],
       );
       assert.equal(str((await b.getModel(2))?.instance ?? new Uint8Array()), '22');
@@ -96,6 +96,24 @@ describe('event backend recovery', () => {
       // max(known incl. the tombstone of 3) + 1: AIMM would have reused 3.
       const c = await b.createModel('d', text('4'));
       assert.equal(c.meta.instanceId, 4);
+    } finally {
+      await b.close();
+    }
+    // full_replay: latest is AIMM's scan only: same models, but revisions start again at 1.
+    const ctx2 = peerContext(peer);
+    b = await openBackend(ctx2, { full_replay: 'latest' });
+    try {
+      assert.equal(recoveredLog(ctx2).mode, 'latest');
+      assert.deepEqual(
+        (await b.getModels()).map((m) => [m.instanceId, m.modelType, m.revision]),
+        [
+          [1, 'a', 1],
+          [2, 'b2', 1],
+          [4, 'd', 1],
+        ],
+      );
+      const c = await b.createModel('e', text('5'));
+      assert.equal(c.meta.instanceId, 5);
     } finally {
       await b.close();
     }
@@ -109,7 +127,7 @@ describe('event backend recovery', () => {
       seed(peer, 1, 10_000);
       const ctx1 = peerContext(peer);
       let b = await openBackend(ctx1, { snapshot });
-      assert.equal(recoveredLog(ctx1).mode, 'latest');
+      assert.equal(recoveredLog(ctx1).mode, 'history');
       assert.equal((await b.getModels()).length, 10_000);
       await b.close();
 
@@ -129,12 +147,20 @@ describe('event backend recovery', () => {
       assert.equal(str((await b.getModel(10_050))?.instance ?? new Uint8Array()), 'n10050');
       await b.close();
 
-      // Without the snapshot: one latest query restores everything too.
+      // Without the snapshot: a full replay (latest + history) restores everything too.
       const ctx3 = peerContext(peer);
       b = await openBackend(ctx3);
-      assert.equal(recoveredLog(ctx3).mode, 'latest');
+      assert.equal(recoveredLog(ctx3).mode, 'history');
       assert.equal((await b.getModels()).length, 10_050);
       assert.equal(str((await b.getModel(100))?.instance ?? new Uint8Array()), 'u100');
+      assert.equal((await b.getModel(100))?.revision, 2);
+      await b.close();
+      // And AIMM's way, one latest query.
+      const ctx4 = peerContext(peer);
+      b = await openBackend(ctx4, { full_replay: 'latest' });
+      assert.equal(recoveredLog(ctx4).mode, 'latest');
+      assert.equal(recoveredLog(ctx4).events, 10_050);
+      assert.equal((await b.getModels()).length, 10_050);
       await b.close();
     } finally {
       remove();
@@ -238,7 +264,7 @@ describe('event backend recovery', () => {
       try {
         const rebuilt = ctx.logs.find(/rebuilding state from Hat/);
         assert.equal(rebuilt.length, 1);
-        assert.equal(recoveredLog(ctx).mode, 'rebuild');
+        assert.equal(recoveredLog(ctx).rebuilt, true);
         assert.deepEqual(
           (await b.getModels()).map((m) => [m.instanceId, m.modelType]),
           [
@@ -304,7 +330,7 @@ describe('event backend recovery', () => {
         assert.equal(warn.length, 1);
         assert.equal(warn[0]?.issue, 'corrupt');
         assert.ok(readdirSync(dir).some((f) => f.startsWith('event.db.corrupt-')));
-        assert.equal(recoveredLog(ctx).mode, 'latest');
+        assert.equal(recoveredLog(ctx).mode, 'history');
         assert.equal(str((await b.getModel(1))?.instance ?? new Uint8Array()), 'keep');
         assert.ok(existsSync(path));
       } finally {

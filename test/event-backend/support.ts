@@ -3,6 +3,7 @@
  * it (short pings and timeouts), a log capture, temp folders, waiting for conditions and changes.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,6 +13,12 @@ import type { Backend, BackendContext, ModelChange } from '../../src/backend/typ
 import type { EventBackend } from '../../src/backends/event/backend.js';
 import { create } from '../../src/backends/event.js';
 import { MetricsRegistry } from '../../src/common/metrics.js';
+import { FrameReader } from '../../src/hat/chatter/framing.js';
+import {
+  type ChatterMsg,
+  DEFAULT_MAX_FRAME_SIZE,
+  decodeBody,
+} from '../../src/hat/chatter/message.js';
 import { createHatConnector } from '../../src/hat/eventer/connector.js';
 import { type HatPeer, type HatPeerOptions, startHatPeer } from '../peer/hat-peer.js';
 
@@ -144,3 +151,50 @@ export class ChangeLog {
 
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const str = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+/** A TCP proxy in front of the peer that records the chatter messages clients send. */
+export interface RecordingProxy {
+  host: string;
+  port: number;
+  /** Client → server messages, in order, across all connections. */
+  readonly sent: ChatterMsg[];
+  close(): Promise<void>;
+}
+
+export async function startRecordingProxy(target: {
+  host: string;
+  port: number;
+}): Promise<RecordingProxy> {
+  const sent: ChatterMsg[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    sockets.add(client);
+    sockets.add(upstream);
+    const reader = new FrameReader(DEFAULT_MAX_FRAME_SIZE);
+    client.on('data', (chunk: Buffer) => {
+      reader.push(chunk, (body) => sent.push(decodeBody(body)));
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end);
+    upstream.on('close', end);
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address() as AddressInfo;
+  return {
+    host: '127.0.0.1',
+    port: addr.port,
+    sent,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

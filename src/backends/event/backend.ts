@@ -303,6 +303,7 @@ export class EventBackend implements Backend {
         subscription: this.subscription,
         pageSize: this.config.catchUpPageSize,
         timeoutMs: this.config.requestTimeoutMs,
+        history: this.config.fullReplay === 'history',
         logger: this.logger,
         apply: (events, scannedUpTo) => {
           this.applyEvents(events, () => 'remote', scannedUpTo);
@@ -317,10 +318,11 @@ export class EventBackend implements Backend {
       this.intake.release();
       released = true;
       this.snapshot?.markSynced();
-      this.metrics.recoveries.inc({ mode: report.mode });
+      this.metrics.recoveries.inc({ mode: report.rebuilt ? 'rebuild' : report.mode });
       this.logger.info(
         {
           mode: report.mode,
+          rebuilt: report.rebuilt,
           events: report.events,
           pages: report.pages,
           models: this.state.size,

@@ -24,6 +24,8 @@ export interface EventBackendConfig {
   reconnectMinDelayMs: number;
   reconnectMaxDelayMs: number;
   closeTimeoutMs: number;
+  /** Full replay (no checkpoint): `history` also replays the server's history for exact revisions. */
+  fullReplay: 'history' | 'latest';
 }
 
 export const DEFAULTS = {
@@ -101,8 +103,13 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
   if (catchUpPageSize > 4096)
     fail('catch_up_page_size must be at most 4096 (Hat caps pages there)');
 
+  const fullReplay = conf.full_replay ?? 'history';
+  if (fullReplay !== 'history' && fullReplay !== 'latest')
+    fail("full_replay must be 'history' or 'latest'");
+
   return {
     modelPrefix,
+    fullReplay: fullReplay as 'history' | 'latest',
     snapshotPath,
     ack: ack as AckMode,
     queueWhenDisconnected,

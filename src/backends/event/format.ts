@@ -125,10 +125,27 @@ export function parseInstanceId(
   return { id: Number(seg) };
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Standard base64 with padding (linear time, no backtracking on multi-megabyte texts). */
+export function isPaddedBase64(s: string): boolean {
+  return s.length % 4 === 0 && BASE64_CHARS.test(s);
+}
 
 /** Decodes a Hat event under the prefix into a model event, or says why it is malformed. */
 export function decodeModelEvent(
+  prefix: readonly string[],
+  event: Pick<Event, 'type' | 'payload'>,
+): ModelEvent | MalformedEvent {
+  try {
+    return decode(prefix, event);
+  } catch (err) {
+    // Nothing a peer sends may break the backend; an unforeseen failure is just a bad event.
+    return malformed('not_aimm_shaped', `cannot decode: ${(err as Error).message}`, null);
+  }
+}
+
+function decode(
   prefix: readonly string[],
   event: Pick<Event, 'type' | 'payload'>,
 ): ModelEvent | MalformedEvent {
@@ -152,7 +169,7 @@ export function decodeModelEvent(
     return malformed('not_aimm_shaped', "payload has no string 'type'", instanceId);
   if (typeof obj.instance !== 'string')
     return malformed('not_aimm_shaped', "payload has no string 'instance'", instanceId);
-  if (!BASE64.test(obj.instance))
+  if (!isPaddedBase64(obj.instance))
     return malformed('bad_base64', "payload 'instance' is not standard padded base64", instanceId);
   const buf = Buffer.from(obj.instance, 'base64');
   return {

@@ -6,15 +6,18 @@
  *   checkpoint event still exists on the server with the same timestamp (else Hat's store was
  *   reset or pruned, or the snapshot is ahead: rebuild), then catch up with `server` queries paged
  *   from the checkpoint (`lastEventId`, `maxResults`), applying only events under the prefix.
- * - Without a checkpoint, or to rebuild: one `latest` query for the prefix (AIMM's startup scan).
- *   Hat's LMDB `latest` covers only the types in its `latest.subscriptions`.
+ * - Without a checkpoint, or to rebuild: one `latest` query for the prefix (AIMM's startup scan),
+ *   then (unless `full_replay: latest`) the history of the server those events came from, paged
+ *   with `server` queries from its first event, so that revisions (events per id) are exact.
+ *   Hat's LMDB `latest` covers only the types in its `latest.subscriptions`; its `server` query
+ *   only events kept in a time-series partition.
  */
 import type { Logger } from 'pino';
 import type { Event, EventerClient, QueryParams, QueryResult } from '../../hat/eventer/common.js';
 import { matchesAny } from '../../hat/eventer/common.js';
 import { type EventRef, eventIdOf, refKey, refOf } from './event-ref.js';
 
-export type RecoveryMode = 'latest' | 'catch_up' | 'rebuild';
+export type RecoveryMode = 'catch_up' | 'latest' | 'history';
 
 export interface RecoveryDeps {
   client: EventerClient;
@@ -22,6 +25,8 @@ export interface RecoveryDeps {
   subscription: string[][];
   pageSize: number;
   timeoutMs: number;
+  /** Without a checkpoint: also replay the server's history (exact revisions), not only `latest`. */
+  history: boolean;
   logger: Logger;
   /** Applies events from Hat (origin remote); `scannedUpTo` moves the checkpoint past other types. */
   apply(events: Event[], scannedUpTo: EventRef | null): void;
@@ -31,7 +36,10 @@ export interface RecoveryDeps {
 }
 
 export interface RecoveryReport {
+  /** `catch_up`: from the checkpoint; `latest`/`history`: a full replay. */
   mode: RecoveryMode;
+  /** The state was thrown away first (checkpoint unknown to the server). */
+  rebuilt: boolean;
   events: number;
   pages: number;
 }
@@ -45,21 +53,36 @@ export class RecoveryTimeoutError extends Error {
 
 export async function recover(d: RecoveryDeps): Promise<RecoveryReport> {
   const cp = d.checkpoint;
-  let mode: RecoveryMode = 'latest';
+  let rebuilt = false;
   if (cp !== null) {
     const problem = await verifyCheckpoint(d, cp);
-    if (problem === null) return catchUp(d, cp);
+    if (problem === null) return { ...(await catchUp(d, cp.server, cp)), rebuilt };
     d.logger.warn(
       { checkpoint: refKey(cp) },
       `event backend: rebuilding state from Hat: ${problem}`,
     );
     d.rebuild(problem);
-    mode = 'rebuild';
+    rebuilt = true;
   }
-  const res = await query(d, { kind: 'latest', eventTypes: d.subscription }, 'latest query');
-  d.apply(res.events, null);
-  d.progress(res.events.length);
-  return { mode, events: res.events.length, pages: 1 };
+  // AIMM's startup scan: the latest event of every type under the prefix.
+  const latest = await query(d, { kind: 'latest', eventTypes: d.subscription }, 'latest query');
+  const servers = new Set(latest.events.map((e) => e.id.server));
+  const [server] = servers;
+  if (d.history && servers.size === 1 && server !== undefined) {
+    // The whole history of that server (paged): every event counted, so revisions are exact.
+    // The latest events then only fill in what the history lacks (e.g. pruned partitions).
+    const report = await catchUp(d, server, null);
+    d.apply(latest.events, null);
+    return { mode: 'history', rebuilt, events: report.events, pages: report.pages + 1 };
+  }
+  if (d.history && servers.size > 1)
+    d.logger.warn(
+      { servers: [...servers] },
+      'event backend: models come from several Hat server ids; replaying latest only',
+    );
+  d.apply(latest.events, null);
+  d.progress(latest.events.length);
+  return { mode: 'latest', rebuilt, events: latest.events.length, pages: 1 };
 }
 
 /** Null when the checkpoint event is on the server as we saw it; otherwise what is wrong. */
@@ -86,8 +109,13 @@ async function verifyCheckpoint(d: RecoveryDeps, cp: EventRef): Promise<string |
   return null;
 }
 
-async function catchUp(d: RecoveryDeps, cp: EventRef): Promise<RecoveryReport> {
-  let last = eventIdOf(cp);
+/** Events of `server` after `from` (all of them for null), paged, applied page by page. */
+async function catchUp(
+  d: RecoveryDeps,
+  server: number,
+  from: EventRef | null,
+): Promise<Omit<RecoveryReport, 'rebuilt'>> {
+  let last = from === null ? null : eventIdOf(from);
   let events = 0;
   let pages = 0;
   for (;;) {
@@ -95,7 +123,7 @@ async function catchUp(d: RecoveryDeps, cp: EventRef): Promise<RecoveryReport> {
       d,
       {
         kind: 'server',
-        serverId: cp.server,
+        serverId: server,
         persisted: false,
         maxResults: d.pageSize,
         lastEventId: last,
