@@ -218,6 +218,24 @@ describe('daemon lifecycle', () => {
     },
   );
 
+  for (const crash of ['exception', 'rejection'] as const) {
+    test(`an uncaught ${crash} (a bug) is logged and stops the daemon (exit 1)`, T, async () => {
+      const daemon = new DaemonProcess([
+        'serve',
+        '--conf',
+        configFile(configWith(slowBackend({ crash_after_ready: crash }))),
+      ]);
+      assert.equal((await daemon.exited).code, 1);
+      const fatal = daemon.lines.find((l) => l.level === 60);
+      const what = crash === 'exception' ? 'uncaught exception' : 'unhandled rejection';
+      assert.equal(fatal?.msg, `${what}; stopping`);
+      assert.ok(
+        daemon.lines.some((l) => l.msg === 'stopped'),
+        'stopped gracefully',
+      );
+    });
+  }
+
   test('log.level from the config filters lines', T, async () => {
     const receiver = new NotifyReceiver(dir);
     const daemon = new DaemonProcess(

@@ -8,6 +8,7 @@
  * - `hang_close`: `close()` never resolves (a stop that cannot finish).
  * - `hat_required`: `createSubscription` returns `[['test', '*']]` (so the daemon requires `hat`);
  *   `create` then records whether it got a Hat connector in `status().detail`.
+ * - `crash_after_ready`: once recovered, a bug: an uncaught `exception` or an unhandled `rejection`.
  */
 import { existsSync } from 'node:fs';
 import type {
@@ -34,6 +35,7 @@ export const confSchema = {
     write_delay_ms: { type: 'integer', minimum: 0 },
     hang_close: { type: 'boolean' },
     hat_required: { type: 'boolean' },
+    crash_after_ready: { enum: ['exception', 'rejection'] },
   },
 };
 
@@ -43,6 +45,7 @@ export interface SlowBackendConf extends BackendConf {
   write_delay_ms?: number;
   hang_close?: boolean;
   hat_required?: boolean;
+  crash_after_ready?: 'exception' | 'rejection';
 }
 
 export class SlowBackend implements Backend {
@@ -58,6 +61,15 @@ export class SlowBackend implements Backend {
   ) {
     this.ready = this.recover();
     this.ready.catch(() => {});
+    const crash = conf.crash_after_ready;
+    if (crash !== undefined) {
+      this.ready.then(() =>
+        setTimeout(() => {
+          if (crash === 'exception') throw new Error('test bug: uncaught');
+          void Promise.reject(new Error('test bug: unhandled'));
+        }, 10),
+      );
+    }
   }
 
   private recover(): Promise<void> {
