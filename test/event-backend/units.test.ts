@@ -1,0 +1,360 @@
+/**
+ * Unit tests of the event backend's parts: AIMM format (Python json.dumps strings against the
+ * server's recorded normalisation), id allocation, the state's exactly-once application, the
+ * write pipeline's batching, the intake's merge of held notifications, backoff and config.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { backoffDelay } from '../../src/backends/event/backoff.js';
+import { parseConfig } from '../../src/backends/event/config.js';
+import type { EventRef } from '../../src/backends/event/event-ref.js';
+import {
+  decodeModelEvent,
+  isPaddedBase64,
+  modelPayloadText,
+  parseInstanceId,
+  pythonJsonString,
+} from '../../src/backends/event/format.js';
+import { IdAllocator } from '../../src/backends/event/ids.js';
+import { EventIntake } from '../../src/backends/event/intake.js';
+import { ModelState } from '../../src/backends/event/state.js';
+import { MemoryStore } from '../../src/backends/event/store.js';
+import { WritePipeline } from '../../src/backends/event/write-pipeline.js';
+import type { Event } from '../../src/hat/eventer/common.js';
+import { pythonJsonDumps } from '../../src/hat/eventer/json.js';
+import { loadVectors } from '../hat/vectors.js';
+
+const P = ['aimm', 'model'];
+
+function ev(session: number, instance: number, id: string, payload: string | null): Event {
+  return {
+    id: { server: 1, session, instance },
+    type: [...P, id],
+    timestamp: { s: 1_700_000_000 + session, us: 0 },
+    sourceTimestamp: null,
+    payload: payload === null ? null : { kind: 'json', text: payload },
+  };
+}
+
+const model = (type: string, data: string) =>
+  modelPayloadText(type, new TextEncoder().encode(data));
+
+describe('AIMM format', () => {
+  it("strings are written as Python's json.dumps writes them (recorded server normalisation)", () => {
+    const cases = loadVectors<{ cases: { sent: string; returned: string }[] }>(
+      'json-normalisation.json',
+    ).cases.filter((c) => c.returned.startsWith('"'));
+    assert.ok(cases.length >= 8);
+    for (const c of cases) {
+      const value = JSON.parse(c.sent) as string;
+      assert.equal(pythonJsonString(value), c.returned, c.sent);
+    }
+  });
+
+  it('payload texts are already in the server’s normal form, for any type and bytes', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), fc.uint8Array({ maxLength: 64 }), (t, bytes) => {
+        const text = modelPayloadText(t, bytes);
+        assert.equal(pythonJsonDumps(text), text);
+        const d = decodeModelEvent(P, { type: [...P, '3'], payload: { kind: 'json', text } });
+        assert.equal(d.kind, 'model');
+        if (d.kind === 'model') {
+          assert.equal(d.modelType, t);
+          assert.deepEqual([...d.instance], [...bytes]);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('instance ids: canonical positive decimals only', () => {
+    const ok = (seg: string) => 'id' in parseInstanceId(P, [...P, seg]);
+    assert.ok(ok('1'));
+    assert.ok(ok('10'));
+    assert.ok(ok('9007199254740991'));
+    for (const bad of ['0', '-1', '01', '1.0', '1e3', ' 1', 'abc', '', '9007199254740993', '+1'])
+      assert.ok(!ok(bad), bad);
+    assert.ok(!('id' in parseInstanceId(P, [...P])), 'bare prefix');
+    assert.ok(!('id' in parseInstanceId(P, [...P, '1', 'x'])), 'too long');
+    assert.ok(!('id' in parseInstanceId(P, ['aimm', 'other', '1'])), 'other prefix');
+  });
+
+  it('malformed payloads say why', () => {
+    const reason = (payload: Event['payload']) => {
+      const d = decodeModelEvent(P, { type: [...P, '2'], payload });
+      return d.kind === 'malformed' ? [d.reason, d.instanceId] : d.kind;
+    };
+    assert.equal(reason(null), 'tombstone');
+    assert.deepEqual(reason({ kind: 'binary', type: 'x', data: new Uint8Array() }), [
+      'binary_payload',
+      2,
+    ]);
+    assert.deepEqual(reason({ kind: 'json', text: '{"type": ' }), ['bad_json', 2]);
+    assert.deepEqual(reason({ kind: 'json', text: 'null' }), ['not_aimm_shaped', 2]);
+    assert.deepEqual(reason({ kind: 'json', text: '{"type": 1, "instance": ""}' }), [
+      'not_aimm_shaped',
+      2,
+    ]);
+    assert.deepEqual(reason({ kind: 'json', text: '{"type": "t", "instance": 5}' }), [
+      'not_aimm_shaped',
+      2,
+    ]);
+    for (const b64 of ['aGVsbG8', 'aGVs bG8=', 'aGVsbG8-', 'a===', '=AAA', 'aGVsbG8_'])
+      assert.deepEqual(reason({ kind: 'json', text: `{"type": "t", "instance": "${b64}"}` }), [
+        'bad_base64',
+        2,
+      ]);
+    assert.equal(
+      reason({ kind: 'json', text: '{"type": "t", "instance": "", "extra": 1}' }),
+      'model',
+    );
+  });
+
+  it('base64 check is linear (multi-megabyte instances)', () => {
+    const big = Buffer.alloc(6 * 1024 * 1024, 0xab).toString('base64');
+    assert.ok(isPaddedBase64(big));
+    assert.ok(!isPaddedBase64(`${big}A`));
+  });
+});
+
+describe('id allocation', () => {
+  it('max(known)+1, never below anything observed', () => {
+    const ids = new IdAllocator();
+    assert.equal(ids.next(), 1);
+    ids.observe(7);
+    assert.equal(ids.next(), 8);
+    ids.observe(3);
+    assert.equal(ids.next(), 9);
+  });
+
+  it('offset/stride: writers with different offsets never collide', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 7 }),
+        fc.array(fc.tuple(fc.nat(6), fc.nat(50)), { maxLength: 60 }),
+        (stride, steps) => {
+          const writers = Array.from({ length: stride }, (_, k) => new IdAllocator(stride, k));
+          const taken = new Set<number>();
+          for (const [w, observe] of steps) {
+            const a = writers[w % stride] as IdAllocator;
+            if (observe > 40) a.observe(observe);
+            const id = a.next();
+            assert.equal(id % stride, (w % stride) % stride);
+            assert.ok(!taken.has(id), `id ${id} handed out twice`);
+            taken.add(id);
+            for (const other of writers) other.observe(id);
+          }
+        },
+      ),
+    );
+  });
+});
+
+describe('model state', () => {
+  const remote = () => 'remote' as const;
+
+  it('applies each event exactly once: overlapping re-deliveries (catch-up + notify) change nothing', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 5 }), fc.boolean()), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 8 })), { maxLength: 40 }),
+        (writes, chunks) => {
+          const events = writes.map(([id, del], i) =>
+            ev(i + 1, 1, String(id), del ? null : model('t', `v${i}`)),
+          );
+          // Deliveries advance a frontier; each may start anywhere before it (a re-delivery).
+          const st = new ModelState(P, new MemoryStore());
+          let frontier = 0;
+          for (const [start, len] of chunks) {
+            const from = start % (frontier + 1);
+            const to = Math.min(events.length, Math.max(frontier, from) + len);
+            st.apply(events.slice(from, to), remote);
+            frontier = Math.max(frontier, to);
+          }
+          st.apply(events.slice(frontier), remote);
+          const ref = new ModelState(P, new MemoryStore());
+          ref.apply(events, remote);
+          assert.deepEqual(
+            st.allEntries().sort((a, b) => a.instanceId - b.instanceId),
+            ref.allEntries().sort((a, b) => a.instanceId - b.instanceId),
+          );
+          assert.deepEqual(st.checkpoint, ref.checkpoint);
+        },
+      ),
+    );
+  });
+
+  it('revisions count events per id; tombstones count; duplicates do not', () => {
+    const st = new ModelState(P, new MemoryStore());
+    const evs = [
+      ev(1, 1, '1', model('a', 'x')),
+      ev(2, 1, '1', model('a', 'y')),
+      ev(3, 1, '1', null),
+      ev(4, 1, '1', model('b', 'z')),
+    ];
+    const r = st.apply([evs[2], evs[0], evs[3], evs[1]] as Event[], remote);
+    assert.deepEqual(
+      r.changes.map((c) => [c.change, c.revision, c.modelType]),
+      [
+        ['created', 1, 'a'],
+        ['updated', 2, 'a'],
+        ['deleted', 3, 'a'],
+        ['created', 4, 'b'],
+      ],
+    );
+    const again = st.apply(evs, remote);
+    assert.equal(again.changes.length, 0);
+    assert.ok(again.outcomes.every((o) => o.kind === 'duplicate'));
+    assert.equal(st.get(1)?.revision, 4);
+    assert.equal(st.highWater, 1);
+  });
+
+  it('malformed events move the checkpoint and the id high-water mark, nothing else', () => {
+    const st = new ModelState(P, new MemoryStore());
+    const r = st.apply([ev(1, 1, '42', '{"nope": 1}'), ev(1, 2, 'x', null)], remote);
+    assert.deepEqual(
+      r.outcomes.map((o) => o.kind),
+      ['malformed', 'malformed'],
+    );
+    assert.equal(st.size, 0);
+    assert.equal(st.highWater, 42);
+    assert.deepEqual([st.checkpoint?.session, st.checkpoint?.instance], [1, 2]);
+  });
+
+  it('scannedUpTo moves the checkpoint past other event types', () => {
+    const st = new ModelState(P, new MemoryStore());
+    const far: EventRef = { server: 1, session: 99, instance: 3, s: 1, us: 0 };
+    st.apply([ev(1, 1, '1', model('t', 'a'))], remote, far);
+    assert.deepEqual(st.checkpoint, far);
+    assert.ok(st.isApplied({ server: 1, session: 50, instance: 1, s: 0, us: 0 }, null));
+  });
+});
+
+describe('intake', () => {
+  it('holds notifications while a register is in flight and applies ours as local, in id order', () => {
+    const st = new ModelState(P, new MemoryStore());
+    const applied: string[] = [];
+    const intake = new EventIntake((events, originOf) => {
+      const res = st.apply(events, originOf);
+      for (const c of res.changes) applied.push(`${c.instanceId}:${c.revision}:${c.origin}`);
+      return res.outcomes;
+    });
+    intake.hold();
+    const remoteBefore = ev(1, 1, '1', model('t', 'remote'));
+    const ours = ev(2, 1, '1', model('t', 'ours'));
+    // Hat notifies (remote event, then our own) before answering our register.
+    intake.push([remoteBefore]);
+    intake.push([ours]);
+    assert.deepEqual(applied, []);
+    const outcomes: string[] = [];
+    intake.addLocal([ours], (i, o) => outcomes.push(`${i}:${o.kind}`));
+    intake.release();
+    assert.deepEqual(applied, ['1:1:remote', '1:2:local']);
+    assert.deepEqual(outcomes, ['0:applied']);
+  });
+});
+
+describe('write pipeline', () => {
+  it('batches what arrives while a batch is in flight, bounded by count and bytes, in order', async () => {
+    const batches: number[][] = [];
+    let release: () => void = () => {};
+    const pipeline = new WritePipeline<number>({
+      maxBatchItems: 4,
+      maxBatchBytes: 100,
+      sizeOf: (n) => (n === 99 ? 500 : 10),
+      process: async (batch) => {
+        batches.push(batch);
+        await new Promise<void>((r) => {
+          release = r;
+        });
+      },
+      onProcessError: () => {},
+    });
+    pipeline.push(1); // goes at once
+    for (const n of [2, 3, 4, 5, 6, 99, 7]) pipeline.push(n);
+    assert.deepEqual(batches, [[1]]);
+    assert.equal(pipeline.depth, 7);
+    for (let i = 0; i < 5; i++) {
+      release();
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.deepEqual(batches, [[1], [2, 3, 4, 5], [6], [99], [7]]);
+    await pipeline.whenIdle();
+    pipeline.close();
+  });
+
+  it('drain removes waiting items; a throwing process hands its batch back', async () => {
+    const failed: number[] = [];
+    const pipeline = new WritePipeline<number>({
+      maxBatchItems: 10,
+      maxBatchBytes: 1000,
+      sizeOf: () => 1,
+      process: async () => {
+        await new Promise((r) => setImmediate(r));
+        throw new Error('bug');
+      },
+      onProcessError: (_err, batch) => failed.push(...batch),
+    });
+    pipeline.push(1);
+    pipeline.push(2);
+    pipeline.push(3);
+    assert.deepEqual(
+      pipeline.drain((n) => n === 3),
+      [3],
+    );
+    await pipeline.whenIdle();
+    assert.deepEqual(failed, [1, 2]);
+    pipeline.push(4);
+    await pipeline.whenIdle();
+    assert.deepEqual(failed, [1, 2, 4], 'the pipeline keeps working after an error');
+    pipeline.close();
+  });
+});
+
+describe('backoff and config', () => {
+  it('backoff grows exponentially, is jittered into [50%, 100%] and capped', () => {
+    assert.equal(
+      backoffDelay(0, 100, 10_000, () => 0),
+      50,
+    );
+    assert.equal(
+      backoffDelay(0, 100, 10_000, () => 0.999999),
+      100,
+    );
+    assert.equal(
+      backoffDelay(3, 100, 10_000, () => 0.999999),
+      800,
+    );
+    assert.equal(
+      backoffDelay(30, 100, 10_000, () => 0.999999),
+      10_000,
+    );
+    assert.equal(
+      backoffDelay(1000, 100, 10_000, () => 0),
+      5000,
+    );
+  });
+
+  it('config: defaults, and clear errors', () => {
+    const c = parseConfig({ module: 'x', model_prefix: ['a'] });
+    assert.equal(c.ack, 'registered');
+    assert.equal(c.snapshotPath, null);
+    assert.equal(c.idStride, 1);
+    assert.equal(c.fullReplay, 'history');
+    assert.throws(() => parseConfig({ module: 'x' }), /model_prefix must be an array of strings/);
+    assert.throws(() => parseConfig({ module: 'x', model_prefix: ['a', '*'] }), /wildcard/);
+    assert.throws(
+      () => parseConfig({ module: 'x', model_prefix: [], queue_when_disconnected: true }),
+      /needs a snapshot/,
+    );
+    assert.throws(
+      () => parseConfig({ module: 'x', model_prefix: [], id_allocation: { stride: 2, offset: 2 } }),
+      /offset must be smaller/,
+    );
+    assert.throws(() => parseConfig({ module: 'x', model_prefix: [], ack: 'maybe' }), /ack must/);
+  });
+});
