@@ -4,7 +4,7 @@
  * BackendLoadError naming the module and the cause; config validation with paths and rules.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -67,6 +67,32 @@ describe('backend loader', () => {
     await roundTrip(relative);
     await roundTrip(await createBackend({ module: memoryAbs }, ctx));
     await roundTrip(await createBackend({ module: pathToFileURL(memoryAbs).href }, ctx));
+  });
+
+  it('loads a third-party backend installed as a package beside the config (bare name from baseDir)', async () => {
+    const { dir, remove } = tempDir('aimm-store-pkg-');
+    try {
+      const pkg = join(dir, 'node_modules', 'acme-aimm-backend');
+      mkdirSync(pkg, { recursive: true });
+      writeFileSync(
+        join(pkg, 'package.json'),
+        JSON.stringify({ name: 'acme-aimm-backend', type: 'module', exports: './index.js' }),
+      );
+      writeFileSync(
+        join(pkg, 'index.js'),
+        `export { create } from ${JSON.stringify(pathToFileURL(memoryAbs).href)};\n`,
+      );
+      const backend = await createBackend({ module: 'acme-aimm-backend' }, testContext(), {
+        baseDir: dir,
+      });
+      assert.equal(backend.constructor.name, 'MemoryBackend');
+      await roundTrip(backend);
+      // Without that baseDir the package is not found, and the error says so.
+      const err = await loadError(createBackend({ module: 'acme-aimm-backend' }, testContext()));
+      assert.match(err.message, /backend module 'acme-aimm-backend' cannot be loaded/);
+    } finally {
+      remove();
+    }
   });
 
   it('a relative path is resolved against baseDir, not the working directory', async () => {

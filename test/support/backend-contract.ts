@@ -21,6 +21,9 @@
  *   must open the same store again (same file, same Hat prefix, ...). Without `reopen` the
  *   persistence tests are skipped.
  * - `options.acks` lists the acknowledgement levels the backend may answer with.
+ * - Expected beyond the type signatures: `changes$` completes on `close()`; writes after `close()`
+ *   reject with `closed`; a write's change is emitted at the latest a few seconds after it was
+ *   acknowledged (`changeTimeoutMs`); a backend keeps its own copy of the bytes it is given.
  *
  * Covered: create/read/update/delete, list order, ids never reused (also after reopen), revisions,
  * compare-and-set conflicts (also racing), `not_found`, change stream contents and order, concurrent
