@@ -308,6 +308,19 @@ describe('event backend connection handling', () => {
     }
   });
 
+  it('close() lets accepted writes finish while Hat answers, then refuses new ones', async () => {
+    peer.resetStore();
+    const b = await openBackend(peerContext(peer));
+    const writes = Array.from({ length: 20 }, (_, i) => b.createModel('t', text(`w${i}`)));
+    const settled = Promise.allSettled(writes);
+    const closing = b.close();
+    await assert.rejects(b.createModel('t', text('late')), isCode('closed'));
+    await closing;
+    const results = await settled;
+    assert.ok(results.every((r) => r.status === 'fulfilled' && r.value.ack === 'registered'));
+    assert.equal(modelTexts(peer).length, 20);
+  });
+
   it('close() fails waiting writes with closed, and later calls are refused', async () => {
     peer.resetStore();
     const b = await openBackend(peerContext(peer), { close_timeout_ms: 0 });

@@ -100,6 +100,7 @@ export class EventBackend implements Backend {
   private readonly readyPromise: Promise<void>;
   private isReady = false;
   private rebuildBefore: ModelEntry[] | null = null;
+  private closing: Promise<void> | null = null;
 
   constructor(
     private readonly config: EventBackendConfig,
@@ -248,27 +249,31 @@ export class EventBackend implements Backend {
     return this.readyPromise;
   }
 
-  async close(): Promise<void> {
-    if (this.phase === 'closed') return;
-    const wasOnline = this.phase === 'online';
-    this.phase = 'closed';
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
     this.readyReject(new BackendError('closed', 'backend closed before it was ready'));
-    if (wasOnline && this.config.closeTimeoutMs > 0) {
+    // New writes are refused from now on (checkWritable); those already accepted may finish.
+    if (this.phase === 'online' && this.config.closeTimeoutMs > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        this.pipeline.whenIdle(),
+        this.pipeline.whenIdle().then(() => this.persistedAcks.whenIdle()),
         new Promise<void>((r) => {
           timer = setTimeout(r, this.config.closeTimeoutMs);
         }),
       ]);
       clearTimeout(timer);
     }
+    this.phase = 'closed';
     this.failWaiting(new BackendError('closed', 'backend closed before the write was sent'));
     await this.session.stop();
     // The in-flight batch (if any) fails once its connection is gone.
     await this.pipeline.whenIdle();
     this.pipeline.close();
-    this.persistedAcks.failAll(new Error('backend closed'));
+    this.persistedAcks.failAll(new Error('backend closed before the event was reported persisted'));
     this.snapshot?.close();
     this.metrics.connected.set(0);
     this.subject.complete();
@@ -800,13 +805,13 @@ export class EventBackend implements Backend {
   }
 
   private checkWritable(): void {
-    if (this.phase === 'closed') throw new BackendError('closed', 'backend is closed');
+    if (this.closing !== null) throw new BackendError('closed', 'backend is closed');
   }
 
   private computeReady(): boolean {
     if (this.phase === 'online') return true;
     return (
-      this.phase === 'offline' &&
+      (this.phase === 'offline' || this.phase === 'standby') &&
       this.config.queueWhenDisconnected &&
       this.snapshot?.isSynced() === true
     );

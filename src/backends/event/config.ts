@@ -32,7 +32,7 @@ export const DEFAULTS = {
   ack: 'registered' as AckMode,
   maxBatchEvents: 1000,
   maxBatchBytes: 8 * 1024 * 1024,
-  maxInstanceBytes: 256 * 1024 * 1024,
+  maxInstanceBytes: 128 * 1024 * 1024,
   requestTimeoutMs: 30_000,
   catchUpPageSize: 1000,
   reconnectMinDelayMs: 200,

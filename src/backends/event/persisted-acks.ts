@@ -20,6 +20,7 @@ export class PersistedAcks {
   private readonly seen = new Set<string>();
   private readonly waiters = new Map<string, Waiter>();
   private subscription: Subscription | null = null;
+  private idleWaiters: (() => void)[] = [];
 
   /** Follows a persisted=true connection's notifications. */
   attach(client: EventerClient): void {
@@ -44,6 +45,7 @@ export class PersistedAcks {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(key);
+        this.checkIdle();
         reject(
           new Error(
             `event ${key} was registered but not reported persisted within ${timeoutMs} ms`,
@@ -54,12 +56,26 @@ export class PersistedAcks {
     });
   }
 
+  /** Resolves once nobody waits any more. */
+  whenIdle(): Promise<void> {
+    if (this.waiters.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   failAll(err: Error): void {
     for (const w of this.waiters.values()) {
       clearTimeout(w.timer);
       w.reject(err);
     }
     this.waiters.clear();
+    this.checkIdle();
+  }
+
+  private checkIdle(): void {
+    if (this.waiters.size > 0) return;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
   }
 
   private persisted(key: string): void {
@@ -68,6 +84,7 @@ export class PersistedAcks {
       this.waiters.delete(key);
       clearTimeout(w.timer);
       w.resolve();
+      this.checkIdle();
       return;
     }
     this.seen.add(key);
