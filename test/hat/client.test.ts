@@ -253,6 +253,20 @@ describe('eventer client failures', { timeout: 20_000 }, () => {
     );
   });
 
+  test('invalid timing options are refused before connecting', async () => {
+    for (const bad of [{ pingTimeout: 0 }, { pingDelay: -1 }, { connectTimeout: 0 }]) {
+      await assert.rejects(client(bad), RangeError);
+    }
+    for (let i = 0; i < 100 && peer.connectionCount() > open.filter((c) => c.isOpen).length; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(
+      peer.connectionCount(),
+      open.filter((c) => c.isOpen).length,
+      'no socket left open',
+    );
+  });
+
   test('init refused: EventerInitError with the server text', async () => {
     const p = await startHatPeer({ serverToken: 'right' });
     try {

@@ -10,7 +10,12 @@
  */
 import type { Observable } from 'rxjs';
 import { type Address, connectSocket, formatAddress } from '../chatter/connect.js';
-import { Connection, type ReceivedMsg } from '../chatter/connection.js';
+import {
+  Connection,
+  DEFAULT_PING_DELAY,
+  DEFAULT_PING_TIMEOUT,
+  type ReceivedMsg,
+} from '../chatter/connection.js';
 import {
   ConnectError,
   ConnectionClosedError,
@@ -117,9 +122,22 @@ export async function connect(address: Address, options: ConnectOptions): Promis
     serverId: options.serverId ?? null,
     persisted: options.persisted ?? false,
   });
+  const pingDelay = options.pingDelay ?? DEFAULT_PING_DELAY;
+  const pingTimeout = options.pingTimeout ?? DEFAULT_PING_TIMEOUT;
+  if (!(pingDelay >= 0) || !(pingTimeout > 0) || !(timeout > 0)) {
+    throw new RangeError(
+      `invalid timing: pingDelay ${pingDelay}, pingTimeout ${pingTimeout}, connectTimeout ${timeout}`,
+    );
+  }
   const started = Date.now();
   const socket = await connectSocket(address, timeout);
-  const client = new Client(socket, options);
+  let client: Client;
+  try {
+    client = new Client(socket, options);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
   return client.init(
     initData,
     Math.max(1, timeout - (Date.now() - started)),

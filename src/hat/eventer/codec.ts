@@ -21,7 +21,6 @@ import {
 import type {
   Event,
   EventId,
-  EventPayload,
   EventType,
   QueryParams,
   QueryResult,
@@ -52,29 +51,6 @@ export function eventIdFromSbs(v: S.SbsEventId): EventId {
     server: safeNumber(v.server, 'event id server'),
     session: safeNumber(v.session, 'event id session'),
     instance: safeNumber(v.instance, 'event id instance'),
-  };
-}
-
-export function payloadFromSbs(v: S.SbsEventPayload): EventPayload {
-  if (v[0] === 'json') return { kind: 'json', text: v[1] };
-  return { kind: 'binary', type: v[1].type, data: v[1].data };
-}
-
-export function eventFromSbs(v: S.SbsEvent): Event {
-  return {
-    id: eventIdFromSbs(v.id),
-    type: v.type,
-    timestamp: timestampFromSbs(v.timestamp),
-    sourceTimestamp: v.sourceTimestamp === null ? null : timestampFromSbs(v.sourceTimestamp),
-    payload: v.payload === null ? null : payloadFromSbs(v.payload),
-  };
-}
-
-export function registerEventFromSbs(v: S.SbsRegisterEvent): RegisterEvent {
-  return {
-    type: v.type,
-    sourceTimestamp: v.sourceTimestamp === null ? null : timestampFromSbs(v.sourceTimestamp),
-    payload: v.payload === null ? null : payloadFromSbs(v.payload),
   };
 }
 
@@ -117,10 +93,6 @@ export function queryParamsFromSbs(v: S.SbsQueryParams): QueryParams {
   }
 }
 
-export function queryResultFromSbs(v: S.SbsQueryResult): QueryResult {
-  return { events: v.events.map(eventFromSbs), moreFollows: v.moreFollows };
-}
-
 // -------------------------------------------------------------------------------------------
 // encoding (model → peer), with validation of caller input
 
@@ -160,42 +132,6 @@ export function eventIdToSbs(id: EventId, what = 'event id'): S.SbsEventId {
     server: checkInt(id.server, `${what}.server`),
     session: checkInt(id.session, `${what}.session`),
     instance: checkInt(id.instance, `${what}.instance`),
-  };
-}
-
-export function payloadToSbs(p: EventPayload): S.SbsEventPayload {
-  if (p.kind === 'json') {
-    if (typeof p.text !== 'string') throw new TypeError('json payload text must be a string');
-    return ['json', p.text];
-  }
-  if (p.kind === 'binary') {
-    if (typeof p.type !== 'string') throw new TypeError('binary payload type must be a string');
-    if (!(p.data instanceof Uint8Array)) throw new TypeError('binary payload data must be bytes');
-    return ['binary', { type: p.type, data: p.data }];
-  }
-  throw new TypeError(`unknown payload kind ${String((p as { kind: unknown }).kind)}`);
-}
-
-export function eventToSbs(e: Event): S.SbsEvent {
-  return {
-    id: eventIdToSbs(e.id),
-    type: checkEventType(e.type) as string[],
-    timestamp: timestampToSbs(e.timestamp),
-    sourceTimestamp:
-      e.sourceTimestamp === null ? null : timestampToSbs(e.sourceTimestamp, 'sourceTimestamp'),
-    payload: e.payload === null ? null : payloadToSbs(e.payload),
-  };
-}
-
-export function registerEventToSbs(e: RegisterEvent): S.SbsRegisterEvent {
-  if (typeof e !== 'object' || e === null) throw new TypeError('register event must be an object');
-  return {
-    type: checkEventType(e.type) as string[],
-    sourceTimestamp:
-      e.sourceTimestamp === null || e.sourceTimestamp === undefined
-        ? null
-        : timestampToSbs(e.sourceTimestamp, 'sourceTimestamp'),
-    payload: e.payload === null || e.payload === undefined ? null : payloadToSbs(e.payload),
   };
 }
 
@@ -263,10 +199,6 @@ export function queryParamsToSbs(p: QueryParams): S.SbsQueryParams {
     default:
       throw new TypeError(`unknown query kind ${String((p as { kind: unknown }).kind)}`);
   }
-}
-
-export function queryResultToSbs(r: QueryResult): S.SbsQueryResult {
-  return { events: r.events.map(eventToSbs), moreFollows: r.moreFollows };
 }
 
 // -------------------------------------------------------------------------------------------

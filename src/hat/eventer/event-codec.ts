@@ -43,7 +43,7 @@ function checkInt(v: unknown, what: string): Int {
   throw new TypeError(`${what} must be an integer, got ${typeof v}`);
 }
 
-export function writeTimestamp(w: Writer, t: Timestamp, what: string): void {
+function writeTimestamp(w: Writer, t: Timestamp, what: string): void {
   if (typeof t !== 'object' || t === null) throw new TypeError(`${what} must be {s, us}`);
   const s = checkInt(t.s, `${what}.s`);
   const us = checkInt(t.us, `${what}.us`);
@@ -63,7 +63,7 @@ function writeOptionalTimestamp(w: Writer, t: Timestamp | null | undefined, what
   writeTimestamp(w, t, what);
 }
 
-export function writeEventType(w: Writer, t: EventType, what = 'event type'): void {
+function writeEventType(w: Writer, t: EventType, what = 'event type'): void {
   if (!Array.isArray(t)) throw new TypeError(`${what} must be an array of strings`);
   writeInteger(w, t.length);
   for (const seg of t) {
