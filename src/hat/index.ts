@@ -9,7 +9,7 @@ export {
   ProtocolError,
 } from './chatter/errors.js';
 export * as chatter from './chatter/index.js';
-export { connect, EventerInitError } from './eventer/client.js';
+export { type ConnectOptions, connect, EventerInitError } from './eventer/client.js';
 export type {
   Event,
   EventerClient,
@@ -22,7 +22,15 @@ export type {
   Status,
   Timestamp,
 } from './eventer/common.js';
-export { jsonPayload, matches, parseJsonPayload } from './eventer/common.js';
+export {
+  jsonPayload,
+  matches,
+  matchesAny,
+  parseJsonPayload,
+  serverQuery,
+  timeseriesQuery,
+} from './eventer/common.js';
+export type { HatConnectorOptions } from './eventer/connector.js';
 export { createHatConnector } from './eventer/connector.js';
 export * as eventer from './eventer/index.js';
 export * as sbs from './sbs/index.js';
