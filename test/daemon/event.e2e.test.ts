@@ -4,6 +4,7 @@
  * recovery and the connection, and the token never reaches a log.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -98,6 +99,7 @@ describe('serve with the event backend', () => {
       const metrics = (await httpRequest(http, '/metrics')).body.toString();
       assert.match(metrics, /^aimm_store_event_connected 1$/m);
       assert.match(metrics, /^aimm_store_backend_connected 1$/m);
+      assert.ok(!metrics.includes(TOKEN), 'token in metrics');
 
       // Hat goes away: not ready; Hat comes back: ready again.
       await peer.stop();
@@ -110,6 +112,49 @@ describe('serve with the event backend', () => {
     }
     assert.equal((await daemon.exited).code, 0);
     assert.ok(!daemon.stdout.includes(TOKEN) && !daemon.stderr.includes(TOKEN), 'token logged');
+  });
+
+  test('SIGTERM during a write burst: every acknowledged write is an event in Hat', T, async () => {
+    const daemon = new DaemonProcess(['serve', '--conf', config({ client_token: TOKEN })]);
+    const port = await daemon.port('juggler');
+    await daemon.waitForMsg('ready');
+    const acked = new Map<number, string>();
+    let signalled = false;
+    const writers = await Promise.all(Array.from({ length: 4 }, () => Juggler06.connect(port)));
+    await Promise.all(
+      writers.flatMap((client) =>
+        Array.from({ length: 4 }, async () => {
+          for (;;) {
+            const b64 = randomBytes(256 + Math.floor(Math.random() * 4096)).toString('base64');
+            let res: Awaited<ReturnType<Juggler06['request']>>;
+            try {
+              res = await client.request('add_instance', {
+                model_type: 'burst.Model',
+                instance_b64: b64,
+              });
+            } catch {
+              return;
+            }
+            if (res.success) acked.set((res.data as { instance_id: number }).instance_id, b64);
+            if (acked.size >= 200 && !signalled) {
+              signalled = true;
+              daemon.kill('SIGTERM');
+            }
+          }
+        }),
+      ),
+    );
+    assert.equal((await daemon.exited).code, 0, daemon.stderr);
+    assert.ok(acked.size >= 200);
+    const stored = new Map<string, string>();
+    for (const e of peer.events) {
+      if (e.payload?.kind === 'json') stored.set(e.type.join('/'), e.payload.text);
+    }
+    for (const [id, b64] of acked) {
+      const text = stored.get(`aimm/model/${id}`);
+      assert.ok(text !== undefined, `model ${id} has no event`);
+      assert.equal(JSON.parse(text).instance, b64, `model ${id}`);
+    }
   });
 
   test('a wrong token: never ready, the refusal logged without the token', T, async () => {
