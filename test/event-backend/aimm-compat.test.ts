@@ -102,7 +102,11 @@ describe('AIMM compatibility (hat-vectors/aimm-events.json)', () => {
 
     it("our backend's startup and register requests carry AIMM's exact bytes", async () => {
       const ctx = peerContext(proxy, { clientName: 'aimm' });
-      const b = create(eventConf({ model_prefix: PREFIX }), ctx) as EventBackend;
+      // full_replay: latest recovers with AIMM's own startup scan (one latest query).
+      const b = create(
+        eventConf({ model_prefix: PREFIX, full_replay: 'latest' }),
+        ctx,
+      ) as EventBackend;
       try {
         await withTimeout(b.whenReady(), 5000, 'ready');
         const init = proxy.sent.find((m) => m.type === MSG_INIT_REQ);

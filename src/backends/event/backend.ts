@@ -307,6 +307,7 @@ export class EventBackend implements Backend {
         checkpoint: this.state.checkpoint,
         subscription: this.subscription,
         pageSize: this.config.catchUpPageSize,
+        pageBytes: this.config.catchUpPageBytes,
         timeoutMs: this.config.requestTimeoutMs,
         history: this.config.fullReplay === 'history',
         logger: this.logger,

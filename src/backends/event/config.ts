@@ -21,6 +21,7 @@ export interface EventBackendConfig {
   maxInstanceBytes: number;
   requestTimeoutMs: number;
   catchUpPageSize: number;
+  catchUpPageBytes: number;
   reconnectMinDelayMs: number;
   reconnectMaxDelayMs: number;
   closeTimeoutMs: number;
@@ -35,6 +36,7 @@ export const DEFAULTS = {
   maxInstanceBytes: 128 * 1024 * 1024,
   requestTimeoutMs: 30_000,
   catchUpPageSize: 1000,
+  catchUpPageBytes: 16 * 1024 * 1024,
   reconnectMinDelayMs: 200,
   reconnectMaxDelayMs: 30_000,
   closeTimeoutMs: 10_000,
@@ -130,6 +132,12 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
       DEFAULTS.requestTimeoutMs,
     ),
     catchUpPageSize,
+    catchUpPageBytes: optInt(
+      conf.catch_up_page_bytes,
+      'catch_up_page_bytes',
+      1,
+      DEFAULTS.catchUpPageBytes,
+    ),
     reconnectMinDelayMs,
     reconnectMaxDelayMs,
     closeTimeoutMs: optInt(conf.close_timeout_ms, 'close_timeout_ms', 0, DEFAULTS.closeTimeoutMs),

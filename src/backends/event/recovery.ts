@@ -6,11 +6,12 @@
  *   checkpoint event still exists on the server with the same timestamp (else Hat's store was
  *   reset or pruned, or the snapshot is ahead: rebuild), then catch up with `server` queries paged
  *   from the checkpoint (`lastEventId`, `maxResults`), applying only events under the prefix.
- * - Without a checkpoint, or to rebuild: one `latest` query for the prefix (AIMM's startup scan),
- *   then (unless `full_replay: latest`) the history of the server those events came from, paged
- *   with `server` queries from its first event, so that revisions (events per id) are exact.
- *   Hat's LMDB `latest` covers only the types in its `latest.subscriptions`; its `server` query
- *   only events kept in a time-series partition.
+ * - Without a checkpoint, or to rebuild (`full_replay: history`, the default): a one-event
+ *   timeseries query finds the server that wrote under the prefix, then that server's whole
+ *   history is replayed with `server` queries from its first event (pages adapt to event size),
+ *   so revisions (events per id) are exact. If no time series holds the prefix, or with
+ *   `full_replay: latest`: one `latest` query (AIMM's startup scan; one message holds every model;
+ *   Hat's LMDB `latest` covers only the types in its `latest.subscriptions`).
  */
 import type { Logger } from 'pino';
 import type { Event, EventerClient, QueryParams, QueryResult } from '../../hat/eventer/common.js';
@@ -23,7 +24,10 @@ export interface RecoveryDeps {
   client: EventerClient;
   checkpoint: EventRef | null;
   subscription: string[][];
+  /** Most events per catch-up page. */
   pageSize: number;
+  /** Bytes a catch-up page aims at. */
+  pageBytes: number;
   timeoutMs: number;
   /** Without a checkpoint: also replay the server's history (exact revisions), not only `latest`. */
   history: boolean;
@@ -64,22 +68,35 @@ export async function recover(d: RecoveryDeps): Promise<RecoveryReport> {
     d.rebuild(problem);
     rebuilt = true;
   }
-  // AIMM's startup scan: the latest event of every type under the prefix.
-  const latest = await query(d, { kind: 'latest', eventTypes: d.subscription }, 'latest query');
-  const servers = new Set(latest.events.map((e) => e.id.server));
-  const [server] = servers;
-  if (d.history && servers.size === 1 && server !== undefined) {
-    // The whole history of that server (paged): every event counted, so revisions are exact.
-    // The latest events then only fill in what the history lacks (e.g. pruned partitions).
-    const report = await catchUp(d, server, null);
-    d.apply(latest.events, null);
-    return { mode: 'history', rebuilt, events: report.events, pages: report.pages + 1 };
-  }
-  if (d.history && servers.size > 1)
-    d.logger.warn(
-      { servers: [...servers] },
-      'event backend: models come from several Hat server ids; replaying latest only',
+  if (d.history) {
+    // Which server wrote under the prefix last? One small timeseries query tells.
+    const probe = await query(
+      d,
+      {
+        kind: 'timeseries',
+        eventTypes: d.subscription,
+        tFrom: null,
+        tTo: null,
+        sourceTFrom: null,
+        sourceTTo: null,
+        order: 'descending',
+        orderBy: 'timestamp',
+        maxResults: 1,
+        lastEventId: null,
+      },
+      'timeseries probe',
     );
+    const server = probe.events[0]?.id.server;
+    if (server !== undefined) {
+      // That server's whole history, paged: every event counted, so revisions are exact, and no
+      // single message has to hold every model (as `latest` does).
+      const report = await catchUp(d, server, null);
+      return { mode: 'history', rebuilt, events: report.events, pages: report.pages + 1 };
+    }
+    d.logger.info('event backend: no time series holds the prefix; falling back to a latest query');
+  }
+  // AIMM's startup scan: the latest event of every type under the prefix, in one message.
+  const latest = await query(d, { kind: 'latest', eventTypes: d.subscription }, 'latest query');
   d.apply(latest.events, null);
   d.progress(latest.events.length);
   return { mode: 'latest', rebuilt, events: latest.events.length, pages: 1 };
@@ -109,7 +126,14 @@ async function verifyCheckpoint(d: RecoveryDeps, cp: EventRef): Promise<string |
   return null;
 }
 
-/** Events of `server` after `from` (all of them for null), paged, applied page by page. */
+/** First page size of a catch-up; pages then double while they stay within the byte budget. */
+const FIRST_PAGE = 16;
+
+/**
+ * Events of `server` after `from` (all of them for null), paged, applied page by page. Page sizes
+ * adapt to the events' size: a page aims at `pageBytes` (models may be megabytes each) and never
+ * asks for more than `pageSize` events.
+ */
 async function catchUp(
   d: RecoveryDeps,
   server: number,
@@ -118,16 +142,11 @@ async function catchUp(
   let last = from === null ? null : eventIdOf(from);
   let events = 0;
   let pages = 0;
+  let maxResults = Math.min(FIRST_PAGE, d.pageSize);
   for (;;) {
     const res = await query(
       d,
-      {
-        kind: 'server',
-        serverId: server,
-        persisted: false,
-        maxResults: d.pageSize,
-        lastEventId: last,
-      },
+      { kind: 'server', serverId: server, persisted: false, maxResults, lastEventId: last },
       'catch-up query',
     );
     pages++;
@@ -139,8 +158,24 @@ async function catchUp(
     d.progress(events);
     last = lastEvent.id;
     if (!res.moreFollows) break;
+    const perEvent = Math.max(1, pageBytesOf(res.events) / res.events.length);
+    maxResults = Math.max(
+      1,
+      Math.min(d.pageSize, maxResults * 2, Math.floor(d.pageBytes / perEvent)),
+    );
   }
   return { mode: 'catch_up', events, pages };
+}
+
+function pageBytesOf(events: readonly Event[]): number {
+  let n = 0;
+  for (const e of events) {
+    n += 64;
+    for (const seg of e.type) n += seg.length;
+    const p = e.payload;
+    if (p !== null) n += p.kind === 'json' ? p.text.length : p.data.length;
+  }
+  return n;
 }
 
 async function query(d: RecoveryDeps, params: QueryParams, what: string): Promise<QueryResult> {
