@@ -100,6 +100,7 @@ export async function serve(file: string | undefined): Promise<number> {
     const warning = worldReadableWarning(file, loaded.raw);
     if (warning !== null) logger.warn(warning);
   }
+  if (controls.length === 0) logger.warn('no controls configured: no client can reach the models');
   const notifier = createNotifier(logger);
   const daemon = new Daemon({
     config,

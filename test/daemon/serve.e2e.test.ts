@@ -28,10 +28,10 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-function sqliteConfig(path: string): string {
+function sqliteConfig(path: string, options: Record<string, unknown> = {}): string {
   return writeJson(join(dir, `sqlite-${Math.random().toString(36).slice(2)}.json`), {
     name: 'burst',
-    backend: { module: 'aimm-store/backends/sqlite', path },
+    backend: { module: 'aimm-store/backends/sqlite', path, ...options },
     control: [
       { module: 'aimm-store/controls/juggler', server: { host: '127.0.0.1', port: 0 } },
       { module: 'aimm-store/controls/http', server: { host: '127.0.0.1', port: 0 } },
@@ -80,6 +80,31 @@ describe('serve', () => {
         cwd.cleanup();
       }
       assert.equal((await daemon.exited).code, 0);
+    },
+  );
+
+  test(
+    'a second daemon on the same sqlite file is refused, naming the file (exit 1)',
+    T,
+    async () => {
+      const path = join(dir, 'shared', 'models.db');
+      const first = new DaemonProcess(['serve', '--conf', sqliteConfig(path)]);
+      try {
+        await first.waitForMsg('ready');
+        const second = new DaemonProcess([
+          'serve',
+          '--conf',
+          sqliteConfig(path, { busy_timeout_ms: 100 }),
+        ]);
+        assert.equal((await second.exited).code, 1);
+        const error = second.lines.find((l) => l.level === 50);
+        assert.ok(String(error?.msg).includes(path), String(error?.msg));
+        assert.match(String(error?.msg), /aimm-store\/backends\/sqlite/);
+        assert.ok(!second.lines.some((l) => l.msg === 'listening'), 'no listener opened');
+        assert.equal((await httpRequest(await first.port('http'), '/readyz')).status, 200);
+      } finally {
+        await first.stop();
+      }
     },
   );
 
