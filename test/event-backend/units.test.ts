@@ -11,6 +11,7 @@ import { parseConfig } from '../../src/backends/event/config.js';
 import type { EventRef } from '../../src/backends/event/event-ref.js';
 import {
   decodeModelEvent,
+  decodePaddedBase64,
   isPaddedBase64,
   modelPayloadText,
   parseInstanceId,
@@ -100,7 +101,19 @@ describe('AIMM format', () => {
       'not_aimm_shaped',
       2,
     ]);
-    for (const b64 of ['aGVsbG8', 'aGVs bG8=', 'aGVsbG8-', 'a===', '=AAA', 'aGVsbG8_'])
+    for (const b64 of [
+      'aGVsbG8',
+      'aGVs bG8=',
+      'aGVsbG8-',
+      'a===',
+      '=AAA',
+      'aGVsbG8_',
+      'AA==AAAA',
+      'AA=A',
+      'AAAA!A==',
+      'AA\\nA',
+      'A===',
+    ])
       assert.deepEqual(reason({ kind: 'json', text: `{"type": "t", "instance": "${b64}"}` }), [
         'bad_base64',
         2,
@@ -108,6 +121,27 @@ describe('AIMM format', () => {
     assert.equal(
       reason({ kind: 'json', text: '{"type": "t", "instance": "", "extra": 1}' }),
       'model',
+    );
+  });
+
+  it('base64: every padded encoding decodes; any single corruption is refused', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 40 }),
+        fc.nat(),
+        fc.constantFrom(' ', '!', '-', '_', '=', '.', 'é'),
+        (bytes, at, ch) => {
+          const b64 = Buffer.from(bytes).toString('base64');
+          assert.deepEqual([...(decodePaddedBase64(b64) ?? [])], [...bytes]);
+          if (b64.length === 0) return;
+          const i = at % b64.length;
+          const bad = b64.slice(0, i) + ch + b64.slice(i + 1);
+          // A '=' in the last two places can make another valid encoding ("AAAA" → "AAA=").
+          if (ch === '=' && i >= b64.length - 2) return;
+          assert.equal(decodePaddedBase64(bad), null, bad);
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 

@@ -41,7 +41,7 @@ import { PersistedAcks } from './persisted-acks.js';
 import { recover } from './recovery.js';
 import { type Connection, HatSession } from './session.js';
 import { type QueuedWrite, SnapshotStore } from './snapshot.js';
-import { type EventOutcome, ModelState, metaOf } from './state.js';
+import { type EventOutcome, type KnownModel, ModelState, metaOf } from './state.js';
 import { MemoryStore, type ModelEntry } from './store.js';
 import { WritePipeline } from './write-pipeline.js';
 
@@ -57,6 +57,8 @@ interface WriteJob {
   size: number;
   sha256: string;
   expectedRevision: number | undefined;
+  /** A private copy of the caller's bytes (null for deletes and for writes restored from the queue). */
+  instance: Uint8Array | null;
   durableSeq: number | null;
   queuedAt: string;
   settle: {
@@ -127,7 +129,9 @@ export class EventBackend implements Backend {
     if (this.snapshot !== null) this.loadSnapshot(this.snapshot);
     this.metrics.models.set(this.state.size);
 
-    this.intake = new EventIntake((events, originOf) => this.applyEvents(events, originOf, null));
+    this.intake = new EventIntake((events, originOf, knownOf) =>
+      this.applyEvents(events, originOf, null, knownOf),
+    );
     this.pipeline = new WritePipeline<WriteJob>({
       maxBatchItems: config.maxBatchEvents,
       maxBatchBytes: config.maxBatchBytes,
@@ -224,6 +228,7 @@ export class EventBackend implements Backend {
       size: 0,
       sha256: '',
       expectedRevision: options.expectedRevision,
+      instance: null,
       durableSeq: null,
       queuedAt: new Date().toISOString(),
       settle: null,
@@ -435,8 +440,9 @@ export class EventBackend implements Backend {
     events: Event[],
     originOf: (ref: EventRef) => ChangeOrigin,
     scannedUpTo: EventRef | null,
+    knownOf?: (ref: EventRef) => KnownModel | undefined,
   ): readonly EventOutcome[] {
-    const res = this.state.apply(events, originOf, scannedUpTo);
+    const res = this.state.apply(events, originOf, scannedUpTo, knownOf);
     this.ids.observe(this.state.highWater);
     for (const o of res.outcomes) {
       if (o.kind === 'malformed') {
@@ -463,15 +469,17 @@ export class EventBackend implements Backend {
     instance: Uint8Array,
     expectedRevision: number | undefined,
   ): WriteJob {
-    const event = modelRegisterEvent(this.config.modelPrefix, instanceId, modelType, instance);
+    const copy = instance.slice();
+    const event = modelRegisterEvent(this.config.modelPrefix, instanceId, modelType, copy);
     return {
       op,
       instanceId,
       modelType,
       event,
+      instance: copy,
       bytes: registerEventSize(event),
       size: instance.length,
-      sha256: createHash('sha256').update(instance).digest('hex'),
+      sha256: createHash('sha256').update(copy).digest('hex'),
       expectedRevision,
       durableSeq: null,
       queuedAt: new Date().toISOString(),
@@ -605,8 +613,11 @@ export class EventBackend implements Backend {
     if (seqs.length > 0) this.snapshot?.scheduleDequeue(seqs);
     const registered = res;
     try {
-      this.intake.addLocal(registered, (i, outcome) =>
-        this.settleRegistered(toSend[i] as WriteJob, registered[i] as Event, outcome),
+      this.intake.addLocal(
+        registered,
+        (i, outcome) =>
+          this.settleRegistered(toSend[i] as WriteJob, registered[i] as Event, outcome),
+        toSend.map(knownOf),
       );
       this.intake.release();
       this.snapshot?.flushDequeue();
@@ -792,6 +803,7 @@ export class EventBackend implements Backend {
       size: q.size,
       sha256: q.sha256,
       expectedRevision: undefined,
+      instance: null,
       durableSeq: q.seq,
       queuedAt: q.queuedAt,
       settle: null,
@@ -859,6 +871,21 @@ export class EventBackend implements Backend {
       }),
     ]).finally(() => clearTimeout(timer));
   }
+}
+
+/** What we know of our own write's event (see {@link KnownModel}). */
+function knownOf(job: WriteJob): KnownModel | undefined {
+  if (job.instance === null || job.event.payload?.kind !== 'json') return undefined;
+  return {
+    event: {
+      kind: 'model',
+      instanceId: job.instanceId,
+      modelType: job.modelType,
+      instance: job.instance,
+    },
+    sha256: job.sha256,
+    payloadText: job.event.payload.text,
+  };
 }
 
 class TimeoutError extends Error {

@@ -15,11 +15,15 @@ export interface EventRef {
 }
 
 export function refOf(event: Pick<Event, 'id' | 'timestamp'>): EventRef {
-  return { ...idOf(event.id), s: Number(event.timestamp.s), us: event.timestamp.us };
-}
-
-function idOf(id: EventId): { server: number; session: number; instance: number } {
-  return { server: id.server, session: id.session, instance: id.instance };
+  const { id, timestamp } = event;
+  const s = timestamp.s;
+  return {
+    server: id.server,
+    session: id.session,
+    instance: id.instance,
+    s: typeof s === 'number' ? s : Number(s),
+    us: timestamp.us,
+  };
 }
 
 /** Negative when `a` comes before `b` in Hat's natural order, 0 for the same event. */
@@ -45,9 +49,14 @@ export function refKey(ref: Pick<EventRef, 'server' | 'session' | 'instance'>): 
   return `${ref.server}/${ref.session}/${ref.instance}`;
 }
 
-/** ISO-8601 UTC text of a server timestamp. */
+let lastIso = { s: Number.NaN, us: Number.NaN, text: '' };
+
+/** ISO-8601 UTC text of a server timestamp (events of one session share one: the last is kept). */
 export function isoOf(ref: Pick<EventRef, 's' | 'us'>): string {
+  if (ref.s === lastIso.s && ref.us === lastIso.us) return lastIso.text;
   const ms = ref.s * 1000 + Math.floor(ref.us / 1000);
   const d = new Date(ms);
-  return Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
+  const text = Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
+  lastIso = { s: ref.s, us: ref.us, text };
+  return text;
 }

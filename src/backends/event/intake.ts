@@ -10,17 +10,19 @@
 import type { ChangeOrigin } from '../../backend/types.js';
 import type { Event } from '../../hat/eventer/common.js';
 import { type EventRef, refKey } from './event-ref.js';
-import type { EventOutcome } from './state.js';
+import type { EventOutcome, KnownModel } from './state.js';
 
 export type ApplyFn = (
   events: Event[],
   originOf: (ref: EventRef) => ChangeOrigin,
+  knownOf: (ref: EventRef) => KnownModel | undefined,
 ) => readonly EventOutcome[];
 
 export class EventIntake {
   private deferred: Event[] = [];
   private holds = 0;
   private readonly localKeys = new Set<string>();
+  private readonly known = new Map<string, KnownModel>();
   private readonly waiters = new Map<string, (outcome: EventOutcome) => void>();
 
   constructor(private readonly applyFn: ApplyFn) {}
@@ -65,18 +67,23 @@ export class EventIntake {
   addLocal(
     events: readonly Event[],
     onApplied: (index: number, outcome: EventOutcome) => void,
+    known: readonly (KnownModel | undefined)[] = [],
   ): void {
     events.forEach((e, i) => {
       const key = refKey(e.id);
       this.localKeys.add(key);
+      const k = known[i];
+      if (k !== undefined) this.known.set(key, k);
       this.waiters.set(key, (o) => onApplied(i, o));
     });
     this.push(events);
   }
 
   private applyNow(events: Event[]): void {
-    const outcomes = this.applyFn(events, (ref) =>
-      this.localKeys.has(refKey(ref)) ? 'local' : 'remote',
+    const outcomes = this.applyFn(
+      events,
+      (ref) => (this.localKeys.has(refKey(ref)) ? 'local' : 'remote'),
+      (ref) => (this.known.size === 0 ? undefined : this.known.get(refKey(ref))),
     );
     for (const o of outcomes) {
       const key = refKey(o.ref);
@@ -84,6 +91,7 @@ export class EventIntake {
       if (waiter === undefined) continue;
       this.waiters.delete(key);
       this.localKeys.delete(key);
+      this.known.delete(key);
       waiter(o);
     }
   }

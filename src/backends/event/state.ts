@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { ChangeOrigin, ModelChange, ModelMeta } from '../../backend/types.js';
 import type { Event } from '../../hat/eventer/common.js';
 import { compareRefs, type EventRef, isoOf, refOf } from './event-ref.js';
-import { decodeModelEvent, type MalformedEvent } from './format.js';
+import { decodeModelEvent, type MalformedEvent, type ModelEvent } from './format.js';
 import type { ModelEntry, ModelStore, StoreCommit } from './store.js';
 
 /** What happened to one event given to {@link ModelState.apply}. */
@@ -16,6 +16,17 @@ export type EventOutcome =
   | { kind: 'applied'; ref: EventRef; entry: ModelEntry; change: ModelChange | null }
   | { kind: 'duplicate'; ref: EventRef }
   | { kind: 'malformed'; ref: EventRef; event: Event; malformed: MalformedEvent };
+
+/**
+ * What this daemon already knows about an event it registered itself (the caller's bytes, their
+ * hash and the payload text it sent): when the server's event carries the same text, it need not
+ * be parsed, base64-decoded and hashed again.
+ */
+export interface KnownModel {
+  event: ModelEvent;
+  sha256: string;
+  payloadText: string | null;
+}
 
 export interface ApplyResult {
   outcomes: EventOutcome[];
@@ -103,6 +114,7 @@ export class ModelState {
     events: readonly Event[],
     originOf: (ref: EventRef) => ChangeOrigin,
     scannedUpTo: EventRef | null = null,
+    knownOf: (ref: EventRef) => KnownModel | undefined = () => undefined,
   ): ApplyResult {
     const sorted = events.map((e) => ({ e, ref: refOf(e) }));
     sorted.sort((a, b) => compareRefs(a.ref, b.ref));
@@ -115,7 +127,10 @@ export class ModelState {
     const current = (id: number) => staged.get(id)?.entry ?? this.entries.get(id);
 
     for (const { e, ref } of sorted) {
-      const decoded = decodeModelEvent(this.prefix, e);
+      const known = knownOf(ref);
+      const text = e.payload?.kind === 'json' ? e.payload.text : null;
+      const useKnown = known !== undefined && known.payloadText === text;
+      const decoded = useKnown ? known.event : decodeModelEvent(this.prefix, e);
       const id = decoded.instanceId;
       const prev = id === null ? undefined : current(id);
       const dup =
@@ -167,7 +182,9 @@ export class ModelState {
           modelType: decoded.modelType,
           revision,
           size: decoded.instance.length,
-          sha256: createHash('sha256').update(decoded.instance).digest('hex'),
+          sha256: useKnown
+            ? known.sha256
+            : createHash('sha256').update(decoded.instance).digest('hex'),
           updated,
           deleted: false,
           event: ref,
