@@ -65,7 +65,10 @@ describe('Python json.dumps format', () => {
     assert.equal(pyString('é€'), '"\\u00e9\\u20ac"');
     assert.equal(pyString('😀'), '"\\ud83d\\ude00"');
     assert.equal(pyString('/'), '"/"');
-    assert.equal(pyDumps({ a: [1, true, null, 'x'], b: {} }), '{"a": [1, true, null, "x"], "b": {}}');
+    assert.equal(
+      pyDumps({ a: [1, true, null, 'x'], b: {} }),
+      '{"a": [1, true, null, "x"], "b": {}}',
+    );
     assert.equal(pyDumps({ a: undefined, b: 1 }), '{"b": 1}');
     assert.equal(pyNumber(1e-7), '1e-07');
     assert.equal(pyNumber(1.5), '1.5');

@@ -49,7 +49,8 @@ export class JugglerServer implements Control, SessionHost {
   private readonly sessions = new Set<Session>();
   private readonly view: ModelView;
   private wss: WebSocketServer | null = null;
-  private batch: ModelChange[] = [];
+  private batch: { seq: number; change: ModelChange }[] = [];
+  private seq = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private listenAddress: { host: string; port: number } = { host: '', port: 0 };
@@ -85,7 +86,7 @@ export class JugglerServer implements Control, SessionHost {
     };
     this.view = new ModelView(ctx.backend, settings.stateInstances, ctx.logger, {
       change: (c) => {
-        this.batch.push(c);
+        this.batch.push({ seq: ++this.seq, change: c });
         this.scheduleFlush();
       },
       dirty: () => this.scheduleFlush(),
@@ -150,6 +151,10 @@ export class JugglerServer implements Control, SessionHost {
   }
 
   // SessionHost
+  changeSeq(): number {
+    return this.seq;
+  }
+
   stateChanged(_session: Session): void {
     this.scheduleFlush();
   }
@@ -200,7 +205,7 @@ export class JugglerServer implements Control, SessionHost {
     const snapshot = this.view.snapshot();
     const batch = this.batch;
     this.batch = [];
-    let notifications: string[] | null = null;
+    let notifications: { seq: number; text: string }[] | null = null;
     const texts = new DiffTexts();
     for (const s of this.sessions) {
       if (!s.ready) continue;
@@ -209,9 +214,16 @@ export class JugglerServer implements Control, SessionHost {
       s.lastSent = target;
       if (text !== null) s.sendText(text);
       if (s.authorized && batch.length > 0) {
-        notifications ??= batch.map((c) => notifyText('model_change', changeData(c)));
-        for (const n of notifications) s.sendText(n);
-        this.m.notifications.inc({}, notifications.length);
+        notifications ??= batch.map((b) => ({
+          seq: b.seq,
+          text: notifyText('model_change', changeData(b.change)),
+        }));
+        // Only changes made since this session could see them (login, or framing known).
+        for (const n of notifications) {
+          if (n.seq <= s.notifyAfter) continue;
+          s.sendText(n.text);
+          this.m.notifications.inc();
+        }
       }
     }
   }

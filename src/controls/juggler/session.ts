@@ -26,6 +26,8 @@ export interface SessionHost {
   readonly logger: Logger;
   /** The session can now receive state (framing known) or its view changed (login/logout). */
   stateChanged(session: Session): void;
+  /** Sequence number of the last model change seen. */
+  changeSeq(): number;
   closed(session: Session): void;
   count(event: SessionEvent): void;
 }
@@ -43,6 +45,8 @@ export class Session implements SessionAccess {
   user: string | null = null;
   /** The state this client holds (undefined until the first push). */
   lastSent: StateRoot | undefined;
+  /** Notifications are due for changes after this sequence number (see SessionHost.changeSeq). */
+  notifyAfter = Number.POSITIVE_INFINITY;
   private pending = 0;
   private closing = false;
   private closeWhenAnswered = false;
@@ -87,6 +91,7 @@ export class Session implements SessionAccess {
     this.host.count({ kind: 'login', success: true });
     if (!this.authorized) {
       this.authorized = true;
+      this.notifyAfter = this.host.changeSeq();
       this.host.stateChanged(this);
     }
   }
@@ -140,6 +145,7 @@ export class Session implements SessionAccess {
     if (this.framingTimer !== null) clearTimeout(this.framingTimer);
     this.framingTimer = null;
     this.log.debug({ framing }, 'framing');
+    if (this.authorized) this.notifyAfter = this.host.changeSeq();
     if (framing === '0.7') this.touch();
     this.host.stateChanged(this);
   }

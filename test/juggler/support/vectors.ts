@@ -26,7 +26,12 @@ export interface Recording {
   framing: '0.6' | '0.7' | 'mismatch';
   client_framing?: '0.6' | '0.7';
   server_framing?: '0.6' | '0.7';
-  connection: { scenario: string; role: string; opened_at_ms: number; other_connections?: string[] };
+  connection: {
+    scenario: string;
+    role: string;
+    opened_at_ms: number;
+    other_connections?: string[];
+  };
   steps: Step[];
 }
 
