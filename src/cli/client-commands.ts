@@ -1,5 +1,308 @@
-// Placeholder until this command group is implemented.
-export async function run(command: string, _argv: string[]): Promise<number> {
-  process.stderr.write(`aimm-store: ${command} is not implemented yet\n`);
-  return 1;
+/**
+ * The client commands of `aimm-store` (Juggler, built on `aimm-store/client`):
+ *   put --type T [--id N] [--expect-revision R] [FILE|-]   store; prints the model's metadata line
+ *   get ID [-o FILE] | get ID --meta                        bytes to stdout/FILE, or metadata
+ *   ls                                                      one metadata line per model
+ *   rm ID [--expect-revision R]                             delete
+ *   watch                                                   one line per change until interrupted
+ * Common: --address URL (ws://127.0.0.1:9950/), --user NAME (password from AIMM_STORE_PASSWORD),
+ * --framing 0.7|0.6. Exit codes: 0 ok, 1 failure, 2 usage.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { DEFAULT_ADDRESS, JugglerClient, type ModelInfo } from '../client/index.js';
+
+const COMMON = `common options:
+  --address URL    the daemon's Juggler address (default ${DEFAULT_ADDRESS})
+  --user NAME      log in as NAME; the password is read from AIMM_STORE_PASSWORD
+  --framing 0.7|0.6  Juggler framing to speak (default 0.7)
+`;
+
+const USAGE: Record<string, string> = {
+  put: `usage: aimm-store put --type T [--id N] [--expect-revision R] [FILE|-]
+Stores FILE (or stdin) as a new model, or as model N with --id; --expect-revision makes the update
+fail unless model N is at revision R. Prints {"instance_id","model_type","revision","size","sha256"}.
+`,
+  get: `usage: aimm-store get ID [-o FILE]
+       aimm-store get ID --meta
+Writes model ID's bytes to stdout (or FILE), or prints its metadata as one JSON line.
+`,
+  ls: `usage: aimm-store ls
+Prints one JSON line of metadata per stored model, ascending by id.
+`,
+  rm: `usage: aimm-store rm ID [--expect-revision R]
+Deletes model ID (ids are never reused). Prints {"instance_id","model_type","revision"}.
+`,
+  watch: `usage: aimm-store watch
+Prints one JSON line per model change, {"change","instance_id","model_type","revision","origin"},
+until interrupted (SIGINT/SIGTERM).
+`,
+};
+
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+class UsageError extends Error {}
+
+interface Common {
+  address: string;
+  username?: string;
+  password?: string;
+  framing: '0.6' | '0.7';
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+const COMMON_OPTIONS = {
+  address: { type: 'string' },
+  user: { type: 'string' },
+  framing: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const OPTIONS = {
+  put: { type: { type: 'string' }, id: { type: 'string' }, 'expect-revision': { type: 'string' } },
+  get: { output: { type: 'string', short: 'o' }, meta: { type: 'boolean' } },
+  ls: {},
+  rm: { 'expect-revision': { type: 'string' } },
+  watch: {},
+} as const;
+
+export async function run(command: string, argv: string[]): Promise<number> {
+  const usage = `${USAGE[command] ?? ''}\n${COMMON}`;
+  let values: Values;
+  let positionals: string[];
+  let common: Common;
+  try {
+    const options = OPTIONS[command as keyof typeof OPTIONS];
+    if (options === undefined) throw new UsageError(`unknown command '${command}'`);
+    const parsed = parseArgs({
+      args: argv,
+      options: { ...COMMON_OPTIONS, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
+    values = parsed.values as Values;
+    positionals = parsed.positionals;
+    if (values.help === true) {
+      process.stdout.write(usage);
+      return EXIT_OK;
+    }
+    common = commonOf(values);
+  } catch (err) {
+    process.stderr.write(`aimm-store ${command}: ${messageOf(err)}\n${usage}`);
+    return EXIT_USAGE;
+  }
+  try {
+    switch (command) {
+      case 'put':
+        return await put(common, values, positionals);
+      case 'get':
+        return await get(common, values, positionals);
+      case 'ls':
+        return await ls(common, positionals);
+      case 'rm':
+        return await rm(common, values, positionals);
+      default:
+        return await watch(common, positionals);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`aimm-store ${command}: ${err.message}\n${usage}`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`aimm-store ${command}: ${messageOf(err)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+function commonOf(values: Values): Common {
+  const framing = (values.framing as string | undefined) ?? '0.7';
+  if (framing !== '0.6' && framing !== '0.7')
+    throw new UsageError(`--framing must be 0.6 or 0.7, not '${framing}'`);
+  let address = (values.address as string | undefined) ?? DEFAULT_ADDRESS;
+  if (!/^wss?:\/\//.test(address)) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address))
+      throw new UsageError(`--address must be a ws:// or wss:// URL, not '${address}'`);
+    address = `ws://${address}`;
+  }
+  try {
+    new URL(address);
+  } catch {
+    throw new UsageError(`--address '${address}' is not a valid URL`);
+  }
+  const common: Common = { address, framing };
+  if (typeof values.user === 'string') {
+    const password = process.env.AIMM_STORE_PASSWORD;
+    if (password === undefined)
+      throw new UsageError(
+        '--user needs the password in the environment variable AIMM_STORE_PASSWORD',
+      );
+    common.username = values.user;
+    common.password = password;
+  }
+  return common;
+}
+
+function connect(c: Common, sync = false): Promise<JugglerClient> {
+  return JugglerClient.connect(c.address, {
+    username: c.username,
+    password: c.password,
+    framing: c.framing,
+    sync,
+  });
+}
+
+async function withClient<T>(c: Common, fn: (client: JugglerClient) => Promise<T>): Promise<T> {
+  const client = await connect(c);
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function parseId(text: string | undefined, what: string): number {
+  if (text === undefined) throw new UsageError(`${what} is required`);
+  const n = Number(text);
+  if (!/^[1-9]\d*$/.test(text) || !Number.isSafeInteger(n))
+    throw new UsageError(`${what} must be a positive integer, not '${text}'`);
+  return n;
+}
+
+function parseRevision(text: string | boolean | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const s = String(text);
+  const n = Number(s);
+  if (!/^(0|[1-9]\d*)$/.test(s) || !Number.isSafeInteger(n))
+    throw new UsageError(`--expect-revision must be a non-negative integer, not '${s}'`);
+  return n;
+}
+
+function noMorePositionals(positionals: string[], max: number): void {
+  if (positionals.length > max)
+    throw new UsageError(`unexpected argument '${positionals[max] as string}'`);
+}
+
+function line(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+function metaLine(m: ModelInfo): Record<string, unknown> {
+  return {
+    instance_id: m.instanceId,
+    model_type: m.modelType,
+    revision: m.revision,
+    size: m.size,
+    sha256: m.sha256,
+    updated: m.updated,
+  };
+}
+
+async function readInput(source: string | undefined): Promise<Buffer> {
+  if (source === undefined || source === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+  return readFile(source);
+}
+
+async function put(c: Common, values: Values, positionals: string[]): Promise<number> {
+  noMorePositionals(positionals, 1);
+  const modelType = values.type;
+  if (typeof modelType !== 'string' || modelType === '')
+    throw new UsageError('--type T is required');
+  const instanceId = values.id === undefined ? undefined : parseId(String(values.id), '--id');
+  const expectedRevision = parseRevision(values['expect-revision']);
+  if (expectedRevision !== undefined && instanceId === undefined)
+    throw new UsageError('--expect-revision needs --id (a new model has no revision yet)');
+  const bytes = await readInput(positionals[0]);
+  const meta = await withClient(c, (client) =>
+    client.put(modelType, bytes, { instanceId, expectedRevision }),
+  );
+  line({
+    instance_id: meta.instanceId,
+    model_type: meta.modelType,
+    revision: meta.revision,
+    size: meta.size,
+    sha256: meta.sha256,
+  });
+  return EXIT_OK;
+}
+
+async function get(c: Common, values: Values, positionals: string[]): Promise<number> {
+  noMorePositionals(positionals, 1);
+  const id = parseId(positionals[0], 'ID');
+  if (values.meta === true) {
+    if (values.output !== undefined) throw new UsageError('--meta and -o cannot be combined');
+    line(metaLine(await withClient(c, (client) => client.getMeta(id))));
+    return EXIT_OK;
+  }
+  const model = await withClient(c, (client) => client.get(id));
+  if (typeof values.output === 'string') {
+    await writeFile(values.output, model.instance);
+  } else {
+    await new Promise<void>((resolve, reject) =>
+      process.stdout.write(model.instance, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+  return EXIT_OK;
+}
+
+async function ls(c: Common, positionals: string[]): Promise<number> {
+  noMorePositionals(positionals, 0);
+  const models = await withClient(c, (client) => client.list());
+  for (const m of models) line(metaLine(m));
+  return EXIT_OK;
+}
+
+async function rm(c: Common, values: Values, positionals: string[]): Promise<number> {
+  noMorePositionals(positionals, 1);
+  const id = parseId(positionals[0], 'ID');
+  const expectedRevision = parseRevision(values['expect-revision']);
+  const r = await withClient(c, (client) => client.remove(id, { expectedRevision }));
+  line({ instance_id: r.instanceId, model_type: r.modelType, revision: r.revision });
+  return EXIT_OK;
+}
+
+async function watch(c: Common, positionals: string[]): Promise<number> {
+  noMorePositionals(positionals, 0);
+  const client = await connect(c, true);
+  process.stderr.write(`aimm-store watch: watching ${c.address}\n`);
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (code: number) => {
+      if (stopping) return;
+      stopping = true;
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      sub.unsubscribe();
+      void client.close().then(() => resolve(code));
+    };
+    const onSignal = () => stop(EXIT_OK);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    // A closed pipe (e.g. `watch | head -1`) ends the watch normally.
+    process.stdout.on('error', () => stop(EXIT_OK));
+    const sub = client.watch().subscribe((ch) =>
+      line({
+        change: ch.change,
+        instance_id: ch.instanceId,
+        model_type: ch.modelType,
+        revision: ch.revision,
+        origin: ch.origin,
+      }),
+    );
+    void client.closed.then((info) => {
+      if (stopping) return;
+      process.stderr.write(`aimm-store watch: ${info.message}\n`);
+      stop(EXIT_FAILURE);
+    });
+  });
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
