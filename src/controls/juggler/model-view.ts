@@ -2,7 +2,7 @@
  * The control's view of the stored models, kept current from the backend's change stream, and the
  * Juggler state built from it: `{"models": {"<id>": entry}, "actions": {}}`. Snapshots are
  * immutable and share unchanged entries, so diffing consecutive snapshots touches only what
- * changed. With `withInstances`, entries carry the base64 instance (AIMM's client needs it): those
+ * changed. With `withInstances`, entries carry the base64 instance (AIMM's exact state shape): those
  * entries are replaced only once the new bytes have been read, so an entry is never half updated.
  */
 import type { Logger } from 'pino';
