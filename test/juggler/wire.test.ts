@@ -74,6 +74,17 @@ describe('Python json.dumps format', () => {
     assert.equal(pyNumber(1.5), '1.5');
   });
 
+  test('pyDumps equals a plain recursive serializer in Python style (any JSON)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => assert.equal(pyDumps(v), referenceDumps(v))),
+      { numRuns: 500 },
+    );
+    for (const s of ['\\"', 'a\\', '\\\\"x', '"', ',:', 'e-1', '1e-7']) {
+      const v = { [s]: [s, 1e-7, -2.5e-8, 1e21] };
+      assert.equal(pyDumps(v), referenceDumps(v), JSON.stringify(s));
+    }
+  });
+
   test('pyDumps parses back to the same value (any JSON)', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {
@@ -229,3 +240,16 @@ describe('strict base64', () => {
     assert.deepEqual(decodeStrictBase64(''), Buffer.alloc(0));
   });
 });
+
+/** The obvious recursive serializer: the oracle for pyDumps' single-pass implementation. */
+function referenceDumps(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return pyString(value);
+  if (typeof value === 'number') return pyNumber(value);
+  if (typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return `[${value.map(referenceDumps).join(', ')}]`;
+  const entries = Object.entries(value as Record<string, unknown>).filter(
+    ([, v]) => v !== undefined,
+  );
+  return `{${entries.map(([k, v]) => `${pyString(k)}: ${referenceDumps(v)}`).join(', ')}}`;
+}
