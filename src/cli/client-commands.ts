@@ -145,12 +145,11 @@ function commonOf(values: Values): Common {
   return common;
 }
 
-function connect(c: Common, sync = false): Promise<JugglerClient> {
+function connect(c: Common): Promise<JugglerClient> {
   return JugglerClient.connect(c.address, {
     username: c.username,
     password: c.password,
     framing: c.framing,
-    sync,
   });
 }
 
@@ -269,7 +268,21 @@ async function rm(c: Common, values: Values, positionals: string[]): Promise<num
 
 async function watch(c: Common, positionals: string[]): Promise<number> {
   noMorePositionals(positionals, 0);
-  const client = await connect(c, true);
+  const client = await connect(c);
+  try {
+    // A cheap request: tells the server our framing at once, and whether we may see changes
+    // (without a login where one is needed, watch would silently print nothing).
+    await client.request('get_instance', { instance_id: 1, meta_only: true }).catch((err) => {
+      if (err instanceof Error && err.message === 'unauthorized action')
+        throw new Error(
+          'the server requires a login: use --user (password in AIMM_STORE_PASSWORD)',
+        );
+    });
+    await client.whenSynced();
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
   process.stderr.write(`aimm-store watch: watching ${c.address}\n`);
   return new Promise<number>((resolve) => {
     let stopping = false;

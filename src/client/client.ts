@@ -187,6 +187,11 @@ export class JugglerClient {
     );
   }
 
+  /** Resolves once the server's first state push has arrived (at once if it already has). */
+  whenSynced(): Promise<void> {
+    return this.conn.waitForState();
+  }
+
   /** The server's state (null until the first push; see `sync`). */
   get state(): ClientState | null {
     return this.conn.state as ClientState | null;

@@ -271,6 +271,9 @@ describe('aimm-store client commands', () => {
     const anon = await cli(['ls', '--address', h.url]);
     assert.equal(anon.code, 1);
     assert.match(anon.stderr, /unauthorized action/);
+    const anonWatch = await cli(['watch', '--address', h.url]);
+    assert.equal(anonWatch.code, 1);
+    assert.match(anonWatch.stderr, /requires a login: use --user/);
     const h2 = await startJuggler({});
     const url = h2.url;
     await h2.close();
