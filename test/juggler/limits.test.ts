@@ -5,6 +5,7 @@
  * with a reason, the server keeps serving everyone else, and nothing is stored by a refused write.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ADMIN, type Harness, startJuggler, until } from './support/harness.js';
@@ -311,5 +312,31 @@ describe('per-connection and server caps', () => {
     } finally {
       await h.close();
     }
+  });
+
+  test('plain HTTP gets 426; a client that never finishes its request does not hold up close', async () => {
+    const h = await startJuggler({ server: { shutdown_timeout: 0.1 } });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: h.port, path: '/' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 426);
+    const sock = createConnection({ host: '127.0.0.1', port: h.port });
+    await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+    sock.write('GET / HTTP/1.1\r\nHost: x\r\n'); // and nothing more
+    sock.on('error', () => {});
+    const ended = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    // Liveness bound, not a timing claim: without dropping it, close would wait for Node's
+    // 10-60 s header timeouts.
+    const outcome = await Promise.race([
+      h.close().then(() => 'closed'),
+      new Promise((resolve) => setTimeout(() => resolve('stuck'), 5000)),
+    ]);
+    assert.equal(outcome, 'closed');
+    await ended;
   });
 });

@@ -5,7 +5,7 @@
  * Patch from the state it holds to the state it may see (sessions in the same place share one
  * diff text), sends it, then the `model_change` notifications of the batch.
  */
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Backend, ModelChange } from '../../backend/types.js';
@@ -49,6 +49,7 @@ export class JugglerServer implements Control, SessionHost {
   private readonly sessions = new Set<Session>();
   private readonly view: ModelView;
   private wss: WebSocketServer | null = null;
+  private http: Server | null = null;
   private batch: { seq: number; change: ModelChange }[] = [];
   private seq = 0;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -105,19 +106,31 @@ export class JugglerServer implements Control, SessionHost {
     await this.ctx.backend.whenReady();
     await this.view.start();
     const s = this.settings;
+    // Our own HTTP server, so that close can also drop connections that never finish a request.
+    const http = createServer((_req, res) => {
+      res.writeHead(426, { 'Content-Type': 'text/plain', Upgrade: 'websocket' });
+      res.end('426 Upgrade Required: this is a Juggler WebSocket endpoint\n');
+    });
+    http.headersTimeout = 10_000;
+    http.requestTimeout = 10_000;
     const wss = new WebSocketServer({
-      host: s.host,
-      port: s.port,
+      server: http,
       // Room for a message a little over the limit (answered with an error) and for segments.
       maxPayload: s.maxMessageSize + 65_536 + 16,
       perMessageDeflate: false,
       clientTracking: false,
     });
+    // ws re-emits the HTTP server's errors: listen failures are handled below, later ones logged.
+    wss.on('error', (err) => {
+      if (http.listening) this.logger.error({ err }, 'juggler listener error');
+    });
+    this.http = http;
     this.wss = wss;
     try {
       await new Promise<void>((resolve, reject) => {
-        wss.once('listening', resolve);
-        wss.once('error', reject);
+        http.once('listening', resolve);
+        http.once('error', reject);
+        http.listen(s.port, s.host);
       });
     } catch (err) {
       this.view.close();
@@ -127,9 +140,8 @@ export class JugglerServer implements Control, SessionHost {
         cause: err,
       });
     }
-    wss.on('error', (err) => this.logger.error({ err }, 'juggler listener error'));
     wss.on('connection', (ws, req) => this.onConnection(ws, req));
-    const addr = wss.address();
+    const addr = http.address();
     const port = typeof addr === 'object' && addr !== null ? addr.port : s.port;
     this.listenAddress = { host: s.host, port };
     this.logger.info(
@@ -232,13 +244,18 @@ export class JugglerServer implements Control, SessionHost {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     this.view.close();
-    const wss = this.wss;
+    const http = this.http;
     const listenerClosed =
-      wss === null ? Promise.resolve() : new Promise<void>((resolve) => wss.close(() => resolve()));
+      http === null
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => http.close(() => resolve()));
+    this.wss?.close();
     for (const s of this.sessions) s.close(1001, 'server shutting down');
     const deadline = Date.now() + this.settings.shutdownTimeoutMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await sleep(10);
     for (const s of this.sessions) s.terminate();
+    // Whatever is left (e.g. a client that never finished its HTTP request) is dropped.
+    http?.closeAllConnections();
     await listenerClosed;
     this.logger.info({ control: 'juggler' }, 'closed');
   }
