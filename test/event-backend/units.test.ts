@@ -321,6 +321,38 @@ describe('write pipeline', () => {
     pipeline.close();
   });
 
+  it('survives tens of thousands of writers arriving while batches are in flight', async () => {
+    let processed = 0;
+    let batches = 0;
+    const pipeline = new WritePipeline<number>({
+      maxBatchItems: 100,
+      maxBatchBytes: 1e9,
+      sizeOf: () => 1,
+      process: async (batch) => {
+        batches++;
+        await new Promise((r) => setImmediate(r));
+        processed += batch.length;
+      },
+      onProcessError: () => {},
+    });
+    // 64 concurrent writers, each pushing its next write as soon as the previous is taken.
+    const total = 30_000;
+    let pushed = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (pushed < total) {
+          pushed++;
+          pipeline.push(pushed);
+          await Promise.resolve();
+        }
+      }),
+    );
+    await pipeline.whenIdle();
+    assert.equal(processed, total);
+    assert.ok(batches <= total / 50, `${batches} batches`);
+    pipeline.close();
+  });
+
   it('drain removes waiting items; a throwing process hands its batch back', async () => {
     const failed: number[] = [];
     const pipeline = new WritePipeline<number>({

@@ -5,9 +5,9 @@
  * flight wait and then leave together, bounded by a count and a byte budget (a single write larger
  * than the budget goes alone). One request is in flight at a time, so writes reach Hat in the order
  * they were pushed (per-model order follows). The pipeline knows nothing of models: `process`
- * sends a batch and settles its items; it must not throw.
+ * sends a batch and settles its items.
  */
-import { concatMap, defer, EMPTY, from, Subject, type Subscription } from 'rxjs';
+import { concatMap, from, Subject, type Subscription } from 'rxjs';
 
 export interface PipelineOptions<T> {
   maxBatchItems: number;
@@ -18,35 +18,24 @@ export interface PipelineOptions<T> {
   onProcessError(err: unknown, batch: T[]): void;
 }
 
+/**
+ * `push` adds a write to the queue and, when no drain is running, emits on `kick$`; `concatMap`
+ * runs one drain at a time (a loop taking batch after batch until the queue is empty). A drain
+ * marks itself done in the same step in which it finds the queue empty, so a write pushed just
+ * after that starts the next drain (queued behind the finishing one): at most one kick ever waits,
+ * however many writes arrive.
+ */
 export class WritePipeline<T> {
   private queue: T[] = [];
   private head = 0;
   private busy = false;
+  private closed = false;
   private readonly kick$ = new Subject<void>();
   private readonly subscription: Subscription;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: PipelineOptions<T>) {
-    this.subscription = this.kick$
-      .pipe(
-        concatMap(() => {
-          if (this.depth === 0) return EMPTY;
-          const batch = this.takeBatch();
-          this.busy = true;
-          return defer(() =>
-            from(
-              this.options.process(batch).then(
-                () => undefined,
-                (err: unknown) => this.options.onProcessError(err, batch),
-              ),
-            ),
-          );
-        }),
-      )
-      .subscribe({
-        next: () => this.afterBatch(),
-        complete: () => this.afterBatch(),
-      });
+    this.subscription = this.kick$.pipe(concatMap(() => from(this.run()))).subscribe();
   }
 
   /** Writes waiting to be sent (not counting the batch in flight). */
@@ -60,8 +49,12 @@ export class WritePipeline<T> {
   }
 
   push(item: T): void {
+    if (this.closed) throw new Error('write pipeline is closed');
     this.queue.push(item);
-    this.kick$.next();
+    if (!this.busy) {
+      this.busy = true;
+      this.kick$.next();
+    }
   }
 
   /** Removes and returns every waiting write (e.g. to fail them when the connection drops). */
@@ -81,10 +74,30 @@ export class WritePipeline<T> {
   }
 
   close(): void {
+    this.closed = true;
     this.kick$.complete();
     this.subscription.unsubscribe();
     this.busy = false;
     this.maybeIdle();
+  }
+
+  /** Sends batch after batch until the queue is empty; never rejects. */
+  private async run(): Promise<void> {
+    for (;;) {
+      if (this.depth === 0 || this.closed) {
+        // Decided in the same synchronous step as the emptiness check: a push that comes after
+        // it sees busy=false and starts a new drain.
+        this.busy = false;
+        this.maybeIdle();
+        return;
+      }
+      const batch = this.takeBatch();
+      try {
+        await this.options.process(batch);
+      } catch (err) {
+        this.options.onProcessError(err, batch);
+      }
+    }
   }
 
   private takeBatch(): T[] {
@@ -104,11 +117,6 @@ export class WritePipeline<T> {
       this.head = 0;
     }
     return batch;
-  }
-
-  private afterBatch(): void {
-    this.busy = false;
-    this.maybeIdle();
   }
 
   private maybeIdle(): void {
