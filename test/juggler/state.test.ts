@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { applyPatch } from '../../src/client/patch.js';
 import { ADMIN, type Harness, sleep, startJuggler, until } from './support/harness.js';
 import { RawClient } from './support/raw-client.js';
-import { RemoteCapableBackend } from './support/test-backends.js';
+import { RemoteCapableBackend, SlowReadBackend } from './support/test-backends.js';
 
 type Msg = Record<string, unknown>;
 type State = { models: Record<string, Msg>; actions: Msg };
@@ -142,6 +142,32 @@ describe('state and notifications', () => {
     } finally {
       await h2.close();
     }
+  });
+
+  test('state_instances: a notification waits until its change is in the state', () => {
+    const backend = new SlowReadBackend();
+    return withHarness(
+      { state_instances: true, users: [ADMIN] },
+      async (h) => {
+        const a = await RawClient.open(h.url, '0.7');
+        await a.request('login', { username: 'admin', password: ADMIN.password });
+        await until(() => a.ofType('state').length === 1, 'first push');
+        backend.holding = true;
+        await h.backend.createModel('slow', Buffer.from('bytes'));
+        // A second client's login push proves a flush ran after the change.
+        const b = await RawClient.open(h.url, '0.6');
+        await b.request('login', { username: 'admin', password: ADMIN.password });
+        await until(() => b.ofType('state').length === 1, 'push to the second client');
+        assert.equal(a.ofType('notify').length, 0, 'no notification before the state has it');
+        backend.release();
+        await until(() => a.ofType('notify').length === 1, 'notification');
+        const kinds = a.messages.map((m) => m.type);
+        assert.ok(kinds.lastIndexOf('state') < kinds.indexOf('notify'), kinds.join());
+        assert.equal(stateOf(a)?.models['1']?.instance, 'Ynl0ZXM=');
+        await Promise.all([a.close(), b.close()]);
+      },
+      backend,
+    );
   });
 
   test('our requests: meta_only writes, get_instance, list, remove with compare-and-set', () =>

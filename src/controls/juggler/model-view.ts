@@ -53,6 +53,8 @@ export class ModelView {
   private snap: StateRoot = EMPTY_STATE;
   private stale = true;
   private subscription: Subscription | null = null;
+  /** Changes waiting for their bytes to be read (state_instances), in order. */
+  private pending: Promise<void> | null = null;
   private closed = false;
 
   constructor(
@@ -100,15 +102,26 @@ export class ModelView {
   }
 
   private onChange(c: ModelChange): void {
+    let applied: Promise<void> | null = null;
     if (c.change === 'deleted') {
       this.gone.set(c.instanceId, Math.max(c.revision, this.gone.get(c.instanceId) ?? 0));
       if (this.slots.delete(c.instanceId)) this.markStale();
     } else if (this.withInstances || c.meta === undefined) {
-      void this.fetch(c.instanceId, c.revision);
+      applied = this.fetch(c.instanceId, c.revision);
     } else {
       this.put(c.meta);
     }
-    this.listener.change(c);
+    if (applied === null && this.pending === null) {
+      this.listener.change(c);
+      return;
+    }
+    // The change is reported once its entry is in the state, and changes stay in order.
+    const before = this.pending ?? Promise.resolve();
+    const done: Promise<void> = Promise.all([before, applied]).then(() => {
+      if (this.pending === done) this.pending = null;
+      if (!this.closed) this.listener.change(c);
+    });
+    this.pending = done;
   }
 
   private put(meta: ModelMeta, instanceB64?: string): void {

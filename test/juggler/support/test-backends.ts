@@ -84,3 +84,17 @@ export class HeldBackend extends Delegating {
     for (const w of this.waiting.splice(0)) w();
   }
 }
+
+/** getModel() waits until `release()` while `holding`. */
+export class SlowReadBackend extends Delegating {
+  holding = false;
+  private waiting: (() => void)[] = [];
+  override async getModel(id: number): Promise<Model | null> {
+    if (this.holding) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return this.inner.getModel(id);
+  }
+  release(): void {
+    this.holding = false;
+    for (const w of this.waiting.splice(0)) w();
+  }
+}
