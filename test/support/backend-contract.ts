@@ -64,6 +64,8 @@ export interface ContractOptions {
   propertyRuns?: number;
   /** How long to wait for expected change events before failing (default 5000 ms). */
   changeTimeoutMs?: number;
+  /** A test that takes longer fails instead of hanging the run (default 60 s; the random one 4×). */
+  testTimeoutMs?: number;
 }
 
 const ALL_ACKS: readonly AckLevel[] = ['committed', 'registered', 'persisted', 'queued'];
@@ -79,6 +81,7 @@ export function runBackendContract(
   const concurrency = options.concurrency ?? 64;
   const propertyRuns = options.propertyRuns ?? 20;
   const changeTimeoutMs = options.changeTimeoutMs ?? 5000;
+  const timeout = options.testTimeoutMs ?? 60_000;
 
   /** Runs `body` against a fresh store, closing every backend and cleaning up afterwards. */
   async function withStore(body: (h: Harness) => Promise<void>): Promise<void> {
@@ -94,7 +97,7 @@ export function runBackendContract(
   }
 
   describe(`backend contract: ${name}`, () => {
-    it('starts empty and ready', async () => {
+    it('starts empty and ready', { timeout }, async () => {
       await withStore(async ({ backend }) => {
         await backend.whenReady();
         assert.equal(backend.status().ready, true);
@@ -103,7 +106,9 @@ export function runBackendContract(
       });
     });
 
-    it('creates a model: allocates an id, revision 1, metadata that matches the bytes', async () => {
+    it('creates a model: allocates an id, revision 1, metadata that matches the bytes', {
+      timeout,
+    }, async () => {
       await withStore(async ({ backend }) => {
         const bytes = new Uint8Array([1, 2, 3, 250]);
         const res = await backend.createModel('plugins.sklearn.SVC', bytes);
@@ -124,7 +129,9 @@ export function runBackendContract(
       });
     });
 
-    it('allocates distinct increasing ids and lists models ascending by id', async () => {
+    it('allocates distinct increasing ids and lists models ascending by id', {
+      timeout,
+    }, async () => {
       await withStore(async ({ backend }) => {
         const ids: number[] = [];
         for (let i = 0; i < 5; i++) {
@@ -144,7 +151,7 @@ export function runBackendContract(
       });
     });
 
-    it('updates a model: new bytes and type, revision +1, new hash', async () => {
+    it('updates a model: new bytes and type, revision +1, new hash', { timeout }, async () => {
       await withStore(async ({ backend }) => {
         const { meta: c } = await backend.createModel('a.Model', bytesOf('one'));
         const u1 = await backend.updateModel(c.instanceId, 'a.Model', bytesOf('two'));
@@ -164,7 +171,7 @@ export function runBackendContract(
       });
     });
 
-    it('rejects writes to ids that never existed with not_found', async () => {
+    it('rejects writes to ids that never existed with not_found', { timeout }, async () => {
       await withStore(async ({ backend }) => {
         await backend.createModel('t', bytesOf('x'));
         await assertBackendError(backend.updateModel(999_999, 't', bytesOf('y')), ['not_found']);
@@ -185,7 +192,9 @@ export function runBackendContract(
       });
     });
 
-    it('deletes a model: tombstone revision +1, gone from reads, further writes not_found', async () => {
+    it('deletes a model: tombstone revision +1, gone from reads, further writes not_found', {
+      timeout,
+    }, async () => {
       await withStore(async ({ backend }) => {
         const { meta: a } = await backend.createModel('t', bytesOf('a'));
         const { meta: b } = await backend.createModel('t', bytesOf('b'));
@@ -209,7 +218,7 @@ export function runBackendContract(
       });
     });
 
-    it('never reuses the id of a deleted model', async () => {
+    it('never reuses the id of a deleted model', { timeout }, async () => {
       await withStore(async ({ backend }) => {
         const ids: number[] = [];
         for (let i = 0; i < 3; i++)
@@ -221,7 +230,9 @@ export function runBackendContract(
       });
     });
 
-    it('compare-and-set: matching revision writes, stale revision conflicts and changes nothing', async () => {
+    it('compare-and-set: matching revision writes, stale revision conflicts and changes nothing', {
+      timeout,
+    }, async () => {
       await withStore(async ({ backend }) => {
         const { meta: c } = await backend.createModel('t', bytesOf('v1'));
         const u = await backend.updateModel(c.instanceId, 't', bytesOf('v2'), {
@@ -249,7 +260,9 @@ export function runBackendContract(
       });
     });
 
-    it('compare-and-set: of concurrent writers expecting the same revision exactly one wins', async () => {
+    it('compare-and-set: of concurrent writers expecting the same revision exactly one wins', {
+      timeout,
+    }, async () => {
       await withStore(async ({ backend }) => {
         const { meta: c } = await backend.createModel('t', bytesOf('base'));
         const n = 8;
@@ -270,7 +283,9 @@ export function runBackendContract(
       });
     });
 
-    it('streams every acknowledged change in order with origin local; failed writes emit nothing', async () => {
+    it('streams every acknowledged change in order with origin local; failed writes emit nothing', {
+      timeout,
+    }, async () => {
       await withStore(async (h) => {
         const { backend } = h;
         const seen = h.collect();
@@ -325,7 +340,9 @@ export function runBackendContract(
       });
     });
 
-    it('concurrent creates get distinct ids; all are stored and streamed', async () => {
+    it('concurrent creates get distinct ids; all are stored and streamed', {
+      timeout,
+    }, async () => {
       await withStore(async (h) => {
         const { backend } = h;
         const seen = h.collect();
@@ -351,7 +368,9 @@ export function runBackendContract(
       });
     });
 
-    it('concurrent updates of one model each get their own revision; the highest is stored', async () => {
+    it('concurrent updates of one model each get their own revision; the highest is stored', {
+      timeout,
+    }, async () => {
       await withStore(async (h) => {
         const { backend } = h;
         const { meta: c } = await backend.createModel('t', bytesOf('base'));
@@ -381,7 +400,9 @@ export function runBackendContract(
       });
     });
 
-    it('preserves bytes exactly: empty, every byte value, views, caller mutation, large', async () => {
+    it('preserves bytes exactly: empty, every byte value, views, caller mutation, large', {
+      timeout,
+    }, async () => {
       await withStore(async ({ backend }) => {
         const empty = new Uint8Array(0);
         const all = Uint8Array.from({ length: 256 }, (_, i) => i);
@@ -435,7 +456,9 @@ export function runBackendContract(
       });
     });
 
-    it('close: settles in-flight writes, rejects later ones with closed, completes the stream, is idempotent', async () => {
+    it('close: settles in-flight writes, rejects later ones with closed, completes the stream, is idempotent', {
+      timeout,
+    }, async () => {
       await withStore(async (h) => {
         const { backend } = h;
         let completed = false;
@@ -473,7 +496,9 @@ export function runBackendContract(
       });
     });
 
-    it('persists across reopen: models, revisions, deletions, and ids never reused', async (t) => {
+    it('persists across reopen: models, revisions, deletions, and ids never reused', {
+      timeout,
+    }, async (t) => {
       await withStore(async (h) => {
         if (h.subject.reopen === undefined) {
           t.skip('backend has no reopen');
@@ -518,7 +543,9 @@ export function runBackendContract(
       });
     });
 
-    it('matches a reference model over random operation sequences', async (t) => {
+    it('matches a reference model over random operation sequences', {
+      timeout: 4 * timeout,
+    }, async (t) => {
       if (propertyRuns <= 0) {
         t.skip('propertyRuns is 0');
         return;
