@@ -237,7 +237,9 @@ describe('event backend connection handling', () => {
   it('a stalled server times the write out, and the backend reconnects', async () => {
     peer.resetStore();
     const ctx = peerContext(peer);
-    const b = await openBackend(ctx, { request_timeout_ms: 200 });
+    const b = await openBackend(ctx, { request_timeout_ms: 1000 });
+    const connects = () =>
+      Number(ctx.metrics.render().match(/aimm_store_event_connects_total (\d+)/)?.[1] ?? 0);
     try {
       peer.stall(true);
       await assert.rejects(b.createModel('t', text('x')), (e: unknown) => {
@@ -246,13 +248,19 @@ describe('event backend connection handling', () => {
         return true;
       });
       assert.equal(b.status().ready, false, 'a timed-out connection is not used again');
+      const before = connects();
       peer.stall(false);
-      await waitFor(
-        () => /aimm_store_event_connects_total 2/.test(ctx.metrics.render()) && b.status().ready,
-        'reconnected',
-      );
-      const c = await withTimeout(b.createModel('t', text('y')), 5000, 'write after reconnect');
-      assert.equal(c.ack, 'registered');
+      await waitFor(() => connects() > before && b.status().ready, 'reconnected');
+      // A loaded machine may time a request out again; the backend keeps recovering.
+      let ack = '';
+      for (let i = 0; i < 20 && ack === ''; i++) {
+        try {
+          ack = (await b.createModel('t', text('y'))).ack;
+        } catch {
+          await waitFor(() => b.status().ready, 'ready');
+        }
+      }
+      assert.equal(ack, 'registered');
     } finally {
       peer.stall(false);
       await b.close();
