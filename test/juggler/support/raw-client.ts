@@ -7,6 +7,8 @@ import { until } from './harness.js';
 
 export type Received =
   | { kind: 'message'; text: string; msg: Record<string, unknown>; segments: number[] }
+  /** A frame this client could not read in its framing (e.g. the server detected the other one). */
+  | { kind: 'invalid'; text: string }
   | { kind: 'ping'; payload: string }
   | { kind: 'pong'; payload: string };
 
@@ -119,6 +121,14 @@ export class RawClient {
 
   private onFrame(text: string): void {
     this.frames.push(text);
+    try {
+      this.readFrame(text);
+    } catch {
+      this.received.push({ kind: 'invalid', text });
+    }
+  }
+
+  private readFrame(text: string): void {
     if (this.framing === '0.6') {
       this.received.push({ kind: 'message', text, msg: JSON.parse(text), segments: [text.length] });
       return;
@@ -139,7 +149,7 @@ export class RawClient {
       this.parts = [];
       this.received.push({ kind: 'message', text: joined, msg: JSON.parse(joined), segments });
     } else {
-      throw new Error(`server sent an invalid 0.7 frame: ${text.slice(0, 40)}`);
+      throw new Error(`invalid 0.7 frame: ${text.slice(0, 40)}`);
     }
   }
 }
