@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { jsonPayload, type RegisterEvent } from '../../src/hat/eventer/common.js';
 import type { HatPeer } from '../peer/hat-peer.js';
 import {
@@ -333,6 +334,30 @@ describe('event backend recovery', () => {
         assert.equal(recoveredLog(ctx).mode, 'history');
         assert.equal(str((await b.getModel(1))?.instance ?? new Uint8Array()), 'keep');
         assert.ok(existsSync(path));
+      } finally {
+        await b.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+
+  it('a snapshot with damaged tables (readable by SQLite, not by us) is replaced and rebuilt', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const path = join(dir, 'event.db');
+    try {
+      let b = await openBackend(peerContext(peer), { snapshot: { path } });
+      await b.createModel('t', text('keep'));
+      await b.close();
+      const db = new Database(path);
+      db.exec('DROP TABLE snapshot_models; CREATE TABLE snapshot_models (id INTEGER PRIMARY KEY)');
+      db.close();
+      const ctx = peerContext(peer);
+      b = await openBackend(ctx, { snapshot: { path } });
+      try {
+        assert.equal(ctx.logs.find(/snapshot unusable/)[0]?.issue, 'corrupt');
+        assert.equal(str((await b.getModel(1))?.instance ?? new Uint8Array()), 'keep');
       } finally {
         await b.close();
       }

@@ -40,7 +40,7 @@ import { createEventMetrics, type EventMetrics } from './metrics.js';
 import { PersistedAcks } from './persisted-acks.js';
 import { recover } from './recovery.js';
 import { type Connection, HatSession } from './session.js';
-import { type QueuedWrite, SnapshotStore } from './snapshot.js';
+import { type QueuedWrite, type SnapshotState, SnapshotStore } from './snapshot.js';
 import { type EventOutcome, type KnownModel, ModelState, metaOf } from './state.js';
 import { MemoryStore, type ModelEntry } from './store.js';
 import { WritePipeline } from './write-pipeline.js';
@@ -103,6 +103,7 @@ export class EventBackend implements Backend {
   private isReady = false;
   private rebuildBefore: ModelEntry[] | null = null;
   private closing: Promise<void> | null = null;
+  private pendingLoad: SnapshotState | null = null;
 
   constructor(
     private readonly config: EventBackendConfig,
@@ -766,19 +767,22 @@ export class EventBackend implements Backend {
 
   // ---- helpers -------------------------------------------------------------------------------
 
+  /** Opens and loads the snapshot into the state (a damaged file is replaced and rebuilt). */
   private openSnapshot(path: string): SnapshotStore {
-    const snap = SnapshotStore.open(path, this.config.modelPrefix);
-    if (snap.issue !== null) {
+    const { store, loaded } = SnapshotStore.openAndLoad(path, this.config.modelPrefix);
+    if (store.issue !== null) {
       this.logger.warn(
-        { snapshot: path, issue: snap.issue.kind, movedTo: snap.issue.movedTo },
-        `event backend: snapshot unusable (${snap.issue.detail}); rebuilding it from Hat`,
+        { snapshot: path, issue: store.issue.kind, movedTo: store.issue.movedTo },
+        `event backend: snapshot unusable (${store.issue.detail}); rebuilding it from Hat`,
       );
     }
-    return snap;
+    this.pendingLoad = loaded;
+    return store;
   }
 
   private loadSnapshot(snap: SnapshotStore): void {
-    const s = snap.load();
+    const s = this.pendingLoad ?? snap.load();
+    this.pendingLoad = null;
     this.state.load(s.entries, s.checkpoint, s.highWater);
     this.ids.observe(this.state.highWater);
     for (const q of s.queue) this.restoreQueued(q);

@@ -84,7 +84,7 @@ export class SnapshotStore implements ModelStore {
   private constructor(
     readonly path: string,
     db: Database.Database,
-    readonly issue: SnapshotOpenIssue | null,
+    public issue: SnapshotOpenIssue | null,
   ) {
     this.db = db;
     this.stmts = prepare(db);
@@ -96,55 +96,79 @@ export class SnapshotStore implements ModelStore {
    */
   static open(path: string, prefix: readonly string[]): SnapshotStore {
     mkdirSync(dirname(path), { recursive: true });
-    let issue: SnapshotOpenIssue | null = null;
-    let db: Database.Database | null = null;
     try {
-      db = openDb(path);
+      return SnapshotStore.openChecked(path, prefix);
+    } catch (err) {
+      if (err instanceof SnapshotInUseError) throw err;
+      const movedTo = moveAside(path);
+      const store = SnapshotStore.openChecked(path, prefix);
+      store.issue = { kind: 'corrupt', detail: (err as Error).message, movedTo };
+      return store;
+    }
+  }
+
+  /** Opens one file; throws on anything but a usable (or mismatching, then cleared) snapshot. */
+  private static openChecked(path: string, prefix: readonly string[]): SnapshotStore {
+    const db = openDb(path);
+    try {
       const check = db.pragma('quick_check', { simple: true });
       if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
       ensureSchema(db);
-    } catch (err) {
-      if (err instanceof SnapshotInUseError) throw err;
-      db?.close();
-      const movedTo = moveAside(path);
-      issue = { kind: 'corrupt', detail: (err as Error).message, movedTo };
-      db = openDb(path);
-      ensureSchema(db);
-    }
-    const meta = readMeta(db);
-    const prefixText = JSON.stringify(prefix);
-    if (meta.format === undefined && meta.prefix === undefined) {
-      writeMeta(db, {
+      const meta = readMeta(db);
+      const prefixText = JSON.stringify(prefix);
+      const fresh = {
         format: SNAPSHOT_FORMAT,
         prefix: prefixText,
         checkpoint: 'null',
         high_water: '0',
-      });
-    } else {
-      let detail: string | null = null;
-      if (meta.format !== SNAPSHOT_FORMAT)
-        detail = `format '${meta.format ?? '?'}' is not '${SNAPSHOT_FORMAT}'`;
-      else if (meta.prefix !== prefixText)
-        detail = `written for model_prefix ${meta.prefix ?? '?'}, not ${prefixText}`;
+      };
+      let issue: SnapshotOpenIssue | null = null;
+      if (meta.format === undefined && meta.prefix === undefined) writeMeta(db, fresh);
       else {
-        try {
-          parseCheckpoint(meta.checkpoint);
-        } catch (err) {
-          detail = `unreadable checkpoint (${(err as Error).message})`;
+        let detail: string | null = null;
+        if (meta.format !== SNAPSHOT_FORMAT)
+          detail = `format '${meta.format ?? '?'}' is not '${SNAPSHOT_FORMAT}'`;
+        else if (meta.prefix !== prefixText)
+          detail = `written for model_prefix ${meta.prefix ?? '?'}, not ${prefixText}`;
+        else {
+          try {
+            parseCheckpoint(meta.checkpoint);
+          } catch (err) {
+            detail = `unreadable checkpoint (${(err as Error).message})`;
+          }
+        }
+        if (detail !== null) {
+          issue = { kind: 'mismatch', detail };
+          db.exec('DELETE FROM snapshot_models; DELETE FROM snapshot_queue;');
+          writeMeta(db, { ...fresh, synced: '0' });
         }
       }
-      if (detail !== null) issue = { kind: 'mismatch', detail };
+      // Preparing the statements also checks the tables have the columns we need.
+      return new SnapshotStore(path, db, issue);
+    } catch (err) {
+      db.close();
+      throw err;
     }
-    if (issue?.kind === 'mismatch') {
-      db.exec('DELETE FROM snapshot_models; DELETE FROM snapshot_queue;');
-      writeMeta(db, {
-        format: SNAPSHOT_FORMAT,
-        prefix: prefixText,
-        checkpoint: 'null',
-        high_water: '0',
-      });
+  }
+
+  /**
+   * Opens the snapshot and reads it; a file whose rows cannot be read (damage `quick_check` did
+   * not see) is moved aside like a corrupt one and a fresh file is used.
+   */
+  static openAndLoad(
+    path: string,
+    prefix: readonly string[],
+  ): { store: SnapshotStore; loaded: SnapshotState } {
+    const store = SnapshotStore.open(path, prefix);
+    try {
+      return { store, loaded: store.load() };
+    } catch (err) {
+      store.close();
+      const movedTo = moveAside(path);
+      const fresh = SnapshotStore.open(path, prefix);
+      fresh.issue = { kind: 'corrupt', detail: `unreadable: ${(err as Error).message}`, movedTo };
+      return { store: fresh, loaded: fresh.load() };
     }
-    return new SnapshotStore(path, db, issue);
   }
 
   /** Everything in the file. */
