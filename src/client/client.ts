@@ -100,7 +100,12 @@ export class JugglerClient {
         // Our first message tells an auto-detecting server our framing without waiting.
         conn.ping();
       }
-      if (options.sync === true) await conn.waitForState();
+      if (options.sync === true)
+        await withTimeout(
+          conn.waitForState(),
+          options.connectTimeout ?? 10_000,
+          'the server sent no state',
+        );
     } catch (err) {
       await conn.close();
       throw err;
@@ -213,6 +218,18 @@ export class JugglerClient {
 
   close(): Promise<void> {
     return this.conn.close();
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -148,6 +148,22 @@ describe('JugglerClient', () => {
     await assert.rejects(c.list(), ConnectionClosedError);
   });
 
+  test('sync gives up when no state comes (a silent 0.6 client, server waiting for it)', async () => {
+    const h2 = await startJuggler({ framing_wait: 60 });
+    try {
+      await assert.rejects(
+        JugglerClient.connect(h2.url, { framing: '0.6', sync: true, connectTimeout: 200 }),
+        /the server sent no state within 200 ms/,
+      );
+      // Speaking first (here: logging in) is what tells the server the framing.
+      const c = await JugglerClient.connect(h2.url, { framing: '0.6', username: 'u', sync: true });
+      assert.deepEqual(c.state, { models: {}, actions: {} });
+      await c.close();
+    } finally {
+      await h2.close();
+    }
+  });
+
   test('connecting to nothing fails with the address', async () => {
     const h2 = await startJuggler({});
     const url = h2.url;
