@@ -181,6 +181,39 @@ describe('event backend connection handling', () => {
     }
   });
 
+  it('queued writes are sent exactly once even when the server status flaps during the flush', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const conf = { snapshot: { path: join(dir, 'event.db') }, queue_when_disconnected: true };
+    const b = await openBackend(peerContext(peer), conf);
+    try {
+      peer.setStatus('stopping');
+      await waitFor(() => /stopping/.test(b.status().detail ?? ''), 'standby');
+      assert.equal(b.status().ready, true, 'queueing keeps the backend ready');
+      const acks = [];
+      for (let i = 0; i < 5; i++) acks.push((await b.createModel('t', text(`q${i}`))).ack);
+      assert.deepEqual(new Set(acks), new Set(['queued']));
+      peer.stall(true); // the flush's register request stays in flight
+      peer.setStatus('operational');
+      await sleep(30);
+      peer.setStatus('stopping');
+      peer.setStatus('operational');
+      await sleep(30);
+      peer.stall(false);
+      await waitFor(() => modelTexts(peer).length >= 5, 'flushed');
+      await sleep(100);
+      assert.deepEqual(
+        modelTexts(peer).map((t) => t.split(':')[0]),
+        ['1', '2', '3', '4', '5'],
+      );
+    } finally {
+      peer.stall(false);
+      peer.setStatus('operational');
+      await b.close();
+      remove();
+    }
+  });
+
   it('with queueing, a snapshot that never synced with Hat refuses offline writes', async () => {
     peer.resetStore();
     await peer.stop();

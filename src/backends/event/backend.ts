@@ -92,6 +92,8 @@ export class EventBackend implements Backend {
   private readonly pending = new Map<number, WriteJob[]>();
   /** Durable (queued) jobs not yet in Hat, by queue sequence. */
   private readonly durable = new Map<number, WriteJob>();
+  /** Durable jobs handed to the pipeline and not yet settled or failed (never pushed twice). */
+  private readonly durableActive = new Set<WriteJob>();
   private phase: Phase = 'connecting';
   private serverStatus: Status | null = null;
   private lastError = '';
@@ -359,6 +361,7 @@ export class EventBackend implements Backend {
       this.phase = 'standby';
       this.logger.warn({ status: s }, 'event backend: Hat server is not operational');
     }
+    this.markReadyIfReady();
   }
 
   private goOnline(): void {
@@ -367,6 +370,8 @@ export class EventBackend implements Backend {
     for (const job of [...this.durable.values()].sort(
       (a, b) => (a.durableSeq ?? 0) - (b.durableSeq ?? 0),
     )) {
+      if (this.durableActive.has(job)) continue; // still in the pipeline or in flight
+      this.durableActive.add(job);
       this.pipeline.push(job);
     }
     this.updateGauges();
@@ -639,6 +644,7 @@ export class EventBackend implements Backend {
     this.removePending(job);
     if (job.durableSeq !== null) {
       this.durable.delete(job.durableSeq);
+      this.durableActive.delete(job);
       return;
     }
     const entry =
@@ -671,7 +677,11 @@ export class EventBackend implements Backend {
   }
 
   private failJob(job: WriteJob, err: BackendError): void {
-    if (job.durableSeq !== null) return; // stays queued in the snapshot; retried on reconnect
+    if (job.durableSeq !== null) {
+      // Stays queued in the snapshot; sent again the next time the backend goes online.
+      this.durableActive.delete(job);
+      return;
+    }
     this.removePending(job);
     this.rejectJob(job, err);
   }
