@@ -7,11 +7,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-// dist/test/hat → repository root is three levels up; the vectors sit beside the checkout.
+// dist/test/hat → repository root is three levels up. The vectors are a verbatim copy of the
+// team's shared/hat-vectors/ (see test/vectors/README.md), kept in the repository so a clean clone
+// tests on its own.
 const ROOT = resolve(here, '..', '..', '..');
 
-export const VECTORS_DIR =
-  process.env.HAT_VECTORS_DIR ?? resolve(ROOT, '..', 'shared', 'hat-vectors');
+export const VECTORS_DIR = process.env.HAT_VECTORS_DIR ?? resolve(ROOT, 'test', 'vectors', 'hat');
 
 export function loadVectors<T = unknown>(file: string): T {
   return JSON.parse(readFileSync(join(VECTORS_DIR, file), 'utf8')) as T;

@@ -1,8 +1,15 @@
-/** Loads the recorded AIMM sessions in ../shared/juggler-vectors/. */
+/**
+ * Loads the recorded AIMM sessions: a verbatim copy of the team's shared/juggler-vectors/ kept in
+ * test/vectors/juggler/ (see test/vectors/README.md), so a clean clone tests on its own.
+ */
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const VECTORS_DIR = process.env.JUGGLER_VECTORS ?? '/work/shared/juggler-vectors';
+// dist/test/juggler/support → repository root is four levels up.
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+
+export const VECTORS_DIR = process.env.JUGGLER_VECTORS ?? join(ROOT, 'test', 'vectors', 'juggler');
 
 export interface Step {
   dir: 'c2s' | 's2c';
