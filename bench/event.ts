@@ -17,7 +17,7 @@
  *    for scale.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -284,6 +284,18 @@ function runChild(args: string[]): Promise<{ maxRssMiB: number; ms: number }> {
   });
 }
 
+/**
+ * This process's peak RSS. Linux's `VmHWM` (reset by exec); `getrusage`'s maxrss is not usable in
+ * a child: Linux carries the parent's (the peer's, with every model in memory) across fork+exec.
+ */
+function peakRssKiB(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m?.[1] !== undefined) return Number(m[1]);
+  } catch {}
+  return process.resourceUsage().maxRSS;
+}
+
 async function child(argv: string[]): Promise<void> {
   const get = (k: string) => argv[argv.indexOf(k) + 1] as string;
   const mode = get('--mode');
@@ -302,7 +314,7 @@ async function child(argv: string[]): Promise<void> {
     await b.close();
   }
   const ms = performance.now() - t0;
-  const maxRssMiB = process.resourceUsage().maxRSS / 1024;
+  const maxRssMiB = peakRssKiB() / 1024;
   process.stdout.write(`${JSON.stringify({ maxRssMiB, ms })}\n`);
 }
 
