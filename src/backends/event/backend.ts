@@ -8,7 +8,6 @@
  * connection, writes fail fast — or, with a snapshot and `queue_when_disconnected`, are stored in
  * the snapshot's queue (`queued`) and sent in order once Hat is back.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type Observable, Subject, type Subscription } from 'rxjs';
 import {
@@ -32,6 +31,7 @@ import {
   decodeModelEvent,
   modelRegisterEvent,
   registerEventSize,
+  sha256Hex,
   tombstoneRegisterEvent,
 } from './format.js';
 import { IdAllocator } from './ids.js';
@@ -485,7 +485,7 @@ export class EventBackend implements Backend {
       instance: copy,
       bytes: registerEventSize(event),
       size: instance.length,
-      sha256: createHash('sha256').update(copy).digest('hex'),
+      sha256: sha256Hex(copy),
       expectedRevision,
       durableSeq: null,
       queuedAt: new Date().toISOString(),

@@ -8,6 +8,7 @@
  *   so our register requests are byte-identical to AIMM's;
  * - a delete is the same type with no payload (a tombstone; AIMM itself cannot read it).
  */
+import { hash } from 'node:crypto';
 import type {
   Event,
   EventPayloadJson,
@@ -36,6 +37,11 @@ export type MalformedReason =
   | 'bad_json'
   | 'not_aimm_shaped'
   | 'bad_base64';
+
+/** Lowercase hex SHA-256 (one-shot hashing: about half the cost of createHash for small models). */
+export function sha256Hex(data: Uint8Array): string {
+  return hash('sha256', data, 'hex');
+}
 
 /** Python `json.dumps` of a string (ensure_ascii): `"`, `\`, short escapes, others `\u00xx`. */
 export function pythonJsonString(s: string): string {
