@@ -185,7 +185,18 @@ export class EventBackend implements Backend {
     }
     const e = this.state.get(instanceId);
     if (e === undefined || e.deleted) return null;
-    const bytes = this.state.store.readInstance(instanceId);
+    let bytes: Uint8Array | null;
+    try {
+      bytes = this.state.store.readInstance(instanceId);
+    } catch (err) {
+      this.logger.error(
+        { err, instanceId },
+        'event backend: cannot read a model from the snapshot',
+      );
+      throw new BackendError('internal', `model ${instanceId} cannot be read from the snapshot`, {
+        cause: err,
+      });
+    }
     if (bytes === null) return null;
     return { ...metaOf(e), instance: this.snapshot === null ? bytes.slice() : bytes };
   }
