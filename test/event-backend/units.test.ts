@@ -22,6 +22,8 @@ import { EventIntake } from '../../src/backends/event/intake.js';
 import { ModelState } from '../../src/backends/event/state.js';
 import { MemoryStore } from '../../src/backends/event/store.js';
 import { WritePipeline } from '../../src/backends/event/write-pipeline.js';
+import { confSchema, create, createSubscription } from '../../src/backends/event.js';
+import { SchemaRegistry } from '../../src/common/schema.js';
 import type { Event } from '../../src/hat/eventer/common.js';
 import { pythonJsonDumps } from '../../src/hat/eventer/json.js';
 import { loadVectors } from '../hat/vectors.js';
@@ -378,6 +380,48 @@ describe('write pipeline', () => {
     await pipeline.whenIdle();
     assert.deepEqual(failed, [1, 2, 4], 'the pipeline keeps working after an error');
     pipeline.close();
+  });
+});
+
+describe('module entry and schema', () => {
+  it('exports create, createSubscription and confSchema; the schema is the seed’s plus extras', () => {
+    assert.equal(typeof create, 'function');
+    assert.equal(confSchema, 'aimm://server/backend/event.yaml#');
+    assert.deepEqual(createSubscription({ module: 'x', model_prefix: ['aimm', 'model'] }), [
+      ['aimm', 'model', '*'],
+    ]);
+    const schemas = new SchemaRegistry();
+    const ok = (conf: unknown) => schemas.validate(confSchema, conf, '$.backend');
+    assert.deepEqual(ok({ module: 'aimm.server.backend.event', model_prefix: ['a'] }), []);
+    assert.deepEqual(
+      ok({
+        module: 'aimm-store/backends/event',
+        model_prefix: ['a'],
+        snapshot: { path: 's.db' },
+        ack: 'persisted',
+        queue_when_disconnected: true,
+        id_allocation: { stride: 2, offset: 1 },
+        full_replay: 'latest',
+        reconnect: { min_delay_ms: 10, max_delay_ms: 100 },
+        max_batch_events: 10,
+        max_batch_bytes: 1000,
+        max_instance_bytes: 1000,
+        request_timeout_ms: 100,
+        catch_up_page_size: 100,
+        catch_up_page_bytes: 1000,
+        close_timeout_ms: 0,
+      }),
+      [],
+    );
+    const rules = (conf: unknown) => ok(conf).map((i) => `${i.path} ${i.rule}`);
+    assert.deepEqual(rules({ module: 'x' }), ['$.backend.model_prefix required']);
+    assert.deepEqual(rules({ module: 'x', model_prefix: [1] }), ['$.backend.model_prefix[0] type']);
+    assert.deepEqual(rules({ module: 'x', model_prefix: [], snapshot: {} }), [
+      '$.backend.snapshot.path required',
+    ]);
+    assert.deepEqual(rules({ module: 'x', model_prefix: [], acks: 'persisted' }), [
+      '$.backend.acks additionalProperties',
+    ]);
   });
 });
 
