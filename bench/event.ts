@@ -38,7 +38,7 @@ const SIZES: [string, number][] = [
 ];
 const CONCURRENCY = [1, 64];
 
-interface Options {
+export interface Options {
   quick: boolean;
   only: string | null;
   dir: string;
