@@ -3,7 +3,7 @@
  * (docs/event.rst, `Event.__lt__`): events of one server compare by (session, instance); events of
  * different servers compare by timestamp.
  */
-import type { Event, EventId, Timestamp } from '../../hat/eventer/common.js';
+import type { Event, EventId } from '../../hat/eventer/common.js';
 
 export interface EventRef {
   server: number;
@@ -32,16 +32,8 @@ export function compareRefs(a: EventRef, b: EventRef): number {
   return a.s - b.s || a.us - b.us || a.server - b.server;
 }
 
-export function compareEvents(a: Event, b: Event): number {
-  return compareRefs(refOf(a), refOf(b));
-}
-
 export function eventIdOf(ref: EventRef): EventId {
   return { server: ref.server, session: ref.session, instance: ref.instance };
-}
-
-export function timestampOf(ref: EventRef): Timestamp {
-  return { s: ref.s, us: ref.us };
 }
 
 /** `server/session/instance`, for logs and maps. */

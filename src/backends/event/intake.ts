@@ -31,11 +31,6 @@ export class EventIntake {
     return this.holds > 0;
   }
 
-  /** Events held back so far. */
-  get deferredCount(): number {
-    return this.deferred.length;
-  }
-
   /** Notified events (origin remote unless registered by us). */
   push(events: readonly Event[]): void {
     if (events.length === 0) return;
