@@ -1,0 +1,44 @@
+/**
+ * `npm run bench [-- --quick] [-- NAME...]`: every benchmark, one after another, each in its own
+ * process (so one's heap and GC do not skew the next). Each prints its figures as ratios against
+ * a baseline run in the same process, which is what survives a noisy machine.
+ *
+ * Benchmarks: sbs (codec vs JSON), sqlite (backend vs raw better-sqlite3), event (backend vs an
+ * unbatched eventer client, restart, peak RSS), juggler (control vs direct backend calls).
+ * The long reliability campaigns are separate scripts (see docs/reliability.md).
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BENCHES = ['sbs', 'sqlite', 'event', 'juggler'] as const;
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const names = args.filter((a) => !a.startsWith('--'));
+const unknown = names.filter((n) => !(BENCHES as readonly string[]).includes(n));
+if (unknown.length > 0) {
+  process.stderr.write(
+    `unknown benchmark(s): ${unknown.join(', ')}; known: ${BENCHES.join(', ')}\n`,
+  );
+  process.exit(2);
+}
+const selected = names.length > 0 ? names : [...BENCHES];
+const here = dirname(fileURLToPath(import.meta.url));
+
+let failed = 0;
+for (const name of selected) {
+  process.stdout.write(`\n===== ${name}${quick ? ' (--quick)' : ''} =====\n`);
+  const res = spawnSync(
+    process.execPath,
+    [join(here, `${name}.js`), ...(quick ? ['--quick'] : [])],
+    {
+      stdio: 'inherit',
+    },
+  );
+  if (res.status !== 0) {
+    failed++;
+    process.stderr.write(`benchmark ${name} failed (exit ${res.status ?? res.signal})\n`);
+  }
+}
+process.exit(failed === 0 ? 0 : 1);
