@@ -8,8 +8,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createSocket } from 'unix-dgram';
+
+/**
+ * Daemons still running. A test that times out never reaches its `finally`; its daemon would keep
+ * the test file's process (and the whole run) alive. This root-level hook (registered once per
+ * test file that imports the harness) kills whatever is left once the file's tests are over.
+ */
+const live = new Set<ChildProcess>();
+after(() => {
+  for (const child of live) child.kill('SIGKILL');
+  live.clear();
+});
 
 /** dist/test/daemon → repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -81,12 +93,14 @@ export class DaemonProcess {
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    live.add(this.child);
     this.child.stdout?.on('data', (b: Buffer) => this.onStdout(b.toString('utf8')));
     this.child.stderr?.on('data', (b: Buffer) => {
       this.stderr += b.toString('utf8');
     });
     this.exited = new Promise((resolvePromise) => {
       this.child.on('exit', (code, signal) => {
+        live.delete(this.child);
         for (const fail of this.exitWaiters) {
           fail(new Error(`daemon exited (${code ?? signal}) first; stderr: ${this.stderr}`));
         }
