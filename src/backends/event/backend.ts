@@ -106,6 +106,8 @@ export class EventBackend implements Backend {
   private rebuildBefore: ModelEntry[] | null = null;
   private closing: Promise<void> | null = null;
   private pendingLoad: SnapshotState | null = null;
+  /** A reconnect was requested because Hat's event ids went backwards (once per connection). */
+  private resyncRequested = false;
 
   constructor(
     private readonly config: EventBackendConfig,
@@ -304,6 +306,7 @@ export class EventBackend implements Backend {
     if (this.phase === 'closed') throw new Error('closed');
     this.phase = 'recovering';
     this.recoveryProgress = 0;
+    this.resyncRequested = false;
     this.serverStatus = conn.main.status;
     this.intake.hold();
     this.connSubs.push(
@@ -656,6 +659,28 @@ export class EventBackend implements Backend {
     if (job.durableSeq !== null) {
       this.durable.delete(job.durableSeq);
       this.durableActive.delete(job);
+      return;
+    }
+    if (outcome.kind === 'duplicate') {
+      // Our own, new event cannot have been applied before: Hat's event ids went backwards under
+      // this connection (its store was reset). The state no longer matches Hat; acknowledging
+      // with it would report metadata (and serve bytes) that are not this write's. Reconnecting
+      // makes recovery find the checkpoint gone and rebuild.
+      this.rejectJob(
+        job,
+        new BackendError(
+          'unavailable',
+          `Hat registered the write as event ${refKey(outcome.ref)}, at or before events already applied: its event ids went backwards (was its store reset?); the write is in Hat, but this daemon must rebuild its state from Hat first (reconnecting)`,
+        ),
+      );
+      if (!this.resyncRequested) {
+        this.resyncRequested = true;
+        this.logger.warn(
+          { eventId: refKey(outcome.ref) },
+          'event backend: Hat event ids went backwards; reconnecting to rebuild',
+        );
+        void this.session.dropConnection();
+      }
       return;
     }
     const entry =
