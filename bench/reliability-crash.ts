@@ -13,7 +13,7 @@ import {
   type CrashSummary,
   runCrashCampaign,
 } from '../test/reliability/crash-campaign.js';
-import { randomSeed } from '../test/reliability/support.js';
+import { killChildrenOnSignal, randomSeed } from '../test/reliability/support.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -24,6 +24,7 @@ const kills = Number(arg('kills', '1000'));
 const which = arg('backend', 'all');
 const seed = Number(arg('seed', String(randomSeed())));
 const quiet = process.argv.includes('--quiet');
+killChildrenOnSignal();
 
 const variants: { name: string; opts: Omit<CrashCampaignOptions, 'kills'>; share: number }[] = [
   { name: 'sqlite', opts: { backend: 'sqlite' }, share: 0.4 },

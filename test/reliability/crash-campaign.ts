@@ -42,6 +42,7 @@ import {
 } from './kill-points.js';
 import {
   Daemon,
+  deadline,
   HERE,
   httpGet,
   makeUser,
@@ -52,6 +53,7 @@ import {
   sha256,
   sleep,
   tempDir,
+  trackChild,
   writeConfig,
 } from './support.js';
 
@@ -206,6 +208,7 @@ class Writer {
     this.child = fork(join(HERE, 'crash-writer.js'), [logFile], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    trackChild(this.child);
     this.child.on('message', (ev: WriterEvent) => {
       for (const l of [...this.listeners]) l(ev);
     });
@@ -316,7 +319,7 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
     };
     /** Waits for the daemon to die after a kill (a hang guard; SIGKILL cannot be ignored). */
     const reap = async (d: Daemon) => {
-      const r = await Promise.race([d.exited, sleep(15_000).then(() => null)]);
+      const r = await Promise.race([d.exited, deadline(15_000, null)]);
       if (r === null) summary.problems.push(`daemon ${d.pid} did not die after SIGKILL`);
       note(d);
     };
@@ -559,7 +562,7 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
       if (point.startsWith('register-') && hooks !== null) {
         const moment = point.slice('register-'.length) as 'dropped' | 'landed' | 'response';
         const fired = hooks.arm('register', rng.int(1, 8), moment, () => d.kill());
-        const r = await Promise.race([fired, sleep(3000).then(() => null)]);
+        const r = await Promise.race([fired, deadline(3000, null)]);
         if (r === null) {
           hooks.disarm();
           count(summary.missedAims, point);

@@ -79,6 +79,11 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Resolves `value` after `ms` without keeping the process alive (for races against a hang). */
+export function deadline<T>(ms: number, value: T): Promise<T> {
+  return new Promise((r) => setTimeout(() => r(value), ms).unref());
+}
+
 /** Polls `check` until it holds; rejects with `what` after `timeoutMs` (a hang guard, not a timing assertion). */
 export async function until(
   check: () => boolean | Promise<boolean>,
@@ -105,6 +110,30 @@ export function writeConfig(path: string, config: unknown): string {
   writeFileSync(path, JSON.stringify(config, null, 2));
   chmodSync(path, 0o600);
   return path;
+}
+
+// ---- child processes -------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+/** Tracks a child so that {@link killChildren} can end it (long runs interrupted by a signal). */
+export function trackChild(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+/** SIGKILLs every tracked child still running. */
+export function killChildren(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+
+/** For long-run scripts: on SIGINT/SIGTERM, kill the children and exit 130. */
+export function killChildrenOnSignal(): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      killChildren();
+      process.exit(130);
+    });
 }
 
 // ---- the daemon ------------------------------------------------------------------------------
@@ -149,6 +178,7 @@ export class Daemon {
       env: { ...process.env, ...options.env, NOTIFY_SOCKET: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    trackChild(this.child);
     this.child.stdout?.on('data', (b: Buffer) => this.onStdout(b.toString('utf8')));
     this.child.stderr?.on('data', (b: Buffer) => {
       const text = b.toString('utf8');
