@@ -55,16 +55,19 @@ const handlers: Readonly<Record<string, Handler>> = {
     const { b64, bytes } = instanceOf(d);
     if (d.expected_revision !== undefined && d.expected_revision !== null)
       throw new RequestError('expected_revision applies to update_instance and remove_instance');
+    const metaOnly = flag(d, 'meta_only'); // checked before the write: a refused request stores nothing
     const r = await env.backend.createModel(modelType, bytes);
-    return flag(d, 'meta_only') ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
+    return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
   },
   update_instance: async (data, _session, env) => {
     const d = object(data, 'update_instance');
     const modelType = modelTypeOf(d);
     const id = instanceIdOf(d);
     const { b64, bytes } = instanceOf(d);
-    const r = await env.backend.updateModel(id, modelType, bytes, revisionOption(d));
-    return flag(d, 'meta_only') ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
+    const options = revisionOption(d);
+    const metaOnly = flag(d, 'meta_only'); // checked before the write: a refused request stores nothing
+    const r = await env.backend.updateModel(id, modelType, bytes, options);
+    return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
   },
   get_instance: async (data, _session, env) => {
     const d = object(data, 'get_instance');
