@@ -124,8 +124,13 @@ export interface HatPeer {
   stall(on: boolean): void;
   /** Destroys the open connections, optionally after `afterBytes` more bytes sent on each. */
   cutConnections(opts?: { afterBytes?: number }): void;
-  /** Registers server-side, as another writer would; returns the created events. */
-  register(events: RegisterEvent[]): Event[];
+  /**
+   * Registers server-side, as another writer would; returns the created events. With `serverId`
+   * (not this peer's), the events carry that server id, as events a redundant Hat server
+   * registered and this one received by synchronisation: their own session counter, stored,
+   * queried and notified like this server's own.
+   */
+  register(events: RegisterEvent[], opts?: { serverId?: number }): Event[];
   /**
    * Sends a MsgEventsNotify to every initialised client whose subscription matches, like the
    * eventer server library's `notify_events`; `withAck` sends last=false and resolves once every
@@ -197,6 +202,8 @@ class Peer implements HatPeer {
   private flushedCount = 0;
   private latest = new Map<string, Event>();
   private session = 0;
+  /** Session counters of events registered under other server ids (see `register`). */
+  private otherSessions = new Map<number, number>();
   private lastTimestamp: Timestamp = { s: 0, us: 0 };
   private pendingFlush: Event[][] = [];
   private flushTimer: NodeJS.Timeout | null = null;
@@ -323,6 +330,7 @@ class Peer implements HatPeer {
     this.flushedCount = 0;
     this.latest = new Map();
     this.session = 0;
+    this.otherSessions = new Map();
     this.pendingFlush = [];
     this.engineStarted = false;
     if (this.currentStatus === 'operational') this.startEngine();
@@ -368,11 +376,14 @@ class Peer implements HatPeer {
     }
   }
 
-  register(events: RegisterEvent[]): Event[] {
+  register(events: RegisterEvent[], opts: { serverId?: number } = {}): Event[] {
     if (this.currentStatus !== 'operational') {
       throw new Error(`peer is ${this.currentStatus}, not operational`);
     }
-    return this.registerEvents(events.map((e) => this.normaliseEvent(e)));
+    return this.registerEvents(
+      events.map((e) => this.normaliseEvent(e)),
+      opts.serverId ?? this.serverId,
+    );
   }
 
   notify(events: Event[], opts: { persisted?: boolean; withAck?: boolean } = {}): Promise<void> {
@@ -436,12 +447,17 @@ class Peer implements HatPeer {
   }
 
   /** One session: one timestamp, instances 1..n; notifies, schedules the flush. */
-  private registerEvents(events: RegisterEvent[]): Event[] {
+  private registerEvents(events: RegisterEvent[], serverId = this.serverId): Event[] {
     if (events.length === 0) return [];
-    const session = ++this.session;
+    let session: number;
+    if (serverId === this.serverId) session = ++this.session;
+    else {
+      session = (this.otherSessions.get(serverId) ?? 0) + 1;
+      this.otherSessions.set(serverId, session);
+    }
     const timestamp = this.nextTimestamp();
     const created: Event[] = events.map((e, i) => ({
-      id: { server: this.serverId, session, instance: i + 1 },
+      id: { server: serverId, session, instance: i + 1 },
       type: [...e.type],
       timestamp: { ...timestamp },
       sourceTimestamp: e.sourceTimestamp === null ? null : { ...e.sourceTimestamp },

@@ -154,6 +154,42 @@ describe('peer queries', { timeout: 20_000 }, () => {
     }
   });
 
+  test('register with another server id: own sessions, in server and timeseries queries, notified', async () => {
+    const p = await startHatPeer({ engineEvents: false });
+    try {
+      const w = await client(p, { clientName: 'peer-test', subscriptions: [['m', '*']] });
+      const notified = firstValueFrom(w.events$.pipe(take(3), toArray()));
+      const ev = (n: string) => ({ type: ['m', n], sourceTimestamp: null, payload: null });
+      p.register([ev('a')]);
+      const synced = p.register([ev('b'), ev('c')], { serverId: 2 });
+      p.register([ev('d')], { serverId: 2 });
+      assert.deepEqual(
+        synced.map((e) => [e.id.server, e.id.session, e.id.instance]),
+        [
+          [2, 1, 1],
+          [2, 1, 2],
+        ],
+      );
+      assert.deepEqual(ids((await w.query(serverQuery(2))).events), ['1.1', '1.2', '2.1']);
+      assert.deepEqual(
+        ids((await w.query(serverQuery(1))).events),
+        ['1.1', '2.1'],
+        "server 1: the client's CONNECTED event and 'a' only",
+      );
+      const ts = await w.query(timeseriesQuery({ eventTypes: [['m', '*']], order: 'ascending' }));
+      assert.deepEqual(
+        ts.events.map((e) => `${e.id.server}:${e.type[1]}`),
+        ['1:a', '2:b', '2:c', '2:d'],
+      );
+      assert.deepEqual(
+        (await notified).map((batch) => batch.map((e) => e.type[1])),
+        [['a'], ['b', 'c'], ['d']],
+      );
+    } finally {
+      await p.close();
+    }
+  });
+
   test('a query type with * not last closes the connection', async () => {
     const p = await startHatPeer();
     try {
