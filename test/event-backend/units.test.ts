@@ -402,6 +402,7 @@ describe('module entry and schema', () => {
         queue_when_disconnected: true,
         id_allocation: { stride: 2, offset: 1 },
         full_replay: 'latest',
+        catch_up: 'server',
         reconnect: { min_delay_ms: 10, max_delay_ms: 100 },
         max_batch_events: 10,
         max_batch_bytes: 1000,
@@ -421,6 +422,11 @@ describe('module entry and schema', () => {
     ]);
     assert.deepEqual(rules({ module: 'x', model_prefix: [], acks: 'persisted' }), [
       '$.backend.acks additionalProperties',
+    ]);
+    for (const mode of ['auto', 'timeseries', 'server'])
+      assert.deepEqual(ok({ module: 'x', model_prefix: [], catch_up: mode }), []);
+    assert.deepEqual(rules({ module: 'x', model_prefix: [], catch_up: 'latest' }), [
+      '$.backend.catch_up enum',
     ]);
   });
 });
@@ -455,6 +461,12 @@ describe('backoff and config', () => {
     assert.equal(c.snapshotPath, null);
     assert.equal(c.idStride, 1);
     assert.equal(c.fullReplay, 'history');
+    assert.equal(c.catchUp, 'auto');
+    assert.equal(parseConfig({ model_prefix: ['a'], catch_up: 'server' }).catchUp, 'server');
+    assert.throws(
+      () => parseConfig({ model_prefix: ['a'], catch_up: 'everything' }),
+      /catch_up must be 'auto', 'timeseries' or 'server'/,
+    );
     assert.throws(() => parseConfig({ module: 'x' }), /model_prefix must be an array of strings/);
     assert.throws(() => parseConfig({ module: 'x', model_prefix: ['a', '*'] }), /wildcard/);
     assert.throws(

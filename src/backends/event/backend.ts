@@ -332,6 +332,7 @@ export class EventBackend implements Backend {
         pageBytes: this.config.catchUpPageBytes,
         timeoutMs: this.config.requestTimeoutMs,
         history: this.config.fullReplay === 'history',
+        catchUp: this.config.catchUp,
         logger: this.logger,
         apply: (events, scannedUpTo) => {
           this.applyEvents(events, () => 'remote', scannedUpTo);
@@ -341,6 +342,7 @@ export class EventBackend implements Backend {
           this.recoveryProgress = n;
           this.metrics.recoveryEvents.set(n);
         },
+        received: (query, n) => this.metrics.recoveryReceived.inc({ query }, n),
       });
       this.announceRemovedAfterRebuild();
       this.intake.release();
@@ -350,8 +352,10 @@ export class EventBackend implements Backend {
       this.logger.info(
         {
           mode: report.mode,
+          via: report.via,
           rebuilt: report.rebuilt,
           events: report.events,
+          received: report.received,
           pages: report.pages,
           models: this.state.size,
           checkpoint: this.state.checkpoint === null ? null : refKey(this.state.checkpoint),

@@ -27,7 +27,11 @@ export interface EventBackendConfig {
   closeTimeoutMs: number;
   /** Full replay (no checkpoint): `history` also replays the server's history for exact revisions. */
   fullReplay: 'history' | 'latest';
+  /** How recovery reads Hat's history (full replay and catch-up): see `recovery.ts`. */
+  catchUp: CatchUpMode;
 }
+
+export type CatchUpMode = 'auto' | 'timeseries' | 'server';
 
 export const DEFAULTS = {
   ack: 'registered' as AckMode,
@@ -109,9 +113,14 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
   if (fullReplay !== 'history' && fullReplay !== 'latest')
     fail("full_replay must be 'history' or 'latest'");
 
+  const catchUp = conf.catch_up ?? 'auto';
+  if (catchUp !== 'auto' && catchUp !== 'timeseries' && catchUp !== 'server')
+    fail("catch_up must be 'auto', 'timeseries' or 'server'");
+
   return {
     modelPrefix,
     fullReplay: fullReplay as 'history' | 'latest',
+    catchUp: catchUp as CatchUpMode,
     snapshotPath,
     ack: ack as AckMode,
     queueWhenDisconnected,

@@ -13,6 +13,7 @@ export interface EventMetrics {
   skippedEvents: Counter;
   recoveries: Counter;
   recoveryEvents: Gauge;
+  recoveryReceived: Counter;
   pipelineDepth: Gauge;
   snapshotQueueDepth: Gauge;
   models: Gauge;
@@ -52,11 +53,15 @@ export function createEventMetrics(registry: MetricsRegistry): EventMetrics {
     ),
     recoveries: registry.counter(
       'event_recoveries_total',
-      'Recoveries, by mode (latest, catch_up, rebuild).',
+      'Recoveries, by mode (catch_up, history, latest, rebuild).',
     ),
     recoveryEvents: registry.gauge(
       'event_recovery_events',
       'Events replayed by the current or last recovery (progress).',
+    ),
+    recoveryReceived: registry.counter(
+      'event_recovery_received_events_total',
+      'Events received from Hat by recovery queries (checks, probes and pages), by query (timeseries, server, latest).',
     ),
     pipelineDepth: registry.gauge(
       'event_pipeline_depth',

@@ -4,21 +4,39 @@
  *
  * - With a checkpoint (from the snapshot, or from memory after a reconnect): check that the
  *   checkpoint event still exists on the server with the same timestamp (else Hat's store was
- *   reset or pruned, or the snapshot is ahead: rebuild), then catch up with `server` queries paged
- *   from the checkpoint (`lastEventId`, `maxResults`), applying only events under the prefix.
- * - Without a checkpoint, or to rebuild (`full_replay: history`, the default): a one-event
- *   timeseries query finds the server that wrote under the prefix, then that server's whole
- *   history is replayed with `server` queries from its first event (pages adapt to event size),
- *   so revisions (events per id) are exact. If no time series holds the prefix, or with
- *   `full_replay: latest`: one `latest` query (AIMM's startup scan; one message holds every model;
- *   Hat's LMDB `latest` covers only the types in its `latest.subscriptions`).
+ *   reset or pruned, or the snapshot is ahead: rebuild), then catch up from it.
+ * - Without a checkpoint, or to rebuild (`full_replay: history`, the default): replay the
+ *   prefix's whole history, so revisions (events per id) are exact. If nothing holds it in a time
+ *   series, or with `full_replay: latest`: one `latest` query (AIMM's startup scan; one message
+ *   holds every model; Hat's LMDB `latest` covers only the types in its `latest.subscriptions`).
+ *
+ * Both read the history the way `catch_up` says (`history-pages.ts`):
+ * - `timeseries`: a type-filtered timeseries query — only the prefix's events cross the wire, of
+ *   every server id; LMDB answers it from one partition;
+ * - `server`: `server` queries of one server id, every event type (complete, but in a SCADA/IoT
+ *   Hat mostly unrelated events);
+ * - `auto` (default): `timeseries` when a time series holds the prefix and reaches back to the
+ *   checkpoint (the checkpoint event is in it, or — for a checkpoint of another type — the series'
+ *   oldest event is not younger than it), else `server`.
  */
 import type { Logger } from 'pino';
-import type { Event, EventerClient, QueryParams, QueryResult } from '../../hat/eventer/common.js';
+import type { Event, EventerClient } from '../../hat/eventer/common.js';
 import { matchesAny } from '../../hat/eventer/common.js';
-import { type EventRef, eventIdOf, refKey, refOf } from './event-ref.js';
+import type { CatchUpMode } from './config.js';
+import { type EventRef, refKey, refOf } from './event-ref.js';
+import {
+  type PageReaderDeps,
+  type PagesRead,
+  prefixTimeseries,
+  type QueryKind,
+  query,
+  readServerPages,
+  readTimeseriesPages,
+} from './history-pages.js';
 
 export type RecoveryMode = 'catch_up' | 'latest' | 'history';
+/** The queries that read the history: `latest` for AIMM's scan. */
+export type RecoveryVia = 'timeseries' | 'server' | 'latest';
 
 export interface RecoveryDeps {
   client: EventerClient;
@@ -29,83 +47,87 @@ export interface RecoveryDeps {
   /** Bytes a catch-up page aims at. */
   pageBytes: number;
   timeoutMs: number;
-  /** Without a checkpoint: also replay the server's history (exact revisions), not only `latest`. */
+  /** Without a checkpoint: replay the history (exact revisions), not only `latest`. */
   history: boolean;
+  /** How the history is read (see the module comment). */
+  catchUp: CatchUpMode;
   logger: Logger;
   /** Applies events from Hat (origin remote); `scannedUpTo` moves the checkpoint past other types. */
   apply(events: Event[], scannedUpTo: EventRef | null): void;
   /** Forgets the state before a rebuild (reason for the log). */
   rebuild(reason: string): void;
   progress(eventsSoFar: number): void;
+  /** Events received by each query (for metrics); optional. */
+  received?(kind: QueryKind, events: number): void;
 }
 
 export interface RecoveryReport {
   /** `catch_up`: from the checkpoint; `latest`/`history`: a full replay. */
   mode: RecoveryMode;
+  via: RecoveryVia;
   /** The state was thrown away first (checkpoint unknown to the server). */
   rebuilt: boolean;
+  /** Events under the prefix handed to the state. */
   events: number;
+  /** Events received from Hat by all of this recovery's queries (checks and probes included). */
+  received: number;
   pages: number;
 }
 
-export class RecoveryTimeoutError extends Error {
-  constructor(what: string, ms: number) {
-    super(`${what} got no response within ${ms} ms`);
-    this.name = 'RecoveryTimeoutError';
-  }
-}
-
 export async function recover(d: RecoveryDeps): Promise<RecoveryReport> {
+  let received = 0;
+  const r: PageReaderDeps = {
+    ...d,
+    received: (kind, n) => {
+      received += n;
+      d.received?.(kind, n);
+    },
+    onSentinelLost: (last) =>
+      d.logger.warn(
+        { eventId: refKey(last) },
+        'event backend: the time series lost the event the catch-up paged from (pruned?); going on from its timestamp',
+      ),
+  };
   const cp = d.checkpoint;
   let rebuilt = false;
   if (cp !== null) {
-    const problem = await verifyCheckpoint(d, cp);
-    if (problem === null) return { ...(await catchUp(d, cp.server, cp)), rebuilt };
-    d.logger.warn(
-      { checkpoint: refKey(cp) },
-      `event backend: rebuilding state from Hat: ${problem}`,
-    );
-    d.rebuild(problem);
+    const check = await verifyCheckpoint(r, cp);
+    if (typeof check !== 'string') {
+      const res = await catchUp(d, r, cp, check);
+      return { mode: 'catch_up', ...res, rebuilt, received };
+    }
+    d.logger.warn({ checkpoint: refKey(cp) }, `event backend: rebuilding state from Hat: ${check}`);
+    d.rebuild(check);
     rebuilt = true;
   }
   if (d.history) {
-    // Which server wrote under the prefix last? One small timeseries query tells.
-    const probe = await query(
-      d,
-      {
-        kind: 'timeseries',
-        eventTypes: d.subscription,
-        tFrom: null,
-        tTo: null,
-        sourceTFrom: null,
-        sourceTTo: null,
-        order: 'descending',
-        orderBy: 'timestamp',
-        maxResults: 1,
-        lastEventId: null,
-      },
-      'timeseries probe',
-    );
-    const server = probe.events[0]?.id.server;
-    if (server !== undefined) {
-      // That server's whole history, paged: every event counted, so revisions are exact, and no
-      // single message has to hold every model (as `latest` does).
-      const report = await catchUp(d, server, null);
-      return { mode: 'history', rebuilt, events: report.events, pages: report.pages + 1 };
-    }
+    const res = await replayHistory(d, r);
+    if (res !== null) return { mode: 'history', ...res, rebuilt, received };
     d.logger.info('event backend: no time series holds the prefix; falling back to a latest query');
   }
   // AIMM's startup scan: the latest event of every type under the prefix, in one message.
-  const latest = await query(d, { kind: 'latest', eventTypes: d.subscription }, 'latest query');
+  const latest = await query(r, { kind: 'latest', eventTypes: d.subscription }, 'latest query');
   d.apply(latest.events, null);
   d.progress(latest.events.length);
-  return { mode: 'latest', rebuilt, events: latest.events.length, pages: 1 };
+  return {
+    mode: 'latest',
+    via: 'latest',
+    rebuilt,
+    events: latest.events.length,
+    received,
+    pages: 1,
+  };
 }
 
-/** Null when the checkpoint event is on the server as we saw it; otherwise what is wrong. */
-async function verifyCheckpoint(d: RecoveryDeps, cp: EventRef): Promise<string | null> {
+type Read = PagesRead & { via: RecoveryVia };
+
+/**
+ * The checkpoint event as the server has it, or what is wrong: it is gone (Hat's store was reset
+ * or pruned, or the snapshot is ahead of it) or has another timestamp (reset).
+ */
+async function verifyCheckpoint(r: PageReaderDeps, cp: EventRef): Promise<Event | string> {
   const res = await query(
-    d,
+    r,
     {
       kind: 'server',
       serverId: cp.server,
@@ -123,69 +145,89 @@ async function verifyCheckpoint(d: RecoveryDeps, cp: EventRef): Promise<string |
     return `checkpoint event ${refKey(cp)} is not on the Hat server (next there is ${refKey(got)}; its store was reset or pruned)`;
   if (got.s !== cp.s || got.us !== cp.us)
     return `checkpoint event ${refKey(cp)} has another timestamp on the Hat server (its store was reset)`;
-  return null;
+  return e;
 }
 
-/** First page size of a catch-up; pages then double while they stay within the byte budget. */
-const FIRST_PAGE = 16;
-
-/**
- * Events of `server` after `from` (all of them for null), paged, applied page by page. Page sizes
- * adapt to the events' size: a page aims at `pageBytes` (models may be megabytes each) and never
- * asks for more than `pageSize` events.
- */
+/** Everything after the verified checkpoint `cp` (`cpEvent` is that event as Hat has it). */
 async function catchUp(
   d: RecoveryDeps,
-  server: number,
-  from: EventRef | null,
-): Promise<Omit<RecoveryReport, 'rebuilt'>> {
-  let last = from === null ? null : eventIdOf(from);
-  let events = 0;
-  let pages = 0;
-  let maxResults = Math.min(FIRST_PAGE, d.pageSize);
-  for (;;) {
-    const res = await query(
-      d,
-      { kind: 'server', serverId: server, persisted: false, maxResults, lastEventId: last },
-      'catch-up query',
-    );
-    pages++;
-    const lastEvent = res.events[res.events.length - 1];
-    if (lastEvent === undefined) break;
-    const relevant = res.events.filter((e) => matchesAny(e.type, d.subscription));
-    d.apply(relevant, refOf(lastEvent));
-    events += relevant.length;
-    d.progress(events);
-    last = lastEvent.id;
-    if (!res.moreFollows) break;
-    const perEvent = Math.max(1, pageBytesOf(res.events) / res.events.length);
-    maxResults = Math.max(
-      1,
-      Math.min(d.pageSize, maxResults * 2, Math.floor(d.pageBytes / perEvent)),
+  r: PageReaderDeps,
+  cp: EventRef,
+  cpEvent: Event,
+): Promise<Read> {
+  let probes = 0;
+  let applied = 0;
+  if (d.catchUp !== 'server') {
+    const inPrefix = matchesAny(cpEvent.type, d.subscription);
+    let gap: string | null = null;
+    if (!inPrefix) {
+      // The checkpoint is another type's event (a server-query catch-up scanned past it): does a
+      // time series hold the prefix, and does it reach back to the checkpoint?
+      probes++;
+      const oldest = await oldestInSeries(r);
+      if (oldest === undefined) gap = 'no time series holds the prefix';
+      else if (oldest.s > cp.s || (oldest.s === cp.s && oldest.us > cp.us))
+        gap = `the time series starts after the checkpoint (its oldest event is ${refKey(oldest)})`;
+    }
+    const auto = d.catchUp === 'auto';
+    if (gap === null || !auto) {
+      const res = await readTimeseriesPages(r, cp, {
+        fromInPrefix: inPrefix,
+        stopIfCheckpointMissing: auto,
+      });
+      if (res.checkpointMissing)
+        gap = `the time series does not hold the checkpoint event ${refKey(cp)}`;
+      if (gap === null || !auto) {
+        if (gap !== null)
+          d.logger.warn(
+            { checkpoint: refKey(cp) },
+            `event backend: caught up from a time series although ${gap}: events since the checkpoint may be missing (catch_up: auto or server reads the server's complete history)`,
+          );
+        return { events: res.events, pages: res.pages + probes, via: 'timeseries' };
+      }
+      // Events of other servers before the checkpoint may have been applied already.
+      applied = res.events;
+      probes += res.pages;
+    }
+    d.logger.info(
+      { checkpoint: refKey(cp) },
+      `event backend: catching up with server queries: ${gap}`,
     );
   }
-  return { mode: 'catch_up', events, pages };
+  const res = await readServerPages(r, cp.server, cp);
+  return { events: res.events + applied, pages: res.pages + probes, via: 'server' };
 }
 
-function pageBytesOf(events: readonly Event[]): number {
-  let n = 0;
-  for (const e of events) {
-    n += 64;
-    for (const seg of e.type) n += seg.length;
-    const p = e.payload;
-    if (p !== null) n += p.kind === 'json' ? p.text.length : p.data.length;
+/** The whole history without a checkpoint, or null when no time series holds the prefix. */
+async function replayHistory(d: RecoveryDeps, r: PageReaderDeps): Promise<Read | null> {
+  if (d.catchUp !== 'server') {
+    // Every server's events under the prefix, oldest first; an empty series → `latest`.
+    const res = await readTimeseriesPages(r, null, {
+      fromInPrefix: false,
+      stopIfCheckpointMissing: false,
+    });
+    return res.events === 0 ? null : { events: res.events, pages: res.pages, via: 'timeseries' };
   }
-  return n;
+  // Which server wrote under the prefix last? One small timeseries query tells; then that
+  // server's whole history, paged (every event counted: revisions are exact).
+  const probe = await query(
+    r,
+    prefixTimeseries(d, { order: 'descending', tFrom: null, maxResults: 1, lastEventId: null }),
+    'timeseries probe',
+  );
+  const server = probe.events[0]?.id.server;
+  if (server === undefined) return null;
+  const res = await readServerPages(r, server, null);
+  return { events: res.events, pages: res.pages + 1, via: 'server' };
 }
 
-async function query(d: RecoveryDeps, params: QueryParams, what: string): Promise<QueryResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RecoveryTimeoutError(what, d.timeoutMs)), d.timeoutMs);
-  });
-  try {
-    return await Promise.race([d.client.query(params), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** The oldest event under the prefix in the time series Hat answers from (undefined: none). */
+async function oldestInSeries(r: PageReaderDeps): Promise<EventRef | undefined> {
+  const res = await query(
+    r,
+    prefixTimeseries(r, { order: 'ascending', tFrom: null, maxResults: 1, lastEventId: null }),
+    'timeseries probe',
+  );
+  const e = res.events[0];
+  return e === undefined ? undefined : refOf(e);
 }
