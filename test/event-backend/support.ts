@@ -19,6 +19,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   decodeBody,
 } from '../../src/hat/chatter/message.js';
+import type { EventerClient, QueryParams, QueryResult } from '../../src/hat/eventer/common.js';
 import { createHatConnector } from '../../src/hat/eventer/connector.js';
 import { type HatPeer, type HatPeerOptions, startHatPeer } from '../peer/hat-peer.js';
 
@@ -158,6 +159,8 @@ export interface RecordingProxy {
   port: number;
   /** Client → server messages, in order, across all connections. */
   readonly sent: ChatterMsg[];
+  /** Bytes the server sent to clients, across all connections. */
+  readonly receivedBytes: number;
   close(): Promise<void>;
 }
 
@@ -166,6 +169,7 @@ export async function startRecordingProxy(target: {
   port: number;
 }): Promise<RecordingProxy> {
   const sent: ChatterMsg[] = [];
+  let receivedBytes = 0;
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(target.port, target.host);
@@ -176,7 +180,10 @@ export async function startRecordingProxy(target: {
       reader.push(chunk, (body) => sent.push(decodeBody(body)));
       upstream.write(chunk);
     });
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    upstream.on('data', (chunk: Buffer) => {
+      receivedBytes += chunk.length;
+      client.write(chunk);
+    });
     const end = () => {
       client.destroy();
       upstream.destroy();
@@ -192,9 +199,48 @@ export async function startRecordingProxy(target: {
     host: '127.0.0.1',
     port: addr.port,
     sent,
+    get receivedBytes() {
+      return receivedBytes;
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Makes every eventer client the context's connector opens answer queries through `answer`
+ * (which gets the query and the real client): to simulate a Hat whose time series holds less than
+ * its server history, or loses an event between two pages.
+ */
+export function interceptQueries(
+  ctx: BackendContext,
+  answer: (params: QueryParams, client: EventerClient) => Promise<QueryResult>,
+): void {
+  const hat = ctx.hat;
+  if (hat === null) throw new Error('no Hat connector');
+  ctx.hat = {
+    addresses: hat.addresses,
+    connect: async (options) => {
+      const client = await hat.connect(options);
+      return new Proxy(client, {
+        get(target, prop, receiver) {
+          if (prop === 'query') return (params: QueryParams) => answer(params, target);
+          const v = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+    },
+  };
+}
+
+/** A counter's value in the context's metrics (0 when absent). */
+export function metricValue(ctx: BackendContext, name: string, labels = ''): number {
+  const re = new RegExp(
+    `^aimm_store_${name}${labels === '' ? '' : `\\{${labels.replace(/[{}]/g, '')}\\}`} (\\S+)$`,
+    'm',
+  );
+  const m = re.exec(ctx.metrics.render());
+  return m?.[1] === undefined ? 0 : Number(m[1]);
 }
