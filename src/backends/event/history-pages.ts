@@ -9,10 +9,11 @@
  *   time-series partition, so it is only as complete as that partition.
  *
  * Paging a timeseries query uses `lastEventId` as a sentinel; an id that is not in the filtered
- * stream makes Hat answer `[]` with `moreFollows=false`. So a read never starts from the
- * checkpoint's id (it may be another type's event): it starts from the checkpoint's timestamp
- * (`tFrom`, inclusive) and drops the events at or before the checkpoint itself; later pages pass
- * the last *returned* event, which is in the stream by construction.
+ * stream makes Hat answer `[]` with `moreFollows=false`. So a read relies on the checkpoint's id
+ * only when an answer proves it is in the stream (events came back after it). Otherwise it starts
+ * from the checkpoint's timestamp (`tFrom`, inclusive) and drops the events at or before the
+ * checkpoint itself; later pages pass the last *returned* event, which is in the stream by
+ * construction.
  */
 import type {
   Event,
@@ -180,6 +181,14 @@ export async function readTimeseriesPages(
     from !== null && ref.server === from.server && compareRefs(ref, from) <= 0;
   const mustSee = from !== null && opts.fromInPrefix ? refKey(from) : null;
   let seen = mustSee === null;
+  // A checkpoint under the prefix is in the stream if the series holds it: try it as the first
+  // sentinel, so nothing of its session is read again. (Events of other servers with the very
+  // same timestamp and a lower server id come before it in the stream and are taken as seen.) An
+  // empty answer is ambiguous — nothing after it, or the series lacks it: if the series' newest
+  // event from its timestamp on is the checkpoint, nothing happened; else read from its
+  // timestamp, which tells.
+  let tryingCheckpoint = from !== null && opts.fromInPrefix;
+  if (tryingCheckpoint && from !== null) sentinel = eventIdOf(from);
   let lastReturned: EventRef | null = null;
   let moreFollowed = false;
   let restarts = 0;
@@ -190,6 +199,23 @@ export async function readTimeseriesPages(
       'catch-up query',
     );
     pages++;
+    if (tryingCheckpoint && from !== null) {
+      tryingCheckpoint = false;
+      if (res.events.length > 0) seen = true;
+      else {
+        const newest = await query(
+          d,
+          prefixTimeseries(d, { order: 'descending', tFrom, maxResults: 1, lastEventId: null }),
+          'timeseries probe',
+        );
+        pages++;
+        const e = newest.events[0];
+        if (e !== undefined && refKey(e.id) === refKey(from))
+          return { events, pages, checkpointMissing: false, stopped: false };
+        sentinel = null;
+        continue;
+      }
+    }
     if (res.events.length === 0) {
       if (sentinel !== null && moreFollowed && lastReturned !== null) {
         // More followed the sentinel a moment ago; now Hat does not know it: the partition
