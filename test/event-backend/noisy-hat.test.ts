@@ -349,6 +349,37 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
     }
   });
 
+  it('every timeseries page starts at its sentinel’s timestamp (LMDB walks from tFrom to the sentinel)', async () => {
+    peer.resetStore();
+    for (let round = 0; round < 6; round++) {
+      peer.register(Array.from({ length: 20 }, (_, i) => aimmEvent(i + 1, `r${round}`)));
+      noise(peer, 200);
+    }
+    const ctx = peerContext(peer);
+    const paged: QueryTimeseriesParams[] = [];
+    interceptQueries(ctx, (params, client) => {
+      if (params.kind === 'timeseries' && params.lastEventId !== null) paged.push(params);
+      return client.query(params);
+    });
+    const b = await openBackend(ctx, { catch_up_page_size: 8 });
+    try {
+      assert.equal(recovered(ctx).events, 120);
+      assert.ok(paged.length >= 10, `${paged.length} pages with a sentinel`);
+      for (const p of paged) {
+        const id = p.lastEventId;
+        const sentinel = peer.events.find(
+          (e) =>
+            e.id.server === id?.server &&
+            e.id.session === id.session &&
+            e.id.instance === id.instance,
+        );
+        assert.deepEqual(p.tFrom, sentinel?.timestamp);
+      }
+    } finally {
+      await b.close();
+    }
+  });
+
   it('two server ids: auto replays and catches up both; server follows one (documented)', async () => {
     peer.resetStore();
     const { dir, remove } = tempDir();

@@ -13,7 +13,8 @@
  * only when an answer proves it is in the stream (events came back after it). Otherwise it starts
  * from the checkpoint's timestamp (`tFrom`, inclusive) and drops the events at or before the
  * checkpoint itself; later pages pass the last *returned* event, which is in the stream by
- * construction.
+ * construction, with its timestamp as `tFrom` (LMDB skips everything from `tFrom` up to the
+ * sentinel, whatever its type: a fixed `tFrom` would make paging quadratic).
  */
 import type {
   Event,
@@ -255,6 +256,10 @@ export async function readTimeseriesPages(
     const last = res.events[res.events.length - 1] as Event;
     lastReturned = refOf(last);
     sentinel = last.id;
+    // The next page starts at the sentinel's own timestamp: Hat's LMDB walks its partition from
+    // `tFrom` and skips every entry (of any type) until it meets the sentinel, so a fixed `tFrom`
+    // would make each page rescan everything before it.
+    tFrom = { s: lastReturned.s, us: lastReturned.us };
     moreFollowed = res.moreFollows;
     if (!res.moreFollows) break;
     maxResults = nextPageSize(d, maxResults, res.events);
