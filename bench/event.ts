@@ -1,5 +1,5 @@
 /**
- * event backend benchmark: `node dist/bench/event.js [--quick] [--only writes|restart|rss]`.
+ * event backend benchmark: `node dist/bench/event.js [--quick] [--only writes|restart|rss|noisy]`.
  *
  * Everything runs against the Hat test peer (test/peer/hat-peer.ts) on loopback, started in this
  * process (the peer's own work — decoding, Python-style JSON normalisation, notifying — is part of
@@ -10,14 +10,20 @@
  *    request per write and awaits its response (the unbatched baseline), alternating in rounds,
  *    each round on a reset peer; the ratio is the median over rounds of ours/baseline.
  * 2. restart time (create → whenReady) for 10k and 100k models: full replay (`history`: the
- *    server's history in pages; `latest`: AIMM's one latest query) against a restart from a
- *    snapshot plus a delta of 1% updates.
+ *    prefix's history in pages, read from a time series (`catch_up: auto`) and with server queries
+ *    (`catch_up: server`), with the peer's own time answering the queries; `latest`: AIMM's one
+ *    latest query) against a restart from a snapshot plus a delta of 1% updates.
  * 3. peak RSS of a child process recovering 10k × 64 KiB models: without a snapshot (bytes in
  *    memory), with a snapshot being built, and restarting from that snapshot; plus an idle child
  *    for scale.
+ * 4. a noisy Hat (`--only noisy`): 10k models among 200k unrelated events; full replay and a
+ *    snapshot catch-up (100 model updates among 20k unrelated events), `catch_up: server` against
+ *    `catch_up: auto` (which reads a type-filtered time series): time, bytes received (a counting
+ *    proxy between backend and peer), events received, and the peer's own time answering queries.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -26,7 +32,7 @@ import type { BackendContext } from '../src/backend/types.js';
 import { modelRegisterEvent } from '../src/backends/event/format.js';
 import { create } from '../src/backends/event.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
-import type { RegisterEvent } from '../src/hat/eventer/common.js';
+import type { QueryParams, QueryResult, RegisterEvent } from '../src/hat/eventer/common.js';
 import { createHatConnector } from '../src/hat/eventer/connector.js';
 import { type HatPeer, startHatPeer } from '../test/peer/hat-peer.js';
 
@@ -45,11 +51,14 @@ export interface Options {
   log: (line: string) => void;
 }
 
-function context(peer: { host: string; port: number }): BackendContext {
+function context(
+  peer: { host: string; port: number },
+  metrics = new MetricsRegistry(),
+): BackendContext {
   return {
     name: 'bench',
     logger: pino({ level: 'silent' }),
-    metrics: new MetricsRegistry(),
+    metrics,
     hat: createHatConnector({
       addresses: [{ host: peer.host, port: peer.port }],
       clientName: 'aimm-store/bench',
@@ -194,9 +203,29 @@ export async function runWrites(o: Options): Promise<WriteRow[]> {
 
 // ---- 2. restart --------------------------------------------------------------------------------
 
+/** Measures the time the in-process peer spends answering queries. */
+function timePeerQueries(peer: HatPeer): { ms: number } {
+  const acc = { ms: 0 };
+  const p = peer as unknown as { query(params: QueryParams): QueryResult };
+  const original = p.query.bind(peer);
+  p.query = (params) => {
+    const t0 = performance.now();
+    try {
+      return original(params);
+    } finally {
+      acc.ms += performance.now() - t0;
+    }
+  };
+  return acc;
+}
+
 export interface RestartRow {
   models: number;
+  /** Full replay, `catch_up: auto` (a timeseries read) and `server`; of which the peer's queries. */
   historyMs: number;
+  historyPeerMs: number;
+  historyServerMs: number;
+  historyServerPeerMs: number;
   latestMs: number;
   snapshotDeltaMs: number;
   delta: number;
@@ -213,7 +242,10 @@ function seed(peer: HatPeer, count: number, size: number, tag: number): void {
   }
 }
 
-async function timeRecovery(peer: HatPeer, extra: Record<string, unknown>): Promise<number> {
+async function timeRecovery(
+  peer: { host: string; port: number },
+  extra: Record<string, unknown>,
+): Promise<number> {
   const t0 = performance.now();
   const b = create({ module: 'x', model_prefix: PREFIX, ...extra }, context(peer));
   await b.whenReady();
@@ -230,9 +262,30 @@ export async function runRestart(o: Options): Promise<RestartRow[]> {
     const peer = await startHatPeer({ flushDelayMs: 1000, engineEvents: false });
     const path = join(o.dir, `restart-${n}.db`);
     for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+    const peerTime = timePeerQueries(peer);
+    const timed = async (extra: Record<string, unknown>) => {
+      const p0 = peerTime.ms;
+      const ms = await timeRecovery(peer, extra);
+      return { ms, peerMs: peerTime.ms - p0 };
+    };
     try {
       seed(peer, n, 256, 1);
-      const historyMs = await timeRecovery(peer, {});
+      // One untimed recovery first (JIT warm-up), then the two reads alternately; medians.
+      await timeRecovery(peer, { full_replay: 'latest' });
+      const runs: Record<'auto' | 'server', { ms: number; peerMs: number }[]> = {
+        auto: [],
+        server: [],
+      };
+      for (let r = 0; r < (o.quick ? 1 : 3); r++)
+        for (const c of r % 2 === 0 ? (['auto', 'server'] as const) : (['server', 'auto'] as const))
+          runs[c].push(await timed({ catch_up: c }));
+      const med = (xs: { ms: number; peerMs: number }[]) => ({
+        ms: median(xs.map((x) => x.ms)),
+        peerMs: median(xs.map((x) => x.peerMs)),
+      });
+      const history = med(runs.auto);
+      const historyServer = med(runs.server);
+      const historyMs = history.ms;
       const latestMs = await timeRecovery(peer, { full_replay: 'latest' });
       await timeRecovery(peer, { snapshot: { path } }); // builds the snapshot (not part of the figure)
       const delta = Math.max(1, Math.round(n / 100));
@@ -242,6 +295,9 @@ export async function runRestart(o: Options): Promise<RestartRow[]> {
       const row = {
         models: n,
         historyMs,
+        historyPeerMs: history.peerMs,
+        historyServerMs: historyServer.ms,
+        historyServerPeerMs: historyServer.peerMs,
         latestMs,
         snapshotDeltaMs,
         delta,
@@ -249,7 +305,7 @@ export async function runRestart(o: Options): Promise<RestartRow[]> {
       };
       rows.push(row);
       o.log(
-        `  ${String(n).padStart(6)} models: full replay history ${historyMs.toFixed(0)} ms, latest ${latestMs.toFixed(0)} ms; snapshot + ${delta} delta ${snapshotDeltaMs.toFixed(0)} ms  (history/snapshot ${row.ratio.toFixed(1)}×)`,
+        `  ${String(n).padStart(6)} models: full replay history ${historyMs.toFixed(0)} ms (timeseries; peer queries ${history.peerMs.toFixed(0)} ms) / ${historyServer.ms.toFixed(0)} ms (catch_up: server; peer queries ${historyServer.peerMs.toFixed(0)} ms), latest ${latestMs.toFixed(0)} ms; snapshot + ${delta} delta ${snapshotDeltaMs.toFixed(0)} ms  (history/snapshot ${row.ratio.toFixed(1)}×)`,
       );
     } finally {
       await peer.close();
@@ -345,11 +401,196 @@ export async function runRss(o: Options): Promise<RssRow[]> {
   return rows;
 }
 
+// ---- 4. a noisy Hat ----------------------------------------------------------------------------
+
+export interface NoisyRow {
+  case: 'full replay' | 'catch-up';
+  catchUp: 'server' | 'auto';
+  via: string;
+  ms: number;
+  /** Of which the peer (same process) spent answering queries. */
+  peerMs: number;
+  bytes: number;
+  received: number;
+}
+
+function sizeText(bytes: number): string {
+  return bytes < 1048576
+    ? `${(bytes / 1024).toFixed(1)} KiB`
+    : `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+/** A TCP proxy that counts the bytes the server sends. */
+async function countingProxy(target: { host: string; port: number }) {
+  let bytes = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = netConnect(target.port, target.host);
+    for (const s of [client, upstream]) sockets.add(s);
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const s of [client, upstream]) {
+      s.on('close', end);
+      s.on('error', end);
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    host: '127.0.0.1',
+    port: (server.address() as AddressInfo).port,
+    get bytes() {
+      return bytes;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+let noiseSeq = 0;
+function registerNoise(peer: HatPeer, n: number): void {
+  for (let i = 0; i < n; i += 1000) {
+    const batch: RegisterEvent[] = [];
+    for (let j = i; j < Math.min(n, i + 1000); j++) {
+      const k = noiseSeq++;
+      batch.push({
+        type: ['gateway', `device${k % 200}`, k % 4 === 0 ? 'state' : 'measurement', 'value'],
+        sourceTimestamp: { s: 1_700_000_000 + (k >> 4), us: (k & 15) * 1000 },
+        payload: { kind: 'json', text: `{"value": ${(k % 1000) / 8}, "quality": "good"}` },
+      });
+    }
+    peer.register(batch);
+  }
+}
+
+function copySnapshot(from: string, to: string): void {
+  for (const s of ['', '-wal', '-shm']) {
+    rmSync(to + s, { force: true });
+    if (existsSync(from + s)) copyFileSync(from + s, to + s);
+  }
+}
+
+export async function runNoisy(o: Options): Promise<NoisyRow[]> {
+  const models = o.quick ? 2000 : 10_000;
+  const noise = models * 20;
+  const rounds = o.quick ? 1 : 3;
+  const rows: NoisyRow[] = [];
+  const peer = await startHatPeer({ flushDelayMs: 1000, engineEvents: false });
+  const proxy = await countingProxy(peer);
+  const peerTime = timePeerQueries(peer);
+  const base = join(o.dir, 'noisy.db');
+  const work = join(o.dir, 'noisy-work.db');
+  copySnapshot(join(o.dir, 'none'), base);
+  try {
+    // 10k models in sessions of 500, among 200k unrelated events.
+    const data = blob(256, 4);
+    const step = models / 20;
+    for (let r = 0; r < 20; r++) {
+      registerNoise(peer, noise / 40);
+      const batch: RegisterEvent[] = [];
+      for (let id = 1 + r * step; id <= (r + 1) * step; id++)
+        batch.push(modelRegisterEvent(PREFIX, id, 'bench.Model', data));
+      peer.register(batch);
+      registerNoise(peer, noise / 40);
+    }
+    const measure = async (
+      which: NoisyRow['case'],
+      catchUp: NoisyRow['catchUp'],
+      extra: Record<string, unknown>,
+    ): Promise<NoisyRow> => {
+      const metrics = new MetricsRegistry();
+      const bytes0 = proxy.bytes;
+      const peer0 = peerTime.ms;
+      const t0 = performance.now();
+      const b = create(
+        { module: 'x', model_prefix: PREFIX, catch_up: catchUp, ...extra },
+        context(proxy, metrics),
+      );
+      await b.whenReady();
+      const ms = performance.now() - t0;
+      const n = (await b.getModels()).length;
+      await b.close();
+      if (n !== models) throw new Error(`recovered ${n} models, expected ${models}`);
+      const text = metrics.render();
+      const byQuery: Record<string, number> = {};
+      for (const m of text.matchAll(/event_recovery_received_events_total\{query="(\w+)"\} (\d+)/g))
+        byQuery[m[1] as string] = Number(m[2]);
+      const received = Object.values(byQuery).reduce((a, b) => a + b, 0);
+      // Which query read the history: the one that brought most events (checks and probes: 1).
+      const via = (byQuery.server ?? 0) > (byQuery.timeseries ?? 0) ? 'server' : 'timeseries';
+      return {
+        case: which,
+        catchUp,
+        via,
+        ms,
+        peerMs: peerTime.ms - peer0,
+        bytes: proxy.bytes - bytes0,
+        received,
+      };
+    };
+    const collect = new Map<string, NoisyRow[]>();
+    const keep = (r: NoisyRow) => {
+      const k = `${r.case}/${r.catchUp}`;
+      collect.set(k, [...(collect.get(k) ?? []), r]);
+    };
+    // The snapshot both catch-ups start from: built by a full replay, then a delta while down.
+    await timeRecovery(proxy, { snapshot: { path: base } });
+    for (let id = 1; id <= models / 100; id++) {
+      registerNoise(peer, noise / 10 / (models / 100));
+      peer.register([modelRegisterEvent(PREFIX, id * 97, 'bench.Model', blob(256, 5))]);
+    }
+    for (let r = 0; r < rounds; r++) {
+      const order: NoisyRow['catchUp'][] = r % 2 === 0 ? ['server', 'auto'] : ['auto', 'server'];
+      for (const c of order) keep(await measure('full replay', c, {}));
+      for (const c of order) {
+        copySnapshot(base, work);
+        keep(await measure('catch-up', c, { snapshot: { path: work } }));
+      }
+    }
+    for (const which of ['full replay', 'catch-up'] as const) {
+      const pick = (c: string) => {
+        const rs = collect.get(`${which}/${c}`) ?? [];
+        return {
+          ...(rs[0] as NoisyRow),
+          ms: median(rs.map((x) => x.ms)),
+          peerMs: median(rs.map((x) => x.peerMs)),
+        };
+      };
+      const server = pick('server');
+      const auto = pick('auto');
+      rows.push(server, auto);
+      for (const r of [server, auto])
+        o.log(
+          `  ${which.padEnd(11)} catch_up ${r.catchUp.padEnd(6)} ${r.ms.toFixed(0).padStart(6)} ms (peer queries ${r.peerMs.toFixed(0).padStart(5)} ms, rest ${(r.ms - r.peerMs).toFixed(0).padStart(5)} ms)  ${sizeText(r.bytes).padStart(9)}  ${String(r.received).padStart(7)} events received`,
+        );
+      const rest = (r: NoisyRow) => r.ms - r.peerMs;
+      o.log(
+        `  ${which.padEnd(11)} server/auto: time ${(server.ms / auto.ms).toFixed(1)}× (rest ${(rest(server) / rest(auto)).toFixed(1)}×), bytes ${(server.bytes / auto.bytes).toFixed(1)}×, events ${(server.received / auto.received).toFixed(0)}×`,
+      );
+    }
+  } finally {
+    await proxy.close();
+    await peer.close();
+    for (const p of [base, work])
+      for (const s of ['', '-wal', '-shm']) rmSync(p + s, { force: true });
+  }
+  return rows;
+}
+
 // ---- main --------------------------------------------------------------------------------------
 
 export async function run(o: Options) {
   mkdirSync(o.dir, { recursive: true });
-  const out: { writes?: WriteRow[]; restart?: RestartRow[]; rss?: RssRow[] } = {};
+  const out: { writes?: WriteRow[]; restart?: RestartRow[]; rss?: RssRow[]; noisy?: NoisyRow[] } =
+    {};
   if (o.only === null || o.only === 'writes') {
     o.log(
       'event backend writes (ours = batched pipeline; baseline = one register request per write):',
@@ -363,6 +604,12 @@ export async function run(o: Options) {
   if (o.only === null || o.only === 'rss') {
     o.log('event backend peak RSS of a recovering child process:');
     out.rss = await runRss(o);
+  }
+  if (o.only === null || o.only === 'noisy') {
+    o.log(
+      'event backend restart from a noisy Hat (models among 20× as many unrelated events), catch_up server vs auto (timeseries):',
+    );
+    out.noisy = await runNoisy(o);
   }
   return out;
 }
