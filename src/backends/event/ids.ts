@@ -5,6 +5,8 @@
  * With stride 1 that is max(known)+1; with N writers on one prefix, each with its own offset, no
  * two writers can ever pick the same id. Ids are never reused, also not after a restart.
  */
+import { BackendError } from '../../backend/types.js';
+
 export class IdAllocator {
   private max = 0;
 
@@ -32,7 +34,13 @@ export class IdAllocator {
     const base = this.max + 1;
     const rem = base % this.stride;
     const id = base + ((this.offset - rem + this.stride) % this.stride);
-    if (!Number.isSafeInteger(id)) throw new RangeError('instance id space exhausted');
+    if (!Number.isSafeInteger(id))
+      // Another writer used the top of the id space (an event at id 2^53-1 is valid): a clear
+      // refusal for the client, not an internal error.
+      throw new BackendError(
+        'unavailable',
+        `no instance id left: ids above ${this.max}, the highest id known under the prefix, are not safe integers (ids are never reused)`,
+      );
     this.max = id;
     return id;
   }
