@@ -138,6 +138,7 @@ class Writers {
   private readonly busy = new Set<number>();
   readonly acks: Ack[] = [];
   readonly createdIds = new Set<number>();
+  maxCreated = 0;
   maxCreatedBeforeReset = 0;
   positionUnknown = false;
   seq = 0;
@@ -222,6 +223,7 @@ class Writers {
           if (this.createdIds.has(meta.instanceId) || meta.instanceId <= this.maxCreatedBeforeReset)
             this.summary.violations.push(`create returned id ${meta.instanceId}, used before`);
           this.createdIds.add(meta.instanceId);
+          this.maxCreated = Math.max(this.maxCreated, meta.instanceId);
         }
         if (meta.sha256 !== sha256(bytes))
           this.summary.violations.push(`ack of ${meta.instanceId} reports another sha256`);
@@ -555,7 +557,7 @@ export async function runFaultCampaign(opts: FaultCampaignOptions): Promise<Faul
         case 'reset': {
           // Quiet first: acknowledgements made before the reset are checked against the old store.
           await check('before reset');
-          writers.maxCreatedBeforeReset = Math.max(remote.usedUpTo, ...writers.createdIds);
+          writers.maxCreatedBeforeReset = Math.max(remote.usedUpTo, writers.maxCreated);
           await peer.stop();
           peer.resetStore();
           resetAt = 0;
@@ -568,7 +570,7 @@ export async function runFaultCampaign(opts: FaultCampaignOptions): Promise<Faul
           // Not something a real Hat server can do (its store cannot be wiped while it runs), but
           // a daemon must not trust event ids blindly: ids restart under a live connection.
           await check('before reset');
-          writers.maxCreatedBeforeReset = Math.max(remote.usedUpTo, ...writers.createdIds);
+          writers.maxCreatedBeforeReset = Math.max(remote.usedUpTo, writers.maxCreated);
           peer.resetStore();
           writers.positionUnknown = true;
           writers.start();
