@@ -422,7 +422,12 @@ export async function runFaultCampaign(opts: FaultCampaignOptions): Promise<Faul
     const hport = await daemon.port('http');
     const jport = await Promise.race([daemon.port('juggler'), deadline(30_000, null)]);
     if (jport === null || hport === null) throw new Error(`daemon did not start: ${daemon.stderr}`);
-    const metrics = async () => (await httpGet(hport, '/metrics')).body;
+    const secrets = [TOKEN, user.password, user.hash];
+    const metrics = async () => {
+      const text = (await httpGet(hport, '/metrics')).body;
+      if (secrets.some((x) => text.includes(x))) summary.violations.push('a secret in /metrics');
+      return text;
+    };
     const readyz = async () => (await httpGet(hport, '/readyz')).status;
     /** /readyz and the `ready` metric agree, and say `ready`; `connected` per the metric. */
     const readiness = async (): Promise<{ ready: boolean; connected: boolean }> => {
