@@ -74,6 +74,12 @@ export interface CrashCampaignOptions {
   backend: CrashBackend;
   /** Event backend: with a SQLite snapshot. */
   snapshot?: boolean;
+  /**
+   * Event backend: how recovery reads Hat (`catch_up`): `auto` (type-filtered time series),
+   * `server` (every event of the server, the campaign's unrelated events too), or `alternate`
+   * (by epoch; the default).
+   */
+  catchUp?: 'auto' | 'server' | 'alternate';
   kills: number;
   seed?: number;
   killsPerEpoch?: number;
@@ -206,6 +212,7 @@ class Writer {
 
   constructor(readonly logFile: string) {
     this.child = fork(join(HERE, 'crash-writer.js'), [logFile], {
+      execArgv: [], // not the test runner's flags
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     trackChild(this.child);
@@ -291,9 +298,15 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
     const peer: HatPeer | null =
       opts.backend === 'event' ? await startHatPeer({ serverToken: TOKEN, flushDelayMs: 5 }) : null;
     const hooks = peer === null ? null : new PeerHooks(peer, `aimm-store/${NAME}`);
+    const catchUp =
+      opts.catchUp === 'auto' || opts.catchUp === 'server'
+        ? opts.catchUp
+        : summary.epochs % 2 === 1
+          ? 'auto'
+          : 'server';
     const configFile = writeConfig(
       join(dir, 'config.json'),
-      daemonConfig(opts.backend, snapshot, dir, peer, user.hash),
+      daemonConfig(opts.backend, snapshot, dir, peer, user.hash, catchUp),
     );
     const logFile = join(dir, 'writes.log');
     const writer = new Writer(logFile);
@@ -587,6 +600,7 @@ function daemonConfig(
   dir: string,
   peer: HatPeer | null,
   passwordHash: string,
+  catchUp: 'auto' | 'server',
 ): Record<string, unknown> {
   const control = [
     {
@@ -610,6 +624,7 @@ function daemonConfig(
       module: 'aimm-store/backends/event',
       model_prefix: PREFIX,
       catch_up_page_size: 32,
+      catch_up: catchUp,
       reconnect: { min_delay_ms: 20, max_delay_ms: 200 },
       ...(snapshot ? { snapshot: { path: join(dir, 'data', 'snapshot.db') } } : {}),
     },

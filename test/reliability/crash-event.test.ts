@@ -36,7 +36,12 @@ function assertClean(s: CrashSummary, points: string[]): void {
 
 describe('crash campaign, event backend (bounded)', () => {
   test('without snapshot', T, async () => {
-    const s = await runCrashCampaign({ backend: 'event', kills: KILLS, schedule: 'round-robin' });
+    const s = await runCrashCampaign({
+      backend: 'event',
+      kills: KILLS,
+      schedule: 'round-robin',
+      catchUp: 'server',
+    });
     assertClean(s, POINTS);
   });
 
@@ -46,6 +51,7 @@ describe('crash campaign, event backend (bounded)', () => {
       snapshot: true,
       kills: KILLS,
       schedule: 'round-robin',
+      catchUp: 'auto',
     });
     assertClean(s, [...POINTS, ...(canAimAtSyscalls ? ['snapshot'] : [])]);
   });
