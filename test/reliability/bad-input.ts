@@ -81,6 +81,8 @@ export async function runBadInputCampaign(opts: BadInputOptions): Promise<BadInp
       say(
         `bad input: ${target}: ${r.inputs} inputs, ${r.failures.length} failures, ${Math.round(r.durationMs / 1000)} s`,
       );
+      for (const f of r.failures.slice(0, 3))
+        say(`bad input: ${target}: failure: ${f.slice(0, 4000)}`);
       results.push(r);
     }
   } finally {

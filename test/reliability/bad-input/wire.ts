@@ -205,7 +205,11 @@ interface WireOutcome {
 }
 
 /** Runs one fuzz connection; returns what came back. */
-async function runWireCase(url: string, wc: WireCase, password: string): Promise<WireOutcome> {
+export async function runWireCase(
+  url: string,
+  wc: WireCase,
+  password: string,
+): Promise<WireOutcome> {
   const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
   const out: WireOutcome = { answered: new Map(), closeCode: null };
   let parts = '';
@@ -289,13 +293,13 @@ async function runWireCase(url: string, wc: WireCase, password: string): Promise
   return out;
 }
 
-function judgeWire(wc: WireCase, out: WireOutcome): string | null {
+export function judgeWire(wc: WireCase, out: WireOutcome): string | null {
   const fatal = wc.steps.find((s) => s.kind === 'fatal');
   if (wc.login) {
     const a = out.answered.get(1);
     // A bad frame closes the connection at once: answers still being computed may be dropped.
     if (!(a === undefined && fatal !== undefined) && JSON.stringify(a?.data) !== '{"success":true}')
-      return `login answered ${JSON.stringify(a)}`;
+      return `login answered ${JSON.stringify(a)} (close ${out.closeCode}, answered ${[...out.answered.keys()].join(',')})`;
   }
   for (const s of wc.steps) {
     if (s.kind !== 'request') continue;
@@ -392,6 +396,9 @@ export async function jugglerWire(
         users: [{ username: ADMIN.username, password: sha256(ADMIN.password) }],
         max_message_size: maxMessageSize,
         max_connections: 4096,
+        // Auto framing assumes 0.7 after framing_wait of silence; a loaded fuzz process can be
+        // slower than the 0.5 s default between its connection and its first (0.6) message.
+        framing_wait: 10,
       },
       { module: 'aimm-store/controls/http', server: { host: '127.0.0.1', port: 0 } },
     ],
