@@ -191,6 +191,11 @@ class PointChooser {
     return START_POINTS.includes(p) ? p : null;
   }
 
+  /** An aimed start point that did not happen: in turn, it is tried again at the next start. */
+  missed(): void {
+    if (this.schedule === 'round-robin') this.cursor--;
+  }
+
   running(): KillPoint {
     if (this.schedule === 'round-robin') {
       const p = this.cycle[this.cursor % this.cycle.length] as KillPoint;
@@ -286,7 +291,8 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
   const count = (rec: Record<string, number>, k: string) => {
     rec[k] = (rec[k] ?? 0) + 1;
   };
-  let readyMsAvg = 800;
+  /** How long the last start took until ready (startup kills aim within it). */
+  let readyMs = 400;
   const chooser = new PointChooser(rng, weights, opts.schedule ?? 'random');
   const failed = () =>
     stopOnViolation && (summary.violations.length > 0 || summary.problems.length > 0);
@@ -314,6 +320,7 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
     const checker = new CrashChecker();
     let logOffset = 0;
     let noise = 0;
+    let recoveryQueries = 2;
     let daemon: Daemon | null = null;
 
     const ingest = () => {
@@ -363,10 +370,14 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
       daemon = d;
       const spawnedAt = Date.now();
       let readySeen = false;
+      const queriesBefore = hooks?.queries ?? 0;
       if (point === 'catch-up' && hooks !== null) {
-        void hooks.arm('query', rng.int(1, 6), 'dropped', () => d.kill());
+        // At one of the queries a recovery takes (as many as the last one took).
+        void hooks.arm('query', rng.int(1, Math.max(1, recoveryQueries)), 'dropped', () =>
+          d.kill(),
+        );
       } else if (point === 'startup') {
-        const delay = rng.int(0, Math.round(readyMsAvg));
+        const delay = rng.int(0, Math.round(readyMs * 0.9));
         void sleep(delay).then(() => {
           if (!readySeen && d.alive) d.kill();
         });
@@ -381,8 +392,12 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
         if (d.expectedExit) killed(point ?? 'startup');
         return false;
       }
-      if (point !== null) count(summary.missedAims, point);
-      readyMsAvg = readyMsAvg * 0.8 + (Date.now() - spawnedAt) * 0.2;
+      if (point !== null) {
+        count(summary.missedAims, point);
+        chooser.missed();
+      }
+      readyMs = Date.now() - spawnedAt;
+      if (hooks !== null) recoveryQueries = hooks.queries - queriesBefore;
       return true;
     };
 

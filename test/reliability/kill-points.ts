@@ -85,6 +85,8 @@ type OnMessage = (pc: { info: { clientName: string } | null }, msg: { type: stri
 /** Kills the daemon at its N-th register request or query on the test peer (see the file header). */
 export class PeerHooks {
   private armed: Armed | null = null;
+  /** Queries the daemon sent so far (to aim at recovery: how many a recovery takes). */
+  queries = 0;
 
   constructor(
     peer: HatPeer,
@@ -93,6 +95,7 @@ export class PeerHooks {
     const p = peer as unknown as { onMessage: OnMessage };
     const original = p.onMessage.bind(peer);
     p.onMessage = (pc, msg) => {
+      if (msg.type === MSG_QUERY_REQ && pc.info?.clientName === this.clientName) this.queries++;
       const a = this.armed;
       if (a === null || msg.type !== a.type || pc.info?.clientName !== this.clientName)
         return original(pc, msg);
