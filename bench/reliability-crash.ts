@@ -57,7 +57,7 @@ function printSummary(s: CrashSummary): void {
   const lines = [
     `== crash campaign: ${s.backend} (seed ${s.seed}) ==`,
     `kills                ${s.kills}  ${JSON.stringify(s.killsByPoint)}`,
-    `aimed kills missed   ${JSON.stringify(s.missedAims)} (killed at random instead)`,
+    `aimed kills missed   ${JSON.stringify(s.missedAims)} (the moment did not come; killed elsewhere)`,
     `kills inside syscall ${JSON.stringify(s.syscallsHit)}`,
     `restarts             ${s.restarts} (graceful stops ${s.gracefulStops}, epochs ${s.epochs})`,
     `writes attempted     ${s.attempts}`,
