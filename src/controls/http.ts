@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { ConfigIssue } from '../common/schema.js';
 import { createHandler } from './http/handler.js';
-import { isLoopbackHost } from './http/loopback.js';
+import { isLoopbackHost } from './loopback.js';
 import type { Control, ControlConf, ControlContext } from './types.js';
 
 /** The schema of this control's config part (in `schemas/controls/http.yaml`). */

@@ -9,7 +9,8 @@ import { JugglerServer } from './juggler/server.js';
 import type { Control, ControlConf, ControlContext } from './types.js';
 
 export type { JugglerConf } from './juggler/conf.js';
-export { checkConf, isLoopbackHost, validateConf } from './juggler/conf.js';
+export { checkConf, validateConf } from './juggler/conf.js';
+export { isLoopbackHost } from './loopback.js';
 
 /** Schema id of this control's configuration (`schemas/controls/juggler.yaml`). */
 export const confSchema = CONF_SCHEMA_ID;

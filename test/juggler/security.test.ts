@@ -99,7 +99,15 @@ describe('configuration', () => {
 
 describe('no users only on loopback', () => {
   test('loopback hosts', () => {
-    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])
+    for (const host of [
+      '127.0.0.1',
+      '127.1.2.3',
+      'localhost',
+      '::1',
+      '[::1]',
+      '0:0:0:0:0:0:0:1',
+      '::ffff:127.0.0.1',
+    ])
       assert.ok(isLoopbackHost(host), host);
     for (const host of [
       '0.0.0.0',
@@ -107,6 +115,7 @@ describe('no users only on loopback', () => {
       '10.0.0.1',
       '192.168.1.2',
       'example.com',
+      'models.localhost',
       '128.0.0.1',
       '::2',
     ])

@@ -3,10 +3,10 @@
  * `users` only on loopback), and the resolved settings with their defaults.
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { type ConfigIssue, SCHEMAS_DIR, SchemaRegistry } from '../../common/schema.js';
+import { isLoopbackHost } from '../loopback.js';
 import type { UserConf } from './auth.js';
 import type { Framing } from './framing.js';
 
@@ -49,17 +49,6 @@ export interface Settings {
 }
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
-
-/** Loopback: `localhost`, 127.0.0.0/8, `::1` (and IPv4-mapped 127.x). */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  const v = isIP(h);
-  if (v === 4) return h.startsWith('127.');
-  if (v === 6)
-    return h === '::1' || /^0*:0*:0*:0*:0*:0*:0*:0*1$/.test(h) || /^::ffff:127\./.test(h);
-  return false;
-}
 
 /** Checks beyond the schema; paths are prefixed with `basePath` (e.g. `$.control[0]`). */
 export function checkConf(conf: JugglerConf, basePath = '$'): ConfigIssue[] {

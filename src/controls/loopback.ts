@@ -1,7 +1,8 @@
 /**
- * Is a listen address a loopback one? Used to refuse listeners without authentication on an
- * address other hosts can reach. Literal addresses only (plus `localhost`): a host name that might
- * resolve elsewhere is treated as non-loopback.
+ * Is a listen address a loopback one? Both built-in controls use it to refuse listeners without
+ * authentication on an address other hosts can reach (HTTP always, Juggler without `users`).
+ * Loopback: `127.0.0.0/8`, `::1`, `::ffff:127.0.0.0/104` in any spelling, and `localhost`; literal
+ * addresses only: a host name that might resolve elsewhere is treated as non-loopback.
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 
