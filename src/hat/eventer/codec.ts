@@ -13,7 +13,7 @@ import {
   encode,
   type Int,
   Reader,
-  readInteger,
+  readChoiceIndex,
   SbsError,
   type SbsType,
   Writer,
@@ -259,15 +259,6 @@ function decWith<T>(name: string, data: Uint8Array, read: (r: Reader) => T): T {
     }
     throw err;
   }
-}
-
-function readChoiceIndex(r: Reader, name: string, count: number): number {
-  const at = r.pos;
-  const i = readInteger(r, name);
-  if (typeof i !== 'number' || i < 0 || i >= count) {
-    throw new SbsError(name, at, `choice index ${i} out of range 0..${count - 1}`);
-  }
-  return i;
 }
 
 /** Decodes an eventer payload; SBS errors become {@link ProtocolError}s naming the message. */

@@ -9,6 +9,7 @@ import {
   bytes,
   type Int,
   type Reader,
+  readChoiceIndex,
   readInteger,
   SbsError,
   SbsType,
@@ -118,12 +119,9 @@ function readTimestamp(r: Reader): Timestamp {
   return { s, us: readNumber(r, 'timestamp us') };
 }
 
+/** True when an Optional holds a value (index 1), false for none (index 0). */
 function readOptionIndex(r: Reader, typeName: string): boolean {
-  const at = r.pos;
-  const i = readInteger(r, typeName);
-  if (i === 0) return false;
-  if (i === 1) return true;
-  throw new SbsError(typeName, at, `choice index ${i} out of range 0..1`);
+  return readChoiceIndex(r, typeName, 2) === 1;
 }
 
 function readOptionalTimestamp(r: Reader): Timestamp | null {
@@ -132,14 +130,11 @@ function readOptionalTimestamp(r: Reader): Timestamp | null {
 
 function readOptionalPayload(r: Reader): EventPayload | null {
   if (!readOptionIndex(r, 'Optional(HatEventer.EventPayload)')) return null;
-  const at = r.pos;
-  const kind = readInteger(r, 'HatEventer.EventPayload');
-  if (kind === 1) return { kind: 'json', text: string.read(r) };
-  if (kind === 0) {
-    const type = string.read(r);
-    return { kind: 'binary', type, data: bytes.read(r) };
+  if (readChoiceIndex(r, 'HatEventer.EventPayload', 2) === 1) {
+    return { kind: 'json', text: string.read(r) };
   }
-  throw new SbsError('HatEventer.EventPayload', at, `choice index ${kind} out of range 0..1`);
+  const type = string.read(r);
+  return { kind: 'binary', type, data: bytes.read(r) };
 }
 
 class EventSbsType extends SbsType<Event> {

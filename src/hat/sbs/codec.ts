@@ -272,6 +272,16 @@ export function readInteger(r: Reader, typeName = 'Integer'): Int {
   return big;
 }
 
+/** Reads a Choice index (also an Optional's: 0 none, 1 value) and checks it names one of `count` entries. */
+export function readChoiceIndex(r: Reader, typeName: string, count: number): number {
+  const at = r.pos;
+  const i = readInteger(r, typeName);
+  if (typeof i !== 'number' || i < 0 || i >= count) {
+    throw new SbsError(typeName, at, `choice index ${i} out of range 0..${count - 1}`);
+  }
+  return i;
+}
+
 /** Reads a non-negative length/count/index that must fit a safe number. */
 function readSize(r: Reader, typeName: string, what: string): number {
   const at = r.pos;
@@ -508,15 +518,7 @@ class ChoiceType<E extends ChoiceEntries> extends SbsType<ChoiceValue<E>> {
     (this.list[i] as [string, SbsType<unknown>])[1].write(w, v[1]);
   }
   read(r: Reader): ChoiceValue<E> {
-    const at = r.pos;
-    const i = readInteger(r, this.name);
-    if (typeof i !== 'number' || i < 0 || i >= this.list.length) {
-      throw new SbsError(
-        this.name,
-        at,
-        `choice index ${i} out of range 0..${this.list.length - 1}`,
-      );
-    }
+    const i = readChoiceIndex(r, this.name, this.list.length);
     const [k, t] = this.list[i] as [string, SbsType<unknown>];
     return [k, t.read(r)] as ChoiceValue<E>;
   }
@@ -538,11 +540,7 @@ class OptionalType<T> extends SbsType<T | null> {
     }
   }
   read(r: Reader): T | null {
-    const at = r.pos;
-    const i = readInteger(r, this.name);
-    if (i === 0) return null;
-    if (i === 1) return this.value.read(r);
-    throw new SbsError(this.name, at, `choice index ${i} out of range 0..1`);
+    return readChoiceIndex(r, this.name, 2) === 0 ? null : this.value.read(r);
   }
 }
 
