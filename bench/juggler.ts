@@ -19,9 +19,9 @@ import { pino } from 'pino';
 import WebSocket, { WebSocketServer } from 'ws';
 import { JugglerClient } from '../src/client/index.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
-import { modelEntry } from '../src/controls/juggler/model-view.js';
 import { pyDumps } from '../src/controls/juggler/pyjson.js';
 import { create } from '../src/controls/juggler.js';
+import { modelJson } from '../src/controls/model-json.js';
 import type { Control } from '../src/controls/types.js';
 import { MemoryBackend } from '../test/support/memory-backend.js';
 
@@ -243,7 +243,7 @@ function json(log: (s: string) => void): Row[] {
     updated: '2026-11-27T12:00:00.000Z',
   });
   const models: Record<string, unknown> = {};
-  for (let i = 1; i <= 1000; i++) models[String(i)] = modelEntry(meta(i));
+  for (let i = 1; i <= 1000; i++) models[String(i)] = modelJson(meta(i));
   const cases: [string, unknown][] = [
     [
       'state of 1000 models',

@@ -14,8 +14,9 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Logger } from 'pino';
 import { BackendError } from '../../backend/types.js';
 import type { Counter } from '../../common/metrics.js';
+import { modelJson } from '../model-json.js';
 import type { ControlContext } from '../types.js';
-import { etagOf, ifNoneMatchHits, metaJson, modelHeaders } from './model-headers.js';
+import { etagOf, ifNoneMatchHits, modelHeaders } from './model-headers.js';
 
 export interface HandlerOptions {
   context: ControlContext;
@@ -96,7 +97,13 @@ async function handle(
       }
       if (route === 'models') {
         const models = await guard(res, req, () => context.backend.getModels());
-        if (models !== undefined) sendJson(res, req, 200, models.map(metaJson));
+        if (models !== undefined)
+          sendJson(
+            res,
+            req,
+            200,
+            models.map((m) => modelJson(m)),
+          );
         return;
       }
       await serveModel(context, req, res, id);

@@ -37,15 +37,3 @@ export function ifNoneMatchHits(header: string | undefined, etag: string): boole
     .map((t) => t.trim().replace(/^W\//, ''))
     .some((t) => t === etag);
 }
-
-/** Metadata as JSON for clients, with the same keys as the CLI prints. */
-export function metaJson(meta: ModelMeta): Record<string, unknown> {
-  return {
-    instance_id: meta.instanceId,
-    model_type: meta.modelType,
-    revision: meta.revision,
-    size: meta.size,
-    sha256: meta.sha256,
-    updated: meta.updated,
-  };
-}

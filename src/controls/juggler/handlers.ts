@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { type Backend, BackendError, type ModelMeta } from '../../backend/types.js';
+import { modelJson } from '../model-json.js';
 import type { Users } from './auth.js';
 import { decodeStrictBase64 } from './base64.js';
 
@@ -79,7 +80,7 @@ const handlers: Readonly<Record<string, Handler>> = {
     const b64 = Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString(
       'base64',
     );
-    return { ...aimmReply(meta, b64), ...metaFields(meta) };
+    return modelJson(meta, b64);
   },
   remove_instance: async (data, _session, env) => {
     const d = object(data, 'remove_instance');
@@ -197,17 +198,9 @@ function aimmReply(meta: ModelMeta, b64: string): Record<string, unknown> {
   return { instance_id: meta.instanceId, model_type: meta.modelType, instance: b64 };
 }
 
-function metaFields(meta: ModelMeta): Record<string, unknown> {
-  return { revision: meta.revision, size: meta.size, sha256: meta.sha256, updated: meta.updated };
-}
-
-/** Our metadata shape: `{instance_id, model_type, revision, size, sha256, updated[, ack]}`. */
+/** Our metadata shape: {@link modelJson}, and on writes the `ack`. */
 function metaReply(meta: ModelMeta, ack?: string): Record<string, unknown> {
-  const r: Record<string, unknown> = {
-    instance_id: meta.instanceId,
-    model_type: meta.modelType,
-    ...metaFields(meta),
-  };
+  const r = modelJson(meta);
   if (ack !== undefined) r.ack = ack;
   return r;
 }

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { Subscription } from 'rxjs';
 import type { Backend, ModelChange, ModelMeta } from '../../backend/types.js';
+import { modelJson } from '../model-json.js';
 
 export type ModelEntry = Readonly<Record<string, unknown>>;
 
@@ -28,17 +29,6 @@ export interface ModelViewListener {
   change(change: ModelChange): void;
   /** The state changed; a new snapshot is available. */
   dirty(): void;
-}
-
-/** A state entry: AIMM's keys in AIMM's order, then our metadata. */
-export function modelEntry(meta: ModelMeta, instanceB64?: string): ModelEntry {
-  const e: Record<string, unknown> = { instance_id: meta.instanceId, model_type: meta.modelType };
-  if (instanceB64 !== undefined) e.instance = instanceB64;
-  e.revision = meta.revision;
-  e.size = meta.size;
-  e.sha256 = meta.sha256;
-  e.updated = meta.updated;
-  return e;
 }
 
 interface Slot {
@@ -129,7 +119,7 @@ export class ModelView {
     if ((this.gone.get(id) ?? 0) >= meta.revision) return;
     const cur = this.slots.get(id);
     if (cur !== undefined && cur.revision >= meta.revision) return;
-    this.slots.set(id, { revision: meta.revision, entry: modelEntry(meta, instanceB64) });
+    this.slots.set(id, { revision: meta.revision, entry: modelJson(meta, instanceB64) });
     this.markStale();
   }
 

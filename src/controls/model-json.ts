@@ -1,0 +1,19 @@
+/**
+ * A stored model's metadata as the controls show it to clients: HTTP `GET /models`, the Juggler
+ * replies (`list_instances`, `meta_only`, `get_instance`) and the Juggler state's entries, all with
+ * the keys the CLI prints. AIMM's keys come first, in AIMM's order (`instance_id`, `model_type`,
+ * and `instance` when the base64 bytes are given), then ours (`revision`, `size`, `sha256`,
+ * `updated`). Key order is part of the wire format (the Juggler control writes Python's
+ * `json.dumps` text in insertion order).
+ */
+import type { ModelMeta } from '../backend/types.js';
+
+export function modelJson(meta: ModelMeta, instanceB64?: string): Record<string, unknown> {
+  const e: Record<string, unknown> = { instance_id: meta.instanceId, model_type: meta.modelType };
+  if (instanceB64 !== undefined) e.instance = instanceB64;
+  e.revision = meta.revision;
+  e.size = meta.size;
+  e.sha256 = meta.sha256;
+  e.updated = meta.updated;
+  return e;
+}
