@@ -28,11 +28,15 @@ import type {
   Status,
   Timestamp,
 } from './common.js';
-import { EventsSbs, RegisterEventsSbs } from './event-codec.js';
+import {
+  checkEventId,
+  checkEventType,
+  checkInt,
+  checkTimestamp,
+  EventsSbs,
+  RegisterEventsSbs,
+} from './event-codec.js';
 import * as S from './schema.js';
-
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
 
 // -------------------------------------------------------------------------------------------
 // decoding (peer → model)
@@ -96,43 +100,14 @@ export function queryParamsFromSbs(v: S.SbsQueryParams): QueryParams {
 // -------------------------------------------------------------------------------------------
 // encoding (model → peer), with validation of caller input
 
-function checkInt(v: unknown, what: string): Int {
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new RangeError(`${what} must be an integer, got ${v}`);
-    return v;
-  }
-  if (typeof v === 'bigint') {
-    if (v < INT64_MIN || v > INT64_MAX) throw new RangeError(`${what} ${v} is beyond int64`);
-    return v;
-  }
-  throw new TypeError(`${what} must be an integer, got ${typeof v}`);
-}
-
-export function checkEventType(t: unknown, what = 'event type'): EventType {
-  if (!Array.isArray(t)) throw new TypeError(`${what} must be an array of strings`);
-  for (const seg of t) {
-    if (typeof seg !== 'string') throw new TypeError(`${what} must be an array of strings`);
-  }
-  return t as EventType;
-}
+export { checkEventType };
 
 export function timestampToSbs(t: Timestamp, what = 'timestamp'): S.SbsTimestamp {
-  if (typeof t !== 'object' || t === null) throw new TypeError(`${what} must be {s, us}`);
-  const s = checkInt(t.s, `${what}.s`);
-  const us = checkInt(t.us, `${what}.us`);
-  if (typeof us !== 'number' || us < 0 || us >= 1_000_000) {
-    throw new RangeError(`${what}.us must be in [0, 1000000), got ${us}`);
-  }
-  return { s, us };
+  return checkTimestamp(t, what);
 }
 
 export function eventIdToSbs(id: EventId, what = 'event id'): S.SbsEventId {
-  if (typeof id !== 'object' || id === null) throw new TypeError(`${what} must be an object`);
-  return {
-    server: checkInt(id.server, `${what}.server`),
-    session: checkInt(id.session, `${what}.session`),
-    instance: checkInt(id.instance, `${what}.instance`),
-  };
+  return checkEventId(id, what);
 }
 
 export function statusToSbs(s: Status): S.SbsStatus {

@@ -30,9 +30,9 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const stringArray = array(string);
 
-// -- writing (validates caller input: TypeError / RangeError) ---------------------------------
+// -- checks of caller input (TypeError / RangeError), shared with `codec.ts` -----------------
 
-function checkInt(v: unknown, what: string): Int {
+export function checkInt(v: unknown, what: string): Int {
   if (typeof v === 'number') {
     if (!Number.isSafeInteger(v)) throw new RangeError(`${what} must be an integer, got ${v}`);
     return v;
@@ -44,13 +44,37 @@ function checkInt(v: unknown, what: string): Int {
   throw new TypeError(`${what} must be an integer, got ${typeof v}`);
 }
 
-function writeTimestamp(w: Writer, t: Timestamp, what: string): void {
+export function checkEventType(t: unknown, what = 'event type'): EventType {
+  if (!Array.isArray(t)) throw new TypeError(`${what} must be an array of strings`);
+  for (const seg of t) {
+    if (typeof seg !== 'string') throw new TypeError(`${what} must be an array of strings`);
+  }
+  return t as EventType;
+}
+
+export function checkTimestamp(t: Timestamp, what = 'timestamp'): { s: Int; us: number } {
   if (typeof t !== 'object' || t === null) throw new TypeError(`${what} must be {s, us}`);
   const s = checkInt(t.s, `${what}.s`);
   const us = checkInt(t.us, `${what}.us`);
   if (typeof us !== 'number' || us < 0 || us >= 1_000_000) {
     throw new RangeError(`${what}.us must be in [0, 1000000), got ${us}`);
   }
+  return { s, us };
+}
+
+export function checkEventId(id: EventId, what = 'event id'): { [K in keyof EventId]: Int } {
+  if (typeof id !== 'object' || id === null) throw new TypeError(`${what} must be an object`);
+  return {
+    server: checkInt(id.server, `${what}.server`),
+    session: checkInt(id.session, `${what}.session`),
+    instance: checkInt(id.instance, `${what}.instance`),
+  };
+}
+
+// -- writing ----------------------------------------------------------------------------------
+
+function writeTimestamp(w: Writer, t: Timestamp, what: string): void {
+  const { s, us } = checkTimestamp(t, what);
   writeInteger(w, s);
   writeInteger(w, us);
 }
@@ -64,13 +88,8 @@ function writeOptionalTimestamp(w: Writer, t: Timestamp | null | undefined, what
   writeTimestamp(w, t, what);
 }
 
-function writeEventType(w: Writer, t: EventType, what = 'event type'): void {
-  if (!Array.isArray(t)) throw new TypeError(`${what} must be an array of strings`);
-  writeInteger(w, t.length);
-  for (const seg of t) {
-    if (typeof seg !== 'string') throw new TypeError(`${what} must be an array of strings`);
-    string.write(w, seg);
-  }
+function writeEventType(w: Writer, t: EventType): void {
+  stringArray.write(w, checkEventType(t) as string[]);
 }
 
 function writeOptionalPayload(w: Writer, p: EventPayload | null | undefined): void {
@@ -98,10 +117,10 @@ function writeOptionalPayload(w: Writer, p: EventPayload | null | undefined): vo
 }
 
 function writeEventId(w: Writer, id: EventId): void {
-  if (typeof id !== 'object' || id === null) throw new TypeError('event id must be an object');
-  writeInteger(w, checkInt(id.server, 'event id.server'));
-  writeInteger(w, checkInt(id.session, 'event id.session'));
-  writeInteger(w, checkInt(id.instance, 'event id.instance'));
+  const { server, session, instance } = checkEventId(id);
+  writeInteger(w, server);
+  writeInteger(w, session);
+  writeInteger(w, instance);
 }
 
 // -- reading (peer input: SbsError, turned into ProtocolError by the caller) -------------------
