@@ -9,8 +9,6 @@
 import { ProtocolError } from '../chatter/errors.js';
 import {
   boolean,
-  decode,
-  encode,
   type Int,
   Reader,
   readChoiceIndex,
@@ -204,20 +202,20 @@ export const MSG_QUERY_RES = 'HatEventer.MsgQueryRes';
 
 const writer = new Writer(64 * 1024);
 
-function enc<T>(type: SbsType<T>, value: T): Buffer {
-  // The shared writer's buffer is copied out by `encode`; large values grow it only transiently.
-  const out = encode(type, value, writer);
-  if (writer.buf.length > 1024 * 1024) writer.buf = Buffer.allocUnsafe(64 * 1024);
-  return out;
-}
-
-/** Encodes with a function writing straight into the shared writer. */
+/**
+ * Encodes with a function writing straight into the shared writer. The result is a copy; large
+ * values grow the shared buffer only transiently.
+ */
 function encWith(write: (w: Writer) => void): Buffer {
   writer.pos = 0;
   write(writer);
   const out = Buffer.from(writer.result());
   if (writer.buf.length > 1024 * 1024) writer.buf = Buffer.allocUnsafe(64 * 1024);
   return out;
+}
+
+function enc<T>(type: SbsType<T>, value: T): Buffer {
+  return encWith((w) => type.write(w, value));
 }
 
 /** Decodes all of `data` with `read`; SBS errors become {@link ProtocolError}s naming `name`. */
@@ -238,14 +236,7 @@ function decWith<T>(name: string, data: Uint8Array, read: (r: Reader) => T): T {
 
 /** Decodes an eventer payload; SBS errors become {@link ProtocolError}s naming the message. */
 export function decodePayload<T>(type: SbsType<T>, data: Uint8Array): T {
-  try {
-    return decode(type, data);
-  } catch (err) {
-    if (err instanceof SbsError) {
-      throw new ProtocolError(`malformed ${type.name}: ${err.message}`, { cause: err });
-    }
-    throw err;
-  }
+  return decWith(type.name, data, (r) => type.read(r));
 }
 
 export function encodeInitReq(req: InitRequest): Buffer {
