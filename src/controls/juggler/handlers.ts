@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { type Backend, BackendError, type ModelMeta } from '../../backend/types.js';
 import { modelJson } from '../model-json.js';
 import type { Users } from './auth.js';
-import { decodeStrictBase64 } from './base64.js';
+import { decodeStrictBase64, encodeBase64 } from './base64.js';
 
 /** What a handler may do to its session. */
 export interface SessionAccess {
@@ -77,10 +77,7 @@ const handlers: Readonly<Record<string, Handler>> = {
     if (model === null) throw new RequestError(`model ${id} not found`);
     const { instance, ...meta } = model;
     if (flag(d, 'meta_only')) return metaReply(meta);
-    const b64 = Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString(
-      'base64',
-    );
-    return modelJson(meta, b64);
+    return modelJson(meta, encodeBase64(instance));
   },
   remove_instance: async (data, _session, env) => {
     const d = object(data, 'remove_instance');

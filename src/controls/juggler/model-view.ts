@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Subscription } from 'rxjs';
 import type { Backend, ModelChange, ModelMeta } from '../../backend/types.js';
 import { modelJson } from '../model-json.js';
+import { encodeBase64 } from './base64.js';
 
 export type ModelEntry = Readonly<Record<string, unknown>>;
 
@@ -129,14 +130,7 @@ export class ModelView {
       if (model === null || this.closed) return;
       if (model.revision < minRevision) return;
       const { instance, ...meta } = model;
-      this.put(
-        meta,
-        this.withInstances
-          ? Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString(
-              'base64',
-            )
-          : undefined,
-      );
+      this.put(meta, this.withInstances ? encodeBase64(instance) : undefined);
     } catch (err) {
       this.logger.error({ err, instance_id: id }, 'cannot read a changed model for the state');
     }
