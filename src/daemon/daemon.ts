@@ -37,9 +37,10 @@ export interface DaemonParts {
   logger: Logger;
   metrics: MetricsRegistry;
   notifier: Notifier;
-  /** How often recovery progress is reported in `STATUS=` (ms); default 1000. */
-  progressIntervalMs?: number;
 }
+
+/** How often the backend's recovery detail is checked for `STATUS=` (ms). */
+const PROGRESS_INTERVAL_MS = 1000;
 
 /** A failure to start; the message names the module and the cause. */
 export class DaemonStartError extends Error {
@@ -185,7 +186,7 @@ export class Daemon {
       this.parts.notifier.send({ STATUS: detail === '' ? 'recovering' : `recovering: ${detail}` });
     };
     tick();
-    const timer = setInterval(tick, this.parts.progressIntervalMs ?? 1000);
+    const timer = setInterval(tick, PROGRESS_INTERVAL_MS);
     timer.unref();
     return () => clearInterval(timer);
   }
