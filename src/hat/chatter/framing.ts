@@ -110,17 +110,3 @@ export class FrameReader {
     this.consumedTo = i;
   }
 }
-
-/** The length prefix (`m` and `k`) of a body of `length` bytes, minimal and at least one byte. */
-export function lengthPrefix(length: number): Buffer {
-  let m = 1;
-  while (m < 8 && length >= 2 ** (8 * m)) m++;
-  const out = Buffer.alloc(1 + m);
-  out[0] = m;
-  let v = length;
-  for (let i = m; i >= 1; i--) {
-    out[i] = v % 256;
-    v = Math.floor(v / 256);
-  }
-  return out;
-}
