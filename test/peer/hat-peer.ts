@@ -48,6 +48,7 @@ import {
   MSG_STATUS_NOTIFY,
 } from '../../src/hat/eventer/codec.js';
 import {
+  compareEventIds,
   type Event,
   type EventId,
   type EventPayload,
@@ -147,10 +148,6 @@ function typeKey(t: EventType): string {
 export function compareTimestamps(a: Timestamp, b: Timestamp): number {
   if (a.s !== b.s) return a.s < b.s ? -1 : 1;
   return a.us - b.us;
-}
-
-function compareIds(a: EventId, b: EventId): number {
-  return a.server - b.server || a.session - b.session || a.instance - b.instance;
 }
 
 function sameId(a: EventId, b: EventId): boolean {
@@ -656,7 +653,7 @@ class Peer implements HatPeer {
         inRange(e.timestamp, p.tFrom, p.tTo) &&
         inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo),
     );
-    events.sort((a, b) => compareTimestamps(key(a), key(b)) || compareIds(a.id, b.id));
+    events.sort((a, b) => compareTimestamps(key(a), key(b)) || compareEventIds(a.id, b.id));
     if (p.order === 'descending') events.reverse();
     if (p.lastEventId !== null) {
       const last = p.lastEventId;
@@ -675,7 +672,7 @@ class Peer implements HatPeer {
     const source = p.persisted ? this.store.slice(0, this.flushedCount) : this.store;
     const last = p.lastEventId;
     const events = source.filter(
-      (e) => e.id.server === p.serverId && (last === null || compareIds(e.id, last) > 0),
+      (e) => e.id.server === p.serverId && (last === null || compareEventIds(e.id, last) > 0),
     );
     const max = this.maxResults(p.maxResults);
     return { events: events.slice(0, max), moreFollows: events.length > max };
