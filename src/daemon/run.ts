@@ -10,7 +10,7 @@
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { MetricsRegistry } from '../common/metrics.js';
-import { type ConfigIssue, formatIssues, SchemaRegistry } from '../common/schema.js';
+import { type ConfigIssue, formatIssues } from '../common/schema.js';
 import { type ConfigCheck, checkConfig } from './config.js';
 import { readConfigFile } from './config-file.js';
 import { Daemon } from './daemon.js';
@@ -35,23 +35,18 @@ export async function loadConfig(
   file: string | undefined,
   files: 'error' | 'warning' = 'error',
 ): Promise<Loaded | ConfigFailure> {
+  let raw: unknown;
   if (file === undefined) {
-    const raw = defaultConfig();
-    const check = await checkConfig(raw, {
-      baseDir: process.cwd(),
-      schemas: new SchemaRegistry(),
-      files,
-    });
-    return { source: DEFAULT_CONFIG_SOURCE, check, raw };
+    raw = defaultConfig();
+  } else {
+    const read = readConfigFile(file);
+    if (!read.ok) return { source: file, issues: read.issues };
+    raw = read.value;
   }
-  const read = readConfigFile(file);
-  if (!read.ok) return { source: file, issues: read.issues };
-  const check = await checkConfig(read.value, {
-    baseDir: dirname(resolve(file)),
-    schemas: new SchemaRegistry(),
-    files,
-  });
-  return { source: file, check, raw: read.value };
+  // Relative module paths resolve from the config file's folder (the working one for the default).
+  const baseDir = file === undefined ? process.cwd() : dirname(resolve(file));
+  const check = await checkConfig(raw, { baseDir, files });
+  return { source: file ?? DEFAULT_CONFIG_SOURCE, check, raw };
 }
 
 export interface ConfigFailure {
