@@ -15,7 +15,6 @@ import {
   isPaddedBase64,
   modelPayloadText,
   parseInstanceId,
-  pythonJsonString,
 } from '../../src/backends/event/format.js';
 import { IdAllocator } from '../../src/backends/event/ids.js';
 import { EventIntake } from '../../src/backends/event/intake.js';
@@ -25,7 +24,7 @@ import { WritePipeline } from '../../src/backends/event/write-pipeline.js';
 import { confSchema, create, createSubscription } from '../../src/backends/event.js';
 import { SchemaRegistry } from '../../src/common/schema.js';
 import type { Event } from '../../src/hat/eventer/common.js';
-import { pythonJsonDumps } from '../../src/hat/eventer/json.js';
+import { pythonJsonDumps, pythonJsonString } from '../../src/hat/eventer/json.js';
 import { loadVectors } from '../hat/vectors.js';
 
 const P = ['aimm', 'model'];

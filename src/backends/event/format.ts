@@ -15,7 +15,7 @@ import type {
   EventType,
   RegisterEvent,
 } from '../../hat/eventer/common.js';
-import { markTrustedJsonPayload } from '../../hat/eventer/json.js';
+import { markTrustedJsonPayload, pythonJsonString } from '../../hat/eventer/json.js';
 
 /** A decoded model event. */
 export type ModelEvent =
@@ -41,25 +41,6 @@ export type MalformedReason =
 /** Lowercase hex SHA-256 (one-shot hashing: about half the cost of createHash for small models). */
 export function sha256Hex(data: Uint8Array): string {
   return hash('sha256', data, 'hex');
-}
-
-/** Python `json.dumps` of a string (ensure_ascii): `"`, `\`, short escapes, others `\u00xx`. */
-export function pythonJsonString(s: string): string {
-  if (/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/.test(s)) return `"${s}"`;
-  let out = '"';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x22) out += '\\"';
-    else if (c === 0x5c) out += '\\\\';
-    else if (c >= 0x20 && c < 0x7f) out += s[i];
-    else if (c === 0x0a) out += '\\n';
-    else if (c === 0x0d) out += '\\r';
-    else if (c === 0x09) out += '\\t';
-    else if (c === 0x08) out += '\\b';
-    else if (c === 0x0c) out += '\\f';
-    else out += `\\u${c.toString(16).padStart(4, '0')}`;
-  }
-  return `${out}"`;
 }
 
 /** The exact JSON payload text AIMM writes for a model. */

@@ -249,8 +249,11 @@ function parse(text: string): Node {
 
 const ASCII_SAFE = /^[ !#-[\]-~]*$/;
 
-/** Python `json.dumps` string form (ensure_ascii): only printable ASCII stays literal. */
-function pyString(v: string): string {
+/**
+ * A string as Python's `json.dumps` writes it (ensure_ascii): only printable ASCII stays literal;
+ * `"`, `\` and the short escapes are backslashed, the rest is lowercase `\uXXXX` per UTF-16 unit.
+ */
+export function pythonJsonString(v: string): string {
   if (ASCII_SAFE.test(v)) return `"${v}"`;
   let out = '"';
   for (let i = 0; i < v.length; i++) {
@@ -313,7 +316,7 @@ function pyInt(text: string): string {
 function emitPython(n: Node): string {
   switch (n.k) {
     case 'str':
-      return pyString(n.v);
+      return pythonJsonString(n.v);
     case 'int':
       return pyInt(n.text);
     case 'float':
@@ -324,7 +327,7 @@ function emitPython(n: Node): string {
       return `[${n.items.map(emitPython).join(', ')}]`;
     case 'obj': {
       const parts: string[] = [];
-      for (const [k, v] of n.entries) parts.push(`${pyString(k)}: ${emitPython(v)}`);
+      for (const [k, v] of n.entries) parts.push(`${pythonJsonString(k)}: ${emitPython(v)}`);
       return `{${parts.join(', ')}}`;
     }
   }
