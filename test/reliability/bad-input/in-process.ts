@@ -60,16 +60,18 @@ export function report(details: fc.RunDetails<any>): string {
   return `${why}\n${fc.defaultReportMessage(details) ?? ''}`;
 }
 
-function start(target: string): TargetResult {
+/** A target's result, its clock started (`durationMs` holds the start until {@link done}). */
+export function start(target: string): TargetResult {
   return { target, inputs: 0, failures: [], detail: {}, durationMs: Date.now() };
 }
 
-function done(r: TargetResult): TargetResult {
+export function done(r: TargetResult): TargetResult {
   r.durationMs = Date.now() - r.durationMs;
   return r;
 }
 
-const bump = (d: Record<string, number>, k: string, n = 1) => {
+/** Adds `n` to the count `k` of a result's detail. */
+export const bump = (d: Record<string, number>, k: string, n = 1) => {
   d[k] = (d[k] ?? 0) + n;
 };
 

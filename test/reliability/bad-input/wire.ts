@@ -47,21 +47,8 @@ import {
 } from './config.js';
 import { classify, eventArb, type Reason, storable } from './hat-events.js';
 import type { TargetResult } from './in-process.js';
-import { mutated, report, validFrames } from './in-process.js';
+import { bump, done, mutated, report, start, validFrames } from './in-process.js';
 import { type WireCase, wireCaseArb } from './juggler.js';
-
-function start(target: string): TargetResult {
-  return { target, inputs: 0, failures: [], detail: {}, durationMs: Date.now() };
-}
-
-function done(r: TargetResult): TargetResult {
-  r.durationMs = Date.now() - r.durationMs;
-  return r;
-}
-
-const bump = (d: Record<string, number>, k: string, n = 1) => {
-  d[k] = (d[k] ?? 0) + n;
-};
 
 function runCli(
   args: string[],
