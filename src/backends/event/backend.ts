@@ -10,6 +10,7 @@
  */
 import type { Logger } from 'pino';
 import { type Observable, Subject, type Subscription } from 'rxjs';
+import { sha256Hex } from '../../backend/sha256.js';
 import {
   type AckLevel,
   type Backend,
@@ -31,7 +32,6 @@ import {
   decodeModelEvent,
   modelRegisterEvent,
   registerEventSize,
-  sha256Hex,
   tombstoneRegisterEvent,
 } from './format.js';
 import { IdAllocator } from './ids.js';

@@ -8,7 +8,6 @@
  *   so our register requests are byte-identical to AIMM's;
  * - a delete is the same type with no payload (a tombstone; AIMM itself cannot read it).
  */
-import { hash } from 'node:crypto';
 import type {
   Event,
   EventPayloadJson,
@@ -37,11 +36,6 @@ export type MalformedReason =
   | 'bad_json'
   | 'not_aimm_shaped'
   | 'bad_base64';
-
-/** Lowercase hex SHA-256 (one-shot hashing: about half the cost of createHash for small models). */
-export function sha256Hex(data: Uint8Array): string {
-  return hash('sha256', data, 'hex');
-}
 
 /** The exact JSON payload text AIMM writes for a model. */
 export function modelPayloadText(modelType: string, instance: Uint8Array): string {

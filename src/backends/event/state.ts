@@ -4,10 +4,11 @@
  * an event at or before the checkpoint (same server) or at or before the last event applied to its
  * id is a duplicate and skipped. Revisions count the events applied per id.
  */
+import { sha256Hex } from '../../backend/sha256.js';
 import type { ChangeOrigin, ModelChange, ModelMeta } from '../../backend/types.js';
 import type { Event } from '../../hat/eventer/common.js';
 import { compareRefs, type EventRef, isoOf, refOf } from './event-ref.js';
-import { decodeModelEvent, type MalformedEvent, type ModelEvent, sha256Hex } from './format.js';
+import { decodeModelEvent, type MalformedEvent, type ModelEvent } from './format.js';
 import type { ModelEntry, ModelStore, StoreCommit } from './store.js';
 
 /** What happened to one event given to {@link ModelState.apply}. */

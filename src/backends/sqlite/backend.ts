@@ -4,6 +4,7 @@
  * file is locked to us, so there is no other writer to report), metrics and close.
  */
 import { Subject } from 'rxjs';
+import { sha256Hex } from '../../backend/sha256.js';
 import {
   type Backend,
   type BackendContext,
@@ -18,7 +19,7 @@ import {
 } from '../../backend/types.js';
 import type { Counter, Gauge } from '../../common/metrics.js';
 import type { SqliteOptions } from './conf.js';
-import { SqliteStore, sha256Hex, type WriteOp, type WriteOutcome } from './store.js';
+import { SqliteStore, type WriteOp, type WriteOutcome } from './store.js';
 import { type Outcome, WriteQueue } from './write-queue.js';
 
 interface Metrics {

@@ -3,10 +3,10 @@
  * reads, and one batch of writes in one transaction with a savepoint per write. Synchronous, like
  * better-sqlite3; the backend around it does queueing, change events and metrics.
  */
-import * as crypto from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { sha256Hex } from '../../backend/sha256.js';
 import { BackendError, type Model, type ModelMeta } from '../../backend/types.js';
 import type { SqliteOptions } from './conf.js';
 import { installSchema, type ReconcileReport } from './schema.js';
@@ -321,14 +321,6 @@ export class SqliteStore {
   private checkOpen(): void {
     if (this.closed) throw new BackendError('closed', 'backend is closed');
   }
-}
-
-/** `crypto.hash` (one-shot, Node ≥ 20.12) is about twice as fast as createHash on small inputs. */
-const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array) => string }).hash;
-
-export function sha256Hex(bytes: Uint8Array): string {
-  if (oneShot !== undefined) return oneShot('sha256', bytes);
-  return crypto.createHash('sha256').update(bytes).digest('hex');
 }
 
 /** AIMM stores bytes; a TEXT value (another writer) is served as its UTF-8 bytes, NULL as empty. */
