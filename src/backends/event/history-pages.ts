@@ -24,7 +24,7 @@ import type {
   QueryResult,
   Timestamp,
 } from '../../hat/eventer/common.js';
-import { matchesAny } from '../../hat/eventer/common.js';
+import { matchesAny, serverQuery, timeseriesQuery } from '../../hat/eventer/common.js';
 import { compareRefs, type EventRef, eventIdOf, refKey, refOf } from './event-ref.js';
 
 export type QueryKind = QueryParams['kind'];
@@ -88,18 +88,7 @@ export function prefixTimeseries(
     lastEventId: EventId | null;
   },
 ): QueryParams {
-  return {
-    kind: 'timeseries',
-    eventTypes: d.subscription,
-    tFrom: p.tFrom,
-    tTo: null,
-    sourceTFrom: null,
-    sourceTTo: null,
-    order: p.order,
-    orderBy: 'timestamp',
-    maxResults: p.maxResults,
-    lastEventId: p.lastEventId,
-  };
+  return timeseriesQuery({ eventTypes: d.subscription, ...p });
 }
 
 /** First page size of a read; pages then double while they stay within the byte budget. */
@@ -130,7 +119,7 @@ export async function readServerPages(
   for (;;) {
     const res = await query(
       d,
-      { kind: 'server', serverId: server, persisted: false, maxResults, lastEventId: last },
+      serverQuery(server, { maxResults, lastEventId: last }),
       'catch-up query',
     );
     pages++;

@@ -21,7 +21,7 @@
  */
 import type { Logger } from 'pino';
 import type { Event, EventerClient } from '../../hat/eventer/common.js';
-import { matchesAny } from '../../hat/eventer/common.js';
+import { matchesAny, serverQuery } from '../../hat/eventer/common.js';
 import type { CatchUpMode } from './config.js';
 import { type EventRef, refKey, refOf } from './event-ref.js';
 import {
@@ -128,13 +128,10 @@ type Read = PagesRead & { via: RecoveryVia };
 async function verifyCheckpoint(r: PageReaderDeps, cp: EventRef): Promise<Event | string> {
   const res = await query(
     r,
-    {
-      kind: 'server',
-      serverId: cp.server,
-      persisted: false,
+    serverQuery(cp.server, {
       maxResults: 1,
       lastEventId: { server: cp.server, session: cp.session, instance: cp.instance - 1 },
-    },
+    }),
     'checkpoint check',
   );
   const e = res.events[0];
