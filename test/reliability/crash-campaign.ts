@@ -401,6 +401,21 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
       return true;
     };
 
+    /** Sets the writer writing to `d`, from the models the checker knows to be live. */
+    const runWriter = async (d: Daemon) => {
+      writer.send({
+        cmd: 'run',
+        url: `ws://127.0.0.1:${await d.port('juggler')}/`,
+        username: user.username,
+        password: user.password,
+        clients: opts.clients ?? 3,
+        perClient: opts.perClient ?? 8,
+        targetModels: opts.targetModels ?? 60,
+        seed: rng.int(0, 2 ** 31),
+        live: checker.baseline().live,
+      });
+    };
+
     const observe = async (d: Daemon): Promise<CheckReport> => {
       const port = await d.port('juggler');
       const client = await JugglerClient.connect(`ws://127.0.0.1:${port}/`, {
@@ -458,18 +473,7 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
         // Writes flow; then a kill at a running point.
         const idle = writer.next((e): e is Idle => e.ev === 'idle');
         const writing = writer.next((e) => e.ev === 'writing');
-        const base = checker.baseline();
-        writer.send({
-          cmd: 'run',
-          url: `ws://127.0.0.1:${await d.port('juggler')}/`,
-          username: user.username,
-          password: user.password,
-          clients: opts.clients ?? 3,
-          perClient: opts.perClient ?? 8,
-          targetModels: opts.targetModels ?? 60,
-          seed: rng.int(0, 2 ** 31),
-          live: base.live,
-        });
+        await runWriter(d);
         const flowing = await Promise.race([writing.then(() => true), idle.then(() => false)]);
         if (!flowing)
           summary.problems.push(`the writer could not write: ${JSON.stringify(await idle)}`);
@@ -492,17 +496,7 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
         await observe(d);
         const idle = writer.next((e): e is Idle => e.ev === 'idle');
         const writing = writer.next((e) => e.ev === 'writing');
-        writer.send({
-          cmd: 'run',
-          url: `ws://127.0.0.1:${await d.port('juggler')}/`,
-          username: user.username,
-          password: user.password,
-          clients: opts.clients ?? 3,
-          perClient: opts.perClient ?? 8,
-          targetModels: opts.targetModels ?? 60,
-          seed: rng.int(0, 2 ** 31),
-          live: checker.baseline().live,
-        });
+        await runWriter(d);
         await Promise.race([writing, idle]);
         await sleep(rng.int(20, 200));
         writer.send({ cmd: 'stop' });
