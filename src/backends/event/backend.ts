@@ -43,6 +43,7 @@ import { type Connection, HatSession } from './session.js';
 import { type QueuedWrite, type SnapshotState, SnapshotStore } from './snapshot.js';
 import { type EventOutcome, type KnownModel, ModelState, metaOf } from './state.js';
 import { MemoryStore, type ModelEntry } from './store.js';
+import { RequestTimeoutError, withTimeout } from './timeout.js';
 import { WritePipeline } from './write-pipeline.js';
 
 type Op = 'create' | 'update' | 'delete';
@@ -600,7 +601,11 @@ export class EventBackend implements Backend {
     this.intake.hold();
     let res: Event[] | null;
     try {
-      res = await this.withTimeout(conn.main.register(events), 'register request');
+      res = await withTimeout(
+        conn.main.register(events),
+        this.config.requestTimeoutMs,
+        'register request',
+      );
     } catch (err) {
       this.intake.release();
       this.metrics.registerRequests.inc({ result: 'error' });
@@ -613,7 +618,7 @@ export class EventBackend implements Backend {
             `Hat connection failed before the register response (${msg}); the write may or may not be stored`,
           ),
         );
-      if (err instanceof TimeoutError && this.phase === 'online') {
+      if (err instanceof RequestTimeoutError && this.phase === 'online') {
         // The connection is suspect: stop using it now and reconnect.
         this.phase = 'offline';
         this.lastError = msg;
@@ -911,20 +916,6 @@ export class EventBackend implements Backend {
     this.metrics.pipelineDepth.set(this.pipeline.depth);
     this.metrics.snapshotQueueDepth.set(this.durable.size);
   }
-
-  private withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-    const ms = this.config.requestTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new TimeoutError(`${what} got no response within ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
-  }
 }
 
 /** What we know of our own write's event (see {@link KnownModel}). */
@@ -940,10 +931,6 @@ function knownOf(job: WriteJob): KnownModel | undefined {
     sha256: job.sha256,
     payloadText: job.event.payload.text,
   };
-}
-
-class TimeoutError extends Error {
-  override name = 'TimeoutError';
 }
 
 function checkId(instanceId: number): void {

@@ -26,6 +26,7 @@ import type {
 } from '../../hat/eventer/common.js';
 import { matchesAny, serverQuery, timeseriesQuery } from '../../hat/eventer/common.js';
 import { compareRefs, type EventRef, eventIdOf, refKey, refOf } from './event-ref.js';
+import { withTimeout } from './timeout.js';
 
 export type QueryKind = QueryParams['kind'];
 
@@ -52,30 +53,15 @@ export interface PagesRead {
   pages: number;
 }
 
-export class RecoveryTimeoutError extends Error {
-  constructor(what: string, ms: number) {
-    super(`${what} got no response within ${ms} ms`);
-    this.name = 'RecoveryTimeoutError';
-  }
-}
-
 /** One query with the recovery timeout; counts what it received. */
 export async function query(
   d: PageReaderDeps,
   params: QueryParams,
   what: string,
 ): Promise<QueryResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RecoveryTimeoutError(what, d.timeoutMs)), d.timeoutMs);
-  });
-  try {
-    const res = await Promise.race([d.client.query(params), timeout]);
-    d.received(params.kind, res.events.length);
-    return res;
-  } finally {
-    clearTimeout(timer);
-  }
+  const res = await withTimeout(d.client.query(params), d.timeoutMs, what);
+  d.received(params.kind, res.events.length);
+  return res;
 }
 
 /** A type-filtered timeseries query over the prefix, by timestamp. */
