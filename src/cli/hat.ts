@@ -189,34 +189,27 @@ async function register(argv: string[]): Promise<number> {
   }
 }
 
+/** The options of `hat query`; each applies to some of its kinds only. */
+const QUERY_OPTIONS = {
+  from: { type: 'string' },
+  to: { type: 'string' },
+  'source-from': { type: 'string' },
+  'source-to': { type: 'string' },
+  'by-source': { type: 'boolean' },
+  max: { type: 'string' },
+  asc: { type: 'boolean' },
+  'server-id': { type: 'string' },
+  persisted: { type: 'boolean' },
+} as const;
+
 async function query(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, {
-    from: { type: 'string' },
-    to: { type: 'string' },
-    'source-from': { type: 'string' },
-    'source-to': { type: 'string' },
-    'by-source': { type: 'boolean' },
-    max: { type: 'string' },
-    asc: { type: 'boolean' },
-    'server-id': { type: 'string' },
-    persisted: { type: 'boolean' },
-  });
+  const { values, positionals } = parse(argv, QUERY_OPTIONS);
   const [kind, ...rest] = positionals;
   const types = rest.map(parseEventType);
   const max = values.max === undefined ? null : parseCount('--max', values.max as string);
-  const only = (allowed: string[]) => {
-    for (const k of [
-      'from',
-      'to',
-      'source-from',
-      'source-to',
-      'by-source',
-      'max',
-      'asc',
-      'server-id',
-      'persisted',
-    ]) {
-      if (values[k as keyof typeof values] !== undefined && !allowed.includes(k)) {
+  const only = (allowed: (keyof typeof QUERY_OPTIONS)[]) => {
+    for (const k of Object.keys(QUERY_OPTIONS) as (keyof typeof QUERY_OPTIONS)[]) {
+      if (values[k] !== undefined && !allowed.includes(k)) {
         throw new UsageError(`--${k} does not apply to 'query ${kind}'`);
       }
     }
