@@ -27,10 +27,6 @@ export class EventIntake {
 
   constructor(private readonly applyFn: ApplyFn) {}
 
-  get held(): boolean {
-    return this.holds > 0;
-  }
-
   /** Notified events (origin remote unless registered by us). */
   push(events: readonly Event[]): void {
     if (events.length === 0) return;

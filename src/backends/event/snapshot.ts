@@ -76,7 +76,6 @@ interface QueueRow {
 }
 
 export class SnapshotStore implements ModelStore {
-  readonly kind = 'snapshot';
   private readonly db: Database.Database;
   private readonly stmts: ReturnType<typeof prepare>;
   private closed = false;
@@ -243,9 +242,9 @@ export class SnapshotStore implements ModelStore {
   /** Deletes scheduled queue entries that no commit took (e.g. their events were duplicates). */
   flushDequeue(): void {
     if (this.dequeueNext.size === 0) return;
-    this.transaction(() => {
+    this.db.transaction(() => {
       for (const s of this.dequeueNext) this.stmts.dequeue.run(s);
-    });
+    })();
     this.dequeueNext.clear();
   }
 
@@ -284,16 +283,6 @@ export class SnapshotStore implements ModelStore {
     }
   }
 
-  /** Drops a queued write once Hat has it (in the same transaction as applying its event). */
-  dequeue(seq: number): void {
-    this.stmts.dequeue.run(seq);
-  }
-
-  /** Runs `fn` in one transaction (e.g. dequeue + commit). */
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
-  }
-
   listQueue(): QueuedWrite[] {
     return (this.stmts.queue.all() as QueueRow[]).map((r) => ({
       seq: r.seq,
@@ -312,10 +301,6 @@ export class SnapshotStore implements ModelStore {
       sha256: r.sha256,
       queuedAt: r.queued,
     }));
-  }
-
-  queueDepth(): number {
-    return (this.stmts.queueCount.get() as { n: number }).n;
   }
 
   close(): void {
@@ -400,7 +385,6 @@ function prepare(db: Database.Database) {
     ),
     dequeue: db.prepare('DELETE FROM snapshot_queue WHERE seq = ?'),
     queue: db.prepare('SELECT * FROM snapshot_queue ORDER BY seq'),
-    queueCount: db.prepare('SELECT count(*) AS n FROM snapshot_queue'),
   };
 }
 

@@ -30,7 +30,6 @@ export interface StoreCommit {
 }
 
 export interface ModelStore {
-  readonly kind: 'memory' | 'snapshot';
   /** Applies one commit atomically (throws and changes nothing on failure). */
   commit(commit: StoreCommit): void;
   /** Bytes of a live model, or null. */
@@ -41,7 +40,6 @@ export interface ModelStore {
 
 /** The store without a snapshot: bytes in a Map. */
 export class MemoryStore implements ModelStore {
-  readonly kind = 'memory';
   private readonly blobs = new Map<number, Uint8Array>();
 
   commit(commit: StoreCommit): void {

@@ -43,11 +43,6 @@ export class WritePipeline<T> {
     return this.queue.length - this.head;
   }
 
-  /** Whether a batch is being processed. */
-  get inFlight(): boolean {
-    return this.busy;
-  }
-
   push(item: T): void {
     if (this.closed) throw new Error('write pipeline is closed');
     this.queue.push(item);
@@ -58,13 +53,12 @@ export class WritePipeline<T> {
   }
 
   /** Removes and returns every waiting write (e.g. to fail them when the connection drops). */
-  drain(filter: (item: T) => boolean = () => true): T[] {
+  drain(): T[] {
     const waiting = this.queue.slice(this.head);
-    const taken = waiting.filter(filter);
-    this.queue = waiting.filter((i) => !filter(i));
+    this.queue = [];
     this.head = 0;
     this.maybeIdle();
-    return taken;
+    return waiting;
   }
 
   /** Resolves when nothing is waiting or in flight. */
