@@ -99,11 +99,8 @@ export class ModelState {
 
   /** True when the event was applied already (or is superseded for its id). */
   isApplied(ref: EventRef, instanceId: number | null): boolean {
-    const cp = this.checkpointRef;
-    if (cp !== null && cp.server === ref.server && compareRefs(ref, cp) <= 0) return true;
-    if (instanceId === null) return false;
-    const e = this.entries.get(instanceId);
-    return e !== undefined && compareRefs(ref, e.event) <= 0;
+    const e = instanceId === null ? undefined : this.entries.get(instanceId);
+    return isDuplicate(ref, this.checkpointRef, e);
   }
 
   /**
@@ -133,12 +130,7 @@ export class ModelState {
       const decoded = useKnown ? known.event : decodeModelEvent(this.prefix, e);
       const id = decoded.instanceId;
       const prev = id === null ? undefined : current(id);
-      const dup =
-        (checkpoint !== null &&
-          checkpoint.server === ref.server &&
-          compareRefs(ref, checkpoint) <= 0) ||
-        (prev !== undefined && compareRefs(ref, prev.event) <= 0);
-      if (dup) {
+      if (isDuplicate(ref, checkpoint, prev)) {
         outcomes.push({ kind: 'duplicate', ref });
         continue;
       }
@@ -216,6 +208,20 @@ export class ModelState {
     }
     return { outcomes, changes };
   }
+}
+
+/** At or before the checkpoint (same server), or at or before the last event applied to its id. */
+function isDuplicate(
+  ref: EventRef,
+  checkpoint: EventRef | null,
+  prev: ModelEntry | undefined,
+): boolean {
+  return (
+    (checkpoint !== null &&
+      checkpoint.server === ref.server &&
+      compareRefs(ref, checkpoint) <= 0) ||
+    (prev !== undefined && compareRefs(ref, prev.event) <= 0)
+  );
 }
 
 export function metaOf(e: ModelEntry): ModelMeta {
