@@ -69,10 +69,6 @@ export class ModelView {
     }
   }
 
-  get count(): number {
-    return this.slots.size;
-  }
-
   /** The current state (a new object only when something changed since the last call). */
   snapshot(): StateRoot {
     if (this.stale) {
