@@ -106,7 +106,6 @@ export class EventBackend implements Backend {
   private isReady = false;
   private rebuildBefore: ModelEntry[] | null = null;
   private closing: Promise<void> | null = null;
-  private pendingLoad: SnapshotState | null = null;
   /** A reconnect was requested because Hat's event ids went backwards (once per connection). */
   private resyncRequested = false;
 
@@ -129,10 +128,11 @@ export class EventBackend implements Backend {
     });
     this.readyPromise.catch(() => {});
 
-    this.snapshot = config.snapshotPath === null ? null : this.openSnapshot(config.snapshotPath);
+    const opened = config.snapshotPath === null ? null : this.openSnapshot(config.snapshotPath);
+    this.snapshot = opened?.store ?? null;
     this.state = new ModelState(config.modelPrefix, this.snapshot ?? new MemoryStore());
     this.ids = new IdAllocator(config.idStride, config.idOffset);
-    if (this.snapshot !== null) this.loadSnapshot(this.snapshot);
+    if (opened !== null) this.loadSnapshot(opened.store, opened.loaded);
     this.metrics.models.set(this.state.size);
 
     this.intake = new EventIntake((events, originOf, knownOf) =>
@@ -822,22 +822,21 @@ export class EventBackend implements Backend {
 
   // ---- helpers -------------------------------------------------------------------------------
 
-  /** Opens and loads the snapshot into the state (a damaged file is replaced and rebuilt). */
-  private openSnapshot(path: string): SnapshotStore {
-    const { store, loaded } = SnapshotStore.openAndLoad(path, this.config.modelPrefix);
-    if (store.issue !== null) {
+  /** Opens and reads the snapshot (a damaged file is replaced and rebuilt from Hat). */
+  private openSnapshot(path: string): { store: SnapshotStore; loaded: SnapshotState } {
+    const opened = SnapshotStore.openAndLoad(path, this.config.modelPrefix);
+    const issue = opened.store.issue;
+    if (issue !== null) {
       this.logger.warn(
-        { snapshot: path, issue: store.issue.kind, movedTo: store.issue.movedTo },
-        `event backend: snapshot unusable (${store.issue.detail}); rebuilding it from Hat`,
+        { snapshot: path, issue: issue.kind, movedTo: issue.movedTo },
+        `event backend: snapshot unusable (${issue.detail}); rebuilding it from Hat`,
       );
     }
-    this.pendingLoad = loaded;
-    return store;
+    return opened;
   }
 
-  private loadSnapshot(snap: SnapshotStore): void {
-    const s = this.pendingLoad ?? snap.load();
-    this.pendingLoad = null;
+  /** Loads what the snapshot held into the state, the id allocator and the queue of writes. */
+  private loadSnapshot(snap: SnapshotStore, s: SnapshotState): void {
     this.state.load(s.entries, s.checkpoint, s.highWater);
     this.ids.observe(this.state.highWater);
     for (const q of s.queue) this.restoreQueued(q);
