@@ -86,7 +86,6 @@ export class SqliteStore {
       unhashed: p(
         'SELECT id FROM aimm_store_model_meta WHERE deleted = 0 AND sha256 IS NULL ORDER BY id',
       ),
-      storeHash: p('UPDATE aimm_store_model_meta SET sha256 = ?, size = ? WHERE id = ?'),
     };
   }
 
@@ -149,7 +148,7 @@ export class SqliteStore {
       this.db.transaction(() => {
         for (const id of ids.slice(i, i + chunk)) {
           const bytes = this.instanceOf(id);
-          this.stmt.storeHash.run(sha256Hex(bytes), bytes.length, id);
+          this.stmt.setHash.run(sha256Hex(bytes), bytes.length, id);
         }
       })();
     }
