@@ -39,8 +39,13 @@ export class SchemaRegistry {
     for (const name of readdirSync(dir).sort()) {
       const p = join(dir, name);
       if (statSync(p).isDirectory()) this.addDir(p);
-      else if (/\.(ya?ml|json)$/.test(name)) this.addSchema(parseYaml(readFileSync(p, 'utf8')), p);
+      else if (/\.(ya?ml|json)$/.test(name)) this.addFile(p);
     }
+  }
+
+  /** Loads one schema file (YAML or JSON). */
+  addFile(path: string): void {
+    this.addSchema(parseYaml(readFileSync(path, 'utf8')), path);
   }
 
   /** Adds one schema object (its `$id`, or the seed-style `id`, is its address). */

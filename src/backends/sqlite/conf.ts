@@ -2,9 +2,9 @@
  * The sqlite backend's configuration: the `backend` section validated against
  * `aimm://server/backend/sqlite.yaml#` and turned into options with their defaults.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BackendError } from '../../backend/types.js';
-import { SchemaRegistry } from '../../common/schema.js';
+import { SCHEMAS_DIR, SchemaRegistry } from '../../common/schema.js';
 
 export const SQLITE_SCHEMA_ID = 'aimm://server/backend/sqlite.yaml#';
 
@@ -30,10 +30,16 @@ export const DEFAULTS = {
 
 let registry: SchemaRegistry | undefined;
 
-/** Validates `conf` (throws `BackendError('invalid')` naming every issue) and applies defaults. */
-export function parseSqliteConf(conf: unknown, schemas?: SchemaRegistry): SqliteOptions {
-  registry ??= schemas ?? new SchemaRegistry();
-  const issues = (schemas ?? registry).validate(SQLITE_SCHEMA_ID, conf, '$.backend');
+/**
+ * Validates `conf` (throws `BackendError('invalid')` naming every issue) and applies defaults.
+ * Only this backend's schema is loaded for it, not every schema of the package.
+ */
+export function parseSqliteConf(conf: unknown): SqliteOptions {
+  if (registry === undefined) {
+    registry = new SchemaRegistry([]);
+    registry.addFile(join(SCHEMAS_DIR, 'backend', 'sqlite.yaml'));
+  }
+  const issues = registry.validate(SQLITE_SCHEMA_ID, conf, '$.backend');
   if (issues.length > 0) {
     const text = issues.map((i) => `${i.path}: ${i.message} (rule: ${i.rule})`).join('; ');
     throw new BackendError('invalid', `invalid sqlite backend configuration: ${text}`);
