@@ -51,9 +51,7 @@ export class HatSession {
 
   /** Closes the current connection; the loop reconnects (after a short backoff). */
   async dropConnection(): Promise<void> {
-    const c = this.conn;
-    if (c === null) return;
-    await Promise.allSettled([c.main.close(), c.persisted?.close()]);
+    if (this.conn !== null) await closeAll(this.conn);
   }
 
   async stop(): Promise<void> {
