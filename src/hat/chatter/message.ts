@@ -9,6 +9,7 @@ import {
   none,
   Reader,
   readInteger,
+  readLength,
   record,
   SbsError,
   string,
@@ -105,15 +106,7 @@ export function decodeBody(body: Uint8Array): ChatterMsg {
     const token = boolean.read(r);
     const last = boolean.read(r);
     const type = string.read(r);
-    const at = r.pos;
-    const n = readInteger(r, 'Bytes');
-    if (typeof n !== 'number' || n < 0 || n > r.remaining) {
-      throw new SbsError(
-        'Bytes',
-        at,
-        `length ${n} runs past the end of input (${r.remaining} left)`,
-      );
-    }
+    const n = readLength(r, 'Bytes');
     const data = r.buf.subarray(r.pos, r.pos + n);
     return {
       id: messageId(id, 'id'),

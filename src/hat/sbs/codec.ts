@@ -290,6 +290,23 @@ function readSize(r: Reader, typeName: string, what: string): number {
   return v;
 }
 
+/**
+ * Reads the length of a String or Bytes value and checks that that many bytes follow; the reader
+ * is left at the first of them.
+ */
+export function readLength(r: Reader, typeName: string): number {
+  const at = r.pos;
+  const n = readSize(r, typeName, 'length');
+  if (n > r.remaining) {
+    throw new SbsError(
+      typeName,
+      at,
+      `length ${n} runs past the end of input (${r.remaining} left)`,
+    );
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Primitive types
 
@@ -349,15 +366,7 @@ class BytesType extends SbsType<Uint8Array> {
     w.bytes(v);
   }
   read(r: Reader): Uint8Array {
-    const at = r.pos;
-    const n = readSize(r, this.name, 'length');
-    if (n > r.remaining) {
-      throw new SbsError(
-        this.name,
-        at,
-        `length ${n} runs past the end of input (${r.remaining} left)`,
-      );
-    }
+    const n = readLength(r, this.name);
     // A copy: decoded values must not pin (or alias) the receive buffer.
     const start = r.pos;
     r.pos += n;
@@ -400,14 +409,7 @@ class StringType extends SbsType<string> {
   }
   read(r: Reader): string {
     const at = r.pos;
-    const n = readSize(r, this.name, 'length');
-    if (n > r.remaining) {
-      throw new SbsError(
-        this.name,
-        at,
-        `length ${n} runs past the end of input (${r.remaining} left)`,
-      );
-    }
+    const n = readLength(r, this.name);
     const start = r.pos;
     r.pos += n;
     try {
