@@ -4,14 +4,15 @@
  * a baseline run in the same process, which is what survives a noisy machine.
  *
  * Benchmarks: sbs (codec vs JSON), sqlite (backend vs raw better-sqlite3), event (backend vs an
- * unbatched eventer client, restart, peak RSS), juggler (control vs direct backend calls).
+ * unbatched eventer client, restart, peak RSS), juggler (control vs direct backend calls),
+ * daemon (start-to-ready, SIGTERM-to-exit, HTTP model reads vs bare node:http).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['sbs', 'sqlite', 'event', 'juggler'] as const;
+const BENCHES = ['sbs', 'sqlite', 'event', 'juggler', 'daemon'] as const;
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
