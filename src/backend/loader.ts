@@ -123,8 +123,13 @@ export async function loadBackend(
     );
   }
 
-  const schemaId = confSchemaId(specifier, mod, schemas);
-  if (schemaId !== undefined) {
+  let schemaId: string | null;
+  try {
+    schemaId = schemas.moduleSchemaId(mod.confSchema, specifier, what);
+  } catch (err) {
+    throw new BackendLoadError(specifier, errorMessage(err), [], { cause: err });
+  }
+  if (schemaId !== null) {
     const issues = schemas.validate(schemaId, backendConf, basePath);
     if (issues.length > 0) {
       throw new BackendLoadError(
@@ -245,54 +250,6 @@ function subscriptionOf(
     );
   }
   return sub as string[][];
-}
-
-/** Resolves the module's `confSchema` to a registered schema id (registering objects once). */
-function confSchemaId(
-  specifier: string,
-  mod: BackendModuleExports,
-  schemas: SchemaRegistry,
-): string | undefined {
-  const what = `backend module '${specifier}'`;
-  const schema = mod.confSchema;
-  if (schema === undefined) return undefined;
-  if (typeof schema === 'string') {
-    if (!schemas.has(schema)) {
-      throw new BackendLoadError(
-        specifier,
-        `${what} names its config schema '${schema}', which is not registered`,
-      );
-    }
-    return schema;
-  }
-  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
-    throw new BackendLoadError(
-      specifier,
-      `${what} exports 'confSchema' that is neither a schema id nor a schema object`,
-    );
-  }
-  const declared = schema.$id ?? schema.id;
-  const id =
-    typeof declared === 'string'
-      ? declared
-      : `urn:aimm-store:backend-conf:${encodeURIComponent(specifier)}`;
-  try {
-    if (!schemas.has(id)) {
-      const copy: Record<string, unknown> = { ...schema, $id: id };
-      delete copy.id;
-      schemas.addSchema(copy, what);
-    }
-    // Compiles the schema, so that a broken one is reported as the module's fault.
-    schemas.validate(id, {});
-  } catch (err) {
-    throw new BackendLoadError(
-      specifier,
-      `${what} exports an invalid 'confSchema': ${errorMessage(err)}`,
-      [],
-      { cause: err },
-    );
-  }
-  return id;
 }
 
 function basePathOf(options: BackendLoadOptions): string {

@@ -67,6 +67,36 @@ export class SchemaRegistry {
     return this.ajv.getSchema(id) !== undefined;
   }
 
+  /**
+   * The schema id for a loaded module's `confSchema` export, or null when it has none: a string
+   * must be the `$id` of a registered schema (the built-ins); an object is registered once under
+   * its own `$id` (or seed-style `id`), else under a name made from `specifier`, and compiled at
+   * once so that a broken schema is the module's fault. Throws an Error beginning with `what`
+   * (e.g. "backend module 'x'") when the export is unusable.
+   */
+  moduleSchemaId(confSchema: unknown, specifier: string, what: string): string | null {
+    if (confSchema === undefined || confSchema === null) return null;
+    if (typeof confSchema === 'string') {
+      if (this.has(confSchema)) return confSchema;
+      throw new Error(`${what} names its config schema '${confSchema}', which is not registered`);
+    }
+    if (typeof confSchema !== 'object' || Array.isArray(confSchema)) {
+      throw new Error(
+        `${what} exports 'confSchema' that is neither a schema id nor a schema object`,
+      );
+    }
+    const s = confSchema as Record<string, unknown>;
+    const own = typeof s.$id === 'string' ? s.$id : typeof s.id === 'string' ? s.id : undefined;
+    const id = own ?? `urn:aimm-store:module-conf:${encodeURIComponent(specifier)}`;
+    try {
+      if (!this.has(id)) this.addSchema(own === undefined ? { ...s, $id: id } : s, what);
+      this.validate(id, {});
+    } catch (err) {
+      throw new Error(`${what} exports an invalid 'confSchema': ${(err as Error).message}`);
+    }
+    return id;
+  }
+
   /** Validates `value` against schema `id`; paths are prefixed with `basePath` (e.g. `$.backend`). */
   validate(id: string, value: unknown, basePath = '$'): ConfigIssue[] {
     const fn: ValidateFunction | undefined = this.ajv.getSchema(id);

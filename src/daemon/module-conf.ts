@@ -18,48 +18,15 @@ export function validateModuleConf(
   schemas: SchemaRegistry,
   specifier: string,
 ): ConfigIssue[] {
-  const id = schemaIdOf(mod.confSchema, schemas, specifier);
-  if (id instanceof Error) {
-    return [{ path: `${basePath}.module`, rule: 'module', message: id.message }];
-  }
-  let issues: ConfigIssue[];
+  let id: string | null;
   try {
-    issues = id === null ? [] : schemas.validate(id, conf, basePath);
+    id = schemas.moduleSchemaId(mod.confSchema, specifier, `module '${specifier}'`);
   } catch (err) {
-    const message = `module '${specifier}' has an unusable confSchema: ${(err as Error).message}`;
-    return [{ path: `${basePath}.module`, rule: 'module', message }];
+    return [{ path: `${basePath}.module`, rule: 'module', message: (err as Error).message }];
   }
+  const issues = id === null ? [] : schemas.validate(id, conf, basePath);
   if (issues.length === 0 && typeof mod.checkConf === 'function') {
     issues.push(...(mod.checkConf as (c: unknown, p: string) => ConfigIssue[])(conf, basePath));
   }
   return issues;
-}
-
-function schemaIdOf(
-  confSchema: unknown,
-  schemas: SchemaRegistry,
-  specifier: string,
-): string | null | Error {
-  if (confSchema === undefined || confSchema === null) return null;
-  if (typeof confSchema === 'string') {
-    return schemas.has(confSchema)
-      ? confSchema
-      : new Error(`module '${specifier}' names an unknown schema '${confSchema}'`);
-  }
-  if (typeof confSchema !== 'object') {
-    return new Error(
-      `module '${specifier}' exports a confSchema that is neither an id nor a schema`,
-    );
-  }
-  const s = confSchema as Record<string, unknown>;
-  const own = typeof s.$id === 'string' ? s.$id : typeof s.id === 'string' ? s.id : undefined;
-  const id = own ?? `aimm-store://module/${encodeURIComponent(specifier)}#`;
-  if (!schemas.has(id)) {
-    try {
-      schemas.addSchema(own === undefined ? { ...s, $id: id } : s, `module '${specifier}'`);
-    } catch (err) {
-      return new Error(`module '${specifier}' exports an invalid confSchema: ${String(err)}`);
-    }
-  }
-  return id;
 }

@@ -99,6 +99,43 @@ describe('config validation', () => {
     assert.ok(has(issues, '$.control[7].models', 'type'));
   });
 
+  test('a third-party control: its confSchema is applied, or its fault is named', async () => {
+    const control = (name: string, confSchema: string) => {
+      writeFileSync(
+        join(dir, `${name}.mjs`),
+        `export const confSchema = ${confSchema};\nexport function create() { throw new Error('not here'); }\n`,
+      );
+      return `./${name}.mjs`;
+    };
+    const schema = JSON.stringify({
+      type: 'object',
+      required: ['module', 'depth'],
+      properties: { depth: { type: 'integer' } },
+    });
+    const issues = await issuesOf({
+      backend: slowBackend(),
+      control: [
+        { module: control('schema-object', schema), depth: 3 },
+        { module: control('schema-object-again', schema), depth: 'deep' },
+        { module: control('unknown-id', "'aimm-store://controls/nowhere.yaml#'") },
+        {
+          module: control('broken', "{ type: 'object', properties: { a: { type: 'nonsense' } } }"),
+        },
+        { module: control('number', '7') },
+        { module: control('builtin-id', "'aimm-store://controls/http.yaml#'") },
+      ],
+    });
+    const text = describeIssues(issues);
+    assert.ok(!issues.some((i) => i.path.startsWith('$.control[0]')), text);
+    assert.ok(has(issues, '$.control[1].depth', 'type'), text);
+    const moduleIssue = (i: number) =>
+      issues.find((x) => x.path === `$.control[${i}].module` && x.rule === 'module')?.message ?? '';
+    assert.match(moduleIssue(2), /unknown-id\.mjs' names its config schema .* not registered/);
+    assert.match(moduleIssue(3), /broken\.mjs' exports an invalid 'confSchema'/);
+    assert.match(moduleIssue(4), /neither a schema id nor a schema object/);
+    assert.ok(has(issues, '$.control[5].server', 'required'), text);
+  });
+
   test('hat: address shapes, one token source, required by a backend that subscribes', async () => {
     const ok = await checkConfig(
       configWith(slowBackend({ hat_required: true }), {
