@@ -45,6 +45,12 @@ export class BackendLoadError extends Error {
     super(message, options);
     this.name = 'BackendLoadError';
   }
+
+  /** As config issues: the validation issues, or else one `module` issue with this message. */
+  configIssues(basePath = '$.backend'): ConfigIssue[] {
+    if (this.issues.length > 0) return [...this.issues];
+    return [{ path: `${basePath}.module`, rule: 'module', message: this.message }];
+  }
 }
 
 /** A loaded backend module whose config passed validation; nothing is created yet. */
@@ -80,8 +86,7 @@ export async function validateBackendConf(
     return [];
   } catch (err) {
     if (!(err instanceof BackendLoadError)) throw err;
-    if (err.issues.length > 0) return [...err.issues];
-    return [{ path: `${basePathOf(options)}.module`, rule: 'module', message: err.message }];
+    return err.configIssues(basePathOf(options));
   }
 }
 

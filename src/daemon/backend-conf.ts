@@ -22,11 +22,7 @@ export async function validateBackendPart(
     subscription = loaded.subscription();
   } catch (err) {
     if (!(err instanceof BackendLoadError)) throw err;
-    const issues =
-      err.issues.length > 0
-        ? [...err.issues]
-        : [{ path: '$.backend.module', rule: 'module', message: err.message }];
-    return { issues, loaded: null, needsHat: false };
+    return { issues: err.configIssues('$.backend'), loaded: null, needsHat: false };
   }
   return { issues: [], loaded, needsHat: subscription.length > 0 };
 }
