@@ -681,11 +681,15 @@ class HatProxy {
     for (const p of this.pairs) p.down.write(bytes);
     return this.pairs.size;
   }
-  async close(): Promise<void> {
+  /** Cuts every connection (the daemon reconnects through the proxy). */
+  cut(): void {
     for (const p of this.pairs) {
       p.down.destroy();
       p.up.destroy();
     }
+  }
+  async close(): Promise<void> {
+    this.cut();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
@@ -773,7 +777,22 @@ export async function chatterWire(
         () => true,
         () => false,
       );
-      bump(r.detail, dropped ? 'connections dropped' : 'garbage absorbed (no drop)');
+      if (dropped) bump(r.detail, 'connections dropped');
+      else {
+        // A mutated frame can be a well-formed status notification: the daemon then takes Hat at
+        // its word (not ready, as for a real standby) until a new connection brings the real status.
+        const ready = await httpGet(http, '/readyz');
+        const status = /Hat server status is (\w+)/.exec(ready.body)?.[1];
+        if (
+          ready.status === 503 &&
+          status !== undefined &&
+          status !== 'operational' &&
+          Buffer.from(g).includes('HatEventer.MsgStatusNotify')
+        ) {
+          bump(r.detail, `garbage read as a status notification (${status})`);
+          proxy.cut();
+        } else bump(r.detail, 'garbage absorbed (no drop)');
+      }
       if (r.failures.length > 0 || !daemon.alive) break;
     }
     running = false;
