@@ -46,6 +46,15 @@ async function client(
 }
 
 /** A free port nobody listens on. */
+/** Polls `check` until it holds (a hang guard of 5 s, not a timing assertion). */
+async function waitUntil(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 async function deadPort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -433,6 +442,36 @@ describe('Hat connector', { timeout: 20_000 }, () => {
     const plain = await connector.connect({ subscriptions: [], persisted: true });
     open.push(plain);
     assert.ok(peer.clients().some((i) => i.clientName === 'aimm-store/test' && i.persisted));
+  });
+
+  test('prefers an operational server to a standby one; a standby one when none is operational', async () => {
+    const standby = await startHatPeer({ status: 'standby', serverId: 2 });
+    const other = await startHatPeer({ status: 'standby', serverId: 3 });
+    try {
+      const at = (...peers: { host: string; port: number }[]) =>
+        createHatConnector({
+          addresses: peers.map((p) => ({ host: p.host, port: p.port })),
+          clientName: 'x',
+        });
+      const c = await at(standby, peer).connect({ subscriptions: [] });
+      open.push(c);
+      assert.equal(c.status, 'operational');
+      assert.ok(peer.clients().some((i) => i.clientName === 'x'));
+      await waitUntil(() => standby.clients().length === 0);
+
+      const s = await at(standby, other).connect({ subscriptions: [] });
+      open.push(s);
+      assert.equal(s.status, 'standby');
+      assert.equal(standby.clients().length, 1);
+      await waitUntil(() => other.clients().length === 0);
+
+      // The standby server's status may still change: the connection follows it.
+      standby.setStatus('operational');
+      await waitUntil(() => s.status === 'operational');
+    } finally {
+      await standby.close();
+      await other.close();
+    }
   });
 
   test('all addresses failing gives one error naming each', async () => {

@@ -1,7 +1,8 @@
 /**
  * A connection factory for one logical Hat event server that may run as several redundant
  * servers: `connect()` tries the addresses in order and returns the first eventer connection
- * that completes its init exchange. Structurally it is the backend contract's `HatConnector`
+ * that completes its init exchange with an operational server (else the first that completed it:
+ * its status may still change). Structurally it is the backend contract's `HatConnector`
  * (the Hat library does not import the backend layer).
  */
 import { type Address, formatAddress } from '../chatter/connect.js';
@@ -10,7 +11,10 @@ import { connect, EventerInitError } from './client.js';
 import type { EventerClient, EventType } from './common.js';
 
 export interface HatConnectorOptions {
-  /** Fail-over order: the first address that accepts wins. */
+  /**
+   * Fail-over order: the first address whose server is operational wins; when none is, the first
+   * that accepted (a redundant Hat's standby servers accept clients too).
+   */
   addresses: readonly Address[];
   clientName: string;
   clientToken?: string | null;
@@ -47,9 +51,13 @@ export function createHatConnector(options: HatConnectorOptions): HatConnectorIm
           ? options.clientName
           : `${options.clientName}/${connectOptions.nameSuffix}`;
       const failures: [Address, Error][] = [];
+      // A redundant Hat runs one operational server; the others accept clients in `standby`. The
+      // first operational server wins; failing that, the first one that accepted.
+      let fallback: EventerClient | null = null;
       for (const address of addresses) {
+        let client: EventerClient;
         try {
-          return await connect(address, {
+          client = await connect(address, {
             clientName,
             clientToken: options.clientToken ?? null,
             subscriptions: connectOptions.subscriptions,
@@ -63,8 +71,16 @@ export function createHatConnector(options: HatConnectorOptions): HatConnectorIm
           });
         } catch (err) {
           failures.push([address, err as Error]);
+          continue;
         }
+        if (client.status === 'operational') {
+          await fallback?.close();
+          return client;
+        }
+        if (fallback === null) fallback = client;
+        else await client.close();
       }
+      if (fallback !== null) return fallback;
       const [first] = failures;
       if (failures.length === 1 && first !== undefined) throw first[1];
       const initErrors = failures.filter(([, e]) => e instanceof EventerInitError);
