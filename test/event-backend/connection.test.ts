@@ -318,6 +318,47 @@ describe('event backend connection handling', () => {
     }
   });
 
+  it('with several addresses: leaves a server that stays in standby for the operational one', async () => {
+    const first = await startPeer({ serverId: 2 });
+    const second = await startPeer({ serverId: 3, status: 'standby' });
+    const ctx = peerContext([first, second]);
+    const named = (p: HatPeer) => p.clients().some((i) => i.clientName === 'aimm-store/test');
+    const b = await openBackend(ctx, { standby_switch_ms: 200 });
+    try {
+      assert.ok(named(first) && !named(second));
+      // The active server of a redundant Hat moves to the other address.
+      first.setStatus('standby');
+      second.setStatus('operational');
+      await waitFor(() => named(second) && b.status().ready, 'on the operational server');
+      assert.equal(ctx.logs.find(/still not operational/).length, 1);
+      const c = await b.createModel('t', text('x'));
+      assert.ok(second.events.some((e) => e.type[2] === String(c.meta.instanceId)));
+      assert.ok(!first.events.some((e) => e.type[2] === String(c.meta.instanceId)));
+    } finally {
+      await b.close();
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it('with one address, a server in standby is waited for, not left', async () => {
+    const only = await startPeer({ serverId: 4 });
+    const ctx = peerContext(only);
+    const b = await openBackend(ctx, { standby_switch_ms: 50 });
+    try {
+      only.setStatus('standby');
+      await waitFor(() => !b.status().ready, 'not ready');
+      await sleep(300);
+      assert.equal(ctx.logs.find(/still not operational/).length, 0);
+      assert.equal(ctx.logs.find(/lost the Hat connection/).length, 0);
+      only.setStatus('operational');
+      await waitFor(() => b.status().ready, 'ready again');
+    } finally {
+      await b.close();
+      await only.close();
+    }
+  });
+
   it("ack 'persisted' resolves only after Hat reports the events flushed", async () => {
     const slow = await startPeer({ flushDelayMs: 60_000 });
     const b = await openBackend(peerContext(slow), { ack: 'persisted' });

@@ -46,8 +46,9 @@ export interface TestContext extends BackendContext {
   logs: LogCapture;
 }
 
+/** A backend context whose Hat connector points at `peer` (or at several, in fail-over order). */
 export function peerContext(
-  peer: HatPeer | { host: string; port: number },
+  peer: HatPeer | { host: string; port: number } | readonly { host: string; port: number }[],
   opts: { name?: string; metrics?: MetricsRegistry; clientName?: string } = {},
 ): TestContext {
   const logs = new LogCapture();
@@ -57,7 +58,7 @@ export function peerContext(
     logger,
     metrics: opts.metrics ?? new MetricsRegistry(),
     hat: createHatConnector({
-      addresses: [{ host: peer.host, port: peer.port }],
+      addresses: (Array.isArray(peer) ? peer : [peer]).map((p) => ({ host: p.host, port: p.port })),
       clientName: opts.clientName ?? `aimm-store/${opts.name ?? 'test'}`,
       pingDelay: 2000,
       pingTimeout: 2000,

@@ -108,6 +108,9 @@ export class EventBackend implements Backend {
   private closing: Promise<void> | null = null;
   /** A reconnect was requested because Hat's event ids went backwards (once per connection). */
   private resyncRequested = false;
+  /** How many Hat addresses the connector may choose from. */
+  private readonly hatAddresses: number;
+  private standbyTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly config: EventBackendConfig,
@@ -118,6 +121,7 @@ export class EventBackend implements Backend {
         'invalid',
         'the event backend needs a Hat event server: set hat.eventer_server in the config',
       );
+    this.hatAddresses = context.hat.addresses.length;
     this.logger = context.logger.child({ backend: 'event' });
     this.metrics = createEventMetrics(context.metrics);
     this.changes$ = this.subject.asObservable();
@@ -290,6 +294,7 @@ export class EventBackend implements Backend {
       clearTimeout(timer);
     }
     this.phase = 'closed';
+    this.clearStandbySwitch();
     this.failWaiting(new BackendError('closed', 'backend closed before the write was sent'));
     await this.session.stop();
     // The in-flight batch (if any) fails once its connection is gone.
@@ -369,7 +374,10 @@ export class EventBackend implements Backend {
     if (this.isClosed()) return;
     this.lastError = '';
     if (this.serverStatus === 'operational') this.goOnline();
-    else this.phase = 'standby';
+    else {
+      this.phase = 'standby';
+      this.armStandbySwitch();
+    }
   }
 
   private onServerStatus(s: Status): void {
@@ -379,11 +387,40 @@ export class EventBackend implements Backend {
     else if (s !== 'operational' && this.phase === 'online') {
       this.phase = 'standby';
       this.logger.warn({ status: s }, 'event backend: Hat server is not operational');
+      this.armStandbySwitch();
     }
     this.markReadyIfReady();
   }
 
+  /**
+   * With several Hat addresses, a connection whose server stays non-operational for
+   * `standby_switch_ms` is dropped, so that the next connect can find an operational server (in a
+   * redundant Hat the active server may now be another address). With one address the backend
+   * waits for the server's status to change.
+   */
+  private armStandbySwitch(): void {
+    this.clearStandbySwitch();
+    if (this.hatAddresses < 2) return;
+    this.standbyTimer = setTimeout(() => {
+      this.standbyTimer = null;
+      if (this.phase !== 'standby') return;
+      this.logger.warn(
+        { status: this.serverStatus, afterMs: this.config.standbySwitchMs },
+        'event backend: Hat server still not operational; reconnecting to find an operational one',
+      );
+      void this.session.dropConnection();
+    }, this.config.standbySwitchMs);
+    this.standbyTimer.unref();
+  }
+
+  private clearStandbySwitch(): void {
+    if (this.standbyTimer === null) return;
+    clearTimeout(this.standbyTimer);
+    this.standbyTimer = null;
+  }
+
   private goOnline(): void {
+    this.clearStandbySwitch();
     this.phase = 'online';
     // Writes queued while Hat was unreachable go first, in their order.
     for (const job of [...this.durable.values()].sort(
@@ -398,6 +435,7 @@ export class EventBackend implements Backend {
   }
 
   private onDisconnected(reason: Error | null): void {
+    this.clearStandbySwitch();
     for (const s of this.connSubs) s.unsubscribe();
     this.connSubs = [];
     this.persistedAcks.detach();

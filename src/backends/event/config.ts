@@ -25,6 +25,8 @@ export interface EventBackendConfig {
   reconnectMinDelayMs: number;
   reconnectMaxDelayMs: number;
   closeTimeoutMs: number;
+  /** With several Hat addresses: a server non-operational this long is left for another. */
+  standbySwitchMs: number;
   /** Full replay (no checkpoint): `history` also replays the server's history for exact revisions. */
   fullReplay: 'history' | 'latest';
   /** How recovery reads Hat's history (full replay and catch-up): see `recovery.ts`. */
@@ -44,6 +46,7 @@ export const DEFAULTS = {
   reconnectMinDelayMs: 200,
   reconnectMaxDelayMs: 30_000,
   closeTimeoutMs: 10_000,
+  standbySwitchMs: 10_000,
 };
 
 /** Validates `conf` (the `backend` section) and fills in defaults; throws BackendError('invalid'). */
@@ -150,6 +153,12 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
     reconnectMinDelayMs,
     reconnectMaxDelayMs,
     closeTimeoutMs: optInt(conf.close_timeout_ms, 'close_timeout_ms', 0, DEFAULTS.closeTimeoutMs),
+    standbySwitchMs: optInt(
+      conf.standby_switch_ms,
+      'standby_switch_ms',
+      1,
+      DEFAULTS.standbySwitchMs,
+    ),
   };
 
   function int(v: unknown, name: string, min: number): number {

@@ -89,6 +89,7 @@ export function eventBase(dir: string): Record<string, Json> {
       catch_up_page_size: 10,
       reconnect: { min_delay_ms: 1, max_delay_ms: 2 },
       close_timeout_ms: 0,
+      standby_switch_ms: 1,
     },
     hat: {
       eventer_server: [{ host: '127.0.0.1', port: 23012 }],
