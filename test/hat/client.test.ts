@@ -45,7 +45,6 @@ async function client(
   return c;
 }
 
-/** A free port nobody listens on. */
 /** Polls `check` until it holds (a hang guard of 5 s, not a timing assertion). */
 async function waitUntil(check: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000;
@@ -55,6 +54,7 @@ async function waitUntil(check: () => boolean): Promise<void> {
   }
 }
 
+/** A free port nobody listens on. */
 async function deadPort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
