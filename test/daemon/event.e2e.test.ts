@@ -9,7 +9,14 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type HatPeer, startHatPeer } from '../peer/hat-peer.js';
-import { DaemonProcess, httpRequest, NotifyReceiver, tempDir, writeJson } from './harness.js';
+import {
+  DaemonProcess,
+  httpRequest,
+  NotifyReceiver,
+  tempDir,
+  until,
+  writeJson,
+} from './harness.js';
 import { Juggler06 } from './juggler06.js';
 
 const TOKEN = 'hat-secret-token-51d2';
@@ -53,10 +60,6 @@ function config(hat: Record<string, unknown>): string {
   });
   chmodSync(file, 0o600);
   return file;
-}
-
-async function until(check: () => Promise<boolean>): Promise<void> {
-  while (!(await check())) await new Promise((r) => setTimeout(r, 20));
 }
 
 describe('serve with the event backend', () => {
@@ -103,9 +106,9 @@ describe('serve with the event backend', () => {
 
       // Hat goes away: not ready; Hat comes back: ready again.
       await peer.stop();
-      await until(async () => (await httpRequest(http, '/readyz')).status === 503);
+      await until('not ready', async () => (await httpRequest(http, '/readyz')).status === 503);
       await peer.start();
-      await until(async () => (await httpRequest(http, '/readyz')).status === 200);
+      await until('ready again', async () => (await httpRequest(http, '/readyz')).status === 200);
     } finally {
       receiver.close();
       await daemon.stop();

@@ -201,6 +201,15 @@ export function httpRequest(
   });
 }
 
+/** Polls `check` until it holds; fails naming `what` after 20 s (a hang guard, not a timing assertion). */
+export async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 let receivers = 0;
 
 /** A unix datagram socket bound to a fresh path in `dir`, collecting sd_notify messages. */

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type HatPeer, startHatPeer } from '../peer/hat-peer.js';
-import { DaemonProcess, MAIN, ROOT, runCli, tempDir, writeJson } from './harness.js';
+import { DaemonProcess, MAIN, ROOT, runCli, tempDir, until, writeJson } from './harness.js';
 
 const T = { timeout: 60_000 };
 const { dir, cleanup } = tempDir('aimm-two-');
@@ -56,14 +56,6 @@ async function ls(address: string): Promise<Meta[]> {
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Meta);
-}
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('two daemons on one prefix', () => {
