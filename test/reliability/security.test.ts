@@ -72,10 +72,7 @@ describe('security, end to end', () => {
     });
     const daemon = new Daemon(config);
     try {
-      const port = await daemon.port('juggler');
-      const http = await daemon.port('http');
-      assert.ok(port !== null && http !== null, daemon.stderr);
-      const url = `ws://127.0.0.1:${port}/`;
+      const { url, http } = await daemon.endpoints();
       // The token reached Hat: the peer accepted the connection.
       assert.ok(peer.clients().some((c) => c.clientToken === TOKEN));
       const ok = await JugglerClient.connect(url, { username: 'admin', password: PASSWORD });
@@ -130,10 +127,7 @@ describe('security, end to end', () => {
     });
     const daemon = new Daemon(config);
     try {
-      const port = await daemon.port('juggler');
-      const http = await daemon.port('http');
-      assert.ok(port !== null && http !== null, daemon.stderr);
-      const url = `ws://127.0.0.1:${port}/`;
+      const { url, http } = await daemon.endpoints();
       const rss = async () =>
         metricValue(
           (await httpGet(http, '/metrics')).body,

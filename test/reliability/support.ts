@@ -263,6 +263,14 @@ export class Daemon {
     return line === null ? null : Number(line.port);
   }
 
+  /** The Juggler URL and the HTTP port once both controls listen; throws if the daemon exits first. */
+  async endpoints(): Promise<{ url: string; http: number }> {
+    const port = await this.port('juggler');
+    const http = await this.port('http');
+    if (port === null || http === null) throw new Error(`daemon did not start: ${this.stderr}`);
+    return { url: `ws://127.0.0.1:${port}/`, http };
+  }
+
   /** Resolves true once the daemon logged `ready`, false if it exited first. */
   async ready(): Promise<boolean> {
     return (await this.waitFor((l) => l.msg === 'ready')) !== null;

@@ -393,10 +393,7 @@ export async function jugglerWire(
   });
   const daemon = new Daemon(config, { secrets: [ADMIN.password, sha256(ADMIN.password)] });
   try {
-    const port = await daemon.port('juggler');
-    const http = await daemon.port('http');
-    if (port === null || http === null) throw new Error(`daemon did not start: ${daemon.stderr}`);
-    const url = `ws://127.0.0.1:${port}/`;
+    const { url, http } = await daemon.endpoints();
     const canaryClient = await JugglerClient.connect(url, { ...ADMIN, pingDelay: null });
     const canary = new Canary(canaryClient, rng);
     canary.start();
@@ -525,13 +522,8 @@ export async function hatEventsWire(
   let marker = 1_000_000;
   try {
     const connect = async (d: Daemon) => {
-      const port = await d.port('juggler');
-      const http = await d.port('http');
-      if (port === null || http === null) throw new Error(`daemon did not start: ${d.stderr}`);
-      return {
-        client: await JugglerClient.connect(`ws://127.0.0.1:${port}/`, { pingDelay: null }),
-        http,
-      };
+      const { url, http } = await d.endpoints();
+      return { client: await JugglerClient.connect(url, { pingDelay: null }), http };
     };
     let { client, http } = await connect(daemon);
     const verify = async (what: string) => {
@@ -726,10 +718,8 @@ export async function chatterWire(
     { numRuns: injections, seed },
   );
   try {
-    const port = await daemon.port('juggler');
-    const http = await daemon.port('http');
-    if (port === null || http === null) throw new Error(`daemon did not start: ${daemon.stderr}`);
-    const client = await JugglerClient.connect(`ws://127.0.0.1:${port}/`, { pingDelay: null });
+    const { url, http } = await daemon.endpoints();
+    const client = await JugglerClient.connect(url, { pingDelay: null });
     const acks: { id: number; revision: number; sha: string | null }[] = [];
     let running = true;
     const writer = (async () => {
@@ -757,13 +747,12 @@ export async function chatterWire(
       }
     })();
     const metric = async (name: string) => metricSum((await httpGet(http, '/metrics')).body, name);
+    const awaitReady = (what: string) =>
+      until(async () => (await httpGet(http, '/readyz')).status === 200, what, 20_000, 10).catch(
+        (err: Error) => r.failures.push(err.message),
+      );
     for (const g of garbage) {
-      await until(
-        async () => (await httpGet(http, '/readyz')).status === 200,
-        'ready',
-        20_000,
-        10,
-      ).catch((err: Error) => r.failures.push(err.message));
+      await awaitReady('ready');
       const before = await metric('aimm_store_event_disconnects_total');
       if (proxy.inject(g) === 0) continue;
       r.inputs++;
@@ -797,12 +786,7 @@ export async function chatterWire(
     }
     running = false;
     await writer;
-    await until(
-      async () => (await httpGet(http, '/readyz')).status === 200,
-      'ready at the end',
-      20_000,
-      10,
-    ).catch((err: Error) => r.failures.push(err.message));
+    await awaitReady('ready at the end');
     // Every acknowledged write is in Hat at its revision.
     const byId = new Map<number, EventPayload[]>();
     for (const e of peer.events) {
