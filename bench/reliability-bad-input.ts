@@ -8,17 +8,16 @@
  * the rest end to end against the daemon. Prints a table per target; exits 1 on any failure.
  */
 import { runBadInputCampaign, TARGETS, type Target } from '../test/reliability/bad-input.js';
-import { killChildrenOnSignal, randomSeed } from '../test/reliability/support.js';
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? (process.argv[i + 1] as string) : dflt;
-}
+import {
+  cliArg as arg,
+  killChildrenOnSignal,
+  progressLog as log,
+  randomSeed,
+} from '../test/reliability/support.js';
 
 const scale = Number(arg('scale', '1'));
 const seed = Number(arg('seed', String(randomSeed())));
 const targets = arg('targets', TARGETS.join(',')).split(',') as Target[];
-const quiet = process.argv.includes('--quiet');
 killChildrenOnSignal();
 
 const base: Record<Target, number> = {
@@ -37,9 +36,7 @@ const counts = Object.fromEntries(
 const s = await runBadInputCampaign({
   counts,
   seed,
-  log: (l) => {
-    if (!quiet) process.stdout.write(`${new Date().toISOString()} ${l}\n`);
-  },
+  log,
 });
 const lines = [
   `== bad-input campaign (seed ${s.seed}) ==`,

@@ -13,17 +13,16 @@ import {
   type CrashSummary,
   runCrashCampaign,
 } from '../test/reliability/crash-campaign.js';
-import { killChildrenOnSignal, randomSeed } from '../test/reliability/support.js';
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? (process.argv[i + 1] as string) : dflt;
-}
+import {
+  cliArg as arg,
+  killChildrenOnSignal,
+  progressLog as log,
+  randomSeed,
+} from '../test/reliability/support.js';
 
 const kills = Number(arg('kills', '1000'));
 const which = arg('backend', 'all');
 const seed = Number(arg('seed', String(randomSeed())));
-const quiet = process.argv.includes('--quiet');
 killChildrenOnSignal();
 
 const variants: { name: string; opts: Omit<CrashCampaignOptions, 'kills'>; share: number }[] = [
@@ -36,10 +35,6 @@ if (chosen.length === 0) {
   process.stderr.write(`unknown --backend ${which}\n`);
   process.exit(2);
 }
-
-const log = (line: string) => {
-  if (!quiet) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
-};
 
 const results: CrashSummary[] = [];
 const total = chosen.reduce((n, v) => n + v.share, 0);

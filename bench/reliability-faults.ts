@@ -13,17 +13,16 @@ import {
   type FaultSummary,
   runFaultCampaign,
 } from '../test/reliability/fault-campaign.js';
-import { killChildrenOnSignal, randomSeed } from '../test/reliability/support.js';
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? (process.argv[i + 1] as string) : dflt;
-}
+import {
+  cliArg as arg,
+  killChildrenOnSignal,
+  progressLog as log,
+  randomSeed,
+} from '../test/reliability/support.js';
 
 const episodes = Number(arg('episodes', '500'));
 const which = arg('variant', 'all');
 const seed = Number(arg('seed', String(randomSeed())));
-const quiet = process.argv.includes('--quiet');
 const faults = arg('faults', FAULTS.join(',')).split(',') as Fault[];
 killChildrenOnSignal();
 
@@ -35,9 +34,6 @@ if (variants.length === 0) {
   process.stderr.write(`unknown --variant ${which}\n`);
   process.exit(2);
 }
-const log = (line: string) => {
-  if (!quiet) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
-};
 
 const results: FaultSummary[] = [];
 for (const [i, v] of variants.entries()) {

@@ -127,6 +127,18 @@ export function killChildren(): void {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 }
 
+/** For long-run scripts: the value after `--name` on the command line, or `dflt`. */
+export function cliArg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? (process.argv[i + 1] as string) : dflt;
+}
+
+/** For long-run scripts: prints a line with a timestamp on stdout, unless `--quiet` was given. */
+export function progressLog(line: string): void {
+  if (!process.argv.includes('--quiet'))
+    process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+}
+
 /** For long-run scripts: on SIGINT/SIGTERM, kill the children and exit 130. */
 export function killChildrenOnSignal(): void {
   for (const sig of ['SIGINT', 'SIGTERM'] as const)
