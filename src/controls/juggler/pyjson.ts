@@ -10,22 +10,10 @@
  * post-processing `JSON.stringify`'s output, and, for long base64 strings, than `JSON.stringify`
  * itself (bench/juggler.ts).
  */
-
-// Anything but printable ASCII other than quote and backslash needs escaping (with ensure_ascii,
-// Python escapes controls, DEL and non-ASCII).
-const NEEDS_ESCAPE = /[^ !#-[\]-~]/;
-const NON_ASCII = /[\u007f-\uffff]/g;
+import { pythonJsonString } from '../../common/python-json.js';
 
 /** A JSON string literal as Python writes it. */
-export function pyString(s: string): string {
-  if (!NEEDS_ESCAPE.test(s)) return `"${s}"`;
-  // JSON.stringify escapes quote, backslash and controls exactly like Python (\b \f \n \r \t and
-  // lowercase \u00xx); the rest is non-ASCII, escaped per UTF-16 unit as Python does.
-  return JSON.stringify(s).replace(
-    NON_ASCII,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-}
+export const pyString = pythonJsonString;
 
 /** A number as Python's json writes it (integers, and floats in exponent form). */
 export function pyNumber(n: number): string {

@@ -12,6 +12,10 @@
  * - {@link compactJson}: the same value as compact standard JSON (numbers kept verbatim).
  */
 
+import { pythonJsonString } from '../../common/python-json.js';
+
+export { pythonJsonString };
+
 export class JsonTextError extends Error {
   /** UTF-16 offset in the text where the problem was found. */
   readonly offset: number;
@@ -246,46 +250,6 @@ function parse(text: string): Node {
 
 // ---------------------------------------------------------------------------------------------
 // emitters
-
-const ASCII_SAFE = /^[ !#-[\]-~]*$/;
-
-/**
- * A string as Python's `json.dumps` writes it (ensure_ascii): only printable ASCII stays literal;
- * `"`, `\` and the short escapes are backslashed, the rest is lowercase `\uXXXX` per UTF-16 unit.
- */
-export function pythonJsonString(v: string): string {
-  if (ASCII_SAFE.test(v)) return `"${v}"`;
-  let out = '"';
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c >= 0x20 && c <= 0x7e) {
-      if (c === 0x22) out += '\\"';
-      else if (c === 0x5c) out += '\\\\';
-      else out += v[i];
-      continue;
-    }
-    switch (c) {
-      case 0x08:
-        out += '\\b';
-        break;
-      case 0x0c:
-        out += '\\f';
-        break;
-      case 0x0a:
-        out += '\\n';
-        break;
-      case 0x0d:
-        out += '\\r';
-        break;
-      case 0x09:
-        out += '\\t';
-        break;
-      default:
-        out += `\\u${c.toString(16).padStart(4, '0')}`;
-    }
-  }
-  return `${out}"`;
-}
 
 /** Python `repr(float)`: shortest round-trip digits, exponent form below 1e-4 and from 1e16. */
 export function pythonFloatRepr(x: number): string {
