@@ -27,15 +27,10 @@ import { MetricsRegistry } from '../src/common/metrics.js';
 import { create as createHttpControl } from '../src/controls/http.js';
 import type { Control } from '../src/controls/types.js';
 import { MemoryBackend } from '../test/support/memory-backend.js';
+import { median } from './stats.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 const quick = process.argv.includes('--quick');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 

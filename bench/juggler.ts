@@ -24,6 +24,7 @@ import { create } from '../src/controls/juggler.js';
 import { modelJson } from '../src/controls/model-json.js';
 import type { Control } from '../src/controls/types.js';
 import { MemoryBackend } from '../test/support/memory-backend.js';
+import { percentile } from './stats.js';
 
 interface Row {
   [key: string]: string | number;
@@ -68,11 +69,6 @@ async function pool(
       while (next < n) await fn(next++);
     }),
   );
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
 }
 
 async function writes(quick: boolean, log: (s: string) => void): Promise<Row[]> {

@@ -20,6 +20,7 @@ import {
   encodeRegisterReq,
 } from '../src/hat/eventer/codec.js';
 import type { Event, RegisterEvent } from '../src/hat/eventer/common.js';
+import { median } from './stats.js';
 
 export interface SbsBenchRow {
   name: string;
@@ -82,8 +83,6 @@ export function runSbsBench(
   const log = options.log ?? ((line: string) => console.log(line));
   const rows: SbsBenchRow[] = [];
 
-  const median = (xs: number[]) =>
-    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   const rounds = options.quick ? 3 : 9;
   const measure = (name: string, value: unknown, sbs: () => number) => {
     const bytes = sbs();

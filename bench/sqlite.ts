@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { openSqliteBackend, type SqliteBackend } from '../src/backends/sqlite.js';
+import { median, percentile } from './stats.js';
 
 export interface BenchOptions {
   quick: boolean;
@@ -176,16 +177,6 @@ async function interleaved(
     perSec: times.map((ts) => (n / ts.reduce((a, b) => a + b, 0)) * 1000),
     ratioTo0: times.map((ts) => median(ts.map((t, i) => (base[i] as number) / t))),
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 }
 
 export async function runWrites(o: BenchOptions): Promise<WriteResultRow[]> {
