@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BackendError } from '../../src/backend/types.js';
-import { jsonPayload } from '../../src/hat/eventer/common.js';
 import type { HatPeer } from '../peer/hat-peer.js';
 import {
+  aimmEvent,
   ChangeLog,
+  metricValue,
   openBackend,
   PREFIX,
   peerContext,
@@ -60,13 +61,7 @@ describe('event backend connection handling', () => {
       // Reads still work from the last known state.
       assert.equal(str((await b.getModel(1))?.instance ?? new Uint8Array()), 'one');
       // Another writer changes model 1 while we are away.
-      peer.register([
-        {
-          type: [...PREFIX, '1'],
-          sourceTimestamp: null,
-          payload: jsonPayload({ type: 't', instance: Buffer.from('remote').toString('base64') }),
-        },
-      ]);
+      peer.register([aimmEvent(1, 'remote', 't')]);
       await sleep(50);
       await peer.start();
       await waitFor(() => b.status().ready, 'ready again');
@@ -271,8 +266,7 @@ describe('event backend connection handling', () => {
     peer.resetStore();
     const ctx = peerContext(peer);
     const b = await openBackend(ctx, { request_timeout_ms: 1000 });
-    const connects = () =>
-      Number(ctx.metrics.render().match(/aimm_store_event_connects_total (\d+)/)?.[1] ?? 0);
+    const connects = () => metricValue(ctx, 'event_connects_total');
     try {
       peer.stall(true);
       await assert.rejects(b.createModel('t', text('x')), (e: unknown) => {

@@ -8,11 +8,9 @@
  * server queries), a sentinel the time series lost between two pages.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import type { EventBackend } from '../../src/backends/event/backend.js';
 import { refKey, refOf } from '../../src/backends/event/event-ref.js';
 import { recover } from '../../src/backends/event/recovery.js';
 import { connect } from '../../src/hat/eventer/client.js';
@@ -25,12 +23,16 @@ import {
 } from '../../src/hat/eventer/common.js';
 import type { HatPeer } from '../peer/hat-peer.js';
 import {
+  aimmEvent,
+  assertMatchesHat,
+  copySnapshot,
   interceptQueries,
   metricValue,
   openBackend,
   PREFIX,
   peerContext,
   type RecordingProxy,
+  recovered,
   startPeer,
   startRecordingProxy,
   str,
@@ -40,14 +42,6 @@ import {
 } from './support.js';
 
 const NOISE = 20_000;
-
-function aimmEvent(id: number, data: string, modelType = 'noisy.Model'): RegisterEvent {
-  return {
-    type: [...PREFIX, String(id)],
-    sourceTimestamp: null,
-    payload: jsonPayload({ type: modelType, instance: Buffer.from(data).toString('base64') }),
-  };
-}
 
 const tombstone = (id: number): RegisterEvent => ({
   type: [...PREFIX, String(id)],
@@ -72,58 +66,15 @@ function noise(peer: HatPeer, n: number): void {
   }
 }
 
-/** Hat's view over every server id: per model id, its event count and last payload. */
-function hatView(peer: HatPeer): Map<number, { count: number; last: string | null }> {
-  const out = new Map<number, { count: number; last: string | null }>();
-  const events = [...peer.events].sort(
-    (a, b) =>
-      Number(a.timestamp.s) - Number(b.timestamp.s) ||
-      a.timestamp.us - b.timestamp.us ||
-      a.id.server - b.id.server ||
-      a.id.session - b.id.session ||
-      a.id.instance - b.id.instance,
-  );
-  for (const e of events) {
-    if (e.type.length !== 3 || e.type[0] !== PREFIX[0] || e.type[1] !== PREFIX[1]) continue;
-    const id = Number(e.type[2]);
-    const last = e.payload?.kind === 'json' ? e.payload.text : null;
-    out.set(id, { count: (out.get(id)?.count ?? 0) + 1, last });
+/** One session's events: models 1..`models` (`r{round}-{id}`), another type after every `every`th. */
+function mixedSession(round: number, models: number, every: number): RegisterEvent[] {
+  const out: RegisterEvent[] = [];
+  for (let id = 1; id <= models; id++) {
+    out.push(aimmEvent(id, `r${round}-${id}`));
+    if (id % every === 0)
+      out.push({ type: ['gateway', 'x'], sourceTimestamp: null, payload: null });
   }
   return out;
-}
-
-/** The backend's models agree with Hat's view: live set, revision = event count, bytes. */
-async function assertMatchesHat(b: EventBackend, peer: HatPeer, what: string): Promise<void> {
-  const view = hatView(peer);
-  const live = [...view].filter(([, v]) => v.last !== null).map(([id]) => id);
-  const models = await b.getModels();
-  assert.deepEqual(
-    models.map((m) => m.instanceId),
-    live.sort((x, y) => x - y),
-    `${what}: live models`,
-  );
-  for (const m of models) {
-    const h = view.get(m.instanceId);
-    assert.equal(m.revision, h?.count, `${what}: revision of ${m.instanceId}`);
-    const expected = JSON.parse(h?.last ?? 'null') as { instance: string };
-    const got = await b.getModel(m.instanceId);
-    assert.equal(Buffer.from(got?.instance ?? []).toString('base64'), expected.instance);
-  }
-}
-
-interface Recovered {
-  mode: string;
-  via: string;
-  rebuilt: boolean;
-  events: number;
-  received: number;
-  models: number;
-}
-
-function recovered(ctx: TestContext, nth = -1): Recovered {
-  const l = ctx.logs.find(/recovered from Hat/).at(nth);
-  assert.ok(l !== undefined, 'a recovery log line');
-  return l as unknown as Recovered;
 }
 
 /** Prefix events in Hat (every server id). */
@@ -215,9 +166,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       noise(peer, NOISE / 2);
       peer.register([aimmEvent(22, 'down-22'), aimmEvent(1, 'down-1b')]);
       noise(peer, 100);
-      copyFileSync(snapshot.path, copy.path);
-      for (const s of ['-wal', '-shm'])
-        if (existsSync(snapshot.path + s)) copyFileSync(snapshot.path + s, copy.path + s);
+      copySnapshot(snapshot.path, copy.path);
 
       const ctx = peerContext(proxy);
       const bytes0 = proxy.receivedBytes;
@@ -312,16 +261,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
     const snapshot = { path: join(dir, 'event.db') };
     try {
       // Sessions of 25 model events (one timestamp each), mixed with other types in one session.
-      const session = (round: number): RegisterEvent[] => {
-        const out: RegisterEvent[] = [];
-        for (let id = 1; id <= 25; id++) {
-          out.push(aimmEvent(id, `r${round}-${id}`));
-          if (id % 5 === 0)
-            out.push({ type: ['gateway', 'x'], sourceTimestamp: null, payload: null });
-        }
-        return out;
-      };
-      for (let round = 0; round < 3; round++) peer.register(session(round));
+      for (let round = 0; round < 3; round++) peer.register(mixedSession(round, 25, 5));
       const ctx = peerContext(peer);
       let b = await openBackend(ctx, { snapshot, catch_up_page_size: 7 });
       assert.deepEqual(
@@ -331,7 +271,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       );
       await assertMatchesHat(b, peer, 'full replay');
       await b.close();
-      for (let round = 3; round < 6; round++) peer.register(session(round));
+      for (let round = 3; round < 6; round++) peer.register(mixedSession(round, 25, 5));
       const ctx2 = peerContext(peer);
       b = await openBackend(ctx2, { snapshot, catch_up_page_size: 7 });
       try {
@@ -471,9 +411,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       noise(peer, 1000);
       const [kept] = peer.register([aimmEvent(31, 'kept-31')]);
       noise(peer, 1000);
-      copyFileSync(snapshot.path, copy.path);
-      for (const s of ['-wal', '-shm'])
-        if (existsSync(snapshot.path + s)) copyFileSync(snapshot.path + s, copy.path + s);
+      copySnapshot(snapshot.path, copy.path);
       // A partition that has dropped everything before event 31 (its retention limit).
       const horizon = tsOf(kept);
       const pruned = (ctx: TestContext) =>
@@ -550,15 +488,7 @@ describe('recover() from a checkpoint inside a session', { timeout: 30_000 }, ()
     );
     try {
       // Three mixed sessions (one timestamp each): models 1..12 with other types in between.
-      for (let round = 0; round < 3; round++) {
-        const batch: RegisterEvent[] = [];
-        for (let id = 1; id <= 12; id++) {
-          batch.push(aimmEvent(id, `r${round}-${id}`));
-          if (id % 4 === 0)
-            batch.push({ type: ['gateway', 'x'], sourceTimestamp: null, payload: null });
-        }
-        peer.register(batch);
-      }
+      for (let round = 0; round < 3; round++) peer.register(mixedSession(round, 12, 4));
       noise(peer, 50);
       const all = [...peer.events];
       const isModel = (e: Event) => e.type[0] === PREFIX[0];

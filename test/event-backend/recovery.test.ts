@@ -1,6 +1,6 @@
 /**
  * Recovery against the test peer and real SQLite snapshot files: restart without a snapshot
- * (`latest` replay), restart from a snapshot (only the delta), 10k models, catch-up while another
+ * (full replay: `history`, and AIMM's `latest`), restart from a snapshot (only the delta), 10k models, catch-up while another
  * writer keeps writing, snapshot rebuilds (Hat reset, corrupt file, other prefix).
  */
 import assert from 'node:assert/strict';
@@ -8,13 +8,16 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { jsonPayload, type RegisterEvent } from '../../src/hat/eventer/common.js';
+import type { RegisterEvent } from '../../src/hat/eventer/common.js';
 import type { HatPeer } from '../peer/hat-peer.js';
 import {
+  aimmEvent,
+  assertMatchesHat,
   ChangeLog,
+  hatView,
   openBackend,
-  PREFIX,
   peerContext,
+  recovered,
   sleep,
   startPeer,
   str,
@@ -23,41 +26,14 @@ import {
   waitFor,
 } from './support.js';
 
-function aimmEvent(id: number, modelType: string, data: string): RegisterEvent {
-  return {
-    type: [...PREFIX, String(id)],
-    sourceTimestamp: null,
-    payload: jsonPayload({ type: modelType, instance: Buffer.from(data).toString('base64') }),
-  };
-}
-
 /** Registers `count` models (ids from..from+count-1) as another writer, in batches. */
 function seed(peer: HatPeer, from: number, count: number, tag = 'v'): void {
   for (let i = 0; i < count; i += 1000) {
     const batch: RegisterEvent[] = [];
     for (let id = from + i; id < from + Math.min(count, i + 1000); id++)
-      batch.push(aimmEvent(id, 'seed.Model', `${tag}${id}`));
+      batch.push(aimmEvent(id, `${tag}${id}`));
     peer.register(batch);
   }
-}
-
-/** Hat's view: per id the number of events and the last payload (null = tombstone). */
-function hatView(peer: HatPeer): Map<number, { count: number; last: string | null }> {
-  const out = new Map<number, { count: number; last: string | null }>();
-  for (const e of peer.events) {
-    if (e.type.length !== 3 || e.type[0] !== PREFIX[0] || e.type[1] !== PREFIX[1]) continue;
-    const id = Number(e.type[2]);
-    const prev = out.get(id);
-    const last = e.payload?.kind === 'json' ? e.payload.text : null;
-    out.set(id, { count: (prev?.count ?? 0) + 1, last });
-  }
-  return out;
-}
-
-function recoveredLog(ctx: ReturnType<typeof peerContext>) {
-  const l = ctx.logs.find(/recovered from Hat/).at(-1);
-  assert.ok(l !== undefined, 'a recovery log line');
-  return l as { mode: string; rebuilt: boolean; events: number; models: number };
 }
 
 describe('event backend recovery', () => {
@@ -82,7 +58,7 @@ describe('event backend recovery', () => {
     const ctx = peerContext(peer);
     b = await openBackend(ctx);
     try {
-      assert.equal(recoveredLog(ctx).mode, 'history');
+      assert.equal(recovered(ctx).mode, 'history');
       const models = await b.getModels();
       assert.deepEqual(
         models.map((m) => [m.instanceId, m.modelType, m.revision]),
@@ -104,7 +80,7 @@ describe('event backend recovery', () => {
     const ctx2 = peerContext(peer);
     b = await openBackend(ctx2, { full_replay: 'latest' });
     try {
-      assert.equal(recoveredLog(ctx2).mode, 'latest');
+      assert.equal(recovered(ctx2).mode, 'latest');
       assert.deepEqual(
         (await b.getModels()).map((m) => [m.instanceId, m.modelType, m.revision]),
         [
@@ -128,17 +104,17 @@ describe('event backend recovery', () => {
       seed(peer, 1, 10_000);
       const ctx1 = peerContext(peer);
       let b = await openBackend(ctx1, { snapshot });
-      assert.equal(recoveredLog(ctx1).mode, 'history');
+      assert.equal(recovered(ctx1).mode, 'history');
       assert.equal((await b.getModels()).length, 10_000);
       await b.close();
 
       // While the daemon is down: 100 updates and 50 new models by another writer.
-      for (let id = 1; id <= 100; id++) peer.register([aimmEvent(id, 'seed.Model', `u${id}`)]);
+      for (let id = 1; id <= 100; id++) peer.register([aimmEvent(id, `u${id}`)]);
       seed(peer, 10_001, 50, 'n');
 
       const ctx2 = peerContext(peer);
       b = await openBackend(ctx2, { snapshot, catch_up_page_size: 64 });
-      const rec = recoveredLog(ctx2);
+      const rec = recovered(ctx2);
       assert.equal(rec.mode, 'catch_up');
       assert.equal(rec.events, 150, 'only the delta is replayed');
       assert.equal(rec.models, 10_050);
@@ -151,7 +127,7 @@ describe('event backend recovery', () => {
       // Without the snapshot: a full replay (latest + history) restores everything too.
       const ctx3 = peerContext(peer);
       b = await openBackend(ctx3);
-      assert.equal(recoveredLog(ctx3).mode, 'history');
+      assert.equal(recovered(ctx3).mode, 'history');
       assert.equal((await b.getModels()).length, 10_050);
       assert.equal(str((await b.getModel(100))?.instance ?? new Uint8Array()), 'u100');
       assert.equal((await b.getModel(100))?.revision, 2);
@@ -159,8 +135,8 @@ describe('event backend recovery', () => {
       // And AIMM's way, one latest query.
       const ctx4 = peerContext(peer);
       b = await openBackend(ctx4, { full_replay: 'latest' });
-      assert.equal(recoveredLog(ctx4).mode, 'latest');
-      assert.equal(recoveredLog(ctx4).events, 10_050);
+      assert.equal(recovered(ctx4).mode, 'latest');
+      assert.equal(recovered(ctx4).events, 10_050);
       assert.equal((await b.getModels()).length, 10_050);
       await b.close();
     } finally {
@@ -179,8 +155,7 @@ describe('event backend recovery', () => {
       // A delta of 3000 events to catch up with, in pages of 50.
       for (let round = 0; round < 15; round++) {
         const batch: RegisterEvent[] = [];
-        for (let id = 1; id <= 200; id++)
-          batch.push(aimmEvent(id, 'seed.Model', `r${round}-${id}`));
+        for (let id = 1; id <= 200; id++) batch.push(aimmEvent(id, `r${round}-${id}`));
         peer.register(batch);
       }
       const ctx = peerContext(peer);
@@ -189,7 +164,7 @@ describe('event backend recovery', () => {
       const writer = (async () => {
         while (writing) {
           const id = 1 + (written % 250); // also new ids 201..250
-          peer.register([aimmEvent(id, 'seed.Model', `w${written}`)]);
+          peer.register([aimmEvent(id, `w${written}`)]);
           written++;
           await new Promise((r) => setImmediate(r));
         }
@@ -210,15 +185,8 @@ describe('event backend recovery', () => {
             str((await b.getModel(lastId))?.instance ?? new Uint8Array()) === `w${written - 1}`,
           'last write applied',
         );
-        for (const m of await b.getModels()) {
-          const h = view.get(m.instanceId);
-          assert.ok(h !== undefined);
-          assert.equal(m.revision, h.count, `revision of ${m.instanceId} = its event count`);
-          const got = await b.getModel(m.instanceId);
-          const expected = JSON.parse(h.last ?? 'null') as { instance: string };
-          assert.equal(Buffer.from(got?.instance ?? []).toString('base64'), expected.instance);
-        }
-        assert.equal(recoveredLog(ctx).mode, 'catch_up');
+        await assertMatchesHat(b, peer, 'after the catch-up');
+        assert.equal(recovered(ctx).mode, 'catch_up');
       } finally {
         await b.close();
       }
@@ -237,7 +205,7 @@ describe('event backend recovery', () => {
       await b.close();
       const ctx = peerContext(peer);
       b = await openBackend(ctx, { snapshot });
-      const rec = recoveredLog(ctx);
+      const rec = recovered(ctx);
       assert.equal(rec.mode, 'catch_up');
       assert.equal(rec.events, 0);
       assert.equal(str((await b.getModel(1))?.instance ?? new Uint8Array()), 'from-snapshot');
@@ -258,14 +226,14 @@ describe('event backend recovery', () => {
 
       peer.resetStore();
       // The new Hat has other models (and more events than before, so ids alone would not tell).
-      for (let i = 0; i < 20; i++) peer.register([aimmEvent(1 + (i % 2), 'new', `new${i}`)]);
+      for (let i = 0; i < 20; i++) peer.register([aimmEvent(1 + (i % 2), `new${i}`, 'new')]);
 
       const ctx = peerContext(peer);
       b = await openBackend(ctx, { snapshot });
       try {
         const rebuilt = ctx.logs.find(/rebuilding state from Hat/);
         assert.equal(rebuilt.length, 1);
-        assert.equal(recoveredLog(ctx).rebuilt, true);
+        assert.equal(recovered(ctx).rebuilt, true);
         assert.deepEqual(
           (await b.getModels()).map((m) => [m.instanceId, m.modelType]),
           [
@@ -297,7 +265,7 @@ describe('event backend recovery', () => {
         await b.createModel('b', text('b'));
         const log = new ChangeLog(b);
         peer.resetStore();
-        peer.register([aimmEvent(2, 'b', 'b-new')]);
+        peer.register([aimmEvent(2, 'b-new', 'b')]);
         peer.cutConnections();
         await log.waitFor((c) => c.change === 'deleted' && c.instanceId === 1, 'model 1 gone');
         await waitFor(() => b.status().ready, 'ready again');
@@ -331,7 +299,7 @@ describe('event backend recovery', () => {
         assert.equal(warn.length, 1);
         assert.equal(warn[0]?.issue, 'corrupt');
         assert.ok(readdirSync(dir).some((f) => f.startsWith('event.db.corrupt-')));
-        assert.equal(recoveredLog(ctx).mode, 'history');
+        assert.equal(recovered(ctx).mode, 'history');
         assert.equal(str((await b.getModel(1))?.instance ?? new Uint8Array()), 'keep');
         assert.ok(existsSync(path));
       } finally {

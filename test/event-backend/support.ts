@@ -2,7 +2,8 @@
  * Helpers for the event backend tests: a test peer, a backend context whose Hat connector points at
  * it (short pings and timeouts), a log capture, temp folders, waiting for conditions and changes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,13 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   decodeBody,
 } from '../../src/hat/chatter/message.js';
-import type { EventerClient, QueryParams, QueryResult } from '../../src/hat/eventer/common.js';
+import {
+  type EventerClient,
+  jsonPayload,
+  type QueryParams,
+  type QueryResult,
+  type RegisterEvent,
+} from '../../src/hat/eventer/common.js';
 import { createHatConnector } from '../../src/hat/eventer/connector.js';
 import { type HatPeer, type HatPeerOptions, startHatPeer } from '../peer/hat-peer.js';
 
@@ -244,4 +251,78 @@ export function metricValue(ctx: BackendContext, name: string, labels = ''): num
   );
   const m = re.exec(ctx.metrics.render());
   return m?.[1] === undefined ? 0 : Number(m[1]);
+}
+
+/** A model event as another writer (AIMM) registers it. */
+export function aimmEvent(id: number, data: string, modelType = 'seed.Model'): RegisterEvent {
+  return {
+    type: [...PREFIX, String(id)],
+    sourceTimestamp: null,
+    payload: jsonPayload({ type: modelType, instance: Buffer.from(data).toString('base64') }),
+  };
+}
+
+/** Hat's view over every server id: per model id, its event count and last payload (null = tombstone). */
+export function hatView(peer: HatPeer): Map<number, { count: number; last: string | null }> {
+  const out = new Map<number, { count: number; last: string | null }>();
+  const events = [...peer.events].sort(
+    (a, b) =>
+      Number(a.timestamp.s) - Number(b.timestamp.s) ||
+      a.timestamp.us - b.timestamp.us ||
+      a.id.server - b.id.server ||
+      a.id.session - b.id.session ||
+      a.id.instance - b.id.instance,
+  );
+  for (const e of events) {
+    if (e.type.length !== 3 || e.type[0] !== PREFIX[0] || e.type[1] !== PREFIX[1]) continue;
+    const id = Number(e.type[2]);
+    const last = e.payload?.kind === 'json' ? e.payload.text : null;
+    out.set(id, { count: (out.get(id)?.count ?? 0) + 1, last });
+  }
+  return out;
+}
+
+/** The backend's models agree with Hat's view: live set, revision = event count, bytes. */
+export async function assertMatchesHat(b: Backend, peer: HatPeer, what: string): Promise<void> {
+  const view = hatView(peer);
+  const live = [...view].filter(([, v]) => v.last !== null).map(([id]) => id);
+  const models = await b.getModels();
+  assert.deepEqual(
+    models.map((m) => m.instanceId),
+    live.sort((x, y) => x - y),
+    `${what}: live models`,
+  );
+  for (const m of models) {
+    const h = view.get(m.instanceId);
+    assert.equal(m.revision, h?.count, `${what}: revision of ${m.instanceId}`);
+    const expected = JSON.parse(h?.last ?? 'null') as { instance: string };
+    const got = await b.getModel(m.instanceId);
+    assert.equal(Buffer.from(got?.instance ?? []).toString('base64'), expected.instance);
+  }
+}
+
+/** The backend's last "recovered from Hat" log line. */
+export function recovered(ctx: TestContext): {
+  mode: string;
+  via: string;
+  rebuilt: boolean;
+  events: number;
+  received: number;
+  models: number;
+} {
+  const l = ctx.logs.find(/recovered from Hat/).at(-1);
+  assert.ok(l !== undefined, 'a recovery log line');
+  return l as unknown as ReturnType<typeof recovered>;
+}
+
+/** Removes a snapshot file and its -wal and -shm files (those that exist). */
+export function removeSnapshot(path: string): void {
+  for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+}
+
+/** Copies a snapshot file with its -wal and -shm files (those that exist) over `to`. */
+export function copySnapshot(from: string, to: string): void {
+  removeSnapshot(to);
+  copyFileSync(from, to);
+  for (const s of ['-wal', '-shm']) if (existsSync(from + s)) copyFileSync(from + s, to + s);
 }
