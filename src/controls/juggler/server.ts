@@ -218,6 +218,7 @@ export class JugglerServer implements Control, SessionHost {
     const batch = this.batch;
     this.batch = [];
     let notifications: { seq: number; text: string }[] | null = null;
+    let sent = 0;
     const texts = new DiffTexts();
     for (const s of this.sessions) {
       if (!s.ready) continue;
@@ -234,10 +235,11 @@ export class JugglerServer implements Control, SessionHost {
         for (const n of notifications) {
           if (n.seq <= s.notifyAfter) continue;
           s.sendText(n.text);
-          this.m.notifications.inc();
+          sent++;
         }
       }
     }
+    if (sent > 0) this.m.notifications.inc({}, sent);
   }
 
   private async doClose(): Promise<void> {
