@@ -22,8 +22,7 @@
  *    proxy between backend and peer), events received, and the peer's own time answering queries.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -34,6 +33,12 @@ import { create } from '../src/backends/event.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
 import type { QueryParams, QueryResult, RegisterEvent } from '../src/hat/eventer/common.js';
 import { createHatConnector } from '../src/hat/eventer/connector.js';
+import {
+  copySnapshot,
+  metricValue,
+  removeSnapshot,
+  startRecordingProxy,
+} from '../test/event-backend/support.js';
 import { type HatPeer, startHatPeer } from '../test/peer/hat-peer.js';
 
 const PREFIX = ['bench', 'model'];
@@ -141,9 +146,8 @@ async function oursRound(peer: HatPeer, size: number, c: number, n: number) {
       const r = await b.createModel('bench.Model', blobs[i % 8] as Uint8Array);
       if (r.ack !== 'registered') throw new Error('unexpected ack');
     });
-    const text = ctx.metrics.render();
-    const reqs = Number(text.match(/event_register_requests_total\{result="events"\} (\d+)/)?.[1]);
-    const evs = Number(text.match(/event_register_events_total (\d+)/)?.[1]);
+    const reqs = metricValue(ctx, 'event_register_requests_total', 'result="events"');
+    const evs = metricValue(ctx, 'event_register_events_total');
     return { perSec: (n / ms) * 1000, meanBatch: evs / reqs };
   } finally {
     await b.close();
@@ -261,7 +265,7 @@ export async function runRestart(o: Options): Promise<RestartRow[]> {
   for (const n of o.quick ? [10_000] : [10_000, 100_000]) {
     const peer = await startHatPeer({ flushDelayMs: 1000, engineEvents: false });
     const path = join(o.dir, `restart-${n}.db`);
-    for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+    removeSnapshot(path);
     const peerTime = timePeerQueries(peer);
     const timed = async (extra: Record<string, unknown>) => {
       const p0 = peerTime.ms;
@@ -379,7 +383,7 @@ export async function runRss(o: Options): Promise<RssRow[]> {
   const rows: RssRow[] = [];
   const peer = await startHatPeer({ flushDelayMs: 1000, engineEvents: false });
   const path = join(o.dir, 'rss.db');
-  for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+  removeSnapshot(path);
   try {
     seed(peer, n, 64 * 1024, 3);
     const port = String(peer.port);
@@ -420,41 +424,6 @@ function sizeText(bytes: number): string {
     : `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
-/** A TCP proxy that counts the bytes the server sends. */
-async function countingProxy(target: { host: string; port: number }) {
-  let bytes = 0;
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = netConnect(target.port, target.host);
-    for (const s of [client, upstream]) sockets.add(s);
-    client.pipe(upstream);
-    upstream.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-    });
-    upstream.pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    for (const s of [client, upstream]) {
-      s.on('close', end);
-      s.on('error', end);
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    host: '127.0.0.1',
-    port: (server.address() as AddressInfo).port,
-    get bytes() {
-      return bytes;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
 let noiseSeq = 0;
 function registerNoise(peer: HatPeer, n: number): void {
   for (let i = 0; i < n; i += 1000) {
@@ -471,24 +440,17 @@ function registerNoise(peer: HatPeer, n: number): void {
   }
 }
 
-function copySnapshot(from: string, to: string): void {
-  for (const s of ['', '-wal', '-shm']) {
-    rmSync(to + s, { force: true });
-    if (existsSync(from + s)) copyFileSync(from + s, to + s);
-  }
-}
-
 export async function runNoisy(o: Options): Promise<NoisyRow[]> {
   const models = o.quick ? 2000 : 10_000;
   const noise = models * 20;
   const rounds = o.quick ? 1 : 3;
   const rows: NoisyRow[] = [];
   const peer = await startHatPeer({ flushDelayMs: 1000, engineEvents: false });
-  const proxy = await countingProxy(peer);
+  const proxy = await startRecordingProxy(peer);
   const peerTime = timePeerQueries(peer);
   const base = join(o.dir, 'noisy.db');
   const work = join(o.dir, 'noisy-work.db');
-  copySnapshot(join(o.dir, 'none'), base);
+  removeSnapshot(base);
   try {
     // 10k models in sessions of 500, among 200k unrelated events.
     const data = blob(256, 4);
@@ -507,7 +469,7 @@ export async function runNoisy(o: Options): Promise<NoisyRow[]> {
       extra: Record<string, unknown>,
     ): Promise<NoisyRow> => {
       const metrics = new MetricsRegistry();
-      const bytes0 = proxy.bytes;
+      const bytes0 = proxy.receivedBytes;
       const peer0 = peerTime.ms;
       const t0 = performance.now();
       const b = create(
@@ -532,7 +494,7 @@ export async function runNoisy(o: Options): Promise<NoisyRow[]> {
         via,
         ms,
         peerMs: peerTime.ms - peer0,
-        bytes: proxy.bytes - bytes0,
+        bytes: proxy.receivedBytes - bytes0,
         received,
       };
     };
@@ -579,8 +541,7 @@ export async function runNoisy(o: Options): Promise<NoisyRow[]> {
   } finally {
     await proxy.close();
     await peer.close();
-    for (const p of [base, work])
-      for (const s of ['', '-wal', '-shm']) rmSync(p + s, { force: true });
+    for (const p of [base, work]) removeSnapshot(p);
   }
   return rows;
 }

@@ -161,7 +161,10 @@ export class ChangeLog {
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const str = (b: Uint8Array): string => new TextDecoder().decode(b);
 
-/** A TCP proxy in front of the peer that records the chatter messages clients send. */
+/**
+ * A TCP proxy in front of the peer that records the chatter messages clients send and counts the
+ * bytes the server sends back.
+ */
 export interface RecordingProxy {
   host: string;
   port: number;
@@ -186,20 +189,20 @@ export async function startRecordingProxy(target: {
     const reader = new FrameReader(DEFAULT_MAX_FRAME_SIZE);
     client.on('data', (chunk: Buffer) => {
       reader.push(chunk, (body) => sent.push(decodeBody(body)));
-      upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
       receivedBytes += chunk.length;
-      client.write(chunk);
     });
+    client.pipe(upstream);
+    upstream.pipe(client);
     const end = () => {
       client.destroy();
       upstream.destroy();
     };
-    client.on('close', end);
-    upstream.on('close', end);
-    client.on('error', end);
-    upstream.on('error', end);
+    for (const s of [client, upstream]) {
+      s.on('close', end);
+      s.on('error', end);
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address() as AddressInfo;
