@@ -16,6 +16,7 @@ import {
   MSG_QUERY_REQ,
   MSG_REGISTER_REQ,
 } from '../../src/hat/eventer/codec.js';
+import type { RegisterEvent } from '../../src/hat/eventer/common.js';
 import { hex, loadVectors } from '../hat/vectors.js';
 import type { HatPeer } from '../peer/hat-peer.js';
 import {
@@ -50,27 +51,16 @@ const PREFIX = V.model_prefix;
 
 describe('AIMM compatibility (hat-vectors/aimm-events.json)', () => {
   it('our register event for each model encodes to the bytes AIMM sent', () => {
+    const all: RegisterEvent[] = [];
     for (const v of V.events) {
-      const ev = modelRegisterEvent(
-        PREFIX,
-        v.model.instance_id,
-        v.model.model_type,
-        Buffer.from(v.model.serialized_instance_hex, 'hex'),
-      );
+      const ev = modelRegisterEvent(PREFIX, v.model.instance_id, v.model.model_type, unhexBytes(v));
+      all.push(ev);
       assert.deepEqual(ev.payload, { kind: 'json', text: v.json_payload_text });
       assert.equal(ev.sourceTimestamp, null);
       assert.equal(hex(encodeRegisterReq([ev])), v.msg_register_req.hex);
       // The single RegisterEvent is the request minus its array count byte (0x81).
       assert.equal(hex(encodeRegisterReq([ev])).slice(2), v.register_event_hex);
     }
-    const all = V.events.map((v) =>
-      modelRegisterEvent(
-        PREFIX,
-        v.model.instance_id,
-        v.model.model_type,
-        Buffer.from(v.model.serialized_instance_hex, 'hex'),
-      ),
-    );
     assert.equal(hex(encodeRegisterReq(all)), V.all_three_in_one_request.hex);
   });
 

@@ -430,26 +430,19 @@ describe('module entry and schema', () => {
 
 describe('backoff and config', () => {
   it('backoff grows exponentially, is jittered into [50%, 100%] and capped', () => {
-    assert.equal(
-      backoffDelay(0, 100, 10_000, () => 0),
-      50,
-    );
-    assert.equal(
-      backoffDelay(0, 100, 10_000, () => 0.999999),
-      100,
-    );
-    assert.equal(
-      backoffDelay(3, 100, 10_000, () => 0.999999),
-      800,
-    );
-    assert.equal(
-      backoffDelay(30, 100, 10_000, () => 0.999999),
-      10_000,
-    );
-    assert.equal(
-      backoffDelay(1000, 100, 10_000, () => 0),
-      5000,
-    );
+    // [attempt, random, delay] with min 100 ms and max 10 s
+    for (const [attempt, random, delay] of [
+      [0, 0, 50],
+      [0, 0.999999, 100],
+      [3, 0.999999, 800],
+      [30, 0.999999, 10_000],
+      [1000, 0, 5000],
+    ] as const)
+      assert.equal(
+        backoffDelay(attempt, 100, 10_000, () => random),
+        delay,
+        `attempt ${attempt}`,
+      );
   });
 
   it('config: defaults, and clear errors', () => {
