@@ -40,6 +40,7 @@ import {
   startRecordingProxy,
 } from '../test/event-backend/support.js';
 import { type HatPeer, startHatPeer } from '../test/peer/hat-peer.js';
+import { median } from './stats.js';
 
 const PREFIX = ['bench', 'model'];
 const SIZES: [string, number][] = [
@@ -88,12 +89,6 @@ async function drive(total: number, concurrency: number, fn: (i: number) => Prom
     }),
   );
   return performance.now() - t0;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 function writesFor(size: number, quick: boolean): number {
