@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { backoffDelay } from '../../src/backends/event/backoff.js';
+import { backoffDelay } from '../../src/common/backoff.js';
 import { parseConfig } from '../../src/backends/event/config.js';
 import type { EventRef } from '../../src/backends/event/event-ref.js';
 import {

@@ -4,8 +4,8 @@
  * closes, and reconnect with capped, jittered exponential backoff — until stopped.
  */
 import type { HatConnector } from '../../backend/types.js';
+import { backoffDelay } from '../../common/backoff.js';
 import type { EventerClient } from '../../hat/eventer/common.js';
-import { backoffDelay } from './backoff.js';
 
 export interface Connection {
   main: EventerClient;
