@@ -100,6 +100,13 @@ export interface Backend {
   status(): BackendStatus;
   /** Resolves once recovery is done (immediately for backends without recovery). */
   whenReady(): Promise<void>;
+  /**
+   * Optional: resolves once every change the backend's store had when called is applied here
+   * (for the event backend: every event under the prefix that Hat holds), so that ids continue past
+   * them and revisions are exact. Called before a standby of a redundant group starts writing;
+   * rejects with `unavailable` when it cannot tell (e.g. not connected).
+   */
+  sync?(): Promise<void>;
   /** Stops accepting writes, finishes or fails in-flight ones, releases files and connections. Idempotent. */
   close(): Promise<void>;
 }
@@ -110,7 +117,7 @@ export interface BackendContext {
   name: string;
   logger: Logger;
   metrics: MetricsRegistry;
-  /** The Hat connection factory when the config has `hat.eventer_server`, else null. */
+  /** The Hat connection factory when the config has a `hat` section, else null. */
   hat: HatConnector | null;
 }
 
@@ -140,6 +147,8 @@ export type BackendErrorCode =
   | 'invalid'
   | 'too_large'
   | 'closed'
+  /** A standby of a redundant group: writes go to the active instance (the message names it). */
+  | 'not_active'
   | 'internal';
 
 /** Every failure a backend reports to its callers. `message` is fit for a client. */

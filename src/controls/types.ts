@@ -17,6 +17,25 @@ export interface DaemonStatus {
   /** Recovered and (for the event backend) connected: what /readyz and READY=1 report. */
   ready: boolean;
   backend: BackendStatus;
+  /** In a redundant Hat (`hat.monitor_component`): this daemon's role in its group. */
+  redundancy?: RedundancyStatus;
+}
+
+/** A daemon's place in its hat-monitor group. */
+export interface RedundancyStatus {
+  /** `active` writes; `standby` serves reads; `disconnected`: no monitor connection (reads only). */
+  role: 'active' | 'standby' | 'disconnected';
+  group: string;
+  monitor: { address: string; connected: boolean; cid: number | null };
+  /** The group's active instance (this one when active), or null during a handover. */
+  active: {
+    name: string | null;
+    self: boolean;
+    juggler: string | null;
+    http: string | null;
+  } | null;
+  /** The event server in use (the monitor's active one). */
+  eventServer: { serverId: number; address: string; name: string | null } | null;
 }
 
 export interface ControlContext {

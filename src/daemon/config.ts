@@ -23,8 +23,21 @@ export interface Address {
   port: number;
 }
 
+/** `hat.monitor_component` (AIMM's form): register with hat-monitor instead of fixed addresses. */
+export interface MonitorComponentConf {
+  host: string;
+  /** Default {@link DEFAULT_MONITOR_PORT}. */
+  port?: number;
+  group: string;
+  event_server_group: string;
+}
+
+export const DEFAULT_MONITOR_PORT = 23010;
+
+/** `hat`: exactly one of `eventer_server` and `monitor_component`. */
 export interface HatConf {
-  eventer_server: Address | Address[];
+  eventer_server?: Address | Address[];
+  monitor_component?: MonitorComponentConf;
   client_name?: string;
   client_token?: string;
   client_token_file?: string;
@@ -156,6 +169,26 @@ function checkHat(hat: HatConf | undefined, needsHat: boolean, broken: boolean):
       : [];
   }
   if (broken) return [];
+  if (hat.eventer_server !== undefined && hat.monitor_component !== undefined) {
+    return [
+      {
+        path: '$.hat.monitor_component',
+        rule: 'exclusive',
+        message:
+          'give either eventer_server (fixed addresses) or monitor_component (found through hat-monitor), not both',
+      },
+    ];
+  }
+  if (hat.eventer_server === undefined && hat.monitor_component === undefined) {
+    return [
+      {
+        path: '$.hat',
+        rule: 'required',
+        message:
+          'needs eventer_server (the Hat event server address) or monitor_component (hat-monitor: {host, port, group, event_server_group})',
+      },
+    ];
+  }
   if (hat.client_token !== undefined && hat.client_token_file !== undefined) {
     return [
       {
@@ -213,7 +246,8 @@ function withDefaults(conf: Record<string, unknown>): DaemonConfig {
   };
 }
 
-/** The addresses of `hat.eventer_server` as a list. */
+/** The addresses of `hat.eventer_server` as a list ([] in monitor mode). */
 export function hatAddresses(hat: HatConf): Address[] {
-  return Array.isArray(hat.eventer_server) ? hat.eventer_server : [hat.eventer_server];
+  const es = hat.eventer_server;
+  return es === undefined ? [] : Array.isArray(es) ? es : [es];
 }

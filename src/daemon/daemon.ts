@@ -17,9 +17,10 @@ import type { Backend, BackendStatus, HatConnector } from '../backend/types.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import type { Control, DaemonStatus } from '../controls/types.js';
 import type { DaemonConfig, LoadedControl } from './config.js';
-import { buildHatConnector } from './hat.js';
+import { buildHat } from './hat.js';
 import { countChanges, registerDaemonMetrics } from './metrics.js';
 import { type Notifier, startWatchdog } from './notify.js';
+import type { Redundancy } from './redundancy.js';
 import { ServedBackend } from './served-backend.js';
 
 export type DaemonState =
@@ -54,6 +55,7 @@ export class Daemon {
   private stateValue: DaemonState = 'created';
   private backend: Backend | null = null;
   private served: ServedBackend | null = null;
+  private redundancy: Redundancy | null = null;
   private readonly controls: Control[] = [];
   private controlStarts: Promise<void>[] = [];
   private changes: Subscription | null = null;
@@ -83,7 +85,9 @@ export class Daemon {
       ready: false,
       detail: this.stateValue,
     };
-    return { ready: this.stateValue === 'running' && backend.ready, backend };
+    const ready = this.stateValue === 'running' && backend.ready;
+    if (this.redundancy === null) return { ready, backend };
+    return { ready, backend, redundancy: this.redundancy.status() };
   }
 
   /** Resolves when running; resolves early (not running) when a stop came first; rejects on failure. */
@@ -109,7 +113,11 @@ export class Daemon {
     let hat: HatConnector | null = null;
     if (config.hat !== null) {
       try {
-        hat = await buildHatConnector(config.hat, config.name);
+        const setup = await buildHat(config.hat, config.name, logger, metrics);
+        hat = setup.connector;
+        this.redundancy = setup.redundancy;
+        // The monitor says which event server to use: talk to it before the backend connects.
+        this.redundancy?.start();
       } catch (err) {
         throw new DaemonStartError(`cannot set up the Hat connection: ${errorText(err)}`, {
           cause: err,
@@ -125,6 +133,7 @@ export class Daemon {
     this.backend = backend;
     const served = new ServedBackend(backend, metrics);
     this.served = served;
+    this.redundancy?.attach(backend, served);
     this.changes = countChanges(backend.changes$, metrics);
     logger.info({ module: this.parts.backend.specifier }, 'backend created');
     if (this.aborted) return;
@@ -149,6 +158,11 @@ export class Daemon {
     if (this.aborted) return;
 
     this.stateValue = 'running';
+    if (this.redundancy !== null) {
+      this.redundancy.setEndpoints(endpointsOf(this.parts.controls, this.controls));
+      // Recovered and serving: this daemon may now be blessed as its group's writer.
+      this.redundancy.setReady(true);
+    }
     const status = backend.status();
     logger.info({ controls: this.controls.map((c) => c.address), backend: status }, 'ready');
     notifier.send({ READY: 1, STATUS: status.ready ? 'ready' : `running: ${status.detail ?? ''}` });
@@ -202,6 +216,10 @@ export class Daemon {
 
     // A start in progress finishes its current step (e.g. a backend create) before cleanup.
     await this.starting?.catch(() => {});
+    if (this.redundancy !== null) {
+      // Writes stop and the blessing is released first, so that a standby can take over.
+      await this.redundancy.release();
+    }
     if (this.served !== null) {
       this.served.stopAccepting();
       // Controls still starting (e.g. waiting for recovery) finish or fail before they are closed.
@@ -221,10 +239,28 @@ export class Daemon {
         logger.error({ err }, 'backend failed to close');
       });
     }
+    await this.redundancy?.close().catch((err: unknown) => {
+      logger.error({ err }, 'monitor connection failed to close');
+    });
     this.changes?.unsubscribe();
     this.stateValue = 'stopped';
     logger.info({ reason }, 'stopped');
   }
+}
+
+/** The Juggler and HTTP URLs of the built-in controls (the first of each), for the monitor data. */
+function endpointsOf(
+  loaded: readonly LoadedControl[],
+  started: readonly Control[],
+): { juggler: string | null; http: string | null } {
+  const url = (scheme: string, kind: string): string | null => {
+    const i = loaded.findIndex((c) => c.conf.module.endsWith(`/controls/${kind}`));
+    const address = i < 0 ? undefined : started[i]?.address;
+    if (address === undefined) return null;
+    const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+    return `${scheme}://${host}:${address.port}/`;
+  };
+  return { juggler: url('ws', 'juggler'), http: url('http', 'http') };
 }
 
 function errorText(err: unknown): string {

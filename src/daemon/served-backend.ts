@@ -3,6 +3,8 @@
  * can answer "not ready"); this wrapper makes every call made before recovery wait for it, refuses
  * calls once the daemon is stopping (`closed`, also for calls still waiting), lets the daemon wait
  * for calls in flight to settle (the drain), and counts operations for /metrics by op and result.
+ * In a redundant group a write gate (the daemon's role) refuses writes while this daemon is not the
+ * active one, and {@link ServedBackend.drainWrites} lets the role change wait for writes in flight.
  */
 import type { Observable } from 'rxjs';
 import {
@@ -20,6 +22,11 @@ import type { MetricsRegistry } from '../common/metrics.js';
 
 export type Operation = 'list' | 'get' | 'create' | 'update' | 'delete';
 
+const WRITES: ReadonlySet<Operation> = new Set(['create', 'update', 'delete']);
+
+/** Says why writes are refused now (null: allowed). */
+export type WriteGate = () => BackendError | null;
+
 export class ServedBackend implements Backend {
   readonly changes$: Observable<ModelChange>;
   private readonly ready: Promise<void>;
@@ -27,6 +34,9 @@ export class ServedBackend implements Backend {
   private stopping = false;
   private inFlight = 0;
   private drained: (() => void) | null = null;
+  private writesInFlight = 0;
+  private writesDrained: (() => void)[] = [];
+  private writeGate: WriteGate = () => null;
   private readonly operations;
   private readonly inFlightGauge;
 
@@ -96,6 +106,17 @@ export class ServedBackend implements Backend {
     this.rejectWaiters?.(new BackendError('closed', 'aimm-store is stopping'));
   }
 
+  /** Installs the check every write passes before it reaches the backend. */
+  setWriteGate(gate: WriteGate): void {
+    this.writeGate = gate;
+  }
+
+  /** Resolves once no write that passed the gate is in flight. */
+  drainWrites(): Promise<void> {
+    if (this.writesInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.writesDrained.push(resolve));
+  }
+
   /** Resolves once no call is in flight (call after {@link stopAccepting}). */
   drain(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
@@ -118,8 +139,18 @@ export class ServedBackend implements Backend {
       throw new BackendError('closed', 'aimm-store is stopping');
     }
     this.inFlight++;
+    const write = WRITES.has(op);
+    let passed = false;
     try {
       await this.ready;
+      if (write) {
+        // Checked after recovery and right before the call: nothing awaits between the check and
+        // the count, so a role change that drains writes sees every write it let through.
+        const refusal = this.writeGate();
+        if (refusal !== null) throw refusal;
+        passed = true;
+        this.writesInFlight++;
+      }
       const result = await call();
       this.operations.inc({ op, result: 'ok' });
       return result;
@@ -127,6 +158,10 @@ export class ServedBackend implements Backend {
       this.operations.inc({ op, result: err instanceof BackendError ? err.code : 'internal' });
       throw err;
     } finally {
+      if (passed) {
+        this.writesInFlight--;
+        if (this.writesInFlight === 0) for (const done of this.writesDrained.splice(0)) done();
+      }
       this.inFlight--;
       if (this.inFlight === 0 && this.drained !== null) {
         const done = this.drained;

@@ -185,6 +185,48 @@ describe('config validation', () => {
     assert.deepEqual(lenient.issues, []);
     assert.ok(has(lenient.warnings, '$.hat.client_token_file', 'file'));
   });
+
+  test('hat.monitor_component: AIMM’s form, the alternative to eventer_server', async () => {
+    const monitor = { host: '127.0.0.1', port: 23010, group: 'aimm', event_server_group: 'event' };
+    const ok = await checkConfig(
+      configWith(slowBackend({ hat_required: true }), {
+        hat: { monitor_component: monitor, client_name: 'aimm/x', ping_delay: 5 },
+      }),
+      { baseDir: dir },
+    );
+    assert.deepEqual(ok.issues, []);
+    assert.deepEqual(ok.config?.hat?.monitor_component, monitor);
+
+    const noPort = await issuesOf(
+      configWith(slowBackend(), {
+        hat: { monitor_component: { host: 'm', group: 'aimm', event_server_group: 'event' } },
+      }),
+    );
+    assert.deepEqual(noPort, [], 'the port defaults to 23010');
+
+    const both = await issuesOf(
+      configWith(slowBackend(), {
+        hat: { eventer_server: { host: 'a', port: 1 }, monitor_component: monitor },
+      }),
+    );
+    assert.ok(has(both, '$.hat.monitor_component', 'exclusive'), describeIssues(both));
+    assert.match(both[0]?.message ?? '', /either eventer_server .* or monitor_component/);
+
+    const neither = await issuesOf(configWith(slowBackend(), { hat: { client_name: 'x' } }));
+    assert.ok(has(neither, '$.hat', 'required'), describeIssues(neither));
+    assert.match(neither[0]?.message ?? '', /eventer_server .* or monitor_component/);
+
+    const incomplete = await issuesOf(
+      configWith(slowBackend(), {
+        hat: { monitor_component: { host: 'm', port: 0, group: '', colour: 1 } },
+      }),
+    );
+    const text = describeIssues(incomplete);
+    assert.ok(has(incomplete, '$.hat.monitor_component.event_server_group', 'required'), text);
+    assert.ok(has(incomplete, '$.hat.monitor_component.port', 'minimum'), text);
+    assert.ok(has(incomplete, '$.hat.monitor_component.group', 'minLength'), text);
+    assert.ok(has(incomplete, '$.hat.monitor_component.colour', 'additionalProperties'), text);
+  });
 });
 
 describe('config files', () => {

@@ -139,3 +139,53 @@ describe('logger', () => {
     assert.match(lines[0] ?? '', /"msg":"shown"/);
   });
 });
+
+describe('the write gate (a redundant daemon’s role)', () => {
+  test('refuses writes while closed, lets reads through, counts the refusal', async () => {
+    const inner = new MemoryBackend();
+    const metrics = new MetricsRegistry();
+    const served = new ServedBackend(inner, metrics);
+    await served.createModel('t', bytes);
+    let open = false;
+    served.setWriteGate(() => (open ? null : new BackendError('not_active', 'a standby')));
+    await assert.rejects(
+      served.createModel('t', bytes),
+      (e: unknown) => e instanceof BackendError && e.code === 'not_active',
+    );
+    await assert.rejects(served.updateModel(1, 't', bytes), /a standby/);
+    await assert.rejects(served.deleteModel(1), /a standby/);
+    assert.equal((await served.getModels()).length, 1, 'reads are served');
+    assert.equal((await served.getModel(1))?.revision, 1, 'nothing was written');
+    assert.match(metrics.render(), /operations_total\{op="create",result="not_active"\} 1/);
+    open = true;
+    assert.equal((await served.updateModel(1, 't', bytes)).meta.revision, 2);
+  });
+
+  test('drainWrites waits for the writes that passed the gate, not for reads', async () => {
+    const inner = new MemoryBackend();
+    const served = new ServedBackend(inner, new MetricsRegistry());
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const create = inner.createModel.bind(inner);
+    inner.createModel = async (t, b) => {
+      await gate;
+      return create(t, b);
+    };
+    const write = served.createModel('t', bytes);
+    await served.getModels();
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    let drained = false;
+    const drain = served.drainWrites().then(() => {
+      drained = true;
+    });
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    assert.equal(drained, false, 'a write is still in flight');
+    release();
+    await write;
+    await drain;
+    assert.equal(drained, true);
+    await served.drainWrites();
+  });
+});

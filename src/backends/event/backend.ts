@@ -43,6 +43,7 @@ import { type Connection, HatSession } from './session.js';
 import { type QueuedWrite, type SnapshotState, SnapshotStore } from './snapshot.js';
 import { type EventOutcome, type KnownModel, ModelState, metaOf } from './state.js';
 import { MemoryStore, type ModelEntry } from './store.js';
+import { syncBarrier } from './sync.js';
 import { RequestTimeoutError, withTimeout } from './timeout.js';
 import { WritePipeline } from './write-pipeline.js';
 
@@ -273,6 +274,27 @@ export class EventBackend implements Backend {
 
   whenReady(): Promise<void> {
     return this.readyPromise;
+  }
+
+  /** Every event Hat holds under the prefix is applied here when this resolves (`sync.ts`). */
+  async sync(): Promise<void> {
+    const conn = this.session.current;
+    if (
+      conn === null ||
+      this.phase === 'connecting' ||
+      this.phase === 'recovering' ||
+      this.isClosed()
+    )
+      throw new BackendError('unavailable', `cannot sync with Hat now (${this.detail()})`);
+    const { events } = await syncBarrier({
+      client: conn.main,
+      prefix: this.config.modelPrefix,
+      subscription: this.subscription,
+      timeoutMs: this.config.requestTimeoutMs,
+      isApplied: (ref, id) => this.state.isApplied(ref, id),
+      observeId: (id) => this.ids.observe(id),
+    });
+    this.logger.debug({ events }, 'event backend: in sync with Hat');
   }
 
   close(): Promise<void> {

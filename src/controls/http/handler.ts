@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { BackendError } from '../../backend/types.js';
 import type { Counter } from '../../common/metrics.js';
 import { modelJson } from '../model-json.js';
-import type { ControlContext } from '../types.js';
+import type { ControlContext, RedundancyStatus } from '../types.js';
 import { etagOf, ifNoneMatchHits, modelHeaders } from './model-headers.js';
 
 export interface HandlerOptions {
@@ -73,14 +73,17 @@ async function handle(
   }
   const { context } = options;
   switch (route) {
-    case 'healthz':
-      sendJson(res, req, 200, { status: 'alive' });
+    case 'healthz': {
+      const role = context.status().redundancy?.role;
+      sendJson(res, req, 200, role === undefined ? { status: 'alive' } : { status: 'alive', role });
       return;
+    }
     case 'readyz': {
       const status = context.status();
       const body: Record<string, unknown> = { ready: status.ready };
       if (status.backend.connected !== undefined) body.connected = status.backend.connected;
       if (status.backend.detail !== undefined) body.detail = status.backend.detail;
+      if (status.redundancy !== undefined) Object.assign(body, redundancyJson(status.redundancy));
       sendJson(res, req, status.ready ? 200 : 503, body);
       return;
     }
@@ -136,6 +139,17 @@ async function serveModel(
   }
   const body = Buffer.from(model.instance.buffer, model.instance.byteOffset, model.instance.length);
   send(res, req, 200, body, { ...headers, 'Content-Type': 'application/octet-stream' });
+}
+
+/** A redundant daemon's role for /readyz: a standby is ready too (it serves reads). */
+function redundancyJson(r: RedundancyStatus): Record<string, unknown> {
+  return {
+    role: r.role,
+    group: r.group,
+    monitor: r.monitor,
+    active: r.active,
+    event_server: r.eventServer,
+  };
 }
 
 /** Runs a backend call; a failure becomes its HTTP answer and `undefined`. */
