@@ -9,10 +9,13 @@
  *                [--source-from TIME] [--source-to TIME] [--by-source] [--max N] [--asc]
  *   hat query    [--address ADDR] server --server-id N [--persisted] [--max N]
  *   hat watch    [--address ADDR] [--persisted] TYPE...
+ *   hat monitor  [--address HOST[:PORT]] [--watch] [--json]     (a hat-monitor, port 23010)
  *
  * Common options: --token T (client token), --client-name NAME, --timeout MS (connect, 5000).
- * Events print one JSON line each (see hat-format.ts); queries print every page. Exit codes:
- * 0 ok, 1 failure (unreachable, refused, register failure, connection lost), 2 usage.
+ * Events print one JSON line each (see hat-format.ts); queries print every page. `monitor`
+ * observes the monitor's component port without registering (no MsgClient) and prints its state
+ * (hat-format.ts). Exit codes: 0 ok, 1 failure (unreachable, refused, register failure,
+ * connection lost), 2 usage.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -29,12 +32,18 @@ import type {
 } from '../hat/eventer/common.js';
 import { serverQuery, timeseriesQuery } from '../hat/eventer/common.js';
 import { checkJsonText, JsonTextError } from '../hat/eventer/json.js';
+import { ownInfo, type ServerMsg } from '../hat/monitor/common.js';
+import { connectMonitor, MonitorCloseError } from '../hat/monitor/connection.js';
 import {
   DEFAULT_HAT_ADDRESS,
+  DEFAULT_MONITOR_ADDRESS,
   formatEventLine,
+  formatMonitorJson,
+  formatMonitorState,
   parseAddress,
   parseCount,
   parseEventType,
+  parseMonitorAddress,
   parseTime,
   UsageError,
 } from './hat-format.js';
@@ -49,8 +58,11 @@ const USAGE = `usage: aimm-store hat <command> [options]   (ADDR is host:port, d
             [--source-from TIME] [--source-to TIME] [--by-source]
   hat query [--address ADDR] server --server-id N [--persisted] [--max N]
   hat watch [--address ADDR] [--persisted] TYPE...
+  hat monitor [--address HOST[:PORT]] [--watch] [--json]
+            a hat-monitor's state (component port, default 127.0.0.1:23010); --watch: again on
+            every change until interrupted; --json: each MsgServer as one JSON line
 
-  common: --token T, --client-name NAME, --timeout MS
+  common: --token T, --client-name NAME, --timeout MS (monitor: --timeout only)
   TYPE: /-joined segments, '?' matches one segment, '*' (last only) any number.
   TIME: ISO 8601 (UTC unless a zone is given, up to microseconds) or epoch seconds.
   --max N is the page size; every page is printed.
@@ -71,16 +83,19 @@ interface Common {
   timeout: number;
 }
 
+function timeoutOf(values: Record<string, unknown>): number {
+  return values.timeout === undefined
+    ? 5000
+    : Math.max(1, parseCount('--timeout', values.timeout as string));
+}
+
 function common(values: Record<string, unknown>): Common {
   return {
     address:
       values.address === undefined ? DEFAULT_HAT_ADDRESS : parseAddress(values.address as string),
     token: (values.token as string | undefined) ?? null,
     clientName: (values['client-name'] as string | undefined) ?? 'aimm-store/hat-cli',
-    timeout:
-      values.timeout === undefined
-        ? 5000
-        : Math.max(1, parseCount('--timeout', values.timeout as string)),
+    timeout: timeoutOf(values),
   };
 }
 
@@ -293,11 +308,118 @@ async function watch(argv: string[]): Promise<number> {
   }
 }
 
+async function monitor(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    watch: { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  for (const k of ['token', 'client-name'] as const) {
+    if (values[k] !== undefined) throw new UsageError(`--${k} does not apply to 'hat monitor'`);
+  }
+  const address =
+    values.address === undefined
+      ? DEFAULT_MONITOR_ADDRESS
+      : parseMonitorAddress(values.address as string);
+  const timeout = timeoutOf(values);
+  const json = Boolean(values.json);
+  const watching = Boolean(values.watch);
+
+  // No MsgClient is ever sent: the monitor lists us as an unnamed component (group null), which
+  // the output hides; observing blesses or changes nothing.
+  const conn = await connectMonitor(address, { connectTimeout: timeout });
+  const where = conn.address;
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    void conn.close();
+  };
+  if (watching) {
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  }
+  let last: string | null = null;
+  const show = (msg: ServerMsg) => {
+    const text = json ? formatMonitorJson(msg) : formatMonitorState(msg, where).join('\n');
+    if (text === last) return;
+    last = text;
+    out(json || !watching ? text : `${new Date().toISOString()} ${text}`);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  // One subscription from the start, so that no state is skipped. The very first MsgServer is
+  // often stale and lacks our own entry (monitor-vectors README §3): the first state shown is the
+  // first one that lists us; if none does within `timeout`, the latest one (with a warning).
+  const first = new Promise<void>((resolve, reject) => {
+    timer = setTimeout(() => {
+      const latest = conn.state;
+      if (latest === null) {
+        reject(
+          new Error(
+            `no state from the monitor at ${where} within ${timeout} ms (is it a hat-monitor component port?)`,
+          ),
+        );
+        return;
+      }
+      process.stderr.write(
+        `aimm-store hat monitor: warning: the monitor at ${where} did not list this observer within ${timeout} ms; showing the latest state received\n`,
+      );
+      show(latest);
+      resolve();
+    }, timeout);
+    const sub = conn.state$.subscribe({
+      next: (msg) => {
+        if (last === null && ownInfo(msg) === undefined) return;
+        clearTimeout(timer);
+        if (last === null || watching) show(msg);
+        resolve();
+      },
+      complete: () => {
+        clearTimeout(timer);
+        void conn.closed.then((reason) =>
+          reject(
+            reason instanceof MonitorCloseError || reason === null
+              ? (reason ?? new Error('closed'))
+              : new Error(
+                  `the connection to the monitor at ${where} closed before its state arrived: ${reason.message}`,
+                ),
+          ),
+        );
+      },
+    });
+    void conn.closed.then(() => sub.unsubscribe());
+  });
+  try {
+    try {
+      await first;
+    } catch (err) {
+      if (stopped) return 0;
+      throw err;
+    }
+    if (!watching) return 0;
+    const reason = await conn.closed;
+    if (stopped) return 0;
+    process.stderr.write(
+      `aimm-store hat monitor: ${
+        reason instanceof MonitorCloseError
+          ? reason.message
+          : `connection to the monitor at ${where} lost: ${reason?.message ?? 'closed'}`
+      }\n`,
+    );
+    return 1;
+  } finally {
+    clearTimeout(timer);
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await conn.close();
+  }
+}
+
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   status,
   register,
   query,
   watch,
+  monitor,
 };
 
 export async function run(_command: string, argv: string[]): Promise<number> {

@@ -22,6 +22,7 @@ client (Juggler, --address ws://127.0.0.1:9950/ by default):
 
 hat (--address host:port, 127.0.0.1:23012 by default):
   hat status | hat register ... | hat query ... | hat watch ...
+  hat monitor [--watch] [--json]   a hat-monitor's components (--address host[:port], port 23010)
 `;
 
 type CommandModule = { run(command: string, argv: string[]): Promise<number> };
