@@ -25,6 +25,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     logger: context.logger,
     metrics: context.metrics,
     backend: context.backend,
+    status: () => context.status(),
   });
   await server.start();
   return server;

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Backend, ModelChange } from '../../backend/types.js';
 import type { MetricsRegistry } from '../../common/metrics.js';
-import type { Control } from '../types.js';
+import type { Control, DaemonStatus } from '../types.js';
 import { Users } from './auth.js';
 import type { Settings } from './conf.js';
 import type { HandlerEnv } from './handlers.js';
@@ -24,6 +24,8 @@ export interface ServerContext {
   logger: Logger;
   metrics: MetricsRegistry;
   backend: Backend;
+  /** The daemon's status (its role in a redundant group goes into the state). */
+  status?: () => DaemonStatus;
 }
 
 /** Data of a `model_change` notification. */
@@ -53,6 +55,10 @@ export class JugglerServer implements Control, SessionHost {
   private batch: { seq: number; change: ModelChange }[] = [];
   private seq = 0;
   private flushTimer: NodeJS.Timeout | null = null;
+  /** In a redundant group: the role part of the state, and the root that carries it. */
+  private role: { key: string; value: Readonly<Record<string, unknown>> } | null = null;
+  private rooted: { snapshot: StateRoot; role: object; root: StateRoot } | null = null;
+  private roleTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private listenAddress: { host: string; port: number } = { host: '', port: 0 };
   private readonly m;
@@ -105,6 +111,14 @@ export class JugglerServer implements Control, SessionHost {
   async start(): Promise<void> {
     await this.ctx.backend.whenReady();
     await this.view.start();
+    if (this.ctx.status?.().redundancy !== undefined) {
+      // The role changes without a model change: checked twice a second, pushed when it differs.
+      this.updateRole();
+      this.roleTimer = setInterval(() => {
+        if (this.updateRole()) this.scheduleFlush();
+      }, ROLE_CHECK_MS);
+      this.roleTimer.unref();
+    }
     const s = this.settings;
     // Our own HTTP server, so that close can also drop connections that never finish a request.
     const http = createServer((_req, res) => {
@@ -212,9 +226,30 @@ export class JugglerServer implements Control, SessionHost {
     }, this.settings.flushDelayMs);
   }
 
+  /** Refreshes the role part of the state; true when it changed. */
+  private updateRole(): boolean {
+    const r = this.ctx.status?.().redundancy;
+    if (r === undefined) return false;
+    const value = { role: r.role, group: r.group, active: r.active, event_server: r.eventServer };
+    const key = JSON.stringify(value);
+    if (key === this.role?.key) return false;
+    this.role = { key, value: Object.freeze(value) };
+    return true;
+  }
+
+  /** The models snapshot, plus `redundancy` in a redundant group (same object while unchanged). */
+  private stateRoot(): StateRoot {
+    const snapshot = this.view.snapshot();
+    const role = this.role?.value;
+    if (role === undefined) return snapshot;
+    if (this.rooted?.snapshot !== snapshot || this.rooted.role !== role)
+      this.rooted = { snapshot, role, root: { ...snapshot, redundancy: role } as StateRoot };
+    return this.rooted.root;
+  }
+
   /** Sends every ready session its state diff, then the batch's notifications. */
   private flush(): void {
-    const snapshot = this.view.snapshot();
+    const snapshot = this.stateRoot();
     const batch = this.batch;
     this.batch = [];
     let notifications: { seq: number; text: string }[] | null = null;
@@ -243,6 +278,7 @@ export class JugglerServer implements Control, SessionHost {
   }
 
   private async doClose(): Promise<void> {
+    if (this.roleTimer !== null) clearInterval(this.roleTimer);
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     this.view.close();
@@ -285,6 +321,8 @@ class DiffTexts {
     return text;
   }
 }
+
+const ROLE_CHECK_MS = 500;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
