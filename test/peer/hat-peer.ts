@@ -18,6 +18,8 @@
  *   `lastEventId` sentinel, `maxResults` capped by `timeseriesMaxResults`), server (id order,
  *   `persisted` = flushed only; `lastEventId.server != serverId` closes the connection).
  * - any protocol violation closes the connection without a reply; pings both ways.
+ * - redundancy: `importEvents` stores events synchronised from another server verbatim (same ids)
+ *   and notifies them; `onRegistered` reports what this server registers (see `event-cluster.ts`).
  *
  * Known, deliberate differences from the real server: a payload with NaN/Infinity/1e400 only
  * closes the offending connection (the real server dies); unflushed events are always returned
@@ -138,6 +140,21 @@ export interface HatPeer {
    * addressed client acknowledged (or disconnected).
    */
   notify(events: Event[], opts?: { persisted?: boolean; withAck?: boolean }): Promise<void>;
+  /**
+   * Stores events verbatim, ids and timestamps included, as a redundant Hat server stores the
+   * events it synchronised from another server: subscribers are notified of them (persisted ones
+   * after the flush), queries see them, `latest` takes one unless it already holds a newer event of
+   * that type. Events whose id is already stored are skipped; returns the ones stored. Works in any
+   * status (a standby server synchronises too); imported events are not reported to
+   * {@link onRegistered} listeners.
+   */
+  importEvents(events: readonly Event[]): Event[];
+  /**
+   * Calls `listener` with every batch this peer registers itself (clients' registers, `register()`,
+   * its engine and eventer events), after they are stored and notified. Returns an unsubscribe
+   * function.
+   */
+  onRegistered(listener: (events: readonly Event[]) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -148,6 +165,10 @@ function typeKey(t: EventType): string {
 export function compareTimestamps(a: Timestamp, b: Timestamp): number {
   if (a.s !== b.s) return a.s < b.s ? -1 : 1;
   return a.us - b.us;
+}
+
+function idKey(id: EventId): string {
+  return `${id.server}/${id.session}/${id.instance}`;
 }
 
 function sameId(a: EventId, b: EventId): boolean {
@@ -196,6 +217,9 @@ class Peer implements HatPeer {
   private failingRegisters = false;
 
   private store: Event[] = [];
+  /** Ids of the stored events (see {@link idKey}), for `importEvents`. */
+  private storedIds = new Set<string>();
+  private readonly registeredListeners = new Set<(events: readonly Event[]) => void>();
   private flushedCount = 0;
   private latest = new Map<string, Event>();
   private session = 0;
@@ -324,6 +348,7 @@ class Peer implements HatPeer {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     this.store = [];
+    this.storedIds = new Set();
     this.flushedCount = 0;
     this.latest = new Map();
     this.session = 0;
@@ -460,12 +485,30 @@ class Peer implements HatPeer {
       sourceTimestamp: e.sourceTimestamp === null ? null : { ...e.sourceTimestamp },
       payload: e.payload,
     }));
-    for (const e of created) {
+    this.storeEvents(created, false);
+    for (const listener of [...this.registeredListeners]) listener(created);
+    return created;
+  }
+
+  /** Stores, updates `latest`, notifies non-persisted subscribers, schedules the flush. */
+  private storeEvents(events: Event[], keepNewerLatest: boolean): void {
+    for (const e of events) {
       this.store.push(e);
-      if (matchesAny(e.type, this.opts.latestSubscriptions)) this.latest.set(typeKey(e.type), e);
+      this.storedIds.add(idKey(e.id));
+      if (!matchesAny(e.type, this.opts.latestSubscriptions)) continue;
+      const key = typeKey(e.type);
+      const previous = this.latest.get(key);
+      if (
+        keepNewerLatest &&
+        previous !== undefined &&
+        (compareTimestamps(previous.timestamp, e.timestamp) || compareEventIds(previous.id, e.id)) >
+          0
+      )
+        continue;
+      this.latest.set(key, e);
     }
-    this.notifySubscribers(created, false);
-    this.pendingFlush.push(created);
+    this.notifySubscribers(events, false);
+    this.pendingFlush.push(events);
     if (this.flushTimer === null) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
@@ -473,7 +516,42 @@ class Peer implements HatPeer {
       }, this.opts.flushDelayMs);
       this.flushTimer.unref();
     }
-    return created;
+  }
+
+  importEvents(events: readonly Event[]): Event[] {
+    const fresh: Event[] = [];
+    const seen = new Set<string>();
+    for (const e of events) {
+      const key = idKey(e.id);
+      if (this.storedIds.has(key) || seen.has(key)) continue;
+      seen.add(key);
+      fresh.push({
+        id: { ...e.id },
+        type: [...e.type],
+        timestamp: { ...e.timestamp },
+        sourceTimestamp: e.sourceTimestamp === null ? null : { ...e.sourceTimestamp },
+        payload: e.payload,
+      });
+    }
+    if (fresh.length === 0) return [];
+    // Later registers under these server ids continue after the imported sessions.
+    for (const e of fresh) {
+      if (e.id.server === this.serverId) this.session = Math.max(this.session, e.id.session);
+      else
+        this.otherSessions.set(
+          e.id.server,
+          Math.max(this.otherSessions.get(e.id.server) ?? 0, e.id.session),
+        );
+    }
+    this.storeEvents(fresh, true);
+    return fresh;
+  }
+
+  onRegistered(listener: (events: readonly Event[]) => void): () => void {
+    this.registeredListeners.add(listener);
+    return () => {
+      this.registeredListeners.delete(listener);
+    };
   }
 
   private filterFor(info: PeerClientInfo, events: readonly Event[]): Event[] {

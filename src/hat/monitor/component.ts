@@ -9,8 +9,10 @@
  * 3. only when a MsgServer echoes that response token while it still equals the request token is
  *    the component active: `runner.start()` is called;
  * 4. when ready turns false or the request token changes or goes null, `runner.stop()` is awaited
- *    first, and only then is the response token set back to null. With BLESS_ONE the monitor
- *    blesses another component only after that, so two runners never overlap.
+ *    first, and only then is the response token set back to null (ready false is sent at once,
+ *    still with the token: `{token, false}` then `{null, false}`, as the recordings show). With
+ *    BLESS_ONE the monitor blesses another component only after that, so two runners never
+ *    overlap.
  *
  * Unlike the Python library, a lost connection (or MsgClose) is not the end: the runner is
  * stopped at once and the component reconnects with capped, jittered exponential backoff. A runner
@@ -254,6 +256,15 @@ export class MonitorComponent {
         : conn === null
           ? 'connection to the monitor lost'
           : 'blessing withdrawn';
+      // Like the Python component's set_ready(False): the monitor learns at once that we are no
+      // longer ready ({token, ready: false}); the token itself is released after the runner stops.
+      if (!ready && conn !== null && !this.closedFlag)
+        conn.send({
+          name: this.opts.name,
+          group: this.opts.group,
+          data: this.dataText,
+          blessingRes: { token: this.resToken, ready: false },
+        });
       await this.stopRunner(why);
       this.dirty = true;
       return;
