@@ -16,12 +16,16 @@ import { createSocket } from 'unix-dgram';
  * Daemons still running. A test that times out never reaches its `finally`; its daemon would keep
  * the test file's process (and the whole run) alive. This root-level hook (registered once per
  * test file that imports the harness) kills whatever is left once the file's tests are over.
+ * Outside the test runner (a benchmark using the harness) no hook is registered, so that the
+ * process does not turn into a test run; it kills what is left on exit instead.
  */
 const live = new Set<ChildProcess>();
-after(() => {
+const killLive = () => {
   for (const child of live) child.kill('SIGKILL');
   live.clear();
-});
+};
+if (process.env.NODE_TEST_CONTEXT !== undefined) after(killLive);
+else process.on('exit', killLive);
 
 /** dist/test/daemon → repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
