@@ -5,14 +5,15 @@
  *
  * Benchmarks: sbs (codec vs JSON), sqlite (backend vs raw better-sqlite3), event (backend vs an
  * unbatched eventer client, restart, peak RSS), juggler (control vs direct backend calls),
- * daemon (start-to-ready, SIGTERM-to-exit, HTTP model reads vs bare node:http).
+ * daemon (start-to-ready, SIGTERM-to-exit, HTTP model reads vs bare node:http), redundancy
+ * (failover times against the monitor's and the event servers' own part).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['sbs', 'sqlite', 'event', 'juggler', 'daemon'] as const;
+const BENCHES = ['sbs', 'sqlite', 'event', 'juggler', 'daemon', 'redundancy'] as const;
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');

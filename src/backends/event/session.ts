@@ -1,7 +1,8 @@
 /**
  * The backend's connection to Hat: connect (the main connection subscribed to the prefix, plus a
  * persisted=true one for `ack: persisted`), hand it to `onConnected` (recovery), wait until it
- * closes, and reconnect with capped, jittered exponential backoff — until stopped.
+ * closes, and reconnect with capped, jittered exponential backoff — until stopped. A connection
+ * closed by our own side is reopened at once.
  */
 import type { HatConnector } from '../../backend/types.js';
 import { backoffDelay } from '../../common/backoff.js';
@@ -84,9 +85,13 @@ export class HatSession {
         await closeAll(conn);
         this.handlers.onDisconnected(reason);
         if (this.stopped) break;
-        await this.sleep(
-          backoffDelay(0, this.options.minDelayMs, this.options.maxDelayMs, this.options.random),
-        );
+        // Closed by our side (reason null: the connector moving to another server, or the backend
+        // dropping the connection to resync or to leave a standby server): reconnect at once.
+        // Closed by the server or the network: wait a backoff first.
+        if (reason !== null)
+          await this.sleep(
+            backoffDelay(0, this.options.minDelayMs, this.options.maxDelayMs, this.options.random),
+          );
       } catch (err) {
         this.conn = null;
         if (conn !== null) await closeAll(conn);
