@@ -90,6 +90,7 @@ export class MonitorComponent {
   private running = false;
   private runningToken: number | null = null;
   private stopping: Promise<void> | null = null;
+  private connecting = false;
   private closedFlag = false;
   private loop: Promise<void> | null = null;
   private wakeLoop: (() => void) | null = null;
@@ -153,7 +154,9 @@ export class MonitorComponent {
     await this.settled;
     await this.stopRunner('component closed');
     await this.conn?.close();
-    await this.loop;
+    // A connect still pending (an unreachable monitor) is not waited for: the loop closes what
+    // it yields and ends by itself.
+    if (!this.connecting) await this.loop;
     this.subject.complete();
   }
 
@@ -166,8 +169,11 @@ export class MonitorComponent {
     while (!this.closedFlag) {
       let conn: MonitorConnection;
       try {
+        this.connecting = true;
         conn = await connectMonitor(this.opts.address, this.opts);
       } catch (err) {
+        this.connecting = false;
+        if (this.closedFlag) break;
         const retryInMs = backoffDelay(attempt++, min, max, this.opts.random);
         this.opts.onEvent?.({
           kind: 'connect_failed',
@@ -178,6 +184,7 @@ export class MonitorComponent {
         await this.sleep(retryInMs);
         continue;
       }
+      this.connecting = false;
       if (this.closedFlag) {
         await conn.close();
         break;
