@@ -33,4 +33,13 @@ export {
 export type { HatConnectorOptions } from './eventer/connector.js';
 export { createHatConnector } from './eventer/connector.js';
 export * as eventer from './eventer/index.js';
+export {
+  createMonitorHatConnector,
+  type EventServerInfo,
+  type EventServerSelection,
+  type MonitorHatConnector,
+  type MonitorHatConnectorOptions,
+  selectEventServer,
+} from './eventer/monitor-connector.js';
+export * as monitor from './monitor/index.js';
 export * as sbs from './sbs/index.js';

@@ -8,6 +8,8 @@ test("'aimm-store/hat' exposes the documented API", async () => {
   for (const name of [
     'connect',
     'createHatConnector',
+    'createMonitorHatConnector',
+    'selectEventServer',
     'jsonPayload',
     'parseJsonPayload',
     'timeseriesQuery',
@@ -38,6 +40,9 @@ test("'aimm-store/hat' exposes the documented API", async () => {
   }
   assert.equal(typeof (hat.chatter as Record<string, unknown>).Connection, 'function');
   assert.equal(typeof (hat.eventer as Record<string, unknown>).pythonJsonDumps, 'function');
+  const monitor = hat.monitor as Record<string, unknown>;
+  for (const name of ['MonitorComponent', 'connectMonitor', 'isActive', 'encodeClientMsg'])
+    assert.equal(typeof monitor[name], 'function', `monitor.${name}`);
   const matches = hat.matches as (e: string[], q: string[]) => boolean;
   assert.equal(matches(['a', 'b'], ['a', '*']), true);
 });
