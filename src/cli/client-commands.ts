@@ -1,16 +1,30 @@
 /**
  * The client commands of `aimm-store` (Juggler, built on `aimm-store/client`):
- *   put --type T [--id N] [--expect-revision R] [FILE|-]   store; prints the model's metadata line
+ *   put --type T [--id N] [--expect-revision R] [--allow-empty] [FILE|-]
+ *                                                           store; prints the model's metadata line
  *   get ID [-o FILE] | get ID --meta                        bytes to stdout/FILE, or metadata
  *   ls                                                      one metadata line per model
  *   rm ID [--expect-revision R]                             delete
  *   watch                                                   one line per change until interrupted
  * Common: --address URL (ws://127.0.0.1:9950/), --user NAME (password from AIMM_STORE_PASSWORD),
- * --framing 0.7|0.6. Exit codes: 0 ok, 1 failure, 2 usage.
+ * --framing 0.7|0.6. Exit codes: 0 ok, 1 failure, 2 usage. A stdout closed by its reader (`ls | head
+ * -1`, `get 7 | head -c 10`) ends the output normally (exit 0, see output.ts).
+ *
+ * The output is the wire's snake_case JSON (`instance_id`, `model_type`, ...), the keys AIMM, the
+ * Juggler API and the HTTP control use, so it pipes into the same tools; the TypeScript client's
+ * objects are camelCase (`instanceId`, ...) as JavaScript APIs are. This module maps between them.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { DEFAULT_ADDRESS, JugglerClient, type ModelInfo } from '../client/index.js';
+import {
+  AuthenticationError,
+  DEFAULT_ADDRESS,
+  JugglerClient,
+  type ModelInfo,
+  RequestFailedError,
+} from '../client/index.js';
+import { guardStdout, isStdoutClosed, stdoutClosed, writeLine, writeOut } from './output.js';
+import { parseArgsMessage } from './suggest.js';
 
 const COMMON = `common options:
   --address URL    the daemon's Juggler address (default ${DEFAULT_ADDRESS})
@@ -19,9 +33,11 @@ const COMMON = `common options:
 `;
 
 const USAGE: Record<string, string> = {
-  put: `usage: aimm-store put --type T [--id N] [--expect-revision R] [FILE|-]
-Stores FILE (or stdin) as a new model, or as model N with --id; --expect-revision makes the update
-fail unless model N is at revision R. Prints {"instance_id","model_type","revision","size","sha256"}.
+  put: `usage: aimm-store put --type T [--id N] [--expect-revision R] [--allow-empty] [FILE|-]
+Stores FILE as a new model, or as model N with --id; --expect-revision makes the update fail unless
+model N is at revision R. Without FILE (or with -) the model is read from stdin; without FILE, stdin
+must not be a terminal (pipe the bytes in, or give - to type them). An empty model (0 bytes) is
+refused unless --allow-empty. Prints {"instance_id","model_type","revision","size","sha256"}.
 `,
   get: `usage: aimm-store get ID [-o FILE]
        aimm-store get ID --meta
@@ -62,7 +78,12 @@ const COMMON_OPTIONS = {
 } as const;
 
 const OPTIONS = {
-  put: { type: { type: 'string' }, id: { type: 'string' }, 'expect-revision': { type: 'string' } },
+  put: {
+    type: { type: 'string' },
+    id: { type: 'string' },
+    'expect-revision': { type: 'string' },
+    'allow-empty': { type: 'boolean' },
+  },
   get: { output: { type: 'string', short: 'o' }, meta: { type: 'boolean' } },
   ls: {},
   rm: { 'expect-revision': { type: 'string' } },
@@ -70,6 +91,7 @@ const OPTIONS = {
 } as const;
 
 export async function run(command: string, argv: string[]): Promise<number> {
+  guardStdout();
   const usage = `${USAGE[command] ?? ''}\n${COMMON}`;
   let values: Values;
   let positionals: string[];
@@ -77,16 +99,17 @@ export async function run(command: string, argv: string[]): Promise<number> {
   try {
     const options = OPTIONS[command as keyof typeof OPTIONS];
     if (options === undefined) throw new UsageError(`unknown command '${command}'`);
-    const parsed = parseArgs({
-      args: argv,
-      options: { ...COMMON_OPTIONS, ...options },
-      allowPositionals: true,
-      strict: true,
-    });
+    const all = { ...COMMON_OPTIONS, ...options };
+    let parsed: { values: unknown; positionals: string[] };
+    try {
+      parsed = parseArgs({ args: argv, options: all, allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new UsageError(parseArgsMessage(err, Object.keys(all)));
+    }
     values = parsed.values as Values;
     positionals = parsed.positionals;
     if (values.help === true) {
-      process.stdout.write(usage);
+      await writeOut(usage);
       return EXIT_OK;
     }
     common = commonOf(values);
@@ -112,9 +135,18 @@ export async function run(command: string, argv: string[]): Promise<number> {
       process.stderr.write(`aimm-store ${command}: ${err.message}\n${usage}`);
       return EXIT_USAGE;
     }
-    process.stderr.write(`aimm-store ${command}: ${messageOf(err)}\n`);
+    process.stderr.write(`aimm-store ${command}: ${failureMessage(err)}\n`);
     return EXIT_FAILURE;
   }
+}
+
+/** A failure as the user should read it: with the way out where there is one. */
+function failureMessage(err: unknown): string {
+  if (err instanceof RequestFailedError && err.code === 'unauthorized')
+    return 'the server requires a login: use --user NAME, with the password in AIMM_STORE_PASSWORD';
+  if (err instanceof AuthenticationError)
+    return `${err.message}: check the user and the password in AIMM_STORE_PASSWORD`;
+  return messageOf(err);
 }
 
 function commonOf(values: Values): Common {
@@ -184,8 +216,9 @@ function noMorePositionals(positionals: string[], max: number): void {
     throw new UsageError(`unexpected argument '${positionals[max] as string}'`);
 }
 
+/** One JSON line on stdout (dropped once the reader closed it). */
 function line(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
+  writeLine(JSON.stringify(value));
 }
 
 function metaLine(m: ModelInfo): Record<string, unknown> {
@@ -199,8 +232,20 @@ function metaLine(m: ModelInfo): Record<string, unknown> {
   };
 }
 
+/**
+ * The model's bytes: FILE, or stdin for `-` or no FILE. Without FILE, stdin is read only when it is
+ * not a terminal: `put --type T` typed alone must not wait silently for input.
+ */
 async function readInput(source: string | undefined): Promise<Buffer> {
+  if (source === undefined && process.stdin.isTTY === true)
+    throw new UsageError(
+      'no FILE given and stdin is a terminal: give FILE, pipe the model in, or give - to type it',
+    );
   if (source === undefined || source === '-') {
+    if (process.stdin.isTTY === true)
+      process.stderr.write(
+        'aimm-store put: reading the model from the terminal; end with Ctrl-D\n',
+      );
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
@@ -218,6 +263,11 @@ async function put(c: Common, values: Values, positionals: string[]): Promise<nu
   if (expectedRevision !== undefined && instanceId === undefined)
     throw new UsageError('--expect-revision needs --id (a new model has no revision yet)');
   const bytes = await readInput(positionals[0]);
+  if (bytes.length === 0 && values['allow-empty'] !== true)
+    throw new UsageError(
+      `the model is empty (0 bytes from ${positionals[0] === undefined || positionals[0] === '-' ? 'stdin' : positionals[0]}): ` +
+        'nothing to store; give --allow-empty to store an empty model',
+    );
   const meta = await withClient(c, (client) =>
     client.put(modelType, bytes, { instanceId, expectedRevision }),
   );
@@ -243,9 +293,7 @@ async function get(c: Common, values: Values, positionals: string[]): Promise<nu
   if (typeof values.output === 'string') {
     await writeFile(values.output, model.instance);
   } else {
-    await new Promise<void>((resolve, reject) =>
-      process.stdout.write(model.instance, (err) => (err ? reject(err) : resolve())),
-    );
+    await writeOut(model.instance);
   }
   return EXIT_OK;
 }
@@ -253,7 +301,10 @@ async function get(c: Common, values: Values, positionals: string[]): Promise<nu
 async function ls(c: Common, positionals: string[]): Promise<number> {
   noMorePositionals(positionals, 0);
   const models = await withClient(c, (client) => client.list());
-  for (const m of models) line(metaLine(m));
+  for (const m of models) {
+    if (isStdoutClosed()) break;
+    line(metaLine(m));
+  }
   return EXIT_OK;
 }
 
@@ -273,10 +324,7 @@ async function watch(c: Common, positionals: string[]): Promise<number> {
     // A cheap request: tells the server our framing at once, and whether we may see changes
     // (without a login where one is needed, watch would silently print nothing).
     await client.request('get_instance', { instance_id: 1, meta_only: true }).catch((err) => {
-      if (err instanceof Error && err.message === 'unauthorized action')
-        throw new Error(
-          'the server requires a login: use --user (password in AIMM_STORE_PASSWORD)',
-        );
+      if (err instanceof RequestFailedError && err.code === 'unauthorized') throw err;
     });
     await client.whenSynced();
   } catch (err) {
@@ -298,7 +346,7 @@ async function watch(c: Common, positionals: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     // A closed pipe (e.g. `watch | head -1`) ends the watch normally.
-    process.stdout.on('error', () => stop(EXIT_OK));
+    void stdoutClosed.then(() => stop(EXIT_OK));
     const sub = client.watch().subscribe((ch) =>
       line({
         change: ch.change,

@@ -3,27 +3,38 @@
  * The `aimm-store` command. Each command group lives in its own module, loaded on demand:
  * - `serve`, `check-config`: the daemon (serve.ts);
  * - `put`, `get`, `ls`, `rm`, `watch`: the Juggler client commands (client-commands.ts);
- * - `hat ...`: the Hat operator's tool (hat.ts).
- * Exit codes: 0 ok, 1 failure, 2 usage.
+ * - `hat ...`: the Hat operator's tool (hat.ts);
+ * - `version` (`--version`, `-V`): versions (version.ts).
+ * Exit codes: 0 ok, 1 failure, 2 usage. A stdout closed by its reader (`aimm-store ls | head -1`)
+ * is the normal end of the output, not a failure (output.ts).
  */
+import { writeOut } from './output.js';
+import { closest } from './suggest.js';
+import { packageVersion } from './version.js';
 
-const USAGE = `usage: aimm-store <command> [options]
+function usage(): string {
+  return `aimm-store ${packageVersion()}: model-persistence daemon for Hat installations
+
+usage: aimm-store <command> [options]      (aimm-store <command> --help for a command's usage)
 
 daemon:
   serve [--conf FILE]              run the daemon (embedded default without --conf)
   check-config --conf FILE         validate a config file and exit
 
-client (Juggler, --address ws://127.0.0.1:9950/ by default):
-  put --type T [--id N] [--expect-revision R] [FILE|-]
+client (Juggler, --address ws://127.0.0.1:9950/ by default; --user NAME to log in):
+  put --type T [--id N] [--expect-revision R] [--allow-empty] [FILE|-]
   get ID [-o FILE] | get ID --meta
   ls
-  rm ID
+  rm ID [--expect-revision R]
   watch
 
 hat (--address host:port, 127.0.0.1:23012 by default):
   hat status | hat register ... | hat query ... | hat watch ...
   hat monitor [--watch] [--json]   a hat-monitor's components (--address host[:port], port 23010)
+
+version (or --version, -V)         aimm-store, Node, better-sqlite3 and SQLite versions
 `;
+}
 
 type CommandModule = { run(command: string, argv: string[]): Promise<number> };
 
@@ -41,12 +52,26 @@ const commands: Record<string, () => Promise<CommandModule>> = {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(USAGE);
+    await writeOut(usage());
     return command === undefined ? 2 : 0;
+  }
+  if (command === 'version' || command === '--version' || command === '-V') {
+    if (rest.length > 0) {
+      process.stderr.write(`aimm-store version: unexpected argument '${rest[0] as string}'\n`);
+      return 2;
+    }
+    const { versionText } = await import('./version.js');
+    await writeOut(versionText());
+    return 0;
   }
   const load = commands[command];
   if (load === undefined) {
-    process.stderr.write(`aimm-store: unknown command '${command}'\n${USAGE}`);
+    const names = [...Object.keys(commands), 'version', 'help'];
+    const hint = command.startsWith('-') ? null : closest(command, names);
+    const what = command.startsWith('-') ? 'option' : 'command';
+    process.stderr.write(
+      `aimm-store: unknown ${what} '${command}'${hint === null ? '' : `; did you mean ${hint}?`}\n${usage()}`,
+    );
     return 2;
   }
   const mod = await load();

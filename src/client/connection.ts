@@ -4,6 +4,13 @@
  */
 import { BehaviorSubject, type Observable, Subject } from 'rxjs';
 import WebSocket from 'ws';
+import {
+  connectFailure,
+  type FailureFacts,
+  hostPort,
+  type Probe,
+  probeChatter,
+} from './diagnose.js';
 import { applyPatch, type JsonPatchOp } from './patch.js';
 import { Decoder07, encode07, type Framing } from './wire.js';
 
@@ -27,14 +34,65 @@ export interface Notification {
   data: unknown;
 }
 
+/**
+ * Why a request failed, as aimm-store's Juggler control reports it beside the error text (the
+ * response's `code`; see docs/juggler-api.md):
+ * - `not_found`: no such model;
+ * - `revision_conflict`: `expectedRevision` did not match the stored revision;
+ * - `unauthorized`: the server requires a login (or the session logged out);
+ * - `not_active`: a standby of a redundant group refuses writes (the text names the active one);
+ * - `too_large`: the message or the instance is over a limit;
+ * - `invalid`: the request itself is wrong (a bad id, type, base64, an unsupported engine call);
+ * - `unavailable`: the backend cannot serve now (Hat unreachable, too many requests in flight);
+ * - `closed`: the daemon is stopping;
+ * - `internal`: a bug or an unexpected failure (logged by the daemon).
+ */
+export type RequestErrorCode =
+  | 'not_found'
+  | 'revision_conflict'
+  | 'unauthorized'
+  | 'not_active'
+  | 'too_large'
+  | 'invalid'
+  | 'unavailable'
+  | 'closed'
+  | 'internal';
+
+export const REQUEST_ERROR_CODES: readonly RequestErrorCode[] = [
+  'not_found',
+  'revision_conflict',
+  'unauthorized',
+  'not_active',
+  'too_large',
+  'invalid',
+  'unavailable',
+  'closed',
+  'internal',
+];
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(REQUEST_ERROR_CODES);
+
 /** A request the server answered with `success: false`; `data` is what it sent (usually a text). */
 export class RequestFailedError extends Error {
+  /**
+   * The machine-readable reason: the response's `code`, or `unauthorized` for AIMM's
+   * `"unauthorized action"` text; null when the server gave none (AIMM's own server, or one of
+   * AIMM's requests sent in AIMM's form through `request()`) or one this client does not know.
+   */
+  readonly code: RequestErrorCode | null;
   constructor(
     readonly request: string,
     readonly data: unknown,
+    code?: unknown,
   ) {
     super(typeof data === 'string' ? data : `${request} failed: ${JSON.stringify(data)}`);
     this.name = 'RequestFailedError';
+    this.code =
+      typeof code === 'string' && KNOWN_CODES.has(code)
+        ? (code as RequestErrorCode)
+        : data === 'unauthorized action'
+          ? 'unauthorized'
+          : null;
   }
 }
 
@@ -97,17 +155,55 @@ export class JugglerConnection {
         resolve(this.closeInfo as ConnectionClosedError);
       });
     });
-    this.opened = new Promise((resolve, reject) => {
-      this.ws.once('open', () => {
-        this.resetPing();
-        resolve();
-      });
-      this.ws.once('error', (err) => reject(new Error(`cannot connect to ${url}: ${err.message}`)));
-    });
+    this.opened = this.opening(url);
     this.ws.on('error', () => {
       // reported through `opened` or the close that follows
     });
     this.ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+  }
+
+  /**
+   * Resolves once the WebSocket is open; rejects with a {@link ConnectFailedError} that says what
+   * the address seems to be when it is not a Juggler server. An HTTP answer without an upgrade is
+   * reported as such; a server that stays silent for a while is asked (on a second connection)
+   * whether it is a Hat server speaking chatter, which never answers a WebSocket handshake.
+   */
+  private opening(url: string): Promise<void> {
+    const facts: FailureFacts = { timeoutMs: this.options.connectTimeout };
+    let probe: Probe | null = null;
+    // A Juggler server answers the handshake in milliseconds; after this, ask what it is.
+    const probeDelay = Math.min(1000, this.options.connectTimeout / 3);
+    const probeTimer = setTimeout(() => {
+      if (this.ws.readyState !== WebSocket.CONNECTING) return;
+      // Its answer must come before the handshake times out: 80% of the time left.
+      const { host, port } = hostPort(url);
+      probe = probeChatter(host, port, (this.options.connectTimeout - probeDelay) * 0.8);
+      void probe.result.then((r) => {
+        facts.probe = r;
+        if (r === 'hat_chatter' && this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+      });
+    }, probeDelay);
+    this.ws.once('unexpected-response', (_req, res) => {
+      facts.http = { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '' };
+      res.resume();
+      this.ws.terminate();
+    });
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(probeTimer);
+        (probe as Probe | null)?.cancel();
+      };
+      this.ws.once('open', () => {
+        done();
+        this.resetPing();
+        resolve();
+      });
+      this.ws.once('error', (err) => {
+        facts.probeConnected = (probe as Probe | null)?.connected;
+        done();
+        reject(connectFailure(url, err, facts));
+      });
+    });
   }
 
   get framing(): Framing {
@@ -207,7 +303,7 @@ export class JugglerConnection {
       if (p === undefined) return;
       this.pending.delete(msg.id as number);
       if (msg.success === true) p.resolve(msg.data);
-      else p.reject(new RequestFailedError(p.name, msg.data));
+      else p.reject(new RequestFailedError(p.name, msg.data, msg.code));
     } else if (msg.type === 'state') {
       const next = applyPatch(this.stateSubject.value, msg.diff as JsonPatchOp[]);
       this.stateReceived = true;

@@ -25,7 +25,10 @@ export {
   type ConnectionOptions,
   JugglerConnection,
   type Notification,
+  REQUEST_ERROR_CODES,
+  type RequestErrorCode,
   RequestFailedError,
 } from './connection.js';
+export { ConnectFailedError, type ConnectFailure } from './diagnose.js';
 export { applyPatch, type JsonPatchOp, PatchError } from './patch.js';
 export type { Framing } from './wire.js';

@@ -247,7 +247,7 @@ describe('aimm-store client commands', () => {
       [['get', 'abc', ...addr], /ID must be a positive integer/],
       [['get', '1', '--meta', '-o', 'x', ...addr], /cannot be combined/],
       [['rm', '1.5', ...addr], /positive integer/],
-      [['ls', '--bogus', ...addr], /Unknown option '--bogus'/],
+      [['ls', '--bogus', ...addr], /unknown option --bogus/],
       [['ls', 'extra', ...addr], /unexpected argument 'extra'/],
       [['ls', '--framing', '0.8'], /--framing must be 0.6 or 0.7/],
       [['ls', '--address', 'http://x/'], /ws:\/\/ or wss:\/\//],
@@ -270,7 +270,7 @@ describe('aimm-store client commands', () => {
     assert.match(wrong.stderr, /login as 'admin' failed/);
     const anon = await cli(['ls', '--address', h.url]);
     assert.equal(anon.code, 1);
-    assert.match(anon.stderr, /unauthorized action/);
+    assert.match(anon.stderr, /requires a login: use --user/);
     const anonWatch = await cli(['watch', '--address', h.url]);
     assert.equal(anonWatch.code, 1);
     assert.match(anonWatch.stderr, /requires a login: use --user/);

@@ -4,6 +4,10 @@
  * daemon stores models, it does not run them), and ours (`get_instance`, `remove_instance`,
  * `list_instances`, `expected_revision`, `meta_only`). Handlers validate every field and turn
  * backend failures into error texts for the client; they never throw anything else.
+ *
+ * Every failure also has a machine-readable {@link ErrorCode}. It is sent beside the text (the
+ * response's `code`) unless the request is one of AIMM's in AIMM's form ({@link inAimmForm}): the
+ * replies AIMM's clients get stay byte for byte what AIMM sends.
  */
 import type { Logger } from 'pino';
 import { type Backend, BackendError, type ModelMeta } from '../../backend/types.js';
@@ -31,11 +35,39 @@ export interface HandlerEnv {
 export interface Outcome {
   success: boolean;
   data: unknown;
+  /** On a failure: the code to send beside the text (absent for requests in AIMM's form). */
+  code?: ErrorCode;
 }
+
+/** Why a request failed, for programs (docs/juggler-api.md, "Error codes"). */
+export type ErrorCode =
+  | 'not_found'
+  | 'revision_conflict'
+  | 'unauthorized'
+  | 'not_active'
+  | 'too_large'
+  | 'invalid'
+  | 'unavailable'
+  | 'closed'
+  | 'internal';
+
+const BACKEND_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'not_found',
+  'revision_conflict',
+  'not_active',
+  'too_large',
+  'invalid',
+  'unavailable',
+  'closed',
+  'internal',
+]);
 
 /** A failure whose message is the error text sent to the client. */
 export class RequestError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly code: ErrorCode = 'invalid',
+  ) {
     super(message);
     this.name = 'RequestError';
   }
@@ -74,7 +106,7 @@ const handlers: Readonly<Record<string, Handler>> = {
     const d = object(data, 'get_instance');
     const id = instanceIdOf(d);
     const model = await env.backend.getModel(id);
-    if (model === null) throw new RequestError(`model ${id} not found`);
+    if (model === null) throw new RequestError(`model ${id} not found`, 'not_found');
     const { instance, ...meta } = model;
     if (flag(d, 'meta_only')) return metaReply(meta);
     return modelJson(meta, encodeBase64(instance));
@@ -90,6 +122,30 @@ const handlers: Readonly<Record<string, Handler>> = {
     return metas.map((m) => metaReply(m));
   },
 };
+
+/** AIMM's request names (what AIMM's REPL control answers). */
+const AIMM_REQUESTS: ReadonlySet<string> = new Set([
+  'login',
+  'logout',
+  'add_instance',
+  'update_instance',
+  ...ENGINE_CALLS,
+]);
+
+/** Our fields on AIMM's requests: AIMM's clients never send them. */
+const EXTENSION_FIELDS = ['meta_only', 'expected_revision'];
+
+/**
+ * A request AIMM's clients could send: one of AIMM's names, without our extension fields. Its
+ * failures get AIMM's reply (the text alone, no `code`), so AIMM's recorded sessions replay byte
+ * for byte; everything else (our requests, AIMM's with `meta_only` or `expected_revision`) gets the
+ * code as well.
+ */
+export function inAimmForm(name: string, data: unknown): boolean {
+  if (!AIMM_REQUESTS.has(name)) return false;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return true;
+  return !EXTENSION_FIELDS.some((k) => Object.hasOwn(data, k));
+}
 
 /** Names this control answers (anything else gets AIMM's `{"success": false}`). */
 export const KNOWN_REQUESTS: ReadonlySet<string> = new Set([
@@ -111,7 +167,7 @@ export async function handleRequest(
       // AIMM's quirk, kept for its clients: unknown names are not Juggler errors.
       return { success: true, data: { success: false } };
     }
-    if (!session.authorized) throw new RequestError('unauthorized action');
+    if (!session.authorized) throw new RequestError('unauthorized action', 'unauthorized');
     if (ENGINE_CALLS.has(name))
       throw new RequestError(
         `aimm-store persists models and does not run them: '${name}' is not supported`,
@@ -119,10 +175,20 @@ export async function handleRequest(
     const handler = handlers[name] as Handler;
     return { success: true, data: await handler(data, session, env) };
   } catch (err) {
-    if (err instanceof RequestError || err instanceof BackendError)
-      return { success: false, data: err.message };
-    env.logger.error({ err, request: name }, 'request failed');
-    return { success: false, data: 'internal error' };
+    let failure: { text: string; code: ErrorCode };
+    if (err instanceof RequestError) failure = { text: err.message, code: err.code };
+    else if (err instanceof BackendError)
+      failure = {
+        text: err.message,
+        code: BACKEND_CODES.has(err.code) ? (err.code as ErrorCode) : 'internal',
+      };
+    else {
+      env.logger.error({ err, request: name }, 'request failed');
+      failure = { text: 'internal error', code: 'internal' };
+    }
+    const outcome: Outcome = { success: false, data: failure.text };
+    if (!inAimmForm(name, data)) outcome.code = failure.code;
+    return outcome;
   }
 }
 

@@ -45,8 +45,13 @@ function typeForLog(t: unknown): string {
   return typeof t === 'string' ? `'${t.slice(0, 32)}'` : typeof t;
 }
 
-export function responseText(id: number, success: boolean, data: unknown): string {
-  return pyDumps({ type: 'response', id, data, success });
+/**
+ * A response. `code` (failures only, see handlers.ts) goes last, after AIMM's keys: clients that
+ * know only AIMM's four keys (hat-juggler, @hat-open/juggler) ignore it.
+ */
+export function responseText(id: number, success: boolean, data: unknown, code?: string): string {
+  if (code === undefined) return pyDumps({ type: 'response', id, data, success });
+  return pyDumps({ type: 'response', id, data, success, code });
 }
 
 export function stateText(diff: readonly PatchOp[]): string {
