@@ -2,6 +2,7 @@
  * `aimm-store serve [--conf FILE]` and `aimm-store check-config --conf FILE` (the daemon's commands;
  * the work is in src/daemon/run.ts). Exit codes: 0 ok, 1 failure, 2 usage or configuration errors.
  */
+import { closest } from '../common/suggest.js';
 import { checkConfigCommand, EXIT_CONFIG, serve } from '../daemon/run.js';
 
 const USAGE = `usage: aimm-store serve [--conf FILE]
@@ -44,8 +45,14 @@ export function parseArgs(argv: readonly string[]): { conf?: string } | 'help' |
     } else if (arg.startsWith('--conf=')) {
       value = arg.slice('--conf='.length);
       if (value === '') return '--conf needs a file';
+    } else if (arg.startsWith('-')) {
+      const name = arg.split('=', 1)[0] as string;
+      const near = closest(name, ['--conf', '--help']);
+      return near === null
+        ? `unknown option ${name} (options: --conf FILE, --help)`
+        : `unknown option ${name}; did you mean ${near}?`;
     } else {
-      return `unexpected argument '${arg}'`;
+      return `unexpected argument '${arg}' (give the config file as --conf ${arg})`;
     }
     if (conf !== undefined) return '--conf given twice';
     conf = value;

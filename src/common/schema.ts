@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { closest } from './suggest.js';
 
 /** One validation failure. `path` is a JSON path like `$.backend.model_prefix[0]`. */
 export interface ConfigIssue {
@@ -30,7 +31,8 @@ export class SchemaRegistry {
   private readonly ajv: Ajv;
 
   constructor(dirs: string[] = [SCHEMAS_DIR]) {
-    this.ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
+    // verbose: errors carry the value and the schema they failed on (allowed values, hints).
+    this.ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false, verbose: true });
     for (const dir of dirs) this.addDir(dir);
   }
 
@@ -102,13 +104,47 @@ export class SchemaRegistry {
     const fn: ValidateFunction | undefined = this.ajv.getSchema(id);
     if (fn === undefined) throw new Error(`unknown schema ${id}`);
     if (fn(value)) return [];
-    return (fn.errors ?? []).map((e) => toIssue(e, basePath));
+    return collapseOneOf(fn.errors ?? []).map((e) => toIssue(e, basePath));
   }
+}
+
+/**
+ * A value that fits no alternative of a `oneOf` makes ajv report every alternative's failure plus
+ * the `oneOf` itself (three lines for `eventer_server: "127.0.0.1:23012"`). Kept instead: the
+ * failures of the alternative of the value's shape (the deeper ones: `port` of an address object);
+ * when every alternative failed on the shape alone, one `type` error on the `oneOf`'s schema, so
+ * that its `x-hint` says what is expected.
+ */
+function collapseOneOf(errors: readonly ErrorObject[]): ErrorObject[] {
+  const oneOfs = errors.filter((e) => e.keyword === 'oneOf');
+  if (oneOfs.length === 0) return [...errors];
+  const out = errors.filter(
+    (e) =>
+      e.keyword !== 'oneOf' &&
+      !(e.keyword === 'type' && oneOfs.some((o) => o.instancePath === e.instancePath)),
+  );
+  for (const o of oneOfs) {
+    const p = o.instancePath;
+    if (out.some((e) => e.instancePath === p || e.instancePath.startsWith(`${p}/`))) continue;
+    out.push({ ...o, keyword: 'type', params: { type: shapesOf(o.schema) } });
+  }
+  return out;
+}
+
+/** The JSON types a `oneOf`'s alternatives expect (`object, array`). */
+function shapesOf(alternatives: unknown): string {
+  if (!Array.isArray(alternatives)) return 'another shape';
+  const types = alternatives.map((a) => {
+    const t = (a as { type?: unknown } | null)?.type;
+    return typeof t === 'string' ? t : (a as { $ref?: unknown } | null)?.$ref ? 'object' : '?';
+  });
+  return [...new Set(types)].join(' or ');
 }
 
 function toIssue(e: ErrorObject, basePath: string): ConfigIssue {
   let path = basePath + pointerToPath(e.instancePath);
   let message = e.message ?? 'invalid';
+  const hint = hintOf(e.parentSchema);
   if (e.keyword === 'required') {
     const missing = String((e.params as { missingProperty: string }).missingProperty);
     path += pathSegment(missing);
@@ -116,9 +152,67 @@ function toIssue(e: ErrorObject, basePath: string): ConfigIssue {
   } else if (e.keyword === 'additionalProperties') {
     const extra = String((e.params as { additionalProperty: string }).additionalProperty);
     path += pathSegment(extra);
-    message = 'is not an allowed property';
+    const known = Object.keys(
+      ((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ??
+        {}) as Record<string, unknown>,
+    );
+    const near = closest(extra, known);
+    message =
+      near === null
+        ? 'is not an allowed property'
+        : `is not an allowed property; did you mean '${near}'?`;
+  } else if (e.keyword === 'enum') {
+    const allowed = (e.params as { allowedValues?: unknown[] }).allowedValues ?? [];
+    const near =
+      typeof e.data === 'string'
+        ? closest(
+            e.data,
+            allowed.filter((a) => typeof a === 'string'),
+          )
+        : null;
+    // YAML reads `framing: 0.7` as a number: the allowed value is the string.
+    const unquoted =
+      typeof e.data !== 'string' && allowed.includes(String(e.data))
+        ? `; quote it: "${String(e.data)}"`
+        : '';
+    message =
+      `must be one of ${allowed.map((a) => show(a)).join(', ')}, not ${show(e.data)}` +
+      (near === null ? unquoted : `; did you mean ${show(near)}?`);
+  } else if (e.keyword === 'type') {
+    const expected = String((e.params as { type?: unknown }).type ?? 'another type');
+    message = `${hint ?? `must be ${article(expected)}`}, not ${kindOf(e.data)}`;
+    const hostPort =
+      typeof e.data === 'string' ? /^\[?([^\s\]]+?)\]?:(\d{1,5})$/.exec(e.data) : null;
+    if (hint !== null && hostPort !== null)
+      message += `: write {host: ${hostPort[1]}, port: ${hostPort[2]}}`;
+  } else if (hint !== null) {
+    // A hint replaces ajv's text (a pattern nobody reads); the value is not shown (a secret?).
+    message = hint;
   }
   return { path, rule: e.keyword, message };
+}
+
+/** A schema's `x-hint`: how to write the value, said where ajv would say only what failed. */
+function hintOf(schema: unknown): string | null {
+  const h = (schema as { 'x-hint'?: unknown } | null | undefined)?.['x-hint'];
+  return typeof h === 'string' ? h.trim() : null;
+}
+
+function show(v: unknown): string {
+  return typeof v === 'string' ? `'${v}'` : (JSON.stringify(v) ?? String(v));
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** The JSON kind of a value for messages (its text only when harmless: numbers and booleans). */
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return 'a string';
+  if (typeof v === 'number' || typeof v === 'boolean') return `${typeof v} ${String(v)}`;
+  return typeof v === 'object' ? 'an object' : typeof v;
 }
 
 function pointerToPath(pointer: string): string {

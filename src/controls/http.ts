@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { ConfigIssue } from '../common/schema.js';
 import { createHandler } from './http/handler.js';
+import { listenError } from './listen-error.js';
 import { isLoopbackHost } from './loopback.js';
 import type { Control, ControlConf, ControlContext } from './types.js';
 
@@ -74,11 +75,7 @@ function listen(
 ): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      reject(
-        new Error(`http control cannot listen on ${host}:${port}: ${err.code ?? err.message}`, {
-          cause: err,
-        }),
-      );
+      void listenError('http', host, port, err).then(reject);
     };
     server.once('error', onError);
     server.listen({ host, port }, () => {

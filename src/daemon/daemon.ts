@@ -45,9 +45,15 @@ const PROGRESS_INTERVAL_MS = 1000;
 
 /** A failure to start; the message names the module and the cause. */
 export class DaemonStartError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * Set for a condition of the environment rather than a bug (a port in use): the message says it
+   * all, so it is logged as one line with these fields and without a stack or cause chain.
+   */
+  readonly logFields: Record<string, unknown> | undefined;
+  constructor(message: string, options?: { cause?: unknown; logFields?: Record<string, unknown> }) {
     super(message, options);
     this.name = 'DaemonStartError';
+    this.logFields = options?.logFields;
   }
 }
 
@@ -183,7 +189,7 @@ export class Daemon {
     } catch (err) {
       throw new DaemonStartError(
         `control module '${control.conf.module}' (${control.path}) failed to start: ${errorText(err)}`,
-        { cause: err },
+        { cause: err, logFields: listenFailure(err, control.path) },
       );
     }
     // Kept in config order, so that a stop closes them last first.
@@ -261,6 +267,13 @@ function endpointsOf(
     return `${scheme}://${host}:${address.port}/`;
   };
   return { juggler: url('ws', 'juggler'), http: url('http', 'http') };
+}
+
+/** A control's listen failure (`ListenError`, by name: the module may be another copy): log fields. */
+function listenFailure(err: unknown, path: string): Record<string, unknown> | undefined {
+  if (!(err instanceof Error) || err.name !== 'ListenError') return undefined;
+  const e = err as Error & { control?: unknown; host?: unknown; port?: unknown; code?: unknown };
+  return { control: e.control, path, host: e.host, port: e.port, code: e.code };
 }
 
 function errorText(err: unknown): string {

@@ -9,11 +9,13 @@
  */
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { BackendLoadError } from '../backend/loader.js';
+import { BackendError } from '../backend/types.js';
 import { MetricsRegistry } from '../common/metrics.js';
 import { type ConfigIssue, formatIssues } from '../common/schema.js';
 import { type ConfigCheck, checkConfig } from './config.js';
 import { readConfigFile } from './config-file.js';
-import { Daemon } from './daemon.js';
+import { Daemon, DaemonStartError } from './daemon.js';
 import { DEFAULT_CONFIG_SOURCE, defaultConfig } from './default-config.js';
 import { createLogger } from './logger.js';
 import { packageVersion } from './metrics.js';
@@ -58,9 +60,13 @@ function printIssues(source: string, issues: readonly ConfigIssue[]): void {
   for (const line of formatIssues(source, issues)) process.stderr.write(`${line}\n`);
 }
 
-/** `check-config --conf FILE`: 0 when valid, 2 with every issue printed. */
+/**
+ * `check-config --conf FILE`: 0 when valid, 2 with every issue printed. It fails on everything
+ * `serve` refuses before it starts (an unreadable `hat.client_token_file` included): a config that
+ * passes here does not exit 2 under systemd, where exit 2 is not restarted.
+ */
 export async function checkConfigCommand(file: string): Promise<number> {
-  const loaded = await loadConfig(file, 'warning');
+  const loaded = await loadConfig(file);
   const issues = 'issues' in loaded ? loaded.issues : loaded.check.issues;
   if (issues.length > 0) {
     printIssues(loaded.source, issues);
@@ -110,6 +116,15 @@ export async function serve(file: string | undefined): Promise<number> {
   ).run();
 }
 
+/**
+ * A backend that refused to start with its own {@link BackendError} (a file in use, an unusable
+ * path: conditions, not bugs): the log fields for one plain line, else undefined.
+ */
+function backendRefusal(err: unknown): Record<string, unknown> | undefined {
+  if (!(err instanceof BackendLoadError) || !(err.cause instanceof BackendError)) return undefined;
+  return { module: err.module, code: err.cause.code };
+}
+
 /** Signals, fatal errors and the stop deadline around one daemon. */
 class Lifecycle {
   private exitCode = EXIT_OK;
@@ -135,7 +150,10 @@ class Lifecycle {
     try {
       await this.daemon.start();
     } catch (err) {
-      this.logger.error({ err }, (err as Error).message);
+      // A port or a data file in use is no bug: one line that says what and where, no stack and
+      // no cause chain repeating the message.
+      const fields = err instanceof DaemonStartError ? err.logFields : backendRefusal(err);
+      this.logger.error(fields ?? { err }, (err as Error).message);
       this.exitCode = EXIT_FAILURE;
       void this.stop('start failed');
     }

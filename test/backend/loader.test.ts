@@ -161,7 +161,7 @@ describe('backend loader', () => {
       { path: '$.backend.module', rule: 'required', message: 'is required' },
     ]);
     assert.deepEqual(await validateBackendConf({ module: 42 }), [
-      { path: '$.backend.module', rule: 'type', message: 'must be string' },
+      { path: '$.backend.module', rule: 'type', message: 'must be a string, not number 42' },
     ]);
   });
 
@@ -189,10 +189,10 @@ describe('backend loader', () => {
       assert.equal(err.module, module);
       assert.match(
         err.message,
-        /backend module 'aimm-store\/backends\/sqlite': configuration is invalid: \$\.backend\.path: must be string \(rule: type\)/,
+        /backend module 'aimm-store\/backends\/sqlite': configuration is invalid: \$\.backend\.path: must be a string, not number 7 \(rule: type\)/,
       );
       assert.deepEqual(err.issues, [
-        { path: '$.backend.path', rule: 'type', message: 'must be string' },
+        { path: '$.backend.path', rule: 'type', message: 'must be a string, not number 7' },
       ]);
       // Validation alone creates nothing.
       const path = join(dir, 'never', 'm.db');

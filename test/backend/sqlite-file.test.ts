@@ -330,7 +330,8 @@ describe('sqlite backend: the file', () => {
       try {
         await assert.rejects(b.createModel('t', Buffer.alloc(11)), {
           code: 'too_large',
-          message: 'create: instance of 11 bytes exceeds the limit of 10',
+          message:
+            "create: instance of 11 bytes exceeds the sqlite backend's max_instance_bytes (10)",
         });
         assert.equal((await b.createModel('t', Buffer.alloc(10))).meta.size, 10);
         await assert.rejects(b.updateModel(1, 't', Buffer.alloc(11)), { code: 'too_large' });

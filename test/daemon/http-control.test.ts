@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer as createNetServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { BackendError, type BackendStatus } from '../../src/backend/types.js';
@@ -261,10 +262,36 @@ describe('HTTP control listen address', () => {
           { module: 'http', server: { host: '127.0.0.1', port: first.address.port } },
           context,
         ),
-        /cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/,
+        /http control cannot listen on 127\.0\.0\.1:\d+: the address is already in use \(EADDRINUSE\): another aimm-store daemon is running there \(its HTTP control answered \/healthz\); stop it, or give this control another port$/,
       );
     } finally {
       await first.close();
     }
+  });
+
+  test('a port held by another program, and an address not of this machine, say so', async () => {
+    const context = contextWith(
+      new MemoryBackend(),
+      () => ({ ready: true }),
+      () => true,
+    );
+    const other = createNetServer((s) => s.destroy());
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const port = (other.address() as { port: number }).port;
+    try {
+      await assert.rejects(
+        create({ module: 'http', server: { host: '127.0.0.1', port } }, context),
+        /in use \(EADDRINUSE\): another aimm-store daemon may be running \(or another program holds the port\); stop it, or give this control another port$/,
+      );
+    } finally {
+      await new Promise<void>((r) => other.close(() => r()));
+    }
+    await assert.rejects(
+      create(
+        { module: 'http', server: { host: '192.0.2.1', port: 0 }, allow_non_loopback: true },
+        context,
+      ),
+      /http control cannot listen on 192\.0\.2\.1:0: '192\.0\.2\.1' is not an address of this machine \(EADDRNOTAVAIL\)/,
+    );
   });
 });

@@ -181,10 +181,18 @@ describe('daemon lifecycle', () => {
       });
       const daemon = new DaemonProcess(['serve', '--conf', configFile(conf)]);
       assert.equal((await daemon.exited).code, 1);
-      const error = daemon.lines.find((l) => l.level === 50);
-      assert.match(
-        String(error?.msg),
-        /control module 'aimm-store\/controls\/http' \(\$\.control\[1\]\) failed to start: .*EADDRINUSE/,
+      const errors = daemon.lines.filter((l) => l.level === 50);
+      assert.equal(errors.length, 1, 'one error line');
+      const error = errors[0];
+      // Which control, which address, and who is there (issue 16): said once, with no cause
+      // chain repeating EADDRINUSE and no stack.
+      assert.equal(
+        error?.msg,
+        `control module 'aimm-store/controls/http' ($.control[1]) failed to start: http control cannot listen on 127.0.0.1:${port}: the address is already in use (EADDRINUSE): another aimm-store daemon is running there (its HTTP control answered /healthz); stop it, or give this control another port`,
+      );
+      assert.deepEqual(
+        [error?.control, error?.path, error?.host, error?.port, error?.code, error?.err],
+        ['http', '$.control[1]', '127.0.0.1', port, 'EADDRINUSE', undefined],
       );
       assert.ok(
         daemon.lines.some((l) => l.msg === 'stopped'),

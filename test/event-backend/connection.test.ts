@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BackendError } from '../../src/backend/types.js';
+import { createHatConnector } from '../../src/hat/eventer/connector.js';
 import type { HatPeer } from '../peer/hat-peer.js';
 import {
   aimmEvent,
@@ -288,6 +289,41 @@ describe('event backend connection handling', () => {
         }
       }
       assert.equal(ack, 'registered');
+    } finally {
+      peer.stall(false);
+      await b.close();
+    }
+  });
+
+  it('a server stalled on a large write is busy, not dead: the write succeeds (issue 16)', async () => {
+    // Short pings and a short request timeout; a 3 MB model (4 MB of JSON) gives Hat 4 s more.
+    // The stall outlasts both the ping budget and request_timeout_ms, as a real Hat decoding a big
+    // register request does, and the connection and the write survive it.
+    peer.resetStore();
+    const ctx = {
+      ...peerContext(peer),
+      hat: createHatConnector({
+        addresses: [{ host: peer.host, port: peer.port }],
+        clientName: 'aimm-store/busy',
+        pingDelay: 50,
+        pingTimeout: 100,
+        connectTimeout: 2000,
+      }),
+    };
+    const b = await openBackend(ctx, { request_timeout_ms: 300 });
+    const connects = () => metricValue(ctx, 'event_connects_total');
+    try {
+      const before = connects();
+      peer.stall(true);
+      const model = new Uint8Array(3_000_000).fill(7);
+      const write = b.createModel('big.Model', model);
+      await sleep(800);
+      assert.equal(b.status().ready, true, 'still connected while Hat works');
+      peer.stall(false);
+      const res = await write;
+      assert.equal(res.ack, 'registered');
+      assert.equal((await b.getModel(res.meta.instanceId))?.instance.length, model.length);
+      assert.equal(connects(), before, 'no reconnect');
     } finally {
       peer.stall(false);
       await b.close();

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { backoffDelay } from '../../src/common/backoff.js';
 import { parseConfig } from '../../src/backends/event/config.js';
 import type { EventRef } from '../../src/backends/event/event-ref.js';
 import {
@@ -22,6 +21,7 @@ import { ModelState } from '../../src/backends/event/state.js';
 import { MemoryStore } from '../../src/backends/event/store.js';
 import { WritePipeline } from '../../src/backends/event/write-pipeline.js';
 import { confSchema, create, createSubscription } from '../../src/backends/event.js';
+import { backoffDelay } from '../../src/common/backoff.js';
 import { SchemaRegistry } from '../../src/common/schema.js';
 import type { Event } from '../../src/hat/eventer/common.js';
 import { pythonJsonDumps, pythonJsonString } from '../../src/hat/eventer/json.js';

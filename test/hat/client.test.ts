@@ -360,6 +360,34 @@ describe('eventer client failures', { timeout: 20_000 }, () => {
     }
   });
 
+  test('a server stalled on our large register request is busy, not dead (issue 16)', async () => {
+    // Hat reads a big request whole and works on it before it answers anything, pings included:
+    // with short pings, a stall far longer than pingDelay + pingTimeout while 4 MB are owed must
+    // not close the connection, and the register succeeds once the server answers.
+    const p = await startHatPeer();
+    try {
+      const c = await client({ pingDelay: 50, pingTimeout: 100 }, p);
+      p.stall(true);
+      const big = { instance: 'A'.repeat(4_000_000) };
+      const pending = c.register([ev(['big', '1'], big)]);
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal(c.isOpen, true, 'a busy server is not declared dead');
+      p.stall(false);
+      const created = await pending;
+      const payload = created?.[0]?.payload;
+      assert.ok(created?.length === 1 && payload?.kind === 'json');
+      assert.deepEqual(parseJsonPayload(payload), big);
+      assert.equal(c.isOpen, true);
+      // Once nothing is owed, a stalled (dead) server is still found by the plain ping timeout.
+      p.stall(true);
+      const reason = await c.closed;
+      assert.ok(reason instanceof PingTimeoutError, String(reason));
+      assert.equal(reason.extraMs, 0);
+    } finally {
+      await p.close();
+    }
+  });
+
   test('the status and events streams complete when the connection closes', async () => {
     const p = await startHatPeer();
     try {

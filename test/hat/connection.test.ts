@@ -150,6 +150,78 @@ describe('chatter connection', () => {
     raw.destroy();
   });
 
+  test('a peer busy with our large request is not dead: the wait grows with what it owes', async () => {
+    // Short pings; 4 MB owed gives the peer 4 s more at the assumed 1 MB/s. Its silence (well
+    // over pingDelay + pingTimeout, well under the allowance) is a peer working through our frame.
+    const { conn, raw, frames, received } = await pair({ pingDelay: 30, pingTimeout: 60 });
+    const big = new Uint8Array(4_000_000).fill(0x41);
+    const c = conn.send('X.Req', big, { last: false });
+    assert.ok(conn.owedBytes > 4_000_000);
+    assert.equal(decodeRaw(await frames.next(5000)).type, 'X.Req');
+    const ping = decodeRaw(await frames.next(5000));
+    assert.equal(ping.type, 'HatChatter.Ping', 'we did ping the silent peer');
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(conn.isOpen, true, 'still open long after pingDelay + pingTimeout');
+    raw.write(frame({ id: 1, first: c.first, owner: false, type: 'X.Res' }));
+    await until(() => received.length === 1);
+    assert.deepEqual(received[0]?.conv, c, 'the answer reached the handler');
+    assert.equal(conn.owedBytes, 0, 'an answered request is owed no more');
+    // Idle again, the peer now owes nothing: a silent peer is dead after the plain timeout.
+    const reason = await conn.closed;
+    assert.ok(reason instanceof PingTimeoutError, String(reason));
+    assert.equal(reason.owedBytes, 0);
+    assert.match(reason.message, /within 60 ms after a ping$/);
+    raw.destroy();
+  });
+
+  test('bytes sent since the peer last spoke count too (a message without a response)', async () => {
+    const { conn, raw, frames } = await pair({ pingDelay: 30, pingTimeout: 60 });
+    conn.send('X.Notify', new Uint8Array(4_000_000), { last: true });
+    assert.equal(decodeRaw(await frames.next(5000)).type, 'X.Notify');
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(conn.isOpen, true);
+    raw.write(frame({ id: 1, first: 1, owner: true, type: 'X.Other' }));
+    await until(() => conn.owedBytes === 0);
+    assert.ok((await conn.closed) instanceof PingTimeoutError, 'then idle and dead');
+    raw.destroy();
+  });
+
+  test('a dead peer that owes us bytes is found after the ping timeout plus their allowance', async () => {
+    // 2 MB at 20 MB/s: 100 ms more; the error says what was allowed.
+    const { conn, raw } = await pair({
+      pingDelay: 30,
+      pingTimeout: 60,
+      busyBytesPerSecond: 20_000_000,
+    });
+    conn.send('X.Req', new Uint8Array(2_000_000), { last: false });
+    const reason = await conn.closed;
+    assert.ok(reason instanceof PingTimeoutError, String(reason));
+    assert.ok(reason.owedBytes > 2_000_000);
+    assert.equal(reason.extraMs, 101);
+    assert.match(
+      reason.message,
+      /within 161 ms after a ping \(the ping timeout of 60 ms plus 101 ms for the 2000\d+ bytes it had not answered yet\)/,
+    );
+    raw.destroy();
+  });
+
+  test('an answer already waiting on the socket counts, even when our own work delayed its read', async () => {
+    const { conn, raw, frames } = await pair({ pingDelay: 30, pingTimeout: 1000 });
+    const ping = decodeRaw(await frames.next(5000));
+    assert.equal(ping.type, 'HatChatter.Ping');
+    raw.write(frame({ id: 1, first: ping.first, owner: false, type: 'HatChatter.Pong' }));
+    // Busy for longer than the ping timeout (as when decoding a large message): the pong sits
+    // unread in the socket when the ping timer fires.
+    const end = Date.now() + 1500;
+    while (Date.now() < end) {
+      // spin
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(conn.isOpen, true, String(conn.reason));
+    await conn.close();
+    raw.destroy();
+  });
+
   test('pingDelay 0 never pings but still answers', async () => {
     const { conn, raw, frames } = await pair({ pingDelay: 0 });
     raw.write(frame({ id: 5, first: 5, owner: true, last: false, type: 'HatChatter.Ping' }));

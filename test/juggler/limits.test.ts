@@ -46,6 +46,11 @@ describe('limits and bad input', () => {
       const r = await c.response(id);
       assert.equal(r.success, false);
       assert.match(String(r.data), /over the limit of 4096/);
+      // It names the setting and says what it means in model bytes (base64 in JSON: 3/4).
+      assert.match(
+        String(r.data),
+        /^message of \d+ characters \(a model of about [\d.]+ KiB\) is over the limit of 4096 characters: the Juggler control's max_message_size, which fits models up to about 2\.3 KiB \(base64 in JSON is 4\/3 of the model\); raise it in the control's config$/,
+      );
       const list = await c.request('list_instances', null);
       assert.deepEqual(list.data, []);
       await c.close();
@@ -89,7 +94,7 @@ describe('limits and bad input', () => {
     c.sendFrame(`{"data": "${'y'.repeat(MAX)}", "type": "request", "id": 9}`);
     await c.waitClosed();
     assert.equal(c.closeCode, 1009);
-    assert.match(c.closeReason, /over the limit/);
+    assert.match(c.closeReason, /over the limit of 4096 \(max_message_size\)$/);
   });
 
   test('invalid base64 is refused and nothing is stored', async () => {
@@ -301,7 +306,10 @@ describe('per-connection and server caps', () => {
       sock.on('error', () => {});
       const count = () => (h.control as unknown as { connectionCount: number }).connectionCount;
       await until(() => count() === 1, 'session');
+      // The first push (one 43 MB message) may stay queued; the next one finds a backlog over the
+      // cap: a client that does not read.
       await h.backend.createModel('big', new Uint8Array(32 * 1024 * 1024));
+      await h.backend.createModel('small', new Uint8Array(10));
       await until(() => count() === 0, 'the server to drop the slow client', 15_000);
       sock.destroy();
       assert.match(
@@ -309,6 +317,24 @@ describe('per-connection and server caps', () => {
         /aimm_store_juggler_rejected_total\{reason="send_buffer"\} 1/,
       );
       assert.ok(h.logLines.some((l) => l.includes('client is not reading')));
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('one answer larger than max_send_buffer is delivered: only a backlog counts (issue 16)', async () => {
+    // max_send_buffer bounds what waits for a client that does not read, not the largest model
+    // a client may read: a 100 MiB model read with the default 128 MiB cap was cut off.
+    const h = await startJuggler({ max_send_buffer: 1024, framing: '0.7' });
+    try {
+      const model = new Uint8Array(256 * 1024).fill(9);
+      const { meta } = await h.backend.createModel('big', model);
+      const c = await RawClient.open(h.url, '0.7');
+      const r = await c.request('get_instance', { instance_id: meta.instanceId });
+      assert.equal(r.success, true, String(r.data));
+      const b64 = (r.data as { instance: string }).instance;
+      assert.equal(Buffer.from(b64, 'base64').length, model.length);
+      await c.close();
     } finally {
       await h.close();
     }

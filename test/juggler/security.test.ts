@@ -159,6 +159,12 @@ describe('no users only on loopback', () => {
           err.message,
           new RegExp(`cannot listen on 127\\.0\\.0\\.1:${h.port}: .*EADDRINUSE`),
         );
+        // The address is asked who listens there: here another aimm-store's Juggler control.
+        assert.match(
+          err.message,
+          /another aimm-store daemon is running there \(its Juggler control answered\); stop it, or give this control another port$/,
+        );
+        assert.equal(err.name, 'ListenError');
         return true;
       });
     } finally {

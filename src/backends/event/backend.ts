@@ -25,6 +25,7 @@ import {
   type WriteOptions,
   type WriteResult,
 } from '../../backend/types.js';
+import { busyAllowanceMs } from '../../hat/chatter/connection.js';
 import type { Event, RegisterEvent, Status } from '../../hat/eventer/common.js';
 import { type EventBackendConfig, subscriptionOf } from './config.js';
 import { type EventRef, refKey } from './event-ref.js';
@@ -653,17 +654,17 @@ export class EventBackend implements Backend {
     const toSend = batch.filter((j) => this.validateAtSend(j));
     if (toSend.length === 0) return;
     const events = toSend.map((j) => j.event);
+    const requestBytes = toSend.reduce((n, j) => n + j.bytes, 0);
     this.metrics.registerEvents.inc({}, events.length);
-    this.metrics.registerBytes.inc(
-      {},
-      toSend.reduce((n, j) => n + j.bytes, 0),
-    );
+    this.metrics.registerBytes.inc({}, requestBytes);
     this.intake.hold();
     let res: Event[] | null;
     try {
+      // Hat works through a large request for a while (it decodes, stores, notifies and answers
+      // with the events): the timeout grows with its bytes as the chatter ping allowance does.
       res = await withTimeout(
         conn.main.register(events),
-        this.config.requestTimeoutMs,
+        this.config.requestTimeoutMs + busyAllowanceMs(requestBytes),
         'register request',
       );
     } catch (err) {
@@ -1005,6 +1006,6 @@ function checkModel(modelType: string, instance: Uint8Array, maxBytes: number): 
   if (instance.length > maxBytes)
     throw new BackendError(
       'too_large',
-      `instance of ${instance.length} bytes exceeds max_instance_bytes (${maxBytes})`,
+      `instance of ${instance.length} bytes exceeds the event backend's max_instance_bytes (${maxBytes}): Hat handles every byte several times, see "Model size" in docs/backend-event.md`,
     );
 }

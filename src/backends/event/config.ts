@@ -39,7 +39,8 @@ export const DEFAULTS = {
   ack: 'registered' as AckMode,
   maxBatchEvents: 1000,
   maxBatchBytes: 8 * 1024 * 1024,
-  maxInstanceBytes: 128 * 1024 * 1024,
+  // 32 MiB: see "Model size" in docs/backend-event.md (Hat's cost per byte, not our frame limit).
+  maxInstanceBytes: 32 * 1024 * 1024,
   requestTimeoutMs: 30_000,
   catchUpPageSize: 1000,
   catchUpPageBytes: 16 * 1024 * 1024,
@@ -131,11 +132,8 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
     idOffset,
     maxBatchEvents: optInt(conf.max_batch_events, 'max_batch_events', 1, DEFAULTS.maxBatchEvents),
     maxBatchBytes: optInt(conf.max_batch_bytes, 'max_batch_bytes', 1, DEFAULTS.maxBatchBytes),
-    maxInstanceBytes: optInt(
-      conf.max_instance_bytes,
-      'max_instance_bytes',
-      1,
-      DEFAULTS.maxInstanceBytes,
+    maxInstanceBytes: maxInstanceBytes(
+      optInt(conf.max_instance_bytes, 'max_instance_bytes', 1, DEFAULTS.maxInstanceBytes),
     ),
     requestTimeoutMs: optInt(
       conf.request_timeout_ms,
@@ -169,6 +167,22 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
   function optInt(v: unknown, name: string, min: number, dflt: number): number {
     return v === undefined ? dflt : int(v, name, min);
   }
+}
+
+/**
+ * The largest `max_instance_bytes` whose event still fits one eventer frame (256 MiB, the limit of
+ * the frames we read: Hat's register response and notification carry the event back), with 4 MiB
+ * left for the JSON around the base64, the model type and the SBS framing: 188 MiB.
+ */
+export const MAX_INSTANCE_BYTES_LIMIT = 188 * 1024 * 1024;
+
+function maxInstanceBytes(n: number): number {
+  if (n > MAX_INSTANCE_BYTES_LIMIT)
+    throw new BackendError(
+      'invalid',
+      `event backend config: max_instance_bytes must be at most ${MAX_INSTANCE_BYTES_LIMIT} (188 MiB): base64 in JSON makes an event 4/3 of the model, and Hat's answers carrying it back must fit the 256 MiB eventer frame limit`,
+    );
+  return n;
 }
 
 /** The subscription the backend needs: every event type under the prefix. */

@@ -281,7 +281,7 @@ export class SqliteBackend implements Backend {
       this.countError('too_large');
       throw new BackendError(
         'too_large',
-        `${op}: instance of ${bytes.length} bytes exceeds the limit of ${this.options.maxInstanceBytes}`,
+        `${op}: instance of ${bytes.length} bytes exceeds the sqlite backend's max_instance_bytes (${this.options.maxInstanceBytes})`,
       );
     }
     return copyOf(bytes);

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Backend, ModelChange } from '../../backend/types.js';
 import type { MetricsRegistry } from '../../common/metrics.js';
+import { listenError } from '../listen-error.js';
 import type { Control, DaemonStatus } from '../types.js';
 import { Users } from './auth.js';
 import type { Settings } from './conf.js';
@@ -149,10 +150,7 @@ export class JugglerServer implements Control, SessionHost {
     } catch (err) {
       this.view.close();
       wss.close();
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new Error(`juggler control cannot listen on ${s.host}:${s.port}: ${reason}`, {
-        cause: err,
-      });
+      throw await listenError('juggler', s.host, s.port, err);
     }
     wss.on('connection', (ws, req) => this.onConnection(ws, req));
     const addr = http.address();

@@ -15,9 +15,10 @@ import {
   peekRequestId,
   SegmentAssembler,
 } from './framing.js';
-import { type HandlerEnv, handleRequest, type SessionAccess } from './handlers.js';
+import { type ErrorCode, type HandlerEnv, handleRequest, type SessionAccess } from './handlers.js';
 import { type MessageError, parseRequest, responseText } from './messages.js';
 import type { StateRoot } from './model-view.js';
+import { tooLargeText } from './size-limit.js';
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -111,13 +112,16 @@ export class Session implements SessionAccess {
   /** Sends one JSON text in this connection's framing (no-op once closing). */
   sendText(json: string): void {
     if (!this.ready) return;
+    // A client that is not reading is one whose backlog from earlier messages exceeds the limit:
+    // this message itself may be larger than max_send_buffer (a big model read).
+    const backlog = this.ws.bufferedAmount;
     for (const frame of encodeFrames(
       this.framing as Framing,
       json,
       this.host.settings.maxSegmentSize,
     ))
       this.ws.send(frame);
-    if (this.ws.bufferedAmount > this.host.settings.maxSendBuffer) {
+    if (backlog > this.host.settings.maxSendBuffer) {
       this.log.warn(
         { buffered: this.ws.bufferedAmount, limit: this.host.settings.maxSendBuffer },
         'client is not reading; disconnecting it',
@@ -216,7 +220,7 @@ export class Session implements SessionAccess {
       req = parseRequest(text);
     } catch (err) {
       const e = err as MessageError;
-      if (e.id !== null) this.respond(e.id, false, e.message);
+      if (e.id !== null) this.respond(e.id, false, e.message, 'invalid');
       else this.reject(1002, e.message, 'invalid_message');
       return;
     }
@@ -226,6 +230,7 @@ export class Session implements SessionAccess {
         req.id,
         false,
         `too many requests in flight (limit ${this.host.settings.maxPendingRequests})`,
+        'unavailable',
       );
       return;
     }
@@ -233,14 +238,15 @@ export class Session implements SessionAccess {
     void handleRequest(req.name, req.data, this, this.host.env).then((outcome) => {
       this.pending--;
       this.host.count({ kind: 'request', name: req.name, success: outcome.success });
-      this.respond(req.id, outcome.success, outcome.data);
+      this.respond(req.id, outcome.success, outcome.data, outcome.code);
       if (this.closeWhenAnswered) this.close(1000, 'login failed');
     });
   }
 
-  private respond(id: number, success: boolean, data: unknown): void {
+  /** `code`: on failures, the machine-readable reason (see handlers.ts for when it is sent). */
+  private respond(id: number, success: boolean, data: unknown, code?: ErrorCode): void {
     try {
-      this.sendText(responseText(id, success, data));
+      this.sendText(responseText(id, success, data, code));
     } catch (err) {
       this.log.error({ err }, 'cannot send a response');
     }
@@ -252,9 +258,13 @@ export class Session implements SessionAccess {
     const limit = this.host.settings.maxMessageSize;
     if (id !== null) {
       this.log.warn({ length, limit }, 'request over max_message_size refused');
-      this.respond(id, false, `message of ${length} characters is over the limit of ${limit}`);
+      this.respond(id, false, tooLargeText(length, limit), 'too_large');
     } else {
-      this.close(1009, `message of ${length} characters is over the limit of ${limit}`);
+      // A close reason holds at most 123 bytes: the short form, naming the setting.
+      this.close(
+        1009,
+        `message of ${length} characters is over the limit of ${limit} (max_message_size)`,
+      );
     }
   }
 

@@ -8,6 +8,19 @@
  *   if nothing at all arrives within `pingTimeout` ms after it, the connection closes with a
  *   {@link PingTimeoutError}. Every received Ping is answered at once with a Pong; Pings and Pongs
  *   never reach the handler. `pingDelay = 0` disables our own pings (replies are always sent).
+ * - A peer busy with our data is not a dead one. The peer reads a frame whole before it reads the
+ *   Ping queued behind it, and the Hat event server (Python) then decodes it, stores it, notifies
+ *   its subscribers and encodes its response, answering nothing meanwhile: a 47 MB model (63 MB of
+ *   JSON) kept a real one silent for more than 20 s. So the wait after our Ping grows by 1 ms per
+ *   {@link BUSY_PEER_BYTES_PER_SECOND}/1000 bytes the peer owes us: the larger of the bytes we
+ *   sent (pings and pongs aside) since we last received anything and the bytes of our requests it
+ *   has not answered yet (a request: a message starting a conversation with last=false; answered:
+ *   any message arrives in that conversation). An idle connection owes nothing, so a dead idle
+ *   peer is still found after `pingTimeout`; a dead busy one after at most `pingTimeout` + owed
+ *   bytes / 1 MB/s.
+ * - The verdict waits for input that is already there: after a long synchronous stretch of our
+ *   own (decoding a big message) the ping timer may run before the socket's data is read, so the
+ *   check is repeated once after the pending I/O (setImmediate) before the connection is closed.
  * - Any malformed frame, or an exception thrown by the message handler, closes the connection
  *   with a typed error. Nothing here throws at the caller asynchronously.
  */
@@ -55,6 +68,11 @@ export interface ConnectionOptions {
   pingTimeout?: number;
   /** Largest accepted frame body in bytes (default {@link DEFAULT_MAX_FRAME_SIZE}). */
   maxFrameSize?: number;
+  /**
+   * How fast the peer is assumed to work through bytes it owes us (default
+   * {@link BUSY_PEER_BYTES_PER_SECOND}): the wait after our Ping grows by owed bytes / this rate.
+   */
+  busyBytesPerSecond?: number;
   /** Called for every application message, in order. Throwing closes the connection. */
   onMessage: (msg: ReceivedMsg) => void;
   /** Called once when the connection starts closing, with the reason (null: local clean close). */
@@ -73,6 +91,24 @@ export interface SendOptions {
 export const DEFAULT_PING_DELAY = 20_000;
 export const DEFAULT_PING_TIMEOUT = 20_000;
 
+/**
+ * The rate at which a peer is assumed to work through the bytes we sent it (1 MB/s): a
+ * conservative figure for a busy or slow Hat event server. The Python server decodes a register
+ * request's JSON once and encodes it again for its store, for every subscriber's notification and
+ * for the response (measured on a 2-core x86 box: `json.loads` 180 MB/s, `json.dumps` 107 MB/s and
+ * chatter's frame assembly 57 MB/s, ≈ 14 MB/s together); a real server took more than 20 s for a
+ * 63 MB request (< 3 MB/s); 1 MB/s leaves room for slower hardware and a loaded server.
+ */
+export const BUSY_PEER_BYTES_PER_SECOND = 1_000_000;
+
+/** The extra time a peer gets for `bytes` of ours it has not answered yet, ms. */
+export function busyAllowanceMs(
+  bytes: number,
+  bytesPerSecond = BUSY_PEER_BYTES_PER_SECOND,
+): number {
+  return bytes <= 0 ? 0 : Math.ceil((bytes * 1000) / bytesPerSecond);
+}
+
 /** How long a locally closed socket may take to flush before it is destroyed. */
 const CLOSE_FLUSH_TIMEOUT = 2_000;
 
@@ -80,6 +116,7 @@ export class Connection {
   readonly pingDelay: number;
   readonly pingTimeout: number;
   readonly maxFrameSize: number;
+  readonly busyBytesPerSecond: number;
   /** Resolves once the socket is fully closed; the value is why (null for a local clean close). */
   readonly closed: Promise<Error | null>;
 
@@ -97,7 +134,15 @@ export class Connection {
   private receivedCount = 0;
   private countAtPing = 0;
   private awaitingPong = false;
+  private pingSentAt = 0;
   private pingTimer: NodeJS.Timeout | null = null;
+  /** A verdict on a silent peer waits for the I/O already pending (see the file comment). */
+  private verdictPending = false;
+  /** Bytes of frames sent since anything was last received. */
+  private sentSinceReceived = 0;
+  /** Our requests the peer has not answered yet: conversation first id → frame bytes. */
+  private readonly unanswered = new Map<number, number>();
+  private unansweredBytes = 0;
 
   constructor(
     readonly socket: Socket,
@@ -106,8 +151,12 @@ export class Connection {
     this.pingDelay = options.pingDelay ?? DEFAULT_PING_DELAY;
     this.pingTimeout = options.pingTimeout ?? DEFAULT_PING_TIMEOUT;
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.busyBytesPerSecond = options.busyBytesPerSecond ?? BUSY_PEER_BYTES_PER_SECOND;
     if (!(this.pingDelay >= 0) || !(this.pingTimeout > 0)) {
       throw new RangeError(`invalid ping delay/timeout ${this.pingDelay}/${this.pingTimeout}`);
+    }
+    if (!(this.busyBytesPerSecond > 0)) {
+      throw new RangeError(`invalid busyBytesPerSecond ${this.busyBytesPerSecond}`);
     }
     this.reader = new FrameReader(this.maxFrameSize);
     this.onMessage = options.onMessage;
@@ -147,6 +196,14 @@ export class Connection {
   }
 
   /**
+   * Bytes the peer owes us an answer or a sign of life for: the larger of the bytes sent since
+   * anything was last received and the bytes of our requests it has not answered yet.
+   */
+  get owedBytes(): number {
+    return Math.max(this.sentSinceReceived, this.unansweredBytes);
+  }
+
+  /**
    * Sends one message and returns its conversation. Throws {@link ConnectionClosedError} when the
    * connection is closed. `onWritten` is called once the frame is handed to the OS (or with an
    * error if the socket fails first).
@@ -173,6 +230,16 @@ export class Connection {
       type,
       data,
     });
+    // Pings and pongs are no work for the peer: only application messages are owed.
+    if (type !== PING && type !== PONG) this.sentSinceReceived += frame.length;
+    if (options.conv === undefined) {
+      if (!(options.last ?? true) && type !== PING) {
+        this.unanswered.set(id, frame.length);
+        this.unansweredBytes += frame.length;
+      }
+    } else if (conv.owner && (options.last ?? true)) {
+      this.answered(conv.first);
+    }
     if (onWritten === undefined) {
       this.socket.write(frame);
     } else {
@@ -225,6 +292,7 @@ export class Connection {
     if (this.closeReason !== undefined) return;
     this.lastReceived = Date.now();
     this.receivedCount++;
+    this.sentSinceReceived = 0;
     try {
       this.reader.push(chunk, (body) => this.dispatch(body));
     } catch (err) {
@@ -242,6 +310,7 @@ export class Connection {
   private dispatch(body: Uint8Array): void {
     if (this.closeReason !== undefined) return;
     const msg: ChatterMsg = decodeBody(body);
+    if (!msg.owner) this.answered(msg.first);
     if (msg.type === PING) {
       this.send(PONG, new Uint8Array(0), { conv: { owner: !msg.owner, first: msg.first } });
       return;
@@ -256,6 +325,14 @@ export class Connection {
       type: msg.type,
       data: msg.data,
     });
+  }
+
+  /** The peer answered (or we closed) our conversation `first`: it no longer owes its bytes. */
+  private answered(first: number): void {
+    const bytes = this.unanswered.get(first);
+    if (bytes === undefined) return;
+    this.unanswered.delete(first);
+    this.unansweredBytes -= bytes;
   }
 
   private fail(reason: Error): void {
@@ -299,11 +376,33 @@ export class Connection {
     const now = Date.now();
     if (this.awaitingPong) {
       if (this.receivedCount !== this.countAtPing) {
-        this.awaitingPong = false;
-        this.armPingTimer(this.pingDelay - (now - this.lastReceived));
+        this.peerAlive(now);
         return;
       }
-      this.fail(new PingTimeoutError(this.pingTimeout));
+      const extra = busyAllowanceMs(this.owedBytes, this.busyBytesPerSecond);
+      const left = this.pingTimeout + extra - (now - this.pingSentAt);
+      if (left > 0) {
+        this.armPingTimer(left);
+        return;
+      }
+      // Read what is already waiting on the socket before calling the peer dead.
+      if (this.verdictPending) return;
+      this.verdictPending = true;
+      setImmediate(() => {
+        this.verdictPending = false;
+        if (this.closeReason !== undefined || this.paused || !this.awaitingPong) return;
+        if (this.receivedCount !== this.countAtPing) {
+          this.peerAlive(Date.now());
+          return;
+        }
+        const owed = this.owedBytes;
+        this.fail(
+          new PingTimeoutError(this.pingTimeout, {
+            bytes: owed,
+            extraMs: busyAllowanceMs(owed, this.busyBytesPerSecond),
+          }),
+        );
+      });
       return;
     }
     const idle = now - this.lastReceived;
@@ -313,7 +412,14 @@ export class Connection {
     }
     this.send(PING, new Uint8Array(0), { last: false });
     this.awaitingPong = true;
+    this.pingSentAt = now;
     this.countAtPing = this.receivedCount;
     this.armPingTimer(this.pingTimeout);
+  }
+
+  /** Something arrived since our Ping: wait for the next idle period. */
+  private peerAlive(now: number): void {
+    this.awaitingPong = false;
+    this.armPingTimer(this.pingDelay - (now - this.lastReceived));
   }
 }

@@ -76,10 +76,27 @@ export class FrameTooLargeError extends HatConnectionError {
   }
 }
 
-/** Nothing arrived within the ping timeout after our Ping; the connection is closed. */
+/**
+ * Nothing arrived within the ping timeout after our Ping; the connection is closed. `owedBytes`:
+ * bytes of ours the peer had not answered yet, for which the wait was extended by `extraMs`.
+ */
 export class PingTimeoutError extends HatConnectionError {
-  constructor(timeoutMs: number) {
-    super('ping_timeout', `no message from the peer within ${timeoutMs} ms after a ping`);
+  readonly timeoutMs: number;
+  readonly owedBytes: number;
+  readonly extraMs: number;
+  constructor(
+    timeoutMs: number,
+    owed: { bytes: number; extraMs: number } = { bytes: 0, extraMs: 0 },
+  ) {
+    super(
+      'ping_timeout',
+      owed.extraMs > 0
+        ? `no message from the peer within ${timeoutMs + owed.extraMs} ms after a ping (the ping timeout of ${timeoutMs} ms plus ${owed.extraMs} ms for the ${owed.bytes} bytes it had not answered yet)`
+        : `no message from the peer within ${timeoutMs} ms after a ping`,
+    );
     this.name = 'PingTimeoutError';
+    this.timeoutMs = timeoutMs;
+    this.owedBytes = owed.bytes;
+    this.extraMs = owed.extraMs;
   }
 }

@@ -179,8 +179,14 @@ function walk(
       apply: (c) => setAt(c, segs, v),
     });
   if (segs.length > 0) {
+    // Inside a oneOf a value of the wrong type may fit another alternative (an object where a
+    // list of addresses was: an address); its issues are that alternative's, any rule will do.
     if (typeof schema.type === 'string')
-      set(`wrong type (${schema.type})`, 'type', wrongType(schema.type));
+      set(
+        `wrong type (${schema.type})`,
+        schema['x-one-of-alternative'] === true ? null : 'type',
+        wrongType(schema.type),
+      );
     if (Array.isArray(schema.enum)) set('not in enum', 'enum', 'no-such-value');
     if (typeof schema.minimum === 'number')
       set(
@@ -238,7 +244,8 @@ function walk(
   // Inside a oneOf: the alternative of the value's shape (an address, or a list of them).
   const alternatives = (schema.oneOf as Schema[] | undefined)?.map((a) => resolve(a, root)) ?? [];
   const alt = alternatives.find((a) => (a.type === 'array') === Array.isArray(value));
-  if (alt !== undefined) walk({ ...alt, oneOf: undefined }, value, segs, base, out, root);
+  if (alt !== undefined)
+    walk({ ...alt, oneOf: undefined, 'x-one-of-alternative': true }, value, segs, base, out, root);
   if (Array.isArray(value) && schema.items !== undefined) {
     const items = schema.items as Schema;
     value.forEach((v, i) => {
