@@ -127,6 +127,9 @@ export interface MonitorHatConnector {
   close(): Promise<void>;
 }
 
+/** Pause before retrying a selected server that refused the connection. */
+const RETRY_MS = 200;
+
 const NONE: EventServerSelection = {
   kind: 'none',
   reason: 'no_active_server',
@@ -144,9 +147,11 @@ export function createMonitorHatConnector(
   const waiters = new Set<() => void>();
   let closed = false;
 
+  // What hat.event.component compares (its ServerData): the same server registering again (e.g.
+  // after a monitor restart, with another cid) keeps its connections.
   const keyOf = (s: EventServerSelection) =>
     s.kind === 'server'
-      ? `${s.server.mid}/${s.server.cid}/${s.server.serverId}/${formatAddress(s.server.address)}/${s.server.serverToken ?? ''}`
+      ? JSON.stringify([s.server.serverId, formatAddress(s.server.address), s.server.serverToken])
       : '';
 
   const sub: Subscription = options.components$.subscribe((components) => {
@@ -210,6 +215,23 @@ export function createMonitorHatConnector(
     });
   }
 
+  /** Resolves when the selection's key is no longer `from`, or after `ms`. */
+  function selectionChange(from: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        if (key === from && !closed) return;
+        done();
+      };
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        resolve();
+      }
+      waiters.add(wake);
+    });
+  }
+
   return {
     get addresses() {
       return selection.kind === 'server' ? [selection.server.address] : [];
@@ -229,18 +251,28 @@ export function createMonitorHatConnector(
       for (;;) {
         const server = await waitForServer(deadline);
         const forKey = key;
-        const client = await connect(server.address, {
-          clientName,
-          clientToken: token,
-          subscriptions: connectOptions.subscriptions,
-          serverId: server.serverId,
-          persisted: connectOptions.persisted ?? false,
-          pingDelay: options.pingDelay,
-          pingTimeout: options.pingTimeout,
-          connectTimeout: Math.max(1, deadline - Date.now()),
-          maxFrameSize: options.maxFrameSize,
-          checkJson: options.checkJson,
-        });
+        let client: EventerClient;
+        try {
+          client = await connect(server.address, {
+            clientName,
+            clientToken: token,
+            subscriptions: connectOptions.subscriptions,
+            serverId: server.serverId,
+            persisted: connectOptions.persisted ?? false,
+            pingDelay: options.pingDelay,
+            pingTimeout: options.pingTimeout,
+            connectTimeout: Math.max(1, deadline - Date.now()),
+            maxFrameSize: options.maxFrameSize,
+            checkJson: options.checkJson,
+          });
+        } catch (err) {
+          // The selected server may be dead before the monitor noticed (hat.event.component
+          // retries every 0.5 s until the selection changes): wait for a change or a short while,
+          // and try again until the deadline.
+          if (closed || Date.now() + RETRY_MS >= deadline) throw err;
+          await selectionChange(forKey, RETRY_MS);
+          continue;
+        }
         if (closed) {
           await client.close();
           throw new ConnectError('connect_failed', 'monitor', 'the Hat connector is closed');

@@ -175,7 +175,7 @@ export class MonitorComponent {
         this.connecting = false;
         if (this.closedFlag) break;
         const retryInMs = backoffDelay(attempt++, min, max, this.opts.random);
-        this.opts.onEvent?.({
+        this.note({
           kind: 'connect_failed',
           address: this.where,
           error: err as Error,
@@ -197,7 +197,7 @@ export class MonitorComponent {
         this.publish({ connected: true, server: msg, own: ownInfo(msg) ?? null });
         this.reconcile();
       });
-      this.opts.onEvent?.({ kind: 'connected', address: this.where });
+      this.note({ kind: 'connected', address: this.where });
       this.reconcile();
       const reason = await conn.closed;
       this.connSub.unsubscribe();
@@ -211,7 +211,7 @@ export class MonitorComponent {
       if (this.closedFlag) break;
       if (gotState) attempt = 0;
       const retryInMs = backoffDelay(attempt++, min, max, this.opts.random);
-      this.opts.onEvent?.({ kind: 'disconnected', address: this.where, reason, retryInMs });
+      this.note({ kind: 'disconnected', address: this.where, reason, retryInMs });
       await this.sleep(retryInMs);
     }
   }
@@ -273,6 +273,14 @@ export class MonitorComponent {
           blessingRes: { token: this.resToken, ready: false },
         });
       await this.stopRunner(why);
+      // The released token goes out before any new one (hat.monitor.component sends it too).
+      if (this.conn !== null && !this.closedFlag)
+        this.conn.send({
+          name: this.opts.name,
+          group: this.opts.group,
+          data: this.dataText,
+          blessingRes: { token: null, ready },
+        });
       this.dirty = true;
       return;
     }
@@ -304,11 +312,11 @@ export class MonitorComponent {
     this.running = true;
     this.runningToken = token;
     this.publish({ active: true });
-    this.opts.onEvent?.({ kind: 'active', token });
+    this.note({ kind: 'active', token });
     try {
       await this.opts.runner.start();
     } catch (err) {
-      this.opts.onEvent?.({ kind: 'runner_failed', error: err as Error, phase: 'start' });
+      this.note({ kind: 'runner_failed', error: err as Error, phase: 'start' });
       await this.stopRunner('runner failed to start');
       this.restartHold = true;
       const t = setTimeout(() => {
@@ -328,16 +336,25 @@ export class MonitorComponent {
       try {
         await this.opts.runner.stop();
       } catch (err) {
-        this.opts.onEvent?.({ kind: 'runner_failed', error: err as Error, phase: 'stop' });
+        this.note({ kind: 'runner_failed', error: err as Error, phase: 'stop' });
       }
       this.running = false;
       this.runningToken = null;
       this.resToken = null;
       this.stopping = null;
       this.publish({ active: false });
-      this.opts.onEvent?.({ kind: 'inactive', token, why });
+      this.note({ kind: 'inactive', token, why });
     })();
     return this.stopping;
+  }
+
+  /** Tells the application; a throwing callback must not break the component. */
+  private note(event: ComponentEvent): void {
+    try {
+      this.opts.onEvent?.(event);
+    } catch {
+      // The application's notes are its own business.
+    }
   }
 
   private publish(change: Partial<ComponentState>): void {
