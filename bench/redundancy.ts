@@ -76,12 +76,32 @@ function report(what: string, ours: number[], base: number[], total: number[]): 
   );
 }
 
-async function activeDeath(hat: RedundantHat): Promise<void> {
-  let nodes = [await hat.node('a', DEFAULTS), await hat.node('b', DEFAULTS)];
+/** One failover's times: Hat's part (`base`), until writes flow (`total`), and ours in between. */
+interface Trial {
+  base: number;
+  total: number;
+  ours: number;
+}
+
+/** Runs TRIALS trials (a dot each, unless quick) and reports their times as `what`. */
+async function runTrials(what: string, trial: () => Promise<Trial>): Promise<void> {
   const ours: number[] = [];
   const base: number[] = [];
   const total: number[] = [];
   for (let t = 0; t < TRIALS; t++) {
+    const r = await trial();
+    base.push(r.base);
+    total.push(r.total);
+    ours.push(r.ours);
+    if (!quick) process.stdout.write('.');
+  }
+  if (!quick) process.stdout.write('\n');
+  report(what, ours, base, total);
+}
+
+async function activeDeath(hat: RedundantHat): Promise<void> {
+  let nodes = [await hat.node('a', DEFAULTS), await hat.node('b', DEFAULTS)];
+  await runTrials('active daemon killed → standby accepts writes', async () => {
     const active = await settled(nodes);
     const standby = nodes.find((n) => n !== active) as Node;
     await firstWrite(active);
@@ -91,26 +111,18 @@ async function activeDeath(hat: RedundantHat): Promise<void> {
     const write = firstWrite(standby);
     await active.stop('SIGKILL');
     const [tBless, tWrite] = await Promise.all([blessing, write]);
-    base.push(tBless - killedAt);
-    total.push(tWrite - killedAt);
-    ours.push(tWrite - tBless);
     await active.closeClient();
     // The killed one comes back as the standby for the next trial.
     const revived = await hat.node(active.name, DEFAULTS);
     nodes = [standby, revived];
-    if (!quick) process.stdout.write('.');
-  }
-  if (!quick) process.stdout.write('\n');
-  report('active daemon killed → standby accepts writes', ours, base, total);
+    return { base: tBless - killedAt, total: tWrite - killedAt, ours: tWrite - tBless };
+  });
   for (const n of nodes) await n.stop('SIGKILL');
 }
 
 async function eventServerDeath(hat: RedundantHat): Promise<void> {
   const nodes = [await hat.node('c', DEFAULTS), await hat.node('d', DEFAULTS)];
-  const ours: number[] = [];
-  const base: number[] = [];
-  const total: number[] = [];
-  for (let t = 0; t < TRIALS; t++) {
+  await runTrials('active event server stopped → writes flow again', async () => {
     const active = await settled(nodes);
     const op = await hat.cluster.waitForOperational();
     await firstWrite(active);
@@ -131,14 +143,9 @@ async function eventServerDeath(hat: RedundantHat): Promise<void> {
     })();
     await hat.cluster.kill(op);
     const [tOp, tWrite] = await Promise.all([operational, write]);
-    base.push(tOp - killedAt);
-    total.push(tWrite - killedAt);
-    ours.push(Math.max(0, tWrite - tOp));
     await hat.cluster.revive(op);
-    if (!quick) process.stdout.write('.');
-  }
-  if (!quick) process.stdout.write('\n');
-  report('active event server stopped → writes flow again', ours, base, total);
+    return { base: tOp - killedAt, total: tWrite - killedAt, ours: Math.max(0, tWrite - tOp) };
+  });
   for (const n of nodes) await n.stop('SIGKILL');
 }
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { packageVersion } from '../common/version.js';
 /**
  * The `aimm-store` command. Each command group lives in its own module, loaded on demand:
  * - `serve`, `check-config`: the daemon (serve.ts);
@@ -10,7 +11,6 @@
  */
 import { writeOut } from './output.js';
 import { closest } from './suggest.js';
-import { packageVersion } from './version.js';
 
 function usage(): string {
   return `aimm-store ${packageVersion()}: model-persistence daemon for Hat installations

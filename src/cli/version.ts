@@ -4,21 +4,10 @@
  * native addon is loaded only here, never for `--help`: a client-only install without it still
  * prints the rest, with the reason it could not be loaded.
  */
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { packageVersion } from '../common/version.js';
 
 const require = createRequire(import.meta.url);
-
-/** This package's version (from its package.json); 'unknown' if unreadable. */
-export function packageVersion(): string {
-  try {
-    const url = new URL('../../../package.json', import.meta.url);
-    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 interface SqliteDatabase {
   prepare(sql: string): { get(): unknown };

@@ -4,6 +4,7 @@
  */
 import { BehaviorSubject, type Observable, Subject } from 'rxjs';
 import WebSocket from 'ws';
+import { REQUEST_ERROR_CODES, type RequestErrorCode } from '../common/error-codes.js';
 import {
   connectFailure,
   type FailureFacts,
@@ -33,42 +34,6 @@ export interface Notification {
   name: string;
   data: unknown;
 }
-
-/**
- * Why a request failed, as aimm-store's Juggler control reports it beside the error text (the
- * response's `code`; see docs/juggler-api.md):
- * - `not_found`: no such model;
- * - `revision_conflict`: `expectedRevision` did not match the stored revision;
- * - `unauthorized`: the server requires a login (or the session logged out);
- * - `not_active`: a standby of a redundant group refuses writes (the text names the active one);
- * - `too_large`: the message or the instance is over a limit;
- * - `invalid`: the request itself is wrong (a bad id, type, base64, an unsupported engine call);
- * - `unavailable`: the backend cannot serve now (Hat unreachable, too many requests in flight);
- * - `closed`: the daemon is stopping;
- * - `internal`: a bug or an unexpected failure (logged by the daemon).
- */
-export type RequestErrorCode =
-  | 'not_found'
-  | 'revision_conflict'
-  | 'unauthorized'
-  | 'not_active'
-  | 'too_large'
-  | 'invalid'
-  | 'unavailable'
-  | 'closed'
-  | 'internal';
-
-export const REQUEST_ERROR_CODES: readonly RequestErrorCode[] = [
-  'not_found',
-  'revision_conflict',
-  'unauthorized',
-  'not_active',
-  'too_large',
-  'invalid',
-  'unavailable',
-  'closed',
-  'internal',
-];
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(REQUEST_ERROR_CODES);
 

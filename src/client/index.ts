@@ -8,6 +8,8 @@
  * client.watch().subscribe((change) => console.log(change));
  * ```
  */
+
+export { REQUEST_ERROR_CODES, type RequestErrorCode } from '../common/error-codes.js';
 export {
   AuthenticationError,
   type ClientState,
@@ -25,8 +27,6 @@ export {
   type ConnectionOptions,
   JugglerConnection,
   type Notification,
-  REQUEST_ERROR_CODES,
-  type RequestErrorCode,
   RequestFailedError,
 } from './connection.js';
 export { ConnectFailedError, type ConnectFailure } from './diagnose.js';

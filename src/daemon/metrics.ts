@@ -3,20 +3,10 @@
  * build info, readiness, uptime, process memory and CPU, backend connection state, and model
  * changes by kind and origin. Labels are low-cardinality (no ids, no model types).
  */
-import { readFileSync } from 'node:fs';
 import type { Observable, Subscription } from 'rxjs';
 import type { BackendStatus, ModelChange } from '../backend/types.js';
 import type { MetricsRegistry } from '../common/metrics.js';
-
-export function packageVersion(): string {
-  try {
-    const url = new URL('../../../package.json', import.meta.url);
-    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
+import { packageVersion } from '../common/version.js';
 
 export interface DaemonMetricsSource {
   name: string;

@@ -13,12 +13,12 @@ import { BackendLoadError } from '../backend/loader.js';
 import { BackendError } from '../backend/types.js';
 import { MetricsRegistry } from '../common/metrics.js';
 import { type ConfigIssue, formatIssues } from '../common/schema.js';
+import { packageVersion } from '../common/version.js';
 import { type ConfigCheck, checkConfig } from './config.js';
 import { readConfigFile } from './config-file.js';
 import { Daemon, DaemonStartError } from './daemon.js';
 import { DEFAULT_CONFIG_SOURCE, defaultConfig } from './default-config.js';
 import { createLogger } from './logger.js';
-import { packageVersion } from './metrics.js';
 import { createNotifier } from './notify.js';
 import { worldReadableWarning } from './secrets.js';
 

@@ -7,9 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseMonitorAddress } from '../../src/cli/hat-format.js';
@@ -24,6 +23,7 @@ import {
   type ServerMsg,
 } from '../../src/hat/monitor/index.js';
 import { type MonitorPeer, startMonitorPeer } from '../peer/monitor-peer.js';
+import { isFrame, loadMonitorConversation, unhex } from './monitor-vectors.js';
 
 const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
 
@@ -90,19 +90,6 @@ function listen(server: Server): Promise<number> {
 
 // ---- recorded MsgServer payloads (hat-monitor 0.8.21) ---------------------------------------
 
-// dist/test/hat → the repository root is three levels up; the vectors are test/vectors/monitor/
-// (a copy of shared/monitor-vectors/), or MONITOR_VECTORS_DIR.
-const VECTORS =
-  process.env.MONITOR_VECTORS_DIR ??
-  resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'vectors', 'monitor');
-
-interface Step {
-  conn: string;
-  dir: 'c2s' | 's2c';
-  eof?: true;
-  decoded?: { data: { type: string; data_hex: string } };
-}
-
 /**
  * Every MsgServer payload the monitor sent to connection C of `c-event-component-failover`
  * (recipient cid 3, `vec-c` in group `aimm`): event1 (server_id 1, eventer 127.0.0.1:23112) active
@@ -110,15 +97,12 @@ interface Step {
  * then active. Every change came as two or more messages, the first one of the very first pair
  * without our own entry.
  */
-const RECORDED: Buffer[] = (
-  JSON.parse(
-    readFileSync(join(VECTORS, 'conversations', 'c-event-component-failover.json'), 'utf8'),
-  ) as { steps: Step[] }
-).steps
-  .filter((st) => st.conn === 'C' && st.dir === 's2c' && st.eof === undefined)
+const RECORDED: Buffer[] = loadMonitorConversation('c')
+  .steps.filter(isFrame)
+  .filter((st) => st.conn === 'C' && st.dir === 's2c')
   .map((st) => {
-    assert.equal(st.decoded?.data.type, MSG_SERVER);
-    return Buffer.from(st.decoded?.data.data_hex as string, 'hex');
+    assert.equal(st.decoded.data.type, MSG_SERVER);
+    return unhex(st.decoded.data.data_hex);
   });
 /** How many of them differ from the one before (what a client sees as distinct states). */
 const DISTINCT = RECORDED.filter((b, i) => i === 0 || !b.equals(RECORDED[i - 1] as Buffer)).length;

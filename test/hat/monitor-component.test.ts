@@ -43,14 +43,16 @@ import { encode } from '../../src/hat/sbs/codec.js';
 import {
   FakeMonitor,
   type FakeMonitorConnection,
-  isFrame,
-  loadMonitorConversation,
-  type MonitorConversation,
-  type MonitorStep,
   recordedServerMsgs,
   sleep,
   until,
 } from './monitor-support.js';
+import {
+  isFrame,
+  loadMonitorConversation,
+  type MonitorConversation,
+  type MonitorStep,
+} from './monitor-vectors.js';
 
 // ---- nothing may escape as an unhandled rejection or an uncaught exception ------------------
 
@@ -455,6 +457,17 @@ async function sendServer(h: Harness, conn: FakeMonitorConnection, msg: ServerMs
   await until(() => isDeepStrictEqual(h.component.state.server, msg), 'the component to take it');
 }
 
+/** The monitor echoes the response to blessing `req` (ready): the runner starts a second time. */
+async function echoAndRestart(
+  h: Harness,
+  conn: FakeMonitorConnection,
+  echo: ServerMsg,
+  req: { token: number; timestamp: number },
+) {
+  await sendServer(h, conn, withOwn(echo, req, { token: req.token, ready: true }));
+  await until(() => h.log.filter((e) => e.kind === 'start').length === 2, 'a second start');
+}
+
 describe('MonitorComponent handshake', { timeout: 30_000 }, () => {
   test('the runner does not start on our own response, only on its echo', async () => {
     const conv = loadMonitorConversation('a');
@@ -541,12 +554,7 @@ describe('MonitorComponent handshake', { timeout: 30_000 }, () => {
       () => isDeepStrictEqual(sentRes(conn).at(-1), { token: 7, ready: true }),
       '{7, true}',
     );
-    await sendServer(
-      h,
-      conn,
-      withOwn(echo, { token: 7, timestamp: 1.5 }, { token: 7, ready: true }),
-    );
-    await until(() => h.log.filter((e) => e.kind === 'start').length === 2, 'a second start');
+    await echoAndRestart(h, conn, echo, { token: 7, timestamp: 1.5 });
     assertNothingEscaped();
   });
 
@@ -563,12 +571,7 @@ describe('MonitorComponent handshake', { timeout: 30_000 }, () => {
     const changed = h.log.findIndex((e, i) => i > start && e.kind === 'recv' && e.res.token !== 1);
     assert.ok(start >= 0 && stopEnd > start && changed > stopEnd, JSON.stringify(h.log));
     assert.equal(h.component.state.active, false, 'not active until token 5 is echoed');
-    await sendServer(
-      h,
-      conn,
-      withOwn(echo, { token: 5, timestamp: 2.5 }, { token: 5, ready: true }),
-    );
-    await until(() => h.log.filter((e) => e.kind === 'start').length === 2, 'a second start');
+    await echoAndRestart(h, conn, echo, { token: 5, timestamp: 2.5 });
     assertNothingEscaped();
   });
 

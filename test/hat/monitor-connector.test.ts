@@ -18,14 +18,8 @@ import {
 } from '../../src/hat/eventer/monitor-connector.js';
 import { type ComponentInfo, isActive } from '../../src/hat/monitor/common.js';
 import { type HatPeer, startHatPeer } from '../peer/hat-peer.js';
-import {
-  isFrame,
-  loadMonitorConversation,
-  type MonitorConversation,
-  recordedServerMsgs,
-  sleep,
-  until,
-} from './monitor-support.js';
+import { recordedServerMsgs, sleep, until } from './monitor-support.js';
+import { isFrame, loadMonitorConversation, type MonitorConversation } from './monitor-vectors.js';
 import { RawFrames } from './replay.js';
 
 type Components = readonly ComponentInfo[] | null;
@@ -125,6 +119,19 @@ function recordedInit(conv: MonitorConversation, label: string) {
   const res = steps.find((s) => s.dir === 's2c' && s.decoded.data.type === 'HatEventer.MsgInitRes');
   assert.ok(req !== undefined && res !== undefined);
   return { req: req.frame_hex, res: res.frame_hex, payload: req.decoded.payload };
+}
+
+/**
+ * A connector fed the first state hat.event.component saw in recording c (server 1's eventer port
+ * pointed at a local server), and a client it opened.
+ */
+async function connectedOnFirstState() {
+  const p1 = await peer(1);
+  const states = recordedStates(loadMonitorConversation('c'), 'C', { 1: p1.port });
+  const subject = new BehaviorSubject<Components>(states[0] ?? null);
+  const { connector: c } = connector(subject);
+  const client = track(await c.connect({ subscriptions: [] }));
+  return { p1, subject, c, client };
 }
 
 describe('createMonitorHatConnector', { timeout: 30_000 }, () => {
@@ -305,24 +312,14 @@ describe('createMonitorHatConnector', { timeout: 30_000 }, () => {
   });
 
   test('losing the monitor state (null) closes the open client', async () => {
-    const p1 = await peer(1);
-    const conv = loadMonitorConversation('c');
-    const states = recordedStates(conv, 'C', { 1: p1.port });
-    const subject = new BehaviorSubject<Components>(states[0] ?? null);
-    const { connector: c } = connector(subject);
-    const client = track(await c.connect({ subscriptions: [] }));
+    const { subject, c, client } = await connectedOnFirstState();
     subject.next(null);
     await client.closed;
     assert.equal(c.current, null);
   });
 
   test('a closed connector rejects, closes what it handed out and fails waiting connects', async () => {
-    const p1 = await peer(1);
-    const conv = loadMonitorConversation('c');
-    const states = recordedStates(conv, 'C', { 1: p1.port });
-    const subject = new BehaviorSubject<Components>(states[0] ?? null);
-    const { connector: c } = connector(subject);
-    const client = track(await c.connect({ subscriptions: [] }));
+    const { p1, c, client } = await connectedOnFirstState();
     const { connector: waiting } = connector(new BehaviorSubject<Components>(null), {
       connectTimeout: 10_000,
     });

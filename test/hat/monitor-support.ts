@@ -1,69 +1,14 @@
 /**
- * Support for the hat-monitor tests: loading the recorded sessions of `test/vectors/monitor/`
- * (a verbatim copy of the team's shared/monitor-vectors/), and a scriptable fake monitor server
- * that writes recorded or crafted frames and collects what the component sends.
+ * Support for the hat-monitor tests: the MsgServer messages of a recorded session (loaded by
+ * ./monitor-vectors.ts), and a scriptable fake monitor server that writes recorded or crafted
+ * frames and collects what the component sends.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FrameReader } from '../../src/hat/chatter/framing.js';
 import { type ChatterMsg, decodeBody, encodeFrame } from '../../src/hat/chatter/message.js';
 import { decodeClientMsg, decodeServerMsg, MSG_CLIENT } from '../../src/hat/monitor/codec.js';
 import type { ClientMsg, ServerMsg } from '../../src/hat/monitor/common.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-// dist/test/hat → repository root is three levels up.
-const ROOT = resolve(here, '..', '..', '..');
-
-export const MONITOR_VECTORS_DIR =
-  process.env.MONITOR_VECTORS_DIR ?? resolve(ROOT, 'test', 'vectors', 'monitor');
-
-export interface MonitorStepFrame {
-  conn: string;
-  dir: 'c2s' | 's2c';
-  t_ms: number;
-  frame_hex: string;
-  decoded: {
-    id: number;
-    first: number;
-    owner: boolean;
-    token: boolean;
-    last: boolean;
-    data: { type: string; data_hex: string };
-    payload: unknown;
-  };
-  eof?: undefined;
-}
-
-export type MonitorStep =
-  | MonitorStepFrame
-  | { conn: string; dir: 'c2s' | 's2c'; t_ms: number; eof: true };
-
-export interface MonitorConversation {
-  file: string;
-  description: string;
-  connections: Record<string, { server: string; client: string; open_at_end?: boolean }>;
-  client_actions: string[];
-  client_events: { t_ms: number; event: string }[];
-  steps: MonitorStep[];
-}
-
-/** Loads `conversations/<prefix>-*.json` (e.g. `a`, `a2`, `c3`). */
-export function loadMonitorConversation(prefix: string): MonitorConversation {
-  const dir = join(MONITOR_VECTORS_DIR, 'conversations');
-  const file = readdirSync(dir).find((f) => f.startsWith(`${prefix}-`) && f.endsWith('.json'));
-  if (file === undefined) throw new Error(`no monitor conversation '${prefix}' in ${dir}`);
-  const conv = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Omit<
-    MonitorConversation,
-    'file'
-  >;
-  return { file, ...conv };
-}
-
-export function isFrame(step: MonitorStep): step is MonitorStepFrame {
-  return step.eof !== true;
-}
+import { isFrame, type MonitorConversation, unhex } from './monitor-vectors.js';
 
 /** The MsgServer messages the monitor sent on connection `label`, decoded, in order. */
 export function recordedServerMsgs(conv: MonitorConversation, label: string): ServerMsg[] {
@@ -72,7 +17,7 @@ export function recordedServerMsgs(conv: MonitorConversation, label: string): Se
     .filter(
       (s) => s.conn === label && s.dir === 's2c' && s.decoded.data.type === 'HatObserver.MsgServer',
     )
-    .map((s) => decodeServerMsg(Buffer.from(s.decoded.data.data_hex, 'hex')));
+    .map((s) => decodeServerMsg(unhex(s.decoded.data.data_hex)));
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -133,7 +78,7 @@ export class FakeMonitorConnection {
 
   /** Writes a recorded frame verbatim (its id continues our numbering). */
   writeRecorded(frameHex: string): void {
-    const frame = Buffer.from(frameHex, 'hex');
+    const frame = unhex(frameHex);
     const m = frame[0] as number;
     const msg = decodeBody(frame.subarray(1 + m));
     this.nextId = Math.max(this.nextId, msg.id + 1);

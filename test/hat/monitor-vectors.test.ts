@@ -6,10 +6,7 @@
  * and nothing else.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { ProtocolError } from '../../src/hat/chatter/errors.js';
 import {
@@ -32,19 +29,7 @@ import {
 import type { ClientMsg, ServerMsg } from '../../src/hat/monitor/common.js';
 import * as S from '../../src/hat/monitor/schema.js';
 import { decode, encode, type SbsType } from '../../src/hat/sbs/codec.js';
-
-// dist/test/hat → the repository root is three levels up. The vectors are the team's
-// shared/monitor-vectors/ (a copy in test/vectors/monitor/ wins, as for the other vectors).
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const DIR =
-  process.env.MONITOR_VECTORS_DIR ??
-  [
-    resolve(ROOT, 'test', 'vectors', 'monitor'),
-    resolve(ROOT, '..', 'shared', 'monitor-vectors'),
-  ].find((d) => existsSync(join(d, 'monitor-messages.json'))) ??
-  resolve(ROOT, '..', 'shared', 'monitor-vectors');
-
-const readJson = <T>(file: string): T => JSON.parse(readFileSync(join(DIR, file), 'utf8')) as T;
+import { hex, loadMonitorConversations, loadMonitorVectors, unhex } from './monitor-vectors.js';
 
 interface Entry {
   name: string;
@@ -53,28 +38,12 @@ interface Entry {
   note?: string;
   captured?: string;
 }
-interface Step {
-  conn: string;
-  dir: 'c2s' | 's2c';
-  t_ms: number;
-  eof?: true;
-  frame_hex?: string;
-  decoded?: { data: { type: string; data_hex: string }; payload: unknown };
-}
-
-const file = readJson<{ messages: Entry[]; components: Entry[] }>('monitor-messages.json');
-const conversations = new Map(
-  readdirSync(join(DIR, 'conversations'))
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => [
-      f.replace(/\.json$/, ''),
-      readJson<{ steps: Step[] }>(join('conversations', f)).steps,
-    ]),
+const file = loadMonitorVectors<{ messages: Entry[]; components: Entry[] }>(
+  'monitor-messages.json',
 );
-
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-const unhex = (h: string) => Buffer.from(h, 'hex');
+const conversations = new Map(
+  [...loadMonitorConversations()].map(([name, conv]) => [name, conv.steps]),
+);
 
 /** The schema type of a message or component name (`HatObserver.X`). */
 const schemaTypes: Record<string, SbsType<unknown>> = {

@@ -3,28 +3,9 @@ import type { Socket } from 'node:net';
 import { decodeBody } from '../../src/hat/chatter/message.js';
 import * as schema from '../../src/hat/eventer/schema.js';
 import { decode } from '../../src/hat/sbs/codec.js';
-import { hex, toVectorValue } from './vectors.js';
+import { type Decoded, hex, type Step, toVectorValue } from './vectors.js';
 
-export interface Decoded {
-  id: number;
-  first: number;
-  owner: boolean;
-  token: boolean;
-  last: boolean;
-  data: { type: string; data_hex: string };
-  payload: unknown;
-}
-
-export type Step =
-  | {
-      conn: string;
-      dir: 'c2s' | 's2c';
-      t_ms: number;
-      frame_hex: string;
-      decoded: Decoded;
-      eof?: undefined;
-    }
-  | { conn: string; dir: 'c2s' | 's2c'; t_ms: number; eof: true };
+export type { Decoded, Step } from './vectors.js';
 
 export interface Conversation {
   description: string;

@@ -1,6 +1,7 @@
 /**
  * Loading the golden vectors of `../shared/hat-vectors/` and converting their JSON value form
- * (README "JSON value form") to and from codec values.
+ * (README "JSON value form") to and from codec values; the recorded step form the Hat and the
+ * monitor conversations share.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -22,6 +23,43 @@ export function conversationFiles(): string[] {
   return readdirSync(join(VECTORS_DIR, 'conversations'))
     .filter((f) => f.endsWith('.json'))
     .sort();
+}
+
+/** A recorded chatter frame's `decoded` form (payload in value form). */
+export interface Decoded {
+  id: number;
+  first: number;
+  owner: boolean;
+  token: boolean;
+  last: boolean;
+  data: { type: string; data_hex: string };
+  payload: unknown;
+}
+
+/** One frame of a recorded conversation, in one direction of one connection. */
+export interface FrameStep {
+  conn: string;
+  dir: 'c2s' | 's2c';
+  t_ms: number;
+  frame_hex: string;
+  decoded: Decoded;
+  eof?: undefined;
+}
+
+/** One step of a recorded conversation: a frame, or the end of one direction of a connection. */
+export type Step =
+  | FrameStep
+  | {
+      conn: string;
+      dir: 'c2s' | 's2c';
+      t_ms: number;
+      eof: true;
+      frame_hex?: undefined;
+      decoded?: undefined;
+    };
+
+export function isFrame(step: Step): step is FrameStep {
+  return step.eof !== true;
 }
 
 export function hex(bytes: Uint8Array): string {

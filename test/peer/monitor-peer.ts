@@ -131,14 +131,14 @@ function sameList(a: readonly Info[], b: readonly Info[]): boolean {
 
 const toNumber = (v: Int): number => (typeof v === 'bigint' ? Number(v) : v);
 
+/** What both component-info forms copy from {@link Info} as it is (all but the blessings). */
+function plainFields({ cid, mid, name, group, data, rank }: Info) {
+  return { cid, mid, name, group, data, rank };
+}
+
 function publicInfo(i: Info): ComponentInfo {
   return {
-    cid: i.cid,
-    mid: i.mid,
-    name: i.name,
-    group: i.group,
-    data: i.data,
-    rank: i.rank,
+    ...plainFields(i),
     blessingReq: {
       token: i.blessingReq.token === null ? null : toNumber(i.blessingReq.token),
       timestamp: i.blessingReq.timestamp,
@@ -152,12 +152,7 @@ function publicInfo(i: Info): ComponentInfo {
 
 function sbsInfo(i: Info): S.SbsComponentInfo {
   return {
-    cid: i.cid,
-    mid: i.mid,
-    name: i.name,
-    group: i.group,
-    data: i.data,
-    rank: i.rank,
+    ...plainFields(i),
     blessingReq: { ...i.blessingReq },
     blessingRes: { ...i.blessingRes },
   };

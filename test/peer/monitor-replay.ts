@@ -3,10 +3,7 @@
  * frame-level client, a small chatter component client, and the replay of a recorded session's
  * client frames into a {@link MonitorPeer}.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connectSocket } from '../../src/hat/chatter/connect.js';
 import { Connection } from '../../src/hat/chatter/connection.js';
 import { decodeBody } from '../../src/hat/chatter/message.js';
@@ -20,35 +17,15 @@ import {
 } from '../../src/hat/monitor/codec.js';
 import type { ClientMsg, ComponentInfo, ServerMsg } from '../../src/hat/monitor/common.js';
 import { ownInfo } from '../../src/hat/monitor/common.js';
+import {
+  loadMonitorConversations,
+  type MonitorConversation,
+  type MonitorStep as Step,
+  unhex,
+} from '../hat/monitor-vectors.js';
 import type { BlessingAlgorithm, MonitorPeer, MonitorPeerOptions } from './monitor-peer.js';
 
-// dist/test/peer → the repository root is three levels up. The vectors are the team's
-// shared/monitor-vectors/ (a copy in test/vectors/monitor/ wins, as for the other vectors).
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const MONITOR_VECTORS_DIR =
-  process.env.MONITOR_VECTORS_DIR ??
-  [
-    resolve(ROOT, 'test', 'vectors', 'monitor'),
-    resolve(ROOT, '..', 'shared', 'monitor-vectors'),
-  ].find((d) => existsSync(join(d, 'monitor-messages.json'))) ??
-  resolve(ROOT, '..', 'shared', 'monitor-vectors');
-
-export interface Step {
-  conn: string;
-  dir: 'c2s' | 's2c';
-  t_ms: number;
-  eof?: true;
-  frame_hex?: string;
-  decoded?: {
-    id: number;
-    first: number;
-    owner: boolean;
-    token: boolean;
-    last: boolean;
-    data: { type: string; data_hex: string };
-    payload: unknown;
-  };
-}
+export type { Step };
 
 interface MonitorConfig {
   default_algorithm: BlessingAlgorithm;
@@ -56,24 +33,13 @@ interface MonitorConfig {
   server: { default_rank: number };
 }
 
-export interface Recording {
+export interface Recording extends MonitorConversation {
   /** The monitor's configuration; in c* under `monitor` beside the event servers'. */
   server: { config?: MonitorConfig; monitor?: { config: MonitorConfig } };
-  connections: Record<string, { server: string; accepted_t_ms: number }>;
-  steps: Step[];
 }
 
 export function loadRecordings(): Map<string, Recording> {
-  const dir = join(MONITOR_VECTORS_DIR, 'conversations');
-  return new Map(
-    readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .sort()
-      .map((f) => [
-        f.replace(/\.json$/, ''),
-        JSON.parse(readFileSync(join(dir, f), 'utf8')) as Recording,
-      ]),
-  );
+  return loadMonitorConversations<Recording>();
 }
 
 export function peerOptions(rec: Recording): MonitorPeerOptions {
@@ -210,7 +176,7 @@ function isInvalid(step: Step): boolean {
   const d = step.decoded;
   if (d === undefined || d.data.type !== MSG_CLIENT) return true;
   try {
-    pythonJsonDumps(decodeClientMsg(Buffer.from(d.data.data_hex, 'hex')).data);
+    pythonJsonDumps(decodeClientMsg(unhex(d.data.data_hex)).data);
     return false;
   } catch {
     return true;
@@ -244,7 +210,7 @@ function inputsOf(rec: Recording, conns: string[]): Input[] {
           t: s.t_ms,
           kind: 'frame',
           conn: s.conn,
-          bytes: Buffer.from(s.frame_hex as string, 'hex'),
+          bytes: unhex(s.frame_hex),
         });
         lastC2s.set(s.conn, s);
       }

@@ -11,6 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { type Backend, BackendError, type ModelMeta } from '../../backend/types.js';
+import { REQUEST_ERROR_CODES, type RequestErrorCode } from '../../common/error-codes.js';
 import { modelJson } from '../model-json.js';
 import type { Users } from './auth.js';
 import { decodeStrictBase64, encodeBase64 } from './base64.js';
@@ -40,27 +41,12 @@ export interface Outcome {
 }
 
 /** Why a request failed, for programs (docs/juggler-api.md, "Error codes"). */
-export type ErrorCode =
-  | 'not_found'
-  | 'revision_conflict'
-  | 'unauthorized'
-  | 'not_active'
-  | 'too_large'
-  | 'invalid'
-  | 'unavailable'
-  | 'closed'
-  | 'internal';
+export type ErrorCode = RequestErrorCode;
 
-const BACKEND_CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  'not_found',
-  'revision_conflict',
-  'not_active',
-  'too_large',
-  'invalid',
-  'unavailable',
-  'closed',
-  'internal',
-]);
+/** The codes a BackendError's own code passes through as: all but `unauthorized` (ours alone). */
+const BACKEND_CODES: ReadonlySet<string> = new Set(
+  REQUEST_ERROR_CODES.filter((c) => c !== 'unauthorized'),
+);
 
 /** A failure whose message is the error text sent to the client. */
 export class RequestError extends Error {
