@@ -335,4 +335,40 @@ describe('createMonitorHatConnector', { timeout: 30_000 }, () => {
     );
     await until(() => p1.connectionCount() === 0, 'the server to see the client gone');
   });
+
+  test('the same server registering again (another cid, e.g. a monitor restart) keeps the client', async () => {
+    const { subject, c, client } = await connectedOnFirstState();
+    const state = subject.value ?? [];
+    subject.next(state.map((x) => ({ ...x, cid: x.cid + 100 })));
+    await sleep(50);
+    assert.equal(client.isOpen, true, 'same server_id, address and token: not a new server');
+    assert.equal(
+      c.current?.cid,
+      (state.find((x) => isActive(x) && x.group === 'event')?.cid ?? 0) + 100,
+    );
+  });
+
+  test('a selected server that refuses is retried until the selection moves to a live one', async () => {
+    const p2 = await peer(2);
+    // A port nobody listens on: the "dead" event1 the monitor still shows active.
+    const dead = await new Promise<number>((resolve) => {
+      const srv = createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const port = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(port));
+      });
+    });
+    const states = recordedStates(loadMonitorConversation('c'), 'C', { 1: dead, 2: p2.port });
+    const first = states[0];
+    const moved = states.find((st) => activeIn(st, 'event2'));
+    assert.ok(first !== undefined && moved !== undefined);
+    const subject = new BehaviorSubject<Components>(first);
+    const { connector: c } = connector(subject, { connectTimeout: 5000 });
+    const pending = c.connect({ subscriptions: [] });
+    await sleep(300);
+    subject.next(moved);
+    const client = track(await pending);
+    assert.equal(client.isOpen, true);
+    assert.equal(p2.clients().length, 1, 'connected to event2 once the monitor moved');
+  });
 });
