@@ -70,6 +70,18 @@ export interface PutOptions {
 export interface ClientState {
   models: Record<string, Record<string, unknown>>;
   actions: Record<string, unknown>;
+  /** Only from a daemon in a redundant Hat: its role and the group's active instance. */
+  redundancy?: {
+    role: 'active' | 'standby' | 'disconnected';
+    group: string;
+    active: {
+      name: string | null;
+      self: boolean;
+      juggler: string | null;
+      http: string | null;
+    } | null;
+    event_server: { serverId: number; address: string; name: string | null } | null;
+  };
 }
 
 export class AuthenticationError extends Error {

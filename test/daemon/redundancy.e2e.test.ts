@@ -149,6 +149,19 @@ describe('two daemons in a redundant Hat', () => {
       const got = await runCli(['get', String(meta.instance_id), '--address', standby.url]);
       assert.equal(got.stdout, 'one');
 
+      // The Juggler state says the role too.
+      for (const [node, role] of [
+        [active, 'active'],
+        [standby, 'standby'],
+      ] as const) {
+        const client = await node.client();
+        await until(`${node.name}'s Juggler state to show its role`, async () => {
+          return client.state?.redundancy?.role === role;
+        });
+        assert.equal(client.state?.redundancy?.active?.name, active.name);
+        assert.equal(client.state?.redundancy?.event_server?.serverId, opServer?.serverId);
+      }
+
       const monitorView = hat.monitor.components().filter((c) => c.group === 'aimm');
       assert.equal(monitorView.length, 2);
       for (const c of monitorView) {
