@@ -17,6 +17,7 @@ import {
 import { type ComponentInfo, isActive } from '../../src/hat/monitor/common.js';
 import { MonitorComponent } from '../../src/hat/monitor/component.js';
 import { type EventCluster, type EventClusterOptions, startEventCluster } from './event-cluster.js';
+import { startHatPeer } from './hat-peer.js';
 import { type MonitorPeer, startMonitorPeer } from './monitor-peer.js';
 
 async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
@@ -260,5 +261,70 @@ describe('event cluster (with the monitor double)', { timeout: 60_000 }, () => {
         await observer.close();
       }
     });
+  });
+});
+
+describe('HatPeer.importEvents and onRegistered (what the cluster is built on)', () => {
+  test('verbatim, known ids skipped, notified (persisted after the flush), newer latest kept', async () => {
+    const a = await startHatPeer({ serverId: 1, engineEvents: false, flushDelayMs: 10 });
+    const b = await startHatPeer({ serverId: 2, engineEvents: false, flushDelayMs: 10 });
+    const clients: EventerClient[] = [];
+    try {
+      const registeredA: Event[][] = [];
+      const registeredB: Event[][] = [];
+      const off = a.onRegistered((e) => registeredA.push([...e]));
+      b.onRegistered((e) => registeredB.push([...e]));
+      const address = { host: b.host, port: b.port };
+      const live = await connect(address, { clientName: 'live', subscriptions: [['x', '*']] });
+      const persisted = await connect(address, {
+        clientName: 'persisted',
+        subscriptions: [['x', '*']],
+        persisted: true,
+      });
+      const own = await connect(address, {
+        clientName: 'own',
+        subscriptions: [['x', '*']],
+        serverId: 2,
+      });
+      clients.push(live, persisted, own);
+      const liveGot = firstValueFrom(live.events$, { defaultValue: [] });
+      const persistedGot = firstValueFrom(persisted.events$, { defaultValue: [] });
+      const ownGot = firstValueFrom(own.events$.pipe(take(1), toArray()), {
+        defaultValue: [],
+      });
+
+      const older = a.register(registration([1], 'x').map((e) => ({ ...e, type: ['x', '1'] })));
+      const newer = a.register(registration([2], 'x').map((e) => ({ ...e, type: ['x', '1'] })));
+      assert.deepEqual(registeredA, [older, newer]);
+      off();
+      a.register(registration([3], 'y'));
+      assert.equal(registeredA.length, 2, 'unsubscribed');
+
+      registeredB.length = 0; // b's own eventer CONNECTED events
+      assert.deepEqual(b.importEvents(newer), newer);
+      assert.deepEqual(b.importEvents([...newer, ...older]), older, 'known ids are skipped');
+      assert.deepEqual(registeredB, [], 'imports are not reported as registered');
+      assert.deepEqual(await liveGot, newer);
+      assert.deepEqual(await persistedGot, newer, 'persisted subscribers after the flush');
+      const latest = await live.query({ kind: 'latest', eventTypes: [['x', '*']] });
+      assert.deepEqual(latest.events, newer, 'the older import does not replace the newer latest');
+      assert.deepEqual(
+        b.events.filter((e) => e.id.server === 1).map((e) => e.id),
+        [...newer, ...older].map((e) => e.id),
+      );
+      // Registers under server id 1 continue after the imported sessions.
+      const next = b.register(registration([4], 'z'), { serverId: 1 });
+      assert.equal(
+        next[0]?.id.session,
+        Math.max(...[...older, ...newer].map((e) => e.id.session)) + 1,
+      );
+      // A client filtering on server id 2 gets nothing of server 1's.
+      for (const c of clients) await c.close();
+      assert.deepEqual(await ownGot, []);
+    } finally {
+      for (const c of clients) await c.close();
+      await a.close();
+      await b.close();
+    }
   });
 });

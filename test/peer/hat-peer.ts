@@ -17,6 +17,16 @@
  * - queries: latest (over `latestSubscriptions`, insertion order), timeseries (filters, order,
  *   `lastEventId` sentinel, `maxResults` capped by `timeseriesMaxResults`), server (id order,
  *   `persisted` = flushed only; `lastEventId.server != serverId` closes the connection).
+ * - query COST as hat-event 0.9.42's LMDB backend (`backends/lmdb/timeseriesdb.py`, `refdb.py`,
+ *   `latestdb.py`): every stored event is kept encoded (SBS, as LMDB keeps it) and a query walks
+ *   entries decoding each one. A timeseries query is answered from the first configured
+ *   {@link PeerPartition} with its `orderBy` whose subscriptions overlap the query's types (none:
+ *   `[]`); it seeks to `tFrom` (to the partition's first entry without one), walks in key order
+ *   filtering as it goes, skips up to the `lastEventId` sentinel by walking, and stops after
+ *   `maxResults + 1` matches or at `tTo` / the partition's end. A server query seeks to
+ *   `lastEventId` in the server's id index and walks every event of that server id (every type).
+ *   `latest` is a table (one event per type; exact types are looked up, patterns scanned). So CPU
+ *   cost grows with the unrelated events a walk crosses, as the real server's does.
  * - any protocol violation closes the connection without a reply; pings both ways.
  * - redundancy: `importEvents` stores events synchronised from another server verbatim (same ids)
  *   and notifies them; `onRegistered` reports what this server registers (see `event-cluster.ts`).
@@ -30,6 +40,7 @@ import { Connection, type ReceivedMsg } from '../../src/hat/chatter/connection.j
 import { ConnectionClosedError, ProtocolError } from '../../src/hat/chatter/errors.js';
 import {
   decodeEventsAck,
+  decodeEventsNotify,
   decodeInitReq,
   decodeQueryReq,
   decodeRegisterReq,
@@ -57,6 +68,7 @@ import {
   type EventType,
   isValidQueryType,
   matchesAny,
+  type OrderBy,
   type QueryLatestParams,
   type QueryParams,
   type QueryResult,
@@ -90,6 +102,18 @@ export interface HatPeerOptions {
   engineEvents?: boolean;
   /** Delay before closing after an init error, ms (default 500 like the real server). */
   initErrorCloseMs?: number;
+  /**
+   * Time-series partitions, as LMDB's `timeseries` config (default: one catch-all partition per
+   * order, `[{orderBy: 'timestamp', subscriptions: [['*']]}, {orderBy: 'sourceTimestamp', …}]`,
+   * which answers every timeseries query from every event).
+   */
+  partitions?: PeerPartition[];
+}
+
+/** One LMDB time-series partition: which events it holds and which timestamp orders them. */
+export interface PeerPartition {
+  orderBy: OrderBy;
+  subscriptions: EventType[];
 }
 
 export interface PeerClientInfo {
@@ -106,6 +130,11 @@ export interface HatPeer {
   readonly serverId: number;
   /** Everything stored, in id order. */
   readonly events: readonly Event[];
+  /**
+   * Stored entries decoded by queries so far (every entry a timeseries or server query walked,
+   * matching or not): the work LMDB does, which tests assert on instead of timings.
+   */
+  readonly walked: number;
   /** Open TCP connections (initialised or not). */
   connectionCount(): number;
   /** Init info of the currently connected, initialised clients. */
@@ -203,7 +232,7 @@ class PeerConnection {
 }
 
 class Peer implements HatPeer {
-  readonly opts: Required<Omit<HatPeerOptions, 'serverToken' | 'port'>> & {
+  readonly opts: Required<Omit<HatPeerOptions, 'serverToken' | 'port' | 'partitions'>> & {
     serverToken: string | null;
   };
   host: string;
@@ -217,11 +246,20 @@ class Peer implements HatPeer {
   private failingRegisters = false;
 
   private store: Event[] = [];
+  private walkedEntries = 0;
+  /** The stored events encoded (index = position in `store`): what a walk decodes. */
+  private encoded = new EncodedEvents();
+  /** The time-series partitions (store indices by key), as configured. */
+  private partitions: PartitionIndex[];
+  /** Store indices by event id (LMDB's reference db), for server queries. */
+  private byId = new IdIndex();
   /** Ids of the stored events (see {@link idKey}), for `importEvents`. */
   private storedIds = new Set<string>();
   private readonly registeredListeners = new Set<(events: readonly Event[]) => void>();
   private flushedCount = 0;
   private latest = new Map<string, Event>();
+  /** When each type entered `latest` (its position in the table's insertion order). */
+  private latestSeq = new Map<string, number>();
   private session = 0;
   /** Session counters of events registered under other server ids (see `register`). */
   private otherSessions = new Map<number, number>();
@@ -247,6 +285,11 @@ class Peer implements HatPeer {
       engineEvents: options.engineEvents ?? true,
       initErrorCloseMs: options.initErrorCloseMs ?? 500,
     };
+    const partitions = options.partitions ?? [
+      { orderBy: 'timestamp', subscriptions: [['*']] },
+      { orderBy: 'sourceTimestamp', subscriptions: [['*']] },
+    ];
+    this.partitions = partitions.map((p) => new PartitionIndex(p.orderBy, p.subscriptions));
     this.host = this.opts.host;
     this.port = options.port ?? 0;
     this.serverId = this.opts.serverId;
@@ -256,6 +299,10 @@ class Peer implements HatPeer {
 
   get events(): readonly Event[] {
     return this.store;
+  }
+
+  get walked(): number {
+    return this.walkedEntries;
   }
 
   get status(): Status {
@@ -348,9 +395,13 @@ class Peer implements HatPeer {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     this.store = [];
+    this.encoded = new EncodedEvents();
+    this.partitions = this.partitions.map((p) => new PartitionIndex(p.orderBy, p.types));
+    this.byId = new IdIndex();
     this.storedIds = new Set();
     this.flushedCount = 0;
     this.latest = new Map();
+    this.latestSeq = new Map();
     this.session = 0;
     this.otherSessions = new Map();
     this.pendingFlush = [];
@@ -493,7 +544,11 @@ class Peer implements HatPeer {
   /** Stores, updates `latest`, notifies non-persisted subscribers, schedules the flush. */
   private storeEvents(events: Event[], keepNewerLatest: boolean): void {
     for (const e of events) {
+      const index = this.store.length;
       this.store.push(e);
+      this.encoded.add(encodeEventsNotify([e]));
+      for (const p of this.partitions) p.add(this.store, index);
+      this.byId.add(this.store, index);
       this.storedIds.add(idKey(e.id));
       if (!matchesAny(e.type, this.opts.latestSubscriptions)) continue;
       const key = typeKey(e.type);
@@ -506,6 +561,7 @@ class Peer implements HatPeer {
       )
         continue;
       this.latest.set(key, e);
+      if (!this.latestSeq.has(key)) this.latestSeq.set(key, this.latestSeq.size);
     }
     this.notifySubscribers(events, false);
     this.pendingFlush.push(events);
@@ -706,54 +762,90 @@ class Peer implements HatPeer {
   private queryLatest(params: QueryLatestParams): QueryResult {
     this.checkTypes(params.eventTypes);
     const types = params.eventTypes;
+    // LMDB's latest db is a table in memory: exact types are looked up, patterns scan it.
+    if (types?.every((t) => !t.includes('*') && !t.includes('?'))) {
+      const events: Event[] = [];
+      const seen = new Set<string>();
+      for (const t of types) {
+        const key = typeKey(t);
+        const e = this.latest.get(key);
+        if (e !== undefined && !seen.has(key)) events.push(e);
+        seen.add(key);
+      }
+      // In the table's insertion order, as a scan would give them.
+      const seq = (e: Event) => this.latestSeq.get(typeKey(e.type)) ?? 0;
+      events.sort((a, b) => seq(a) - seq(b));
+      return { events, moreFollows: false };
+    }
     const events = [...this.latest.values()].filter(
       (e) => types === null || matchesAny(e.type, types),
     );
     return { events, moreFollows: false };
   }
 
+  /** The stored event at `index`, decoded from its bytes (the cost of an LMDB cursor step). */
+  private read(index: number): Event {
+    this.walkedEntries++;
+    return this.encoded.decode(index);
+  }
+
   private queryTimeseries(p: QueryTimeseriesParams): QueryResult {
     this.checkTypes(p.eventTypes);
+    const types = p.eventTypes;
+    // LMDB answers from the first partition of this order whose subscriptions overlap the query.
+    const partition = this.partitions.find(
+      (x) => x.orderBy === p.orderBy && (types === null || subscriptionsOverlap(types, x.types)),
+    );
+    if (partition === undefined) return { events: [], moreFollows: false };
     const bySource = p.orderBy === 'sourceTimestamp';
-    const key = (e: Event) => (bySource ? (e.sourceTimestamp as Timestamp) : e.timestamp);
-    const inRange = (t: Timestamp | null, from: Timestamp | null, to: Timestamp | null) => {
-      if (from === null && to === null) return true;
+    const from = bySource ? p.sourceTFrom : p.tFrom;
+    const to = bySource ? p.sourceTTo : p.tTo;
+    const inRange = (t: Timestamp | null, lo: Timestamp | null, hi: Timestamp | null) => {
+      if (lo === null && hi === null) return true;
       if (t === null) return false;
       return (
-        (from === null || compareTimestamps(from, t) <= 0) &&
-        (to === null || compareTimestamps(t, to) <= 0)
+        (lo === null || compareTimestamps(lo, t) <= 0) &&
+        (hi === null || compareTimestamps(t, hi) <= 0)
       );
     };
-    let events = this.store.filter(
-      (e) =>
-        (!bySource || e.sourceTimestamp !== null) &&
-        (p.eventTypes === null || matchesAny(e.type, p.eventTypes)) &&
-        inRange(e.timestamp, p.tFrom, p.tTo) &&
-        inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo),
-    );
-    events.sort((a, b) => compareTimestamps(key(a), key(b)) || compareEventIds(a.id, b.id));
-    if (p.order === 'descending') events.reverse();
-    if (p.lastEventId !== null) {
-      const last = p.lastEventId;
-      const i = events.findIndex((e) => sameId(e.id, last));
-      if (i < 0) return { events: [], moreFollows: false };
-      events = events.slice(i + 1);
-    }
     const max = this.maxResults(p.maxResults);
-    return { events: events.slice(0, max), moreFollows: events.length > max };
+    const out: Event[] = [];
+    let sentinel = p.lastEventId;
+    // Seek (LMDB's set_range), then walk entry by entry, decoding each, until max + 1 matches.
+    for (const index of partition.walk(this.store, p.order, from, to)) {
+      const e = this.read(index);
+      if (
+        (types !== null && !matchesAny(e.type, types)) ||
+        !inRange(e.timestamp, p.tFrom, p.tTo) ||
+        !inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo)
+      )
+        continue;
+      if (sentinel !== null) {
+        // The sentinel counts only in the filtered stream (this peer's documented behaviour).
+        if (sameId(e.id, sentinel)) sentinel = null;
+        continue;
+      }
+      out.push(this.store[index] as Event);
+      if (out.length > max) break;
+    }
+    if (sentinel !== null) return { events: [], moreFollows: false };
+    return { events: out.slice(0, max), moreFollows: out.length > max };
   }
 
   private queryServer(p: QueryServerParams): QueryResult {
     if (p.lastEventId !== null && p.lastEventId.server !== p.serverId) {
       throw new ProtocolError('server query: lastEventId.server differs from serverId');
     }
-    const source = p.persisted ? this.store.slice(0, this.flushedCount) : this.store;
-    const last = p.lastEventId;
-    const events = source.filter(
-      (e) => e.id.server === p.serverId && (last === null || compareEventIds(e.id, last) > 0),
-    );
     const max = this.maxResults(p.maxResults);
-    return { events: events.slice(0, max), moreFollows: events.length > max };
+    const out: Event[] = [];
+    // Seek to lastEventId in the reference db, then walk that server's events (every type).
+    for (const index of this.byId.walkServer(this.store, p.serverId, p.lastEventId)) {
+      if (p.persisted && index >= this.flushedCount) continue;
+      this.read(index);
+      out.push(this.store[index] as Event);
+      if (out.length > max) break;
+    }
+    return { events: out.slice(0, max), moreFollows: out.length > max };
   }
 }
 
@@ -762,4 +854,163 @@ export async function startHatPeer(opts: HatPeerOptions = {}): Promise<HatPeer> 
   const peer = new Peer(opts);
   await peer.start();
   return peer;
+}
+
+// -- the store's indexes (LMDB's layout, for query cost) ------------------------------------------
+
+/**
+ * Every stored event's SBS bytes, packed into large chunks (index = position in the store): an
+ * LMDB entry is bytes, and a cursor step decodes one.
+ */
+class EncodedEvents {
+  private static readonly CHUNK = 8 * 1024 * 1024;
+  private readonly chunks: Buffer[] = [];
+  private current: Buffer = Buffer.allocUnsafe(0);
+  private used = 0;
+  private readonly chunkOf: number[] = [];
+  private readonly offsetOf: number[] = [];
+  private readonly lengthOf: number[] = [];
+
+  add(bytes: Uint8Array): void {
+    if (this.used + bytes.length > this.current.length) {
+      this.current = Buffer.allocUnsafe(Math.max(EncodedEvents.CHUNK, bytes.length));
+      this.chunks.push(this.current);
+      this.used = 0;
+    }
+    this.current.set(bytes, this.used);
+    this.chunkOf.push(this.chunks.length - 1);
+    this.offsetOf.push(this.used);
+    this.lengthOf.push(bytes.length);
+    this.used += bytes.length;
+  }
+
+  decode(index: number): Event {
+    const chunk = this.chunks[this.chunkOf[index] as number] as Buffer;
+    const offset = this.offsetOf[index] as number;
+    const bytes = chunk.subarray(offset, offset + (this.lengthOf[index] as number));
+    return decodeEventsNotify(bytes)[0] as Event;
+  }
+}
+
+/** First position in `xs` whose element is not before `target` by `cmp` (binary search). */
+function lowerBound(xs: readonly number[], before: (x: number) => boolean): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (before(xs[mid] as number)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Inserts `index` into `xs` kept sorted by `cmp` (appends in the common, ordered case). */
+function insertSorted(xs: number[], index: number, cmp: (a: number, b: number) => number): void {
+  const last = xs[xs.length - 1];
+  if (last === undefined || cmp(last, index) <= 0) {
+    xs.push(index);
+    return;
+  }
+  xs.splice(
+    lowerBound(xs, (x) => cmp(x, index) <= 0),
+    0,
+    index,
+  );
+}
+
+/** One time-series partition: store indices ordered by (key timestamp, event id). */
+class PartitionIndex {
+  private readonly entries: number[] = [];
+
+  constructor(
+    readonly orderBy: OrderBy,
+    readonly types: EventType[],
+  ) {}
+
+  private keyOf(e: Event): Timestamp | null {
+    return this.orderBy === 'timestamp' ? e.timestamp : e.sourceTimestamp;
+  }
+
+  add(store: readonly Event[], index: number): void {
+    const e = store[index] as Event;
+    if (this.keyOf(e) === null || !matchesAny(e.type, this.types)) return;
+    insertSorted(this.entries, index, (a, b) => {
+      const x = store[a] as Event;
+      const y = store[b] as Event;
+      return (
+        compareTimestamps(this.keyOf(x) as Timestamp, this.keyOf(y) as Timestamp) ||
+        compareEventIds(x.id, y.id)
+      );
+    });
+  }
+
+  /** Store indices from `from` to `to` (inclusive, null: unbounded) in `order`, lazily. */
+  *walk(
+    store: readonly Event[],
+    order: 'ascending' | 'descending',
+    from: Timestamp | null,
+    to: Timestamp | null,
+  ): Generator<number> {
+    const key = (i: number) => this.keyOf(store[i] as Event) as Timestamp;
+    const xs = this.entries;
+    if (order === 'ascending') {
+      let i = from === null ? 0 : lowerBound(xs, (x) => compareTimestamps(key(x), from) < 0);
+      for (; i < xs.length; i++) {
+        const x = xs[i] as number;
+        if (to !== null && compareTimestamps(key(x), to) > 0) return;
+        yield x;
+      }
+    } else {
+      let i =
+        (to === null ? xs.length : lowerBound(xs, (x) => compareTimestamps(key(x), to) <= 0)) - 1;
+      for (; i >= 0; i--) {
+        const x = xs[i] as number;
+        if (from !== null && compareTimestamps(key(x), from) < 0) return;
+        yield x;
+      }
+    }
+  }
+}
+
+/** Store indices by event id (LMDB's reference db): one server's events in id order. */
+class IdIndex {
+  private readonly byServer = new Map<number, number[]>();
+
+  add(store: readonly Event[], index: number): void {
+    const server = (store[index] as Event).id.server;
+    let xs = this.byServer.get(server);
+    if (xs === undefined) {
+      xs = [];
+      this.byServer.set(server, xs);
+    }
+    insertSorted(xs, index, (a, b) =>
+      compareEventIds((store[a] as Event).id, (store[b] as Event).id),
+    );
+  }
+
+  /** The server's events after `after` (all for null), in id order, lazily. */
+  *walkServer(store: readonly Event[], server: number, after: EventId | null): Generator<number> {
+    const xs = this.byServer.get(server) ?? [];
+    let i =
+      after === null
+        ? 0
+        : lowerBound(xs, (x) => compareEventIds((store[x] as Event).id, after) <= 0);
+    for (; i < xs.length; i++) yield xs[i] as number;
+  }
+}
+
+/**
+ * Whether some event type matches both subscriptions (Hat's `Subscription.isdisjoint`, negated):
+ * `?` matches one segment, a trailing `*` zero or more.
+ */
+function subscriptionsOverlap(a: readonly EventType[], b: readonly EventType[]): boolean {
+  return a.some((x) => b.some((y) => typesOverlap(x, y, 0, 0)));
+}
+
+function typesOverlap(a: EventType, b: EventType, i: number, j: number): boolean {
+  if (a[i] === '*' || b[j] === '*') return true;
+  if (i === a.length || j === b.length) return i === a.length && j === b.length;
+  const x = a[i] as string;
+  const y = b[j] as string;
+  return (x === '?' || y === '?' || x === y) && typesOverlap(a, b, i + 1, j + 1);
 }
