@@ -40,6 +40,7 @@ import {
   startRecordingProxy,
 } from '../test/event-backend/support.js';
 import { type HatPeer, startHatPeer } from '../test/peer/hat-peer.js';
+import { registerNoise } from './noise.js';
 import { median } from './stats.js';
 
 const PREFIX = ['bench', 'model'];
@@ -417,22 +418,6 @@ function sizeText(bytes: number): string {
   return bytes < 1048576
     ? `${(bytes / 1024).toFixed(1)} KiB`
     : `${(bytes / 1048576).toFixed(1)} MiB`;
-}
-
-let noiseSeq = 0;
-function registerNoise(peer: HatPeer, n: number): void {
-  for (let i = 0; i < n; i += 1000) {
-    const batch: RegisterEvent[] = [];
-    for (let j = i; j < Math.min(n, i + 1000); j++) {
-      const k = noiseSeq++;
-      batch.push({
-        type: ['gateway', `device${k % 200}`, k % 4 === 0 ? 'state' : 'measurement', 'value'],
-        sourceTimestamp: { s: 1_700_000_000 + (k >> 4), us: (k & 15) * 1000 },
-        payload: { kind: 'json', text: `{"value": ${(k % 1000) / 8}, "quality": "good"}` },
-      });
-    }
-    peer.register(batch);
-  }
 }
 
 export async function runNoisy(o: Options): Promise<NoisyRow[]> {

@@ -35,6 +35,11 @@ import type { QueryParams, QueryResult, RegisterEvent } from '../src/hat/eventer
 import { createHatConnector } from '../src/hat/eventer/connector.js';
 import { copySnapshot, removeSnapshot } from '../test/event-backend/support.js';
 import { type HatPeer, startHatPeer } from '../test/peer/hat-peer.js';
+import { registerNoise } from './noise.js';
+
+/** 1000 devices in batches of 2000. */
+const NOISE = { devices: 1000, batch: 2000 };
+
 import { median } from './stats.js';
 
 const PREFIX = ['bench', 'model'];
@@ -81,23 +86,6 @@ function timePeerQueries(peer: HatPeer): { ms: number } {
     }
   };
   return acc;
-}
-
-let noiseSeq = 0;
-/** Measurements and states of 1000 devices, with source timestamps, ~60-byte JSON payloads. */
-function registerNoise(peer: HatPeer, n: number): void {
-  for (let i = 0; i < n; i += 2000) {
-    const batch: RegisterEvent[] = [];
-    for (let j = i; j < Math.min(n, i + 2000); j++) {
-      const k = noiseSeq++;
-      batch.push({
-        type: ['gateway', `device${k % 1000}`, k % 4 === 0 ? 'state' : 'measurement', 'value'],
-        sourceTimestamp: { s: 1_700_000_000 + (k >> 4), us: (k & 15) * 1000 },
-        payload: { kind: 'json', text: `{"value": ${(k % 1000) / 8}, "quality": "good"}` },
-      });
-    }
-    peer.register(batch);
-  }
 }
 
 /** AIMM's start: one `latest` query, every payload's JSON and base64 decoded. */
@@ -159,7 +147,7 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
   const work = join(o.dir, 'work.db');
   try {
     const t0 = performance.now();
-    registerNoise(peer, o.noise);
+    registerNoise(peer, o.noise, NOISE);
     const data = blob(1024, 1);
     for (let i = 0; i < o.models; i += 500) {
       const batch: RegisterEvent[] = [];
@@ -173,7 +161,7 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
       peer.register([modelRegisterEvent(PREFIX, id * 7, 'bench.Model', blob(1024, 2))]);
     for (let id = 1; id <= deleted; id++)
       peer.register([tombstoneRegisterEvent(PREFIX, id * 11 + 1)]);
-    registerNoise(peer, Math.floor(o.noise / 100));
+    registerNoise(peer, Math.floor(o.noise / 100), NOISE);
     const live = o.models - deleted;
     // What Hat holds under the prefix: live models, and the sum of their exact revisions (the
     // events of their ids, from the first create on: a deleted and re-created id counts all).
@@ -211,7 +199,7 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
     );
     const deltaUpdates = 50;
     for (let i = 1; i <= deltaUpdates; i++) {
-      registerNoise(peer, 10_000 / deltaUpdates);
+      registerNoise(peer, 10_000 / deltaUpdates, NOISE);
       peer.register([modelRegisterEvent(PREFIX, i * 13, 'bench.Model', blob(1024, 3))]);
     }
 
