@@ -162,10 +162,10 @@ export class Redundancy {
     this.component.setReady(ready);
   }
 
-  /** Resolves once this daemon no longer acts as the active one. */
+  /** Resolves once this daemon no longer acts as the active one (nor is becoming it). */
   async release(): Promise<void> {
     this.component.setReady(false);
-    while (this.active) await new Promise((r) => setTimeout(r, 10));
+    while (this.active || this.component.state.active) await new Promise((r) => setTimeout(r, 10));
   }
 
   status(): RedundancyStatus {

@@ -274,4 +274,34 @@ describe('two daemons in a redundant Hat', () => {
     const ids = w.acked.map((x) => x.id);
     assert.equal(new Set(ids).size, ids.length, 'no id acknowledged twice');
   });
+
+  test(
+    'SIGTERM of the active: it releases its blessing first, the standby takes over',
+    T,
+    async () => {
+      const active = await settled([a, b]);
+      const standby = active === a ? b : a;
+      const w = writer([a, b]);
+      await until('writes to flow', async () => w.acked.length >= 20);
+      const lines = active.proc.lines;
+      await active.stop('SIGTERM');
+      const released = lines.findIndex(
+        (l) => l.msg === 'monitor: no longer active: writes refused',
+      );
+      const stopped = lines.findIndex((l) => l.msg === 'stopped');
+      assert.ok(
+        released >= 0 && released < stopped,
+        'the blessing is released before the daemon stops',
+      );
+      const before = w.acked.length;
+      await until('the standby to take over', async () =>
+        w.acked.slice(before).some((x) => x.by === standby.name),
+      );
+      await w.stop();
+      assert.equal((await standby.readyz())?.role, 'active');
+      await assertAllPresent(standby, w.acked);
+      const ids = w.acked.map((x) => x.id);
+      assert.equal(new Set(ids).size, ids.length, 'no id acknowledged twice');
+    },
+  );
 });
