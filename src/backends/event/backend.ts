@@ -40,6 +40,7 @@ import { EventIntake } from './intake.js';
 import { createEventMetrics, type EventMetrics } from './metrics.js';
 import { PersistedAcks } from './persisted-acks.js';
 import { recover } from './recovery.js';
+import { RevisionCompletion } from './revision-completion.js';
 import { type Connection, HatSession } from './session.js';
 import { type QueuedWrite, type SnapshotState, SnapshotStore } from './snapshot.js';
 import { type EventOutcome, type KnownModel, ModelState, metaOf } from './state.js';
@@ -113,6 +114,8 @@ export class EventBackend implements Backend {
   /** How many Hat addresses the connector may choose from. */
   private readonly hatAddresses: number;
   private standbyTimer: NodeJS.Timeout | null = null;
+  /** `full_replay: latest_then_history`: the revisions still provisional (`revision-completion.ts`). */
+  private readonly completion: RevisionCompletion;
 
   constructor(
     private readonly config: EventBackendConfig,
@@ -138,6 +141,7 @@ export class EventBackend implements Backend {
     this.snapshot = opened?.store ?? null;
     this.state = new ModelState(config.modelPrefix, this.snapshot ?? new MemoryStore());
     this.ids = new IdAllocator(config.idStride, config.idOffset);
+    this.completion = new RevisionCompletion(config.modelPrefix, this.logger);
     if (opened !== null) this.loadSnapshot(opened.store, opened.loaded);
     this.metrics.models.set(this.state.size);
 
@@ -230,6 +234,7 @@ export class EventBackend implements Backend {
     this.checkWritable();
     checkId(instanceId);
     checkModel(modelType, instance, this.config.maxInstanceBytes);
+    await this.waitExactForCas(instanceId, options);
     const mode = this.writeMode();
     this.checkProjection(instanceId, options.expectedRevision, this.project(instanceId, null));
     const job = this.makeJob('update', instanceId, modelType, instance, options.expectedRevision);
@@ -239,6 +244,7 @@ export class EventBackend implements Backend {
   async deleteModel(instanceId: number, options: WriteOptions = {}): Promise<DeleteResult> {
     this.checkWritable();
     checkId(instanceId);
+    await this.waitExactForCas(instanceId, options);
     const mode = this.writeMode();
     const proj = this.project(instanceId, null);
     this.checkProjection(instanceId, options.expectedRevision, proj);
@@ -318,6 +324,7 @@ export class EventBackend implements Backend {
     }
     this.phase = 'closed';
     this.clearStandbySwitch();
+    this.completion.drop(); // compare-and-set writes still waiting fail with `closed`
     this.failWaiting(new BackendError('closed', 'backend closed before the write was sent'));
     await this.session.stop();
     // The in-flight batch (if any) fails once its connection is gone.
@@ -360,7 +367,9 @@ export class EventBackend implements Backend {
         pageSize: this.config.catchUpPageSize,
         pageBytes: this.config.catchUpPageBytes,
         timeoutMs: this.config.requestTimeoutMs,
-        history: this.config.fullReplay === 'history',
+        history: this.config.fullReplay !== 'latest',
+        latestFirst: this.config.fullReplay === 'latest_then_history',
+        provisional: () => this.snapshot?.markRevisionsProvisional(),
         catchUp: this.config.catchUp,
         logger: this.logger,
         apply: (events, scannedUpTo) => {
@@ -373,6 +382,8 @@ export class EventBackend implements Backend {
         },
         received: (query, n) => this.metrics.recoveryReceived.inc({ query }, n),
       });
+      if (report.bases !== undefined)
+        this.completion.begin(report.bases, (id) => this.state.get(id)?.event);
       this.announceRemovedAfterRebuild();
       this.intake.release();
       released = true;
@@ -401,6 +412,7 @@ export class EventBackend implements Backend {
       this.phase = 'standby';
       this.armStandbySwitch();
     }
+    this.completeRevisions(conn);
   }
 
   private onServerStatus(s: Status): void {
@@ -459,6 +471,7 @@ export class EventBackend implements Backend {
 
   private onDisconnected(reason: Error | null): void {
     this.clearStandbySwitch();
+    this.completion.abort();
     for (const s of this.connSubs) s.unsubscribe();
     this.connSubs = [];
     this.persistedAcks.detach();
@@ -501,6 +514,7 @@ export class EventBackend implements Backend {
   /** Forgets the state before a rebuild from Hat; models that are gone are announced after it. */
   private rebuild(): void {
     this.rebuildBefore = this.state.allEntries().filter((e) => !e.deleted);
+    this.completion.drop();
     this.state.reset();
   }
 
@@ -518,6 +532,41 @@ export class EventBackend implements Backend {
         origin: 'remote',
       });
     }
+  }
+
+  // ---- exact revisions after a latest_then_history replay ------------------------------------
+
+  /** Reads the history in the background on `conn` and makes the provisional revisions exact. */
+  private completeRevisions(conn: Connection): void {
+    if (!this.completion.pending) return;
+    this.completion
+      .run({
+        deps: {
+          client: conn.main,
+          subscription: this.subscription,
+          pageSize: this.config.catchUpPageSize,
+          pageBytes: this.config.catchUpPageBytes,
+          timeoutMs: this.config.requestTimeoutMs,
+          catchUp: this.config.catchUp,
+          logger: this.logger,
+          received: (query, n) => this.metrics.recoveryReceived.inc({ query }, n),
+        },
+        complete: (counts, bases) => this.state.completeRevisions(counts, bases),
+      })
+      .catch(() => {
+        // Logged; tried again on this connection after a pause, or after the next reconnect.
+        const t = setTimeout(() => {
+          if (this.session.current === conn && !this.isClosed()) this.completeRevisions(conn);
+        }, this.config.reconnectMaxDelayMs);
+        t.unref();
+      });
+  }
+
+  /** A compare-and-set write on a provisional revision waits until it is exact. */
+  private async waitExactForCas(instanceId: number, options: WriteOptions): Promise<void> {
+    if (options.expectedRevision === undefined) return;
+    await this.completion.whenExact(instanceId, this.config.requestTimeoutMs);
+    this.checkWritable();
   }
 
   // ---- applying events -----------------------------------------------------------------------
@@ -900,6 +949,14 @@ export class EventBackend implements Backend {
   private loadSnapshot(snap: SnapshotStore, s: SnapshotState): void {
     this.state.load(s.entries, s.checkpoint, s.highWater);
     this.ids.observe(this.state.highWater);
+    if (snap.revisionsProvisional()) {
+      // Stopped before a latest_then_history replay completed: replay again (ids stay reserved).
+      this.logger.warn(
+        { snapshot: snap.path },
+        'event backend: the snapshot holds provisional revisions (the history was not complete); replaying from Hat',
+      );
+      this.state.reset();
+    }
     for (const q of s.queue) this.restoreQueued(q);
     this.logger.info(
       {
@@ -964,7 +1021,9 @@ export class EventBackend implements Backend {
       case 'standby':
         return `connected, Hat server status is ${this.serverStatus ?? 'unknown'}`;
       case 'online':
-        return 'online';
+        return this.completion.pending
+          ? `online, completing history (revisions of ${this.completion.size} models not exact yet)`
+          : 'online';
       case 'offline':
         return `Hat unreachable (${this.lastError || 'no connection'})`;
       case 'closed':

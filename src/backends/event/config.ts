@@ -28,12 +28,15 @@ export interface EventBackendConfig {
   /** With several Hat addresses: a server non-operational this long is left for another. */
   standbySwitchMs: number;
   /** Full replay (no checkpoint): `history` also replays the server's history for exact revisions. */
-  fullReplay: 'history' | 'latest';
+  fullReplay: FullReplay;
   /** How recovery reads Hat's history (full replay and catch-up): see `recovery.ts`. */
   catchUp: CatchUpMode;
 }
 
 export type CatchUpMode = 'auto' | 'timeseries' | 'server';
+
+/** `latest_then_history`: ready from `latest`, revisions completed in the background (issue 15). */
+export type FullReplay = 'history' | 'latest' | 'latest_then_history';
 
 export const DEFAULTS = {
   ack: 'registered' as AckMode,
@@ -114,8 +117,8 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
     fail('catch_up_page_size must be at most 4096 (Hat caps pages there)');
 
   const fullReplay = conf.full_replay ?? 'history';
-  if (fullReplay !== 'history' && fullReplay !== 'latest')
-    fail("full_replay must be 'history' or 'latest'");
+  if (fullReplay !== 'history' && fullReplay !== 'latest' && fullReplay !== 'latest_then_history')
+    fail("full_replay must be 'history', 'latest' or 'latest_then_history'");
 
   const catchUp = conf.catch_up ?? 'auto';
   if (catchUp !== 'auto' && catchUp !== 'timeseries' && catchUp !== 'server')
@@ -123,7 +126,7 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
 
   return {
     modelPrefix,
-    fullReplay: fullReplay as 'history' | 'latest',
+    fullReplay: fullReplay as FullReplay,
     catchUp: catchUp as CatchUpMode,
     snapshotPath,
     ack: ack as AckMode,

@@ -34,7 +34,7 @@ import {
   readTimeseriesPages,
 } from './history-pages.js';
 
-export type RecoveryMode = 'catch_up' | 'latest' | 'history';
+export type RecoveryMode = 'catch_up' | 'latest' | 'history' | 'latest_then_history';
 /** The queries that read the history: `latest` for AIMM's scan. */
 export type RecoveryVia = 'timeseries' | 'server' | 'latest';
 
@@ -49,6 +49,14 @@ export interface RecoveryDeps {
   timeoutMs: number;
   /** Without a checkpoint: replay the history (exact revisions), not only `latest`. */
   history: boolean;
+  /**
+   * With `history`: become ready from one `latest` query and leave the history to the background
+   * (`full_replay: latest_then_history`, `revision-completion.ts`); the `latest` events are then
+   * reported as `bases`. An empty `latest` answer replays the history as `history` does.
+   */
+  latestFirst?: boolean;
+  /** Called before the `latest` events of a `latestFirst` replay are applied (revisions provisional). */
+  provisional?(): void;
   /** How the history is read (see the module comment). */
   catchUp: CatchUpMode;
   logger: Logger;
@@ -72,6 +80,8 @@ export interface RecoveryReport {
   /** Events received from Hat by all of this recovery's queries (checks and probes included). */
   received: number;
   pages: number;
+  /** `latest_then_history`: the `latest` answer, each id's newest event (revisions provisional). */
+  bases?: Event[];
 }
 
 export async function recover(d: RecoveryDeps): Promise<RecoveryReport> {
@@ -99,6 +109,23 @@ export async function recover(d: RecoveryDeps): Promise<RecoveryReport> {
     d.logger.warn({ checkpoint: refKey(cp) }, `event backend: rebuilding state from Hat: ${check}`);
     d.rebuild(check);
     rebuilt = true;
+  }
+  if (d.history && d.latestFirst === true) {
+    const latest = await query(r, { kind: 'latest', eventTypes: d.subscription }, 'latest query');
+    if (latest.events.length > 0) {
+      d.provisional?.();
+      d.apply(latest.events, null);
+      d.progress(latest.events.length);
+      return {
+        mode: 'latest_then_history',
+        via: 'latest',
+        rebuilt,
+        events: latest.events.length,
+        received,
+        pages: 1,
+        bases: latest.events,
+      };
+    }
   }
   if (d.history) {
     const res = await replayHistory(d, r);
@@ -196,7 +223,7 @@ async function catchUp(
 }
 
 /** The whole history without a checkpoint, or null when no time series holds the prefix. */
-async function replayHistory(d: RecoveryDeps, r: PageReaderDeps): Promise<Read | null> {
+export async function replayHistory(d: RecoveryDeps, r: PageReaderDeps): Promise<Read | null> {
   if (d.catchUp !== 'server') {
     // Every server's events under the prefix, oldest first; an empty series → `latest`.
     const res = await readTimeseriesPages(r, null, {

@@ -217,9 +217,21 @@ export class SnapshotStore implements ModelStore {
       }
       s.setMeta.run('checkpoint', JSON.stringify(commit.checkpoint));
       s.setMeta.run('high_water', String(commit.highWater));
+      if (commit.revisionsProvisional !== undefined)
+        s.setMeta.run('revisions_provisional', commit.revisionsProvisional ? '1' : '0');
       for (const seq of this.dequeueNext) s.dequeue.run(seq);
     })();
     this.dequeueNext.clear();
+  }
+
+  /** Marks the revisions provisional (`full_replay: latest_then_history`, before `latest` is applied). */
+  markRevisionsProvisional(): void {
+    this.stmts.setMeta.run('revisions_provisional', '1');
+  }
+
+  /** The revisions were left provisional (a restart before the history was complete). */
+  revisionsProvisional(): boolean {
+    return readMeta(this.db).revisions_provisional === '1';
   }
 
   /** True once a recovery from Hat completed with this file (queued ids are then trustworthy). */
@@ -259,6 +271,7 @@ export class SnapshotStore implements ModelStore {
       this.db.exec('DELETE FROM snapshot_models; DELETE FROM snapshot_blobs;');
       this.stmts.setMeta.run('checkpoint', 'null');
       this.stmts.setMeta.run('synced', '0');
+      this.stmts.setMeta.run('revisions_provisional', '0');
     })();
     this.synced = false;
   }

@@ -97,6 +97,35 @@ export class ModelState {
     this.store.clearModels();
   }
 
+  /**
+   * `full_replay: latest_then_history`: makes the provisional revisions of ids with a base exact —
+   * `count` events at or before the base (at least the base itself) plus those applied since
+   * (`revision − 1`) — in one store commit, which also clears a snapshot's provisional flag.
+   */
+  completeRevisions(
+    counts: ReadonlyMap<number, number>,
+    bases: ReadonlyMap<number, EventRef>,
+  ): number {
+    const upserts: StoreCommit['upserts'] = [];
+    for (const [id, base] of bases) {
+      const e = this.entries.get(id);
+      if (e === undefined || compareRefs(e.event, base) < 0) continue;
+      const count = Math.max(1, counts.get(id) ?? 0);
+      if (count === 1) continue;
+      const instance = e.deleted ? null : this.store.readInstance(id);
+      if (!e.deleted && instance === null) continue; // never drop bytes for a revision
+      upserts.push({ entry: { ...e, revision: e.revision + count - 1 }, instance });
+    }
+    this.store.commit({
+      upserts,
+      checkpoint: this.checkpointRef,
+      highWater: this.highWaterId,
+      revisionsProvisional: false,
+    });
+    for (const { entry } of upserts) this.entries.set(entry.instanceId, entry);
+    return upserts.length;
+  }
+
   /** True when the event was applied already (or is superseded for its id). */
   isApplied(ref: EventRef, instanceId: number | null): boolean {
     const e = instanceId === null ? undefined : this.entries.get(instanceId);

@@ -27,6 +27,11 @@ export interface StoreCommit {
   checkpoint: EventRef | null;
   /** Highest instance id known. */
   highWater: number;
+  /**
+   * Sets (true) or clears (false) the "revisions provisional" mark of `full_replay:
+   * latest_then_history` (a snapshot keeps it, so a restart before completion replays again).
+   */
+  revisionsProvisional?: boolean;
 }
 
 export interface ModelStore {
