@@ -24,12 +24,13 @@
  * answering queries.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
-import type { BackendContext } from '../src/backend/types.js';
+import type { Backend, BackendContext } from '../src/backend/types.js';
 import { modelRegisterEvent, tombstoneRegisterEvent } from '../src/backends/event/format.js';
 import { create } from '../src/backends/event.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
@@ -55,10 +56,13 @@ export interface Options {
   log: (line: string) => void;
 }
 
-function context(peer: { host: string; port: number }): BackendContext {
+function context(peer: { host: string; port: number }, lines?: string[]): BackendContext {
   return {
     name: 'bench',
-    logger: pino({ level: 'silent' }),
+    logger:
+      lines === undefined
+        ? pino({ level: 'silent' })
+        : pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }),
     metrics: new MetricsRegistry(),
     hat: createHatConnector({
       addresses: [{ host: peer.host, port: peer.port }],
@@ -173,6 +177,8 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
       peer.register([modelRegisterEvent(PREFIX, id * 7, 'bench.Model', blob(1024, 2))]);
     for (let id = 1; id <= deleted; id++)
       peer.register([tombstoneRegisterEvent(PREFIX, id * 11 + 1)]);
+    // Everything up to here: the entries a pruned time series drops (`prunedCases`).
+    const modelsEnd = peer.events.length;
     registerNoise(peer, Math.floor(o.noise / 100), NOISE);
     const live = o.models - deleted;
     // What Hat holds under the prefix: live models, and the sum of their exact revisions (the
@@ -319,6 +325,8 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
         `  ${row.case.padEnd(42)} ${row.ms.toFixed(0).padStart(7)} ms (peer queries ${row.peerMs.toFixed(0).padStart(6)} ms)  ${row.ratio.toFixed(2).padStart(6)}× baseline${exactNote}`,
       );
     }
+    rows.push(...(await standbyCases(peer, o)));
+    rows.push(...(await prunedCases(peer, modelsEnd, o, base, work)));
     return rows;
   } finally {
     await peer.close();
@@ -326,6 +334,234 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
     removeSnapshot(work);
     rmSync(o.dir, { recursive: true, force: true });
   }
+}
+
+/** Per model id under the prefix in Hat: its events (every server id) and the last payload. */
+function hatModels(peer: HatPeer): Map<number, { count: number; last: string | null }> {
+  const out = new Map<number, { count: number; last: string | null }>();
+  for (const e of peer.events) {
+    if (e.type.length !== PREFIX.length + 1 || e.type[0] !== PREFIX[0] || e.type[1] !== PREFIX[1])
+      continue;
+    const id = Number(e.type[PREFIX.length]);
+    const last = e.payload?.kind === 'json' ? e.payload.text : null;
+    out.set(id, { count: (out.get(id)?.count ?? 0) + 1, last });
+  }
+  return out;
+}
+
+function sha256OfPayload(text: string): string {
+  const v = JSON.parse(text) as { instance: string };
+  return createHash('sha256').update(Buffer.from(v.instance, 'base64')).digest('hex');
+}
+
+/** Aborts the bench unless `b` serves exactly Hat's models: live set, exact revisions, bytes. */
+async function assertExact(b: Backend, peer: HatPeer, what: string): Promise<void> {
+  const hat = hatModels(peer);
+  const models = await b.getModels();
+  const live = [...hat].filter(([, v]) => v.last !== null);
+  if (models.length !== live.length)
+    throw new Error(`${what}: ${models.length} live models, Hat holds ${live.length}`);
+  for (const m of models) {
+    const h = hat.get(m.instanceId);
+    if (h === undefined || h.last === null)
+      throw new Error(`${what}: model ${m.instanceId} is not live in Hat`);
+    if (m.revision !== h.count)
+      throw new Error(`${what}: model ${m.instanceId} revision ${m.revision}, Hat has ${h.count}`);
+    if (m.sha256 !== sha256OfPayload(h.last))
+      throw new Error(`${what}: model ${m.instanceId} bytes differ from Hat's`);
+  }
+}
+
+const statusCompleting = (b: Backend) => /completing history/.test(b.status().detail ?? '');
+
+/**
+ * Standby start and promotion (redundancy, issue 15 goal 3), in-process: an active backend keeps
+ * updating models (4 writers, disjoint ids, updates only) while a new standby without a snapshot
+ * starts (`whenReady`); right after it is ready the active is "killed" (its writers stop; what it
+ * acknowledged before is the acknowledged set) and the standby is promoted as
+ * `src/daemon/redundancy.ts` does: `sync()`, then writes. Measured: time to ready (ratio against
+ * the baseline of the same round), promotion → first plain write acknowledged, → first
+ * compare-and-set write acknowledged (waits for exact revisions). Checked, aborting the bench:
+ * every acknowledged write present, and revisions exact once the standby's history is complete.
+ */
+async function standbyCases(peer: HatPeer, o: Options): Promise<RecoveryRow[]> {
+  const active = create(
+    { module: 'x', model_prefix: PREFIX, full_replay: 'latest' },
+    context(peer),
+  );
+  await active.whenReady();
+  const ids = (await active.getModels()).map((m) => m.instanceId);
+  // Writers' ids and one id only the promoted standby writes (compare-and-set).
+  const casId = ids[0] as number;
+  const writerIds = ids.slice(1, 401);
+  const modes = ['history', 'latest_then_history'] as const;
+  const got = new Map<
+    string,
+    { ready: number[]; ratio: number[]; write: number[]; cas: number[]; writes: number[] }
+  >();
+  try {
+    for (let r = 0; r < o.rounds; r++) {
+      for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
+        const b0 = median([await baseline(peer), await baseline(peer), await baseline(peer)]);
+        let stop = false;
+        let killedAt = Number.POSITIVE_INFINITY;
+        const acked = new Map<number, { revision: number; sha256: string }>();
+        let seed = 1000 * r;
+        const writer = async (mine: number[]) => {
+          for (let i = 0; !stop; i++) {
+            const id = mine[i % mine.length] as number;
+            const res = await active.updateModel(id, 'bench.Model', blob(1024, ++seed));
+            if (performance.now() < killedAt)
+              acked.set(id, { revision: res.meta.revision, sha256: res.meta.sha256 });
+          }
+        };
+        const writers = [0, 1, 2, 3].map((k) => writer(writerIds.filter((_, i) => i % 4 === k)));
+        await new Promise((res) => setTimeout(res, 50));
+        const t0 = performance.now();
+        const standby = create(
+          { module: 'x', model_prefix: PREFIX, full_replay: mode },
+          context(peer),
+        );
+        try {
+          await standby.whenReady();
+          const readyMs = performance.now() - t0;
+          const completing = statusCompleting(standby);
+          // kill -9 of the active: nothing more is acknowledged to its clients.
+          stop = true;
+          killedAt = performance.now();
+          const k0 = killedAt;
+          await standby.sync?.();
+          const created = await standby.createModel('bench.Model', blob(1024, 7));
+          const writeMs = performance.now() - k0;
+          // A compare-and-set needs the exact revision: after latest_then_history's background
+          // read (reads serve a lower bound until then, and a CAS against it would conflict).
+          while (statusCompleting(standby)) await new Promise((res) => setTimeout(res, 2));
+          const cur = (await standby.getModels()).find((m) => m.instanceId === casId);
+          if (cur === undefined) throw new Error(`model ${casId} missing on the standby`);
+          await standby.updateModel(casId, 'bench.Model', blob(1024, ++seed), {
+            expectedRevision: cur.revision,
+          });
+          const casMs = performance.now() - k0;
+          await Promise.all(writers);
+          // Every write the active acknowledged before its death is on the promoted standby.
+          await standby.sync?.();
+          for (const [id, a] of acked) {
+            const m = await standby.getModel(id);
+            if (m === null || m.revision < a.revision)
+              throw new Error(
+                `${mode}: acknowledged write of model ${id} (rev ${a.revision}) lost`,
+              );
+            if (m.revision === a.revision && m.sha256 !== a.sha256)
+              throw new Error(`${mode}: model ${id} rev ${a.revision} has other bytes`);
+          }
+          while (statusCompleting(standby)) await new Promise((res) => setTimeout(res, 2));
+          await assertExact(standby, peer, `${mode} standby after promotion`);
+          if (created.meta.revision !== 1) throw new Error('the new model is not at revision 1');
+          const name = `standby start, ${mode}`;
+          const g = got.get(name) ?? { ready: [], ratio: [], write: [], cas: [], writes: [] };
+          g.ready.push(readyMs);
+          g.ratio.push(readyMs / b0);
+          g.write.push(writeMs);
+          g.cas.push(casMs);
+          g.writes.push(acked.size);
+          got.set(name, g);
+          if (r === 0)
+            o.log(
+              `    (${mode}: standby ready while ${completing ? 'completing history' : 'exact'}; ${acked.size} models updated by the active before its death)`,
+            );
+        } finally {
+          stop = true;
+          await Promise.allSettled(writers);
+          await standby.close();
+        }
+      }
+    }
+  } finally {
+    await active.close();
+  }
+  const rows: RecoveryRow[] = [];
+  for (const [name, g] of got) {
+    const row: RecoveryRow = { case: name, ms: median(g.ready), peerMs: 0, ratio: median(g.ratio) };
+    rows.push(row);
+    o.log(
+      `  ${name.padEnd(42)} ${row.ms.toFixed(0).padStart(7)} ms  ${row.ratio.toFixed(2).padStart(6)}× baseline; promoted: plain write after ${median(g.write).toFixed(0)} ms, compare-and-set after ${median(g.cas).toFixed(0)} ms (acknowledged writes all present, revisions exact)`,
+    );
+  }
+  return rows;
+}
+
+/**
+ * A snapshot older than what the time series still holds: the peer's partitions drop their
+ * oldest entries (LMDB's `limit`) up to and including the last model event before the snapshot
+ * (`modelsEnd`: every create, the 10 % updates and 1 % deletes are then only in `latest`, the
+ * snapshot's checkpoint too unless `latest` holds it); the 50 delta updates after it stay. Once, at the end (pruning is for good). Each case: ready (ratio against
+ * the baseline), how it recovered, and the models checked against Hat's latest (revisions are
+ * then lower bounds: the history they counted is gone).
+ */
+async function prunedCases(
+  peer: HatPeer,
+  modelsEnd: number,
+  o: Options,
+  base: string,
+  work: string,
+): Promise<RecoveryRow[]> {
+  peer.pruneTimeseries(modelsEnd);
+  const hat = hatModels(peer);
+  const live = [...hat.values()].filter((v) => v.last !== null).length;
+  const cases = [
+    { name: 'pruned: old snapshot, history', conf: {}, snapshot: true },
+    {
+      name: 'pruned: old snapshot, latest_then_history',
+      conf: { full_replay: 'latest_then_history' },
+      snapshot: true,
+    },
+    { name: 'pruned: no snapshot, history', conf: {}, snapshot: false },
+  ];
+  const rows: RecoveryRow[] = [];
+  for (const c of cases) {
+    const b0 = median([await baseline(peer), await baseline(peer), await baseline(peer)]);
+    if (c.snapshot) copySnapshot(base, work);
+    const lines: string[] = [];
+    const t0 = performance.now();
+    const b = create(
+      {
+        module: 'x',
+        model_prefix: PREFIX,
+        ...c.conf,
+        ...(c.snapshot ? { snapshot: { path: work } } : {}),
+      },
+      context(peer, lines),
+    );
+    try {
+      await b.whenReady();
+      const ms = performance.now() - t0;
+      while (statusCompleting(b)) await new Promise((res) => setTimeout(res, 2));
+      const completeMs = performance.now() - t0;
+      const models = await b.getModels();
+      if (models.length !== live)
+        throw new Error(`${c.name}: ${models.length} live models, Hat holds ${live}`);
+      for (const m of models) {
+        const h = hat.get(m.instanceId);
+        if (h?.last == null || m.sha256 !== sha256OfPayload(h.last) || m.revision > h.count)
+          throw new Error(`${c.name}: model ${m.instanceId} differs from Hat's latest`);
+      }
+      const rec = lines
+        .map(
+          (l) => JSON.parse(l) as { msg: string; mode?: string; via?: string; rebuilt?: boolean },
+        )
+        .filter((l) => /recovered from Hat/.test(l.msg))
+        .at(-1);
+      const row: RecoveryRow = { case: c.name, ms, peerMs: 0, ratio: ms / b0, completeMs };
+      rows.push(row);
+      o.log(
+        `  ${c.name.padEnd(42)} ${ms.toFixed(0).padStart(7)} ms  ${row.ratio.toFixed(2).padStart(6)}× baseline  (${rec?.mode} via ${rec?.via}${rec?.rebuilt ? ', rebuilt' : ''}; revisions settled after ${completeMs.toFixed(0)} ms; no model lost)`,
+      );
+    } finally {
+      await b.close();
+      if (c.snapshot) removeSnapshot(work);
+    }
+  }
+  return rows;
 }
 
 function parseArgs(argv: string[]): Options {

@@ -121,9 +121,10 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
     const autoBytes = proxy.receivedBytes - bytes0;
     try {
       const rec = recovered(ctx);
+      // received: the 31 prefix events, then the `latest` check (one event per id, 20 ids).
       assert.deepEqual(
         [rec.mode, rec.via, rec.events, rec.received],
-        ['history', 'timeseries', 31, 31],
+        ['history', 'timeseries', 31, 51],
       );
       assert.equal(
         metricValue(ctx, 'event_recovery_received_events_total', 'query="timeseries"'),
@@ -320,7 +321,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
     }
   });
 
-  it('two server ids: auto replays and catches up both; server follows one (documented)', async () => {
+  it('two server ids: auto replays and catches up both; server follows one, the latest check completes it', async () => {
     peer.resetStore();
     const { dir, remove } = tempDir();
     const snapshot = { path: join(dir, 'event.db') };
@@ -355,15 +356,20 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
         await b.close();
       }
 
-      // catch_up: server follows the server id that wrote last (2): server 1's models are missed.
+      // catch_up: server follows the server id that wrote last (2) and misses server 1's models;
+      // the `latest` check after the replay sees it and rebuilds from `latest` (revisions of
+      // server 1's models then count only what server 2's history holds: lower bounds).
       const ctx3 = peerContext(peer);
       b = await openBackend(ctx3, { catch_up: 'server' });
       try {
-        assert.equal(recovered(ctx3).via, 'server');
+        assert.deepEqual(
+          [recovered(ctx3).mode, recovered(ctx3).via, recovered(ctx3).rebuilt],
+          ['latest_then_history', 'latest', true],
+        );
         assert.deepEqual(
           (await b.getModels()).map((m) => m.instanceId),
-          [1, 3],
-          "only server 2's models",
+          [1, 2, 3, 5],
+          "both servers' models",
         );
       } finally {
         await b.close();

@@ -150,6 +150,13 @@ export interface HatPeer {
   start(): Promise<void>;
   /** Forgets all events; sessions restart at 1 (a Hat database reset). */
   resetStore(): void;
+  /**
+   * Drops the oldest `n` entries of every time-series partition (by its order), as LMDB's
+   * partition `limit` does. `latest` keeps its table; like LMDB's reference db, a server query
+   * then sees an event only while a partition or the `latest` table still holds it. Returns the
+   * events no longer held anywhere.
+   */
+  pruneTimeseries(n: number): number;
   /** Answer register requests with `failure` (nothing registered). */
   failRegisters(on: boolean): void;
   /** Stop reading and answering anything (pings included), or resume. */
@@ -247,6 +254,8 @@ class Peer implements HatPeer {
 
   private store: Event[] = [];
   private walkedEntries = 0;
+  /** Per store index: how many time-series partitions hold it (pruning lowers it). */
+  private heldBy: number[] = [];
   /** The stored events encoded (index = position in `store`): what a walk decodes. */
   private encoded = new EncodedEvents();
   /** The time-series partitions (store indices by key), as configured. */
@@ -398,6 +407,7 @@ class Peer implements HatPeer {
     this.encoded = new EncodedEvents();
     this.partitions = this.partitions.map((p) => new PartitionIndex(p.orderBy, p.types));
     this.byId = new IdIndex();
+    this.heldBy = [];
     this.storedIds = new Set();
     this.flushedCount = 0;
     this.latest = new Map();
@@ -407,6 +417,28 @@ class Peer implements HatPeer {
     this.pendingFlush = [];
     this.engineStarted = false;
     if (this.currentStatus === 'operational') this.startEngine();
+  }
+
+  pruneTimeseries(n: number): number {
+    let gone = 0;
+    for (const p of this.partitions)
+      for (const index of p.dropOldest(n)) {
+        const held = (this.heldBy[index] ?? 1) - 1;
+        this.heldBy[index] = held;
+        if (held === 0 && !this.inLatest(index)) gone++;
+      }
+    return gone;
+  }
+
+  /** Whether the `latest` table holds the stored event at `index`. */
+  private inLatest(index: number): boolean {
+    const e = this.store[index] as Event;
+    return this.latest.get(typeKey(e.type)) === e;
+  }
+
+  /** Whether a server query still finds the stored event at `index` (LMDB's reference db). */
+  private referenced(index: number): boolean {
+    return (this.heldBy[index] ?? 0) > 0 || this.inLatest(index);
   }
 
   failRegisters(on: boolean): void {
@@ -547,7 +579,9 @@ class Peer implements HatPeer {
       const index = this.store.length;
       this.store.push(e);
       this.encoded.add(encodeEventsNotify([e]));
-      for (const p of this.partitions) p.add(this.store, index);
+      let held = 0;
+      for (const p of this.partitions) if (p.add(this.store, index)) held++;
+      this.heldBy[index] = held;
       this.byId.add(this.store, index);
       this.storedIds.add(idKey(e.id));
       if (!matchesAny(e.type, this.opts.latestSubscriptions)) continue;
@@ -841,6 +875,7 @@ class Peer implements HatPeer {
     // Seek to lastEventId in the reference db, then walk that server's events (every type).
     for (const index of this.byId.walkServer(this.store, p.serverId, p.lastEventId)) {
       if (p.persisted && index >= this.flushedCount) continue;
+      if (!this.referenced(index)) continue;
       this.read(index);
       out.push(this.store[index] as Event);
       if (out.length > max) break;
@@ -931,9 +966,10 @@ class PartitionIndex {
     return this.orderBy === 'timestamp' ? e.timestamp : e.sourceTimestamp;
   }
 
-  add(store: readonly Event[], index: number): void {
+  /** Adds the entry if this partition holds its type; true if added. */
+  add(store: readonly Event[], index: number): boolean {
     const e = store[index] as Event;
-    if (this.keyOf(e) === null || !matchesAny(e.type, this.types)) return;
+    if (this.keyOf(e) === null || !matchesAny(e.type, this.types)) return false;
     insertSorted(this.entries, index, (a, b) => {
       const x = store[a] as Event;
       const y = store[b] as Event;
@@ -942,6 +978,12 @@ class PartitionIndex {
         compareEventIds(x.id, y.id)
       );
     });
+    return true;
+  }
+
+  /** Drops the `n` oldest entries (LMDB's partition `limit`); returns their store indices. */
+  dropOldest(n: number): number[] {
+    return this.entries.splice(0, Math.min(n, this.entries.length));
   }
 
   /** Store indices from `from` to `to` (inclusive, null: unbounded) in `order`, lazily. */

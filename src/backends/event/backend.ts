@@ -376,6 +376,8 @@ export class EventBackend implements Backend {
           this.applyEvents(events, () => 'remote', scannedUpTo);
         },
         rebuild: () => this.rebuild(),
+        prefix: this.config.modelPrefix,
+        appliedEvent: (id) => this.state.get(id)?.event,
         progress: (n) => {
           this.recoveryProgress = n;
           this.metrics.recoveryEvents.set(n);
@@ -513,7 +515,9 @@ export class EventBackend implements Backend {
 
   /** Forgets the state before a rebuild from Hat; models that are gone are announced after it. */
   private rebuild(): void {
-    this.rebuildBefore = this.state.allEntries().filter((e) => !e.deleted);
+    // A recovery may rebuild twice (a lost checkpoint, then a pruned time series): clients saw
+    // the state before the first.
+    this.rebuildBefore ??= this.state.allEntries().filter((e) => !e.deleted);
     this.completion.drop();
     this.state.reset();
   }

@@ -9,6 +9,10 @@
  *   prefix's whole history, so revisions (events per id) are exact. If nothing holds it in a time
  *   series, or with `full_replay: latest`: one `latest` query (AIMM's startup scan; one message
  *   holds every model; Hat's LMDB `latest` covers only the types in its `latest.subscriptions`).
+ * - After a `history` replay, one `latest` query checks it: a model whose newest event (older than
+ *   the last event read) was not applied means the history read was incomplete (a pruned time
+ *   series, a partition holding part of the prefix, one server id's `server` pages): rebuild from
+ *   that `latest` answer and count the revisions in the background (`latest_then_history`).
  *
  * Both read the history the way `catch_up` says (`history-pages.ts`):
  * - `timeseries`: a type-filtered timeseries query — only the prefix's events cross the wire, of
@@ -20,10 +24,11 @@
  *   oldest event is not younger than it), else `server`.
  */
 import type { Logger } from 'pino';
-import type { Event, EventerClient } from '../../hat/eventer/common.js';
+import type { Event, EventerClient, Timestamp } from '../../hat/eventer/common.js';
 import { matchesAny, serverQuery } from '../../hat/eventer/common.js';
 import type { CatchUpMode } from './config.js';
-import { type EventRef, refKey, refOf } from './event-ref.js';
+import { compareRefs, type EventRef, refKey, refOf } from './event-ref.js';
+import { decodeModelEvent, parseInstanceId } from './format.js';
 import {
   type PageReaderDeps,
   type PagesRead,
@@ -64,6 +69,12 @@ export interface RecoveryDeps {
   apply(events: Event[], scannedUpTo: EventRef | null): void;
   /** Forgets the state before a rebuild (reason for the log). */
   rebuild(reason: string): void;
+  /**
+   * The model prefix and the event the state applied last for an id: with both, a `history`
+   * replay is checked against `latest` (a pruned time series lacks part of the history).
+   */
+  prefix?: readonly string[];
+  appliedEvent?(instanceId: number): EventRef | undefined;
   progress(eventsSoFar: number): void;
   /** Events received by each query (for metrics); optional. */
   received?(kind: QueryKind, events: number): void;
@@ -128,8 +139,40 @@ export async function recover(d: RecoveryDeps): Promise<RecoveryReport> {
     }
   }
   if (d.history) {
-    const res = await replayHistory(d, r);
-    if (res !== null) return { mode: 'history', ...res, rebuilt, received };
+    // The newest timestamp the replay read: `latest` events after it were written meanwhile and
+    // come as notifications (held by the intake until recovery is done), so only older ones count.
+    let end: Timestamp | null = null;
+    const apply: RecoveryDeps['apply'] = (events, scannedUpTo) => {
+      for (const e of events)
+        if (end === null || compareTimestamps(e.timestamp, end) > 0) end = e.timestamp;
+      d.apply(events, scannedUpTo);
+    };
+    const res = await replayHistory({ ...d, apply }, { ...r, apply });
+    if (res !== null) {
+      const gap = end === null ? null : await historyGap(d, r, end);
+      if (gap === null) return { mode: 'history', ...res, rebuilt, received };
+      // A pruned time series (LMDB's partition `limit`): models whose newest event it lacks would
+      // be missing or stale. Start over from `latest` and count what the series still holds in
+      // the background, as latest_then_history does.
+      const reason = `the time series lacks the newest event of ${gap.missing} models (pruned?): their history is incomplete`;
+      d.logger.warn(
+        { models: gap.missing },
+        `event backend: ${reason}; rebuilding from the latest query, revisions counted from what the time series still holds`,
+      );
+      d.rebuild(reason);
+      d.provisional?.();
+      d.apply(gap.latest, null);
+      d.progress(gap.latest.length);
+      return {
+        mode: 'latest_then_history',
+        via: 'latest',
+        rebuilt: true,
+        events: gap.latest.length,
+        received,
+        pages: res.pages + 1,
+        bases: gap.latest,
+      };
+    }
     d.logger.info('event backend: no time series holds the prefix; falling back to a latest query');
   }
   // AIMM's startup scan: the latest event of every type under the prefix, in one message.
@@ -243,6 +286,38 @@ export async function replayHistory(d: RecoveryDeps, r: PageReaderDeps): Promise
   if (server === undefined) return null;
   const res = await readServerPages(r, server, null);
   return { events: res.events, pages: res.pages + 1, via: 'server' };
+}
+
+function compareTimestamps(a: Timestamp, b: Timestamp): number {
+  return Number(a.s) - Number(b.s) || a.us - b.us;
+}
+
+/**
+ * After a `history` replay: the `latest` answer when some model's newest event (a well-formed
+ * model event or tombstone) older than the newest event the replay read (`end`) is not what the
+ * state applied for its id — the time series lacks it, so the replay missed the model, its update
+ * or its delete — else null. One `latest` query.
+ */
+async function historyGap(
+  d: RecoveryDeps,
+  r: PageReaderDeps,
+  end: Timestamp,
+): Promise<{ latest: Event[]; missing: number } | null> {
+  const prefix = d.prefix;
+  const appliedEvent = d.appliedEvent;
+  if (prefix === undefined || appliedEvent === undefined) return null;
+  const latest = await query(r, { kind: 'latest', eventTypes: d.subscription }, 'latest check');
+  let missing = 0;
+  for (const e of latest.events) {
+    const parsed = parseInstanceId(prefix, e.type);
+    if (!('id' in parsed)) continue;
+    const applied = appliedEvent(parsed.id);
+    if (applied !== undefined && compareRefs(applied, refOf(e)) >= 0) continue;
+    if (compareTimestamps(e.timestamp, end) >= 0) continue; // written after the replay read
+    // Not applied: the series lacks it, unless it is malformed (never applied). Decoded only here.
+    if (decodeModelEvent(prefix, e).kind !== 'malformed') missing++;
+  }
+  return missing === 0 ? null : { latest: latest.events, missing };
 }
 
 /** The oldest event under the prefix in the time series Hat answers from (undefined: none). */
