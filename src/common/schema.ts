@@ -171,10 +171,10 @@ function toIssue(e: ErrorObject, basePath: string): ConfigIssue {
           )
         : null;
     // YAML reads `framing: 0.7` as a number: the allowed value is the string.
-    const unquoted =
-      typeof e.data !== 'string' && allowed.includes(String(e.data))
-        ? `; quote it: "${String(e.data)}"`
-        : '';
+    // (Only for numbers and booleans: an object from the file may not even convert to a string.)
+    const scalar =
+      typeof e.data === 'number' || typeof e.data === 'boolean' ? String(e.data) : null;
+    const unquoted = scalar !== null && allowed.includes(scalar) ? `; quote it: "${scalar}"` : '';
     message =
       `must be one of ${allowed.map((a) => show(a)).join(', ')}, not ${show(e.data)}` +
       (near === null ? unquoted : `; did you mean ${show(near)}?`);
@@ -198,8 +198,14 @@ function hintOf(schema: unknown): string | null {
   return typeof h === 'string' ? h.trim() : null;
 }
 
+/** A value for a message; never throws, whatever the file held. */
 function show(v: unknown): string {
-  return typeof v === 'string' ? `'${v}'` : (JSON.stringify(v) ?? String(v));
+  if (typeof v === 'string') return `'${v}'`;
+  try {
+    return JSON.stringify(v) ?? typeof v;
+  } catch {
+    return kindOf(v);
+  }
 }
 
 function article(type: string): string {

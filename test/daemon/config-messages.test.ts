@@ -34,6 +34,19 @@ describe('config error messages', () => {
     ]);
   });
 
+  test('a value that does not convert to a string still gets a message (found by the fuzz)', async () => {
+    const got = await lines({
+      backend: event,
+      hat: { eventer_server: { host: '127.0.0.1', port: 23012 } },
+      control: [{ ...juggler, framing: { toString: {} } }],
+      log: { level: Object.create(null) },
+    });
+    assert.deepEqual(got.sort(), [
+      "$.control[0].framing: must be one of 'auto', '0.6', '0.7', not {\"toString\":{}} (rule: enum)",
+      "$.log.level: must be one of 'trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent', not {} (rule: enum)",
+    ]);
+  });
+
   test("eventer_server: '127.0.0.1:23012' is one line: an address is {host, port}", async () => {
     const one = await lines({
       backend: event,
