@@ -6,11 +6,9 @@
  *   MonitorComponent and raw connections.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import { dirname, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseMonitorAddress } from '../../src/cli/hat-format.js';
 import { Connection } from '../../src/hat/chatter/connection.js';
 import {
@@ -23,33 +21,8 @@ import {
   type ServerMsg,
 } from '../../src/hat/monitor/index.js';
 import { type MonitorPeer, startMonitorPeer } from '../peer/monitor-peer.js';
+import { cli, MAIN } from './cli-run.js';
 import { isFrame, loadMonitorConversation, unhex } from './monitor-vectors.js';
-
-const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolvePromise) => {
-    const child = execFile(
-      process.execPath,
-      [MAIN, 'hat', ...args],
-      { timeout: 15_000 },
-      (err, stdout, stderr) => {
-        resolvePromise({
-          code: err ? ((err as { code?: number }).code ?? null) : 0,
-          stdout,
-          stderr,
-        });
-      },
-    );
-    child.stdin?.end();
-  });
-}
 
 interface Running {
   child: ChildProcess;

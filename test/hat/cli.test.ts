@@ -1,41 +1,14 @@
 /** `aimm-store hat ...` end to end: the compiled CLI as a child process against the test peer. */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Event } from '../../src/hat/eventer/common.js';
 import { type HatPeer, startHatPeer } from '../peer/hat-peer.js';
-
-const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], input?: Buffer): Promise<Run> {
-  return new Promise((resolvePromise) => {
-    const child = execFile(
-      process.execPath,
-      [MAIN, 'hat', ...args],
-      { timeout: 15_000 },
-      (err, stdout, stderr) => {
-        resolvePromise({
-          code: err ? ((err as { code?: number }).code ?? null) : 0,
-          stdout,
-          stderr,
-        });
-      },
-    );
-    if (input !== undefined) child.stdin?.end(input);
-    else child.stdin?.end();
-  });
-}
+import { cli, MAIN } from './cli-run.js';
 
 const lines = (text: string) => text.split('\n').filter((l) => l !== '');
 
