@@ -31,7 +31,7 @@ import type { BackendContext } from '../src/backend/types.js';
 import { modelRegisterEvent } from '../src/backends/event/format.js';
 import { create } from '../src/backends/event.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
-import type { QueryParams, QueryResult, RegisterEvent } from '../src/hat/eventer/common.js';
+import type { RegisterEvent } from '../src/hat/eventer/common.js';
 import { createHatConnector } from '../src/hat/eventer/connector.js';
 import {
   copySnapshot,
@@ -40,7 +40,7 @@ import {
   startRecordingProxy,
 } from '../test/event-backend/support.js';
 import { type HatPeer, startHatPeer } from '../test/peer/hat-peer.js';
-import { registerNoise } from './noise.js';
+import { registerNoise, timePeerQueries } from './peer-load.js';
 import { median } from './stats.js';
 
 const PREFIX = ['bench', 'model'];
@@ -202,22 +202,6 @@ export async function runWrites(o: Options): Promise<WriteRow[]> {
 }
 
 // ---- 2. restart --------------------------------------------------------------------------------
-
-/** Measures the time the in-process peer spends answering queries. */
-function timePeerQueries(peer: HatPeer): { ms: number } {
-  const acc = { ms: 0 };
-  const p = peer as unknown as { query(params: QueryParams): QueryResult };
-  const original = p.query.bind(peer);
-  p.query = (params) => {
-    const t0 = performance.now();
-    try {
-      return original(params);
-    } finally {
-      acc.ms += performance.now() - t0;
-    }
-  };
-  return acc;
-}
 
 export interface RestartRow {
   models: number;

@@ -34,11 +34,11 @@ import type { Backend, BackendContext } from '../src/backend/types.js';
 import { modelRegisterEvent, tombstoneRegisterEvent } from '../src/backends/event/format.js';
 import { create } from '../src/backends/event.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
-import type { QueryParams, QueryResult, RegisterEvent } from '../src/hat/eventer/common.js';
+import type { RegisterEvent } from '../src/hat/eventer/common.js';
 import { createHatConnector } from '../src/hat/eventer/connector.js';
 import { copySnapshot, removeSnapshot } from '../test/event-backend/support.js';
 import { type HatPeer, startHatPeer } from '../test/peer/hat-peer.js';
-import { registerNoise } from './noise.js';
+import { registerNoise, timePeerQueries } from './peer-load.js';
 
 /** 1000 devices in batches of 2000. */
 const NOISE = { devices: 1000, batch: 2000 };
@@ -76,22 +76,6 @@ function blob(size: number, seed: number): Uint8Array {
   for (let j = 0; j + 4 <= size; j += 4)
     b.writeUInt32LE((Math.imul(j + 1, 2654435761) ^ seed) >>> 0, j);
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
-
-/** The peer's own time answering queries (it runs in this process). */
-function timePeerQueries(peer: HatPeer): { ms: number } {
-  const acc = { ms: 0 };
-  const p = peer as unknown as { query(params: QueryParams): QueryResult };
-  const original = p.query.bind(peer);
-  p.query = (params) => {
-    const t0 = performance.now();
-    try {
-      return original(params);
-    } finally {
-      acc.ms += performance.now() - t0;
-    }
-  };
-  return acc;
 }
 
 /** AIMM's start: one `latest` query, every payload's JSON and base64 decoded. */
