@@ -123,20 +123,8 @@ export async function recover(d: RecoveryDeps): Promise<RecoveryReport> {
   }
   if (d.history && d.latestFirst === true) {
     const latest = await query(r, { kind: 'latest', eventTypes: d.subscription }, 'latest query');
-    if (latest.events.length > 0) {
-      d.provisional?.();
-      d.apply(latest.events, null);
-      d.progress(latest.events.length);
-      return {
-        mode: 'latest_then_history',
-        via: 'latest',
-        rebuilt,
-        events: latest.events.length,
-        received,
-        pages: 1,
-        bases: latest.events,
-      };
-    }
+    if (latest.events.length > 0)
+      return { ...startFromLatest(d, latest.events), rebuilt, received, pages: 1 };
   }
   if (d.history) {
     // The newest timestamp the replay read: `latest` events after it were written meanwhile and
@@ -160,18 +148,7 @@ export async function recover(d: RecoveryDeps): Promise<RecoveryReport> {
         `event backend: ${reason}; rebuilding from the latest query, revisions counted from what the time series still holds`,
       );
       d.rebuild(reason);
-      d.provisional?.();
-      d.apply(gap.latest, null);
-      d.progress(gap.latest.length);
-      return {
-        mode: 'latest_then_history',
-        via: 'latest',
-        rebuilt: true,
-        events: gap.latest.length,
-        received,
-        pages: res.pages + 1,
-        bases: gap.latest,
-      };
+      return { ...startFromLatest(d, gap.latest), rebuilt: true, received, pages: res.pages + 1 };
     }
     d.logger.info('event backend: no time series holds the prefix; falling back to a latest query');
   }
@@ -286,6 +263,20 @@ export async function replayHistory(d: RecoveryDeps, r: PageReaderDeps): Promise
   if (server === undefined) return null;
   const res = await readServerPages(r, server, null);
   return { events: res.events, pages: res.pages + 1, via: 'server' };
+}
+
+/**
+ * `latest_then_history`'s start: the state is marked provisional and takes each model's newest
+ * event as its base; the history is counted in the background (`revision-completion.ts`).
+ */
+function startFromLatest(
+  d: RecoveryDeps,
+  latest: Event[],
+): Pick<RecoveryReport, 'mode' | 'via' | 'events' | 'bases'> {
+  d.provisional?.();
+  d.apply(latest, null);
+  d.progress(latest.length);
+  return { mode: 'latest_then_history', via: 'latest', events: latest.length, bases: latest };
 }
 
 function compareTimestamps(a: Timestamp, b: Timestamp): number {
