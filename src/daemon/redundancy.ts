@@ -19,7 +19,7 @@
  * Published monitor data: `{name, role, juggler, http}` (addresses as URLs, null when absent).
  */
 import type { Logger } from 'pino';
-import { map } from 'rxjs';
+import { filter, firstValueFrom, map } from 'rxjs';
 import { type Backend, BackendError } from '../backend/types.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import type { RedundancyStatus } from '../controls/types.js';
@@ -162,10 +162,15 @@ export class Redundancy {
     this.component.setReady(ready);
   }
 
-  /** Resolves once this daemon no longer acts as the active one (nor is becoming it). */
+  /**
+   * Resolves once this daemon no longer acts as the active one (nor is becoming it): the
+   * component's runner, whose stop ends our activity, has stopped.
+   */
   async release(): Promise<void> {
     this.component.setReady(false);
-    while (this.active || this.component.state.active) await new Promise((r) => setTimeout(r, 10));
+    await firstValueFrom(this.component.state$.pipe(filter((s) => !s.active)), {
+      defaultValue: null,
+    });
   }
 
   status(): RedundancyStatus {
