@@ -7,6 +7,7 @@
  * it can say "this is a Hat port" instead of waiting out the handshake timeout.
  */
 import { connect as netConnect, type Socket } from 'node:net';
+import { formatAddress } from '../common/address.js';
 import { FrameReader } from '../hat/chatter/framing.js';
 import { decodeBody, encodeFrame, PING, PONG } from '../hat/chatter/message.js';
 
@@ -48,7 +49,7 @@ export function hostPort(url: string): { host: string; port: number; text: strin
   const u = new URL(url);
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   const port = u.port === '' ? (u.protocol === 'wss:' ? 443 : 80) : Number(u.port);
-  return { host, port, text: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}` };
+  return { host, port, text: formatAddress({ host, port }) };
 }
 
 export interface FailureFacts {

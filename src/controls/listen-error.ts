@@ -6,6 +6,7 @@
  * aimm-store answers there, so that the message can say so instead of guessing.
  */
 import { request } from 'node:http';
+import { formatAddress } from '../common/address.js';
 
 export type ControlKind = 'juggler' | 'http';
 
@@ -23,17 +24,13 @@ export class ListenError extends Error {
     code: string | undefined,
     why: string,
   ) {
-    super(`${control} control cannot listen on ${formatHostPort(host, port)}: ${why}`);
+    super(`${control} control cannot listen on ${formatAddress({ host, port })}: ${why}`);
     this.name = 'ListenError';
     this.control = control;
     this.host = host;
     this.port = port;
     this.code = code;
   }
-}
-
-export function formatHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** The {@link ListenError} for `err`, the failure of `listen(port, host)`. */

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { Subscription } from 'rxjs';
 import type { LoadedBackend } from '../backend/loader.js';
 import type { Backend, BackendStatus, HatConnector } from '../backend/types.js';
+import { formatAddress } from '../common/address.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import type { Control, DaemonStatus } from '../controls/types.js';
 import type { DaemonConfig, LoadedControl } from './config.js';
@@ -263,8 +264,7 @@ function endpointsOf(
     const i = loaded.findIndex((c) => c.conf.module.endsWith(`/controls/${kind}`));
     const address = i < 0 ? undefined : started[i]?.address;
     if (address === undefined) return null;
-    const host = address.host.includes(':') ? `[${address.host}]` : address.host;
-    return `${scheme}://${host}:${address.port}/`;
+    return `${scheme}://${formatAddress(address)}/`;
   };
   return { juggler: url('ws', 'juggler'), http: url('http', 'http') };
 }

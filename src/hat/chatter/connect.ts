@@ -1,17 +1,9 @@
 /** Opening the TCP socket a chatter connection runs over, with typed errors and a timeout. */
 import { connect as netConnect, type Socket } from 'node:net';
+import { type Address, formatAddress } from '../../common/address.js';
 import { ConnectError } from './errors.js';
 
-export interface Address {
-  host: string;
-  port: number;
-}
-
-export function formatAddress(address: Address): string {
-  return address.host.includes(':')
-    ? `[${address.host}]:${address.port}`
-    : `${address.host}:${address.port}`;
-}
+export { type Address, formatAddress };
 
 /**
  * Opens a TCP connection. Rejects with {@link ConnectError}: `connect_failed` (refused,
