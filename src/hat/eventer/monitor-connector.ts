@@ -22,7 +22,7 @@ import type { ComponentInfo } from '../monitor/common.js';
 import { isActive } from '../monitor/common.js';
 import { connect } from './client.js';
 import type { EventerClient } from './common.js';
-import type { HatConnectorConnectOptions } from './connector.js';
+import type { HatConnectorConnectOptions, HatConnectorOptions } from './connector.js';
 
 export interface EventServerInfo {
   serverId: number;
@@ -99,19 +99,14 @@ function parseServerData(
   };
 }
 
-export interface MonitorHatConnectorOptions {
+/** The fixed-address connector's options, less the addresses: the monitor gives the server. */
+export interface MonitorHatConnectorOptions extends Omit<HatConnectorOptions, 'addresses'> {
   /** The monitor's component list (null while the monitor is not connected). */
   components$: Observable<readonly ComponentInfo[] | null>;
   /** `monitor_component.event_server_group`. */
   serverGroup: string;
-  clientName: string;
-  clientToken?: string | null;
-  pingDelay?: number;
-  pingTimeout?: number;
   /** Ms to wait for a selected server plus its TCP connect and init (default 10000). */
   connectTimeout?: number;
-  maxFrameSize?: number;
-  checkJson?: boolean;
   /** Called when the selection changes (also to none), with why there is none. */
   onSelection?: (selection: EventServerSelection) => void;
 }
