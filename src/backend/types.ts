@@ -94,6 +94,20 @@ export interface Backend {
   ): Promise<WriteResult>;
   /** Deletes a model; `not_found` if it does not exist. Its id is never reused. */
   deleteModel(instanceId: number, options?: WriteOptions): Promise<DeleteResult>;
+  /**
+   * Optional: stores a new model at an id the caller chose (HTTP `PUT /models/{id}` of a new id,
+   * an import that keeps ids). Fails with `revision_conflict` when the id holds a model, was ever
+   * used (deleted ids are never reused) or — for backends that cannot tell every id ever used —
+   * might have been; the message says which. Ids the backend allocates afterwards lie past it.
+   * The result is a `created` change with revision 1 (or, where the backend counts revisions of
+   * an id across deletes, the next one).
+   */
+  createModelAt?(instanceId: number, modelType: string, instance: Uint8Array): Promise<WriteResult>;
+  /**
+   * Optional: the largest instance (bytes) this backend stores; larger writes fail with
+   * `too_large`. Controls use it to refuse an oversized upload before reading it.
+   */
+  readonly maxInstanceBytes?: number;
   /** Every change, local or remote, after it is acknowledged/applied. Hot; never errors or completes before close. */
   readonly changes$: Observable<ModelChange>;
   /** Current readiness for /readyz and systemd. */

@@ -29,6 +29,12 @@ export type WriteGate = () => BackendError | null;
 
 export class ServedBackend implements Backend {
   readonly changes$: Observable<ModelChange>;
+  /** Present when the backend has it; counted as `create` and gated like every write. */
+  readonly createModelAt?: (
+    instanceId: number,
+    modelType: string,
+    instance: Uint8Array,
+  ) => Promise<WriteResult>;
   private readonly ready: Promise<void>;
   private rejectWaiters: ((err: Error) => void) | null = null;
   private stopping = false;
@@ -45,6 +51,11 @@ export class ServedBackend implements Backend {
     metrics: MetricsRegistry,
   ) {
     this.changes$ = inner.changes$;
+    const createAt = inner.createModelAt?.bind(inner);
+    if (createAt !== undefined) {
+      this.createModelAt = (instanceId, modelType, instance) =>
+        this.run('create', () => createAt(instanceId, modelType, instance));
+    }
     this.operations = metrics.counter(
       'operations_total',
       'Backend operations requested by clients, by operation and result (ok or error code)',
@@ -84,6 +95,11 @@ export class ServedBackend implements Backend {
 
   deleteModel(instanceId: number, options?: WriteOptions): Promise<DeleteResult> {
     return this.run('delete', () => this.inner.deleteModel(instanceId, options));
+  }
+
+  /** The backend's own limit, when it tells. */
+  get maxInstanceBytes(): number | undefined {
+    return this.inner.maxInstanceBytes;
   }
 
   status(): BackendStatus {

@@ -161,6 +161,31 @@ describe('the write gate (a redundant daemon’s role)', () => {
     assert.equal((await served.updateModel(1, 't', bytes)).meta.revision, 2);
   });
 
+  test('createModelAt and maxInstanceBytes pass through; the gate refuses createModelAt', async () => {
+    const inner = new MemoryBackend();
+    Object.defineProperty(inner, 'maxInstanceBytes', { value: 1234 });
+    const metrics = new MetricsRegistry();
+    const served = new ServedBackend(inner, metrics);
+    assert.equal(served.maxInstanceBytes, 1234);
+    assert.ok(served.createModelAt !== undefined);
+    let open = false;
+    served.setWriteGate(() => (open ? null : new BackendError('not_active', 'a standby')));
+    await assert.rejects(
+      served.createModelAt(7, 't', bytes),
+      (e: unknown) => e instanceof BackendError && e.code === 'not_active',
+    );
+    assert.equal(await served.getModel(7), null, 'nothing was written');
+    open = true;
+    assert.equal((await served.createModelAt(7, 't', bytes)).meta.instanceId, 7);
+    assert.match(metrics.render(), /operations_total\{op="create",result="ok"\} 1/);
+
+    const bare = new MemoryBackend();
+    Object.defineProperty(bare, 'createModelAt', { value: undefined });
+    const plain = new ServedBackend(bare, new MetricsRegistry());
+    assert.equal(plain.createModelAt, undefined, 'absent when the backend lacks it');
+    assert.equal(plain.maxInstanceBytes, undefined);
+  });
+
   test('drainWrites waits for the writes that passed the gate, not for reads', async () => {
     const inner = new MemoryBackend();
     const served = new ServedBackend(inner, new MetricsRegistry());

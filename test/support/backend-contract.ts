@@ -230,6 +230,64 @@ export function runBackendContract(
       });
     });
 
+    it('createModelAt (optional): a fresh id above every id used; used ids conflict; allocation moves past it', {
+      timeout,
+    }, async (t) => {
+      await withStore(async (h) => {
+        const { backend } = h;
+        if (backend.createModelAt === undefined) {
+          t.skip('backend has no createModelAt');
+          return;
+        }
+        const createAt = backend.createModelAt.bind(backend);
+        const changes = h.collect();
+        const { meta: a } = await backend.createModel('t', bytesOf('a'));
+        const chosen = a.instanceId + 10;
+        const c = await backend.createModelAt(chosen, 'chosen.T', bytesOf('chosen'));
+        assert.ok(acks.includes(c.ack));
+        assert.equal(c.meta.instanceId, chosen);
+        assert.equal(c.meta.modelType, 'chosen.T');
+        assert.equal(c.meta.revision, 1);
+        assert.equal(c.meta.sha256, sha256(bytesOf('chosen')));
+        const got = await backend.getModel(chosen);
+        assert.ok(got !== null);
+        assertBytes(got.instance, bytesOf('chosen'));
+        assert.deepEqual(
+          (await changes.first(2, changeTimeoutMs)).map((x) => [
+            x.change,
+            x.instanceId,
+            x.revision,
+          ]),
+          [
+            ['created', a.instanceId, 1],
+            ['created', chosen, 1],
+          ],
+        );
+        // An existing id, a deleted one: conflicts, nothing changes.
+        await assertBackendError(backend.createModelAt(a.instanceId, 't', bytesOf('x')), [
+          'revision_conflict',
+        ]);
+        await backend.deleteModel(chosen);
+        await assertBackendError(backend.createModelAt(chosen, 't', bytesOf('x')), [
+          'revision_conflict',
+        ]);
+        assert.equal(await backend.getModel(chosen), null);
+        const next = (await backend.createModel('t', bytesOf('next'))).meta.instanceId;
+        assert.ok(next > chosen, `allocated id ${next} must lie past the chosen ${chosen}`);
+        // Racing creates at one fresh id: exactly one wins.
+        const race = next + 5;
+        const results = await Promise.allSettled(
+          [0, 1, 2, 3].map((i) => createAt(race, 't', bytesOf(`r${i}`))),
+        );
+        const won = results.filter((r) => r.status === 'fulfilled');
+        assert.equal(won.length, 1, 'exactly one create at the same id wins');
+        for (const r of results) {
+          if (r.status === 'rejected') assertErrorCode(r.reason, ['revision_conflict']);
+        }
+        await assertBackendError(backend.createModelAt(0, 't', bytesOf('x')), ['invalid']);
+      });
+    });
+
     it('compare-and-set: matching revision writes, stale revision conflicts and changes nothing', {
       timeout,
     }, async () => {

@@ -41,6 +41,30 @@ export class MemoryBackend implements Backend {
     return this.write(id, modelType, instance, 'created');
   }
 
+  async createModelAt(
+    instanceId: number,
+    modelType: string,
+    instance: Uint8Array,
+  ): Promise<WriteResult> {
+    this.checkOpen();
+    if (!Number.isSafeInteger(instanceId) || instanceId < 1)
+      throw new BackendError(
+        'invalid',
+        `instance id must be a positive integer, got ${instanceId}`,
+      );
+    const used = this.revisions.get(instanceId);
+    if (used !== undefined) {
+      throw new BackendError(
+        'revision_conflict',
+        this.models.has(instanceId)
+          ? `model ${instanceId} exists (revision ${used})`
+          : `model ${instanceId} was deleted (revision ${used}); ids are never reused`,
+      );
+    }
+    if (instanceId >= this.nextId) this.nextId = instanceId + 1;
+    return this.write(instanceId, modelType, instance, 'created');
+  }
+
   async updateModel(
     instanceId: number,
     modelType: string,

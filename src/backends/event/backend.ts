@@ -27,6 +27,7 @@ import {
 } from '../../backend/types.js';
 import { busyAllowanceMs } from '../../hat/chatter/connection.js';
 import type { Event, RegisterEvent, Status } from '../../hat/eventer/common.js';
+import { checkChosenId, checkChosenIdAtSend } from './chosen-id.js';
 import { type EventBackendConfig, subscriptionOf } from './config.js';
 import { type EventRef, refKey } from './event-ref.js';
 import {
@@ -65,6 +66,8 @@ interface WriteJob {
   instance: Uint8Array | null;
   durableSeq: number | null;
   queuedAt: string;
+  /** A create at an id the caller chose (`createModelAt`): re-checked before it is sent. */
+  chosenId?: boolean;
   settle: {
     resolve(entry: ModelEntry, ack: AckLevel): void;
     reject(err: BackendError): void;
@@ -223,6 +226,34 @@ export class EventBackend implements Backend {
     const instanceId = this.ids.next();
     const job = this.makeJob('create', instanceId, modelType, instance, undefined);
     return this.submit(job, mode);
+  }
+
+  /** A new model at a chosen id; which ids are safe: `chosen-id.ts`. */
+  async createModelAt(
+    instanceId: number,
+    modelType: string,
+    instance: Uint8Array,
+  ): Promise<WriteResult> {
+    this.checkWritable();
+    checkId(instanceId);
+    checkModel(modelType, instance, this.config.maxInstanceBytes);
+    const mode = this.writeMode();
+    checkChosenId(instanceId, {
+      entry: this.state.get(instanceId),
+      inFlight: this.pending.has(instanceId),
+      highWater: this.ids.highWater,
+      stride: this.config.idStride,
+      offset: this.config.idOffset,
+    });
+    this.ids.observe(instanceId);
+    const job = this.makeJob('create', instanceId, modelType, instance, undefined);
+    job.chosenId = true;
+    return this.submit(job, mode);
+  }
+
+  /** `max_instance_bytes`: larger instances are refused with `too_large`. */
+  get maxInstanceBytes(): number {
+    return this.config.maxInstanceBytes;
   }
 
   async updateModel(
@@ -824,9 +855,13 @@ export class EventBackend implements Backend {
 
   /** Re-checks a direct write against the state right before it is sent (durable ones always go). */
   private validateAtSend(job: WriteJob): boolean {
-    if (job.durableSeq !== null || job.op === 'create') return true;
-    const proj = this.project(job.instanceId, job);
+    if (job.durableSeq !== null || (job.op === 'create' && job.chosenId !== true)) return true;
     try {
+      if (job.op === 'create') {
+        checkChosenIdAtSend(job.instanceId, this.state.get(job.instanceId));
+        return true;
+      }
+      const proj = this.project(job.instanceId, job);
       this.checkProjection(job.instanceId, job.expectedRevision, proj);
       return true;
     } catch (err) {

@@ -127,6 +127,30 @@ export class SqliteBackend implements Backend {
     return { meta: (outcome as { meta: ModelMeta }).meta, ack: 'committed' };
   }
 
+  /** A new model at a chosen id (`revision_conflict` when the id holds or ever held a model). */
+  async createModelAt(
+    instanceId: number,
+    modelType: string,
+    instance: Uint8Array,
+  ): Promise<WriteResult> {
+    this.checkWritable('create');
+    this.checkId(instanceId, 'create');
+    const bytes = this.checkInstance(modelType, instance, 'create');
+    const outcome = await this.write('create', {
+      kind: 'createAt',
+      instanceId,
+      modelType,
+      instance: bytes,
+      sha256: sha256Hex(bytes),
+    });
+    return { meta: (outcome as { meta: ModelMeta }).meta, ack: 'committed' };
+  }
+
+  /** `max_instance_bytes`: larger instances are refused with `too_large`. */
+  get maxInstanceBytes(): number {
+    return this.options.maxInstanceBytes;
+  }
+
   async updateModel(
     instanceId: number,
     modelType: string,

@@ -14,6 +14,7 @@ import type { Outcome } from './write-queue.js';
 
 export type WriteOp =
   | { kind: 'create'; modelType: string; instance: Buffer; sha256: string }
+  | { kind: 'createAt'; instanceId: number; modelType: string; instance: Buffer; sha256: string }
   | {
       kind: 'update';
       instanceId: number;
@@ -60,6 +61,9 @@ export class SqliteStore {
       release: p('RELEASE w'),
       rollbackTo: p('ROLLBACK TO w'),
       insert: p('INSERT INTO models (type, instance) VALUES (?, ?)'),
+      insertAt: p('INSERT INTO models (id, type, instance) VALUES (?, ?, ?)'),
+      used: p('SELECT revision, deleted FROM aimm_store_model_meta WHERE id = ?'),
+      occupied: p('SELECT 1 AS one FROM models WHERE id = ?'),
       update: p('UPDATE models SET type = ?, instance = ? WHERE id = ?'),
       delete: p('DELETE FROM models WHERE id = ?'),
       // (A separate SELECT is measurably cheaper than UPDATE ... RETURNING.)
@@ -224,6 +228,11 @@ export class SqliteStore {
       const { lastInsertRowid } = this.stmt.insert.run(op.modelType, op.instance);
       return { change: 'created', meta: this.finishWrite(Number(lastInsertRowid), op) };
     }
+    if (op.kind === 'createAt') {
+      this.checkUnused(op.instanceId);
+      this.stmt.insertAt.run(op.instanceId, op.modelType, op.instance);
+      return { change: 'created', meta: this.finishWrite(op.instanceId, op) };
+    }
     const cur = this.stmt.current.get(op.instanceId) as
       | { type: string; revision: number }
       | undefined;
@@ -248,6 +257,26 @@ export class SqliteStore {
       modelType: t.type,
       revision: t.revision,
     };
+  }
+
+  /**
+   * A chosen id must never have held a model: the side table has a row (tombstones included) for
+   * every id used since aimm-store first opened the file. (Ids an AIMM deleted before that are
+   * unknown; AUTOINCREMENT's counter moves past the chosen id by itself.)
+   */
+  private checkUnused(id: number): void {
+    const used = this.stmt.used.get(id) as { revision: number; deleted: number } | undefined;
+    if (used !== undefined) {
+      throw new BackendError(
+        'revision_conflict',
+        used.deleted === 0
+          ? `model ${id} exists (revision ${used.revision})`
+          : `model ${id} was deleted (revision ${used.revision}); ids are never reused`,
+      );
+    }
+    if (this.stmt.occupied.get(id) !== undefined) {
+      throw new BackendError('revision_conflict', `model ${id} exists`);
+    }
   }
 
   /** Stores the hash the triggers cannot compute and reads back what they wrote. */
