@@ -1,8 +1,10 @@
 /**
- * The HTTP control, built-in `aimm-store/controls/http`: liveness, readiness, Prometheus metrics
- * and raw model bytes (see `http/handler.ts` for the routes). Config (`schemas/controls/http.yaml`):
- * `server: {host, port}`, `allow_non_loopback` (default false: the control has no authentication,
- * so a non-loopback address is refused unless explicitly allowed), `models` (default true).
+ * The HTTP control, built-in `aimm-store/controls/http`: liveness, readiness, Prometheus metrics,
+ * raw model bytes and their writes (routes: `http/router.ts`; docs/http-api.md). Config
+ * (`schemas/controls/http.yaml`): `server: {host, port}`, `allow_non_loopback` (default false: the
+ * control has no authentication, so a non-loopback address is refused unless explicitly allowed),
+ * `models` (default true), `writes` (default: true on a loopback address, else false),
+ * `max_model_size` (default: the backend's limit), `body_timeout_ms` (default 30 s).
  */
 import { createServer, type Server } from 'node:http';
 import type { ConfigIssue } from '../common/schema.js';
@@ -18,7 +20,12 @@ export interface HttpControlConf extends ControlConf {
   server: { host: string; port: number };
   allow_non_loopback?: boolean;
   models?: boolean;
+  writes?: boolean;
+  max_model_size?: number;
+  body_timeout_ms?: number;
 }
+
+const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 
 /** How long close() lets in-flight responses finish before cutting connections. */
 const CLOSE_GRACE_MS = 2000;
@@ -48,16 +55,33 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     'http_requests_total',
     'HTTP control requests by route and status code',
   );
+  const serveModels = c.models !== false;
+  // Writes default to on only where the control cannot be reached from elsewhere: a config that
+  // exposed reads on the network before writes existed does not start taking writes.
+  const writes = serveModels && (c.writes ?? isLoopbackHost(c.server.host));
+  const handler = createHandler({
+    context,
+    serveModels,
+    writes,
+    maxModelBytes: c.max_model_size,
+    bodyTimeoutMs: c.body_timeout_ms ?? DEFAULT_BODY_TIMEOUT_MS,
+    requests,
+    logger,
+  });
+  // No total request timeout: a large upload may take minutes. Headers must arrive within 10 s,
+  // and an upload that stalls for body_timeout_ms is cut off (http/body.ts).
   const server = createServer(
-    { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 },
-    createHandler({ context, serveModels: c.models !== false, requests, logger }),
+    { requestTimeout: 0, headersTimeout: 10_000, keepAliveTimeout: 5_000 },
+    handler,
   );
+  // Expect: 100-continue: the same handler decides; uploads send 100 only once their checks pass.
+  server.on('checkContinue', handler);
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy();
   });
   const address = await listen(server, c.server.host, c.server.port);
-  logger.info({ host: address.host, port: address.port }, 'listening');
+  logger.info({ host: address.host, port: address.port, writes }, 'listening');
   let closing: Promise<void> | null = null;
   return {
     address,

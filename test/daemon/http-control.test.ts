@@ -89,7 +89,8 @@ describe('HTTP control', () => {
     assert.equal(res.headers['x-model-type'], 'plugins.sklearn.SVC');
     assert.equal(res.headers['x-model-revision'], '1');
     assert.equal(res.headers['x-model-id'], '1');
-    assert.equal(res.headers.etag, `"${sha}"`);
+    assert.equal(res.headers.etag, `"1-${sha}"`, 'the ETag names the revision and the bytes');
+    assert.equal(res.headers['accept-ranges'], 'bytes');
     assert.equal(
       res.headers['repr-digest'],
       `sha-256=:${createHash('sha256').update(bytes).digest('base64')}:`,
@@ -154,7 +155,12 @@ describe('HTTP control', () => {
     assert.equal((await httpRequest(port, '/nothing')).status, 404);
     const post = await httpRequest(port, '/models/1', { method: 'POST' });
     assert.equal(post.status, 405);
-    assert.equal(post.headers.allow, 'GET, HEAD');
+    assert.equal(post.headers.allow, 'GET, HEAD, PUT, DELETE');
+    const patch = await httpRequest(port, '/models', { method: 'PATCH' });
+    assert.equal(patch.status, 405);
+    assert.equal(patch.headers.allow, 'GET, HEAD, POST');
+    const health = await httpRequest(port, '/healthz', { method: 'DELETE' });
+    assert.equal(health.headers.allow, 'GET, HEAD');
   });
 
   test('/metrics renders Prometheus text including request counts', async () => {

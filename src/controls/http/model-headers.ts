@@ -1,9 +1,11 @@
 /**
  * Response headers describing one stored model (GET/HEAD /models/{id}). The model type is
- * percent-encoded (UTF-8) because it is free text and header values are not.
+ * percent-encoded (UTF-8) because it is free text and header values are not. The ETag names the
+ * revision (`conditional.ts`).
  */
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ModelMeta } from '../../backend/types.js';
+import { etagOf } from './conditional.js';
 
 export function modelHeaders(meta: ModelMeta): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {
@@ -20,20 +22,4 @@ export function modelHeaders(meta: ModelMeta): OutgoingHttpHeaders {
   const updated = Date.parse(meta.updated);
   if (!Number.isNaN(updated)) headers['Last-Modified'] = new Date(updated).toUTCString();
   return headers;
-}
-
-/** A strong validator: the bytes' SHA-256 (the body is exactly those bytes). */
-export function etagOf(meta: ModelMeta): string {
-  return `"${meta.sha256}"`;
-}
-
-/** Does an `If-None-Match` header value match `etag`? (`*`, lists, weak forms.) */
-export function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  const value = header.trim();
-  if (value === '*') return true;
-  return value
-    .split(',')
-    .map((t) => t.trim().replace(/^W\//, ''))
-    .some((t) => t === etag);
 }

@@ -1,0 +1,30 @@
+/** What every route handler gets: the request, the response, the control's options. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Counter } from '../../common/metrics.js';
+import type { ControlContext } from '../types.js';
+
+export interface HandlerOptions {
+  context: ControlContext;
+  /** Serve /models and /models/{id}. */
+  serveModels: boolean;
+  /** Serve POST /models, PUT and DELETE /models/{id}. */
+  writes: boolean;
+  /** The control's own upload limit (`max_model_size`), if set; the backend's applies too. */
+  maxModelBytes: number | undefined;
+  /** An upload with no byte for this long is cut off with 408. */
+  bodyTimeoutMs: number;
+  requests: Counter;
+  logger: Logger;
+}
+
+export interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  options: HandlerOptions;
+  /** The `{id}` path segment, undecoded (validated by the handler). */
+  id: string;
+  query: URLSearchParams;
+}
+
+export type RouteHandler = (x: Exchange) => Promise<void> | void;

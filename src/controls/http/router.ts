@@ -1,0 +1,63 @@
+/**
+ * The routes, in one place: which path is which route, and which methods each route answers
+ * (HEAD is served by GET's handler; any other method gets 405 with `Allow`).
+ *
+ * | route            | methods                     | handler                                  |
+ * |------------------|-----------------------------|------------------------------------------|
+ * | `/healthz`       | GET, HEAD                   | `probes.ts`                              |
+ * | `/readyz`        | GET, HEAD                   | `probes.ts`                              |
+ * | `/metrics`       | GET, HEAD                   | `probes.ts`                              |
+ * | `/models`        | GET, HEAD, POST (writes)    | `read.ts`, `write.ts`                    |
+ * | `/models/{id}`   | GET, HEAD, PUT, DELETE      | `read.ts`, `write.ts`                    |
+ *
+ * Paths are matched exactly, undecoded: `/models/1/../2` or `/models/%31` are not normalised but
+ * refused as invalid ids; query parameters other than those a route reads are ignored.
+ */
+import type { RouteHandler } from './exchange.js';
+import { healthz, metrics, readyz } from './probes.js';
+import { getModel, listModels } from './read.js';
+import { deleteModel, postModel, putModel } from './write.js';
+
+export type Route = 'healthz' | 'readyz' | 'metrics' | 'models' | 'model' | 'other';
+
+export interface RouteMatch {
+  route: Route;
+  /** The `{id}` segment of `/models/{id}` (anything after the slash), else ''. */
+  id: string;
+  query: URLSearchParams;
+}
+
+export function routeOf(url: string, serveModels: boolean): RouteMatch {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  const at = (route: Route, id = ''): RouteMatch => ({ route, id, query });
+  if (path === '/healthz') return at('healthz');
+  if (path === '/readyz') return at('readyz');
+  if (path === '/metrics') return at('metrics');
+  if (serveModels && path === '/models') return at('models');
+  if (serveModels && path.startsWith('/models/')) return at('model', path.slice('/models/'.length));
+  return at('other');
+}
+
+/** The handlers of each route by method (GET also answers HEAD). */
+export function routeTable(
+  writes: boolean,
+): Record<Exclude<Route, 'other'>, Record<string, RouteHandler>> {
+  return {
+    healthz: { GET: healthz },
+    readyz: { GET: readyz },
+    metrics: { GET: metrics },
+    models: writes ? { GET: listModels, POST: postModel } : { GET: listModels },
+    model: writes ? { GET: getModel, PUT: putModel, DELETE: deleteModel } : { GET: getModel },
+  };
+}
+
+/** The `Allow` header of a route. */
+export function allowOf(methods: Record<string, RouteHandler>): string {
+  const names = Object.keys(methods);
+  const withHead = names.includes('GET')
+    ? ['GET', 'HEAD', ...names.filter((m) => m !== 'GET')]
+    : names;
+  return withHead.join(', ');
+}
