@@ -203,6 +203,98 @@ describe('HTTP control', () => {
     }
   });
 
+  test('writes: on by default on loopback, off by default elsewhere, off when asked', async () => {
+    const wide = await create(
+      { module: 'http', server: { host: '0.0.0.0', port: 0 }, allow_non_loopback: true },
+      context,
+    );
+    const off = await create(
+      { module: 'http', server: { host: '127.0.0.1', port: 0 }, writes: false },
+      context,
+    );
+    try {
+      for (const c of [wide, off]) {
+        const res = await httpRequest(c.address.port, '/models?type=t', { method: 'POST' });
+        assert.equal(res.status, 405);
+        assert.equal(res.headers.allow, 'GET, HEAD');
+        assert.equal((await httpRequest(c.address.port, '/models/1')).status, 200);
+      }
+      const on = await httpRequest(port, '/models?type=t', {
+        method: 'POST',
+        headers: { 'Content-Length': '0' },
+      });
+      assert.equal(on.status, 201, 'an explicitly empty model is stored');
+    } finally {
+      await Promise.all([wide.close(), off.close()]);
+    }
+  });
+
+  test('a backend without createModelAt: PUT of a new id is 409, POST allocates', async () => {
+    const plain = new MemoryBackend();
+    Object.defineProperty(plain, 'createModelAt', { value: undefined });
+    const c = await create(
+      { module: 'http', server: { host: '127.0.0.1', port: 0 } },
+      contextWith(
+        plain,
+        () => ({ ready: true }),
+        () => true,
+      ),
+    );
+    try {
+      const res = await httpRequest(c.address.port, '/models/5?type=t', {
+        method: 'PUT',
+        headers: { 'Content-Length': '0' },
+      });
+      assert.equal(res.status, 409);
+      assert.match(res.body.toString(), /cannot create a model at a chosen id/);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a standby refuses writes with 503 naming the active instance', async () => {
+    const standby = new MemoryBackend();
+    standby.createModel = async () => {
+      throw new BackendError('not_active', 'this daemon is a standby; writes go to node-a');
+    };
+    const c = await create(
+      { module: 'http', server: { host: '127.0.0.1', port: 0 } },
+      {
+        ...contextWith(
+          standby,
+          () => ({ ready: true }),
+          () => true,
+        ),
+        status: () => ({
+          ready: true,
+          backend: { ready: true },
+          redundancy: {
+            role: 'standby',
+            group: 'g',
+            monitor: { address: 'm', connected: true, cid: 2 },
+            active: { name: 'node-a', self: false, juggler: null, http: 'http://10.0.0.1:9951' },
+            eventServer: null,
+          },
+        }),
+      },
+    );
+    try {
+      const res = await httpRequest(c.address.port, '/models?type=t', {
+        method: 'POST',
+        headers: { 'Content-Length': '0' },
+      });
+      assert.equal(res.status, 503);
+      assert.deepEqual(JSON.parse(res.body.toString()), {
+        error: 'this daemon is a standby; writes go to node-a',
+        code: 'not_active',
+        active: 'node-a',
+        active_http: 'http://10.0.0.1:9951',
+      });
+    } finally {
+      await c.close();
+    }
+  });
+
   test('models: false turns /models off', async () => {
     const c = await create(
       { module: 'http', server: { host: '127.0.0.1', port: 0 }, models: false },
