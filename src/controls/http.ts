@@ -6,6 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { ConfigIssue } from '../common/schema.js';
+import { type ChangesConf, createChangeStreams } from './http/changes.js';
 import { createHandler } from './http/handler.js';
 import { listenError } from './listen-error.js';
 import { isLoopbackHost } from './loopback.js';
@@ -14,7 +15,7 @@ import type { Control, ControlConf, ControlContext } from './types.js';
 /** The schema of this control's config part (in `schemas/controls/http.yaml`). */
 export const confSchema = 'aimm-store://controls/http.yaml#';
 
-export interface HttpControlConf extends ControlConf {
+export interface HttpControlConf extends ControlConf, ChangesConf {
   server: { host: string; port: number };
   allow_non_loopback?: boolean;
   models?: boolean;
@@ -48,9 +49,10 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     'http_requests_total',
     'HTTP control requests by route and status code',
   );
+  const changes = createChangeStreams(c, context, logger);
   const server = createServer(
     { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 },
-    createHandler({ context, serveModels: c.models !== false, requests, logger }),
+    createHandler({ context, serveModels: c.models !== false, requests, logger, changes }),
   );
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -62,6 +64,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
   return {
     address,
     close() {
+      changes.close();
       closing ??= closeServer(server).then(() => logger.info('closed'));
       return closing;
     },

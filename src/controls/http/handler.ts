@@ -9,6 +9,7 @@
  * | `/metrics`       | GET, HEAD | Prometheus text                                               |
  * | `/models`        | GET, HEAD | JSON array of every model's metadata                          |
  * | `/models/{id}`   | GET, HEAD | the raw bytes, metadata in headers; 304 on a matching ETag    |
+ * | `/changes`       | GET, HEAD | the change stream as Server-Sent Events (`changes.ts`)        |
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ import { BackendError } from '../../backend/types.js';
 import type { Counter } from '../../common/metrics.js';
 import { modelJson } from '../model-json.js';
 import type { ControlContext, RedundancyStatus } from '../types.js';
+import type { ChangeStreams } from './changes.js';
 import { etagOf, ifNoneMatchHits, modelHeaders } from './model-headers.js';
 
 export interface HandlerOptions {
@@ -24,9 +26,11 @@ export interface HandlerOptions {
   serveModels: boolean;
   requests: Counter;
   logger: Logger;
+  /** Serves /changes (with serveModels). */
+  changes: ChangeStreams;
 }
 
-type Route = 'healthz' | 'readyz' | 'metrics' | 'models' | 'model' | 'other';
+type Route = 'healthz' | 'readyz' | 'metrics' | 'models' | 'model' | 'changes' | 'other';
 
 const ID_PATTERN = /^[1-9][0-9]{0,15}$/;
 
@@ -50,6 +54,7 @@ function routeOf(url: string, serveModels: boolean): { route: Route; id: string 
   if (path === '/readyz') return { route: 'readyz', id: '' };
   if (path === '/metrics') return { route: 'metrics', id: '' };
   if (serveModels && path === '/models') return { route: 'models', id: '' };
+  if (serveModels && path === '/changes') return { route: 'changes', id: '' };
   if (serveModels && path.startsWith('/models/')) {
     return { route: 'model', id: path.slice('/models/'.length) };
   }
@@ -94,10 +99,12 @@ async function handle(
       return;
     case 'models':
     case 'model':
+    case 'changes':
       if (!context.status().ready) {
         sendJson(res, req, 503, { error: 'not ready' }, { 'Retry-After': '1' });
         return;
       }
+      if (route === 'changes') return options.changes.serve(req, res);
       if (route === 'models') {
         const models = await guard(res, req, () => context.backend.getModels());
         if (models !== undefined)
