@@ -1,8 +1,9 @@
 /**
- * The HTTP control, built-in `aimm-store/controls/http`: liveness, readiness, Prometheus metrics
- * and raw model bytes (see `http/handler.ts` for the routes). Config (`schemas/controls/http.yaml`):
- * `server: {host, port}`, `allow_non_loopback` (default false: the control has no authentication,
- * so a non-loopback address is refused unless explicitly allowed), `models` (default true).
+ * The HTTP control, built-in `aimm-store/controls/http`: liveness, readiness, Prometheus metrics,
+ * raw model bytes and the change stream (routes in `http/handler.ts`; `GET /changes` in
+ * `http/changes.ts`). Config (`schemas/controls/http.yaml`): `server: {host, port}`,
+ * `allow_non_loopback` (default false: the control has no authentication, so a non-loopback
+ * address is refused unless explicitly allowed), `models` (default true), `changes_*`.
  */
 import { createServer, type Server } from 'node:http';
 import type { ConfigIssue } from '../common/schema.js';
