@@ -78,6 +78,7 @@ describe('GET /changes (in-process)', () => {
         server: { host: '127.0.0.1', port: 0 },
         changes_buffer: 4,
         changes_retry: 0.5,
+        changes_heartbeat: 0.05,
       },
       context,
     );
@@ -278,6 +279,13 @@ describe('GET /changes (in-process)', () => {
         ['deleted', d2.meta.instanceId, 'd.Model'],
       ],
     );
+    c.close();
+  });
+
+  test('a quiet stream gets keepalive comments', async () => {
+    const c = open();
+    await c.next('synced');
+    await c.until(() => c.parser.comments.includes('keepalive'), 'a keepalive');
     c.close();
   });
 
