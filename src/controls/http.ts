@@ -4,10 +4,12 @@
  * (`schemas/controls/http.yaml`): `server: {host, port}`, `allow_non_loopback` (default false: the
  * control has no authentication, so a non-loopback address is refused unless explicitly allowed),
  * `models` (default true), `writes` (default: true on a loopback address, else false),
- * `max_model_size` (default: the backend's limit), `body_timeout_ms` (default 30 s).
+ * `max_model_size` (default: the backend's limit), `body_timeout_ms` (default 30 s),
+ * `changes_*` (`GET /changes`, `http/changes.ts`).
  */
 import { createServer, type Server } from 'node:http';
 import type { ConfigIssue } from '../common/schema.js';
+import { type ChangesConf, createChangeStreams } from './http/changes.js';
 import { createHandler } from './http/handler.js';
 import { listenError } from './listen-error.js';
 import { isLoopbackHost } from './loopback.js';
@@ -16,7 +18,7 @@ import type { Control, ControlConf, ControlContext } from './types.js';
 /** The schema of this control's config part (in `schemas/controls/http.yaml`). */
 export const confSchema = 'aimm-store://controls/http.yaml#';
 
-export interface HttpControlConf extends ControlConf {
+export interface HttpControlConf extends ControlConf, ChangesConf {
   server: { host: string; port: number };
   allow_non_loopback?: boolean;
   models?: boolean;
@@ -59,6 +61,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
   // Writes default to on only where the control cannot be reached from elsewhere: a config that
   // exposed reads on the network before writes existed does not start taking writes.
   const writes = serveModels && (c.writes ?? isLoopbackHost(c.server.host));
+  const changes = createChangeStreams(c, context, logger);
   const handler = createHandler({
     context,
     serveModels,
@@ -67,6 +70,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     bodyTimeoutMs: c.body_timeout_ms ?? DEFAULT_BODY_TIMEOUT_MS,
     requests,
     logger,
+    changes,
   });
   // No total request timeout: a large upload may take minutes. Headers must arrive within 10 s,
   // and an upload that stalls for body_timeout_ms is cut off (http/body.ts).
@@ -86,6 +90,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
   return {
     address,
     close() {
+      changes.close();
       closing ??= closeServer(server).then(() => logger.info('closed'));
       return closing;
     },

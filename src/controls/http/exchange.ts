@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Counter } from '../../common/metrics.js';
 import type { ControlContext } from '../types.js';
+import type { ChangeStreams } from './changes.js';
 
 export interface HandlerOptions {
   context: ControlContext;
@@ -16,6 +17,8 @@ export interface HandlerOptions {
   bodyTimeoutMs: number;
   requests: Counter;
   logger: Logger;
+  /** Serves /changes (with serveModels). */
+  changes: ChangeStreams;
 }
 
 export interface Exchange {

@@ -9,16 +9,18 @@
  * | `/metrics`       | GET, HEAD                   | `probes.ts`                              |
  * | `/models`        | GET, HEAD, POST (writes)    | `read.ts`, `write.ts`                    |
  * | `/models/{id}`   | GET, HEAD, PUT, DELETE      | `read.ts`, `write.ts`                    |
+ * | `/changes`       | GET, HEAD                   | `changes.ts` (Server-Sent Events)        |
  *
  * Paths are matched exactly, undecoded: `/models/1/../2` or `/models/%31` are not normalised but
  * refused as invalid ids; query parameters other than those a route reads are ignored.
  */
 import type { RouteHandler } from './exchange.js';
+import { ready } from './model-request.js';
 import { healthz, metrics, readyz } from './probes.js';
 import { getModel, listModels } from './read.js';
 import { deleteModel, postModel, putModel } from './write.js';
 
-export type Route = 'healthz' | 'readyz' | 'metrics' | 'models' | 'model' | 'other';
+export type Route = 'healthz' | 'readyz' | 'metrics' | 'models' | 'model' | 'changes' | 'other';
 
 export interface RouteMatch {
   route: Route;
@@ -36,6 +38,7 @@ export function routeOf(url: string, serveModels: boolean): RouteMatch {
   if (path === '/readyz') return at('readyz');
   if (path === '/metrics') return at('metrics');
   if (serveModels && path === '/models') return at('models');
+  if (serveModels && path === '/changes') return at('changes');
   if (serveModels && path.startsWith('/models/')) return at('model', path.slice('/models/'.length));
   return at('other');
 }
@@ -50,6 +53,11 @@ export function routeTable(
     metrics: { GET: metrics },
     models: writes ? { GET: listModels, POST: postModel } : { GET: listModels },
     model: writes ? { GET: getModel, PUT: putModel, DELETE: deleteModel } : { GET: getModel },
+    changes: {
+      GET: (x) => {
+        if (ready(x)) x.options.changes.serve(x.req, x.res);
+      },
+    },
   };
 }
 

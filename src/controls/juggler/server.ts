@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Backend, ModelChange } from '../../backend/types.js';
 import type { MetricsRegistry } from '../../common/metrics.js';
+import { changeData } from '../change-json.js';
 import { listenError } from '../listen-error.js';
 import type { Control, DaemonStatus } from '../types.js';
 import { Users } from './auth.js';
@@ -29,22 +30,8 @@ export interface ServerContext {
   status?: () => DaemonStatus;
 }
 
-/** Data of a `model_change` notification. */
-export function changeData(c: ModelChange): Record<string, unknown> {
-  const d: Record<string, unknown> = {
-    change: c.change,
-    instance_id: c.instanceId,
-    model_type: c.modelType,
-    revision: c.revision,
-    origin: c.origin,
-  };
-  if (c.meta !== undefined) {
-    d.size = c.meta.size;
-    d.sha256 = c.meta.sha256;
-    d.updated = c.meta.updated;
-  }
-  return d;
-}
+/** Data of a `model_change` notification (shared with the HTTP control's change stream). */
+export { changeData };
 
 export class JugglerServer implements Control, SessionHost {
   readonly env: HandlerEnv;
