@@ -1,42 +1,31 @@
 /**
  * The HTTP control, built-in `aimm-store/controls/http`: liveness, readiness, Prometheus metrics
  * and raw model bytes (see `http/handler.ts` for the routes). Config (`schemas/controls/http.yaml`):
- * `server: {host, port}`, `allow_non_loopback` (default false: the control has no authentication,
- * so a non-loopback address is refused unless explicitly allowed), `models` (default true).
+ * `server: {host, port}`, `models` (default true), and authentication (`http/auth-conf.ts`):
+ * `users`, `tokens_file`, `auth_metrics`, `allow_plaintext`; a non-loopback address needs
+ * authentication (and TLS, or `allow_plaintext`).
  */
 import { createServer, type Server } from 'node:http';
 import type { ConfigIssue } from '../common/schema.js';
+import { checkAuthConf, createAuth, type HttpAuthConf } from './http/auth-conf.js';
 import { createHandler } from './http/handler.js';
 import { listenError } from './listen-error.js';
-import { isLoopbackHost } from './loopback.js';
 import type { Control, ControlConf, ControlContext } from './types.js';
 
 /** The schema of this control's config part (in `schemas/controls/http.yaml`). */
 export const confSchema = 'aimm-store://controls/http.yaml#';
 
-export interface HttpControlConf extends ControlConf {
+export interface HttpControlConf extends ControlConf, Omit<HttpAuthConf, 'server'> {
   server: { host: string; port: number };
-  allow_non_loopback?: boolean;
   models?: boolean;
 }
 
 /** How long close() lets in-flight responses finish before cutting connections. */
 const CLOSE_GRACE_MS = 2000;
 
-/** Checks beyond the schema: the loopback rule. Paths are prefixed with `basePath`. */
+/** Checks beyond the schema: loopback, authentication and TLS, the tokens file. */
 export function checkConf(conf: ControlConf, basePath = '$'): ConfigIssue[] {
-  const c = conf as Partial<HttpControlConf>;
-  const host = c.server?.host;
-  if (typeof host !== 'string' || isLoopbackHost(host) || c.allow_non_loopback === true) return [];
-  return [
-    {
-      path: `${basePath}.server.host`,
-      rule: 'loopback',
-      message:
-        `'${host}' is not a loopback address; the HTTP control has no authentication, ` +
-        'so set allow_non_loopback: true to expose it deliberately',
-    },
-  ];
+  return checkAuthConf(conf as HttpAuthConf, basePath);
 }
 
 export async function create(conf: ControlConf, context: ControlContext): Promise<Control> {
@@ -48,9 +37,10 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     'http_requests_total',
     'HTTP control requests by route and status code',
   );
+  const auth = createAuth(c, context.metrics, logger);
   const server = createServer(
     { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 },
-    createHandler({ context, serveModels: c.models !== false, requests, logger }),
+    createHandler({ context, serveModels: c.models !== false, requests, logger, auth }),
   );
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -61,6 +51,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
   let closing: Promise<void> | null = null;
   return {
     address,
+    reload: () => auth.reload(),
     close() {
       closing ??= closeServer(server).then(() => logger.info('closed'));
       return closing;

@@ -9,6 +9,8 @@
  * | `/metrics`       | GET, HEAD | Prometheus text                                               |
  * | `/models`        | GET, HEAD | JSON array of every model's metadata                          |
  * | `/models/{id}`   | GET, HEAD | the raw bytes, metadata in headers; 304 on a matching ETag    |
+ *
+ * With authentication configured, `auth` answers 401/403 before any route (see `auth.ts`).
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -16,6 +18,7 @@ import { BackendError } from '../../backend/types.js';
 import type { Counter } from '../../common/metrics.js';
 import { modelJson } from '../model-json.js';
 import type { ControlContext, RedundancyStatus } from '../types.js';
+import type { HttpAuth } from './auth.js';
 import { etagOf, ifNoneMatchHits, modelHeaders } from './model-headers.js';
 
 export interface HandlerOptions {
@@ -24,6 +27,8 @@ export interface HandlerOptions {
   serveModels: boolean;
   requests: Counter;
   logger: Logger;
+  /** Authentication and roles; absent or disabled: every request is let through. */
+  auth?: HttpAuth;
 }
 
 type Route = 'healthz' | 'readyz' | 'metrics' | 'models' | 'model' | 'other';
@@ -63,6 +68,11 @@ async function handle(
   route: Route,
   id: string,
 ): Promise<void> {
+  const denied = await options.auth?.authorize(req);
+  if (denied) {
+    sendJson(res, req, denied.status, denied.body, denied.headers);
+    return;
+  }
   if (route === 'other') {
     sendJson(res, req, 404, { error: 'not found' });
     return;

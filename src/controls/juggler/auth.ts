@@ -5,11 +5,14 @@
  * timing tells neither which part was wrong nor where in the list a user is.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { DEFAULT_ROLE, type Role } from '../roles.js';
 
 export interface UserConf {
   username: string;
   /** SHA-256 hex of the clear password. */
   password: string;
+  /** Default `write`. */
+  role?: Role;
 }
 
 /** Constant-time string equality (the time depends on neither the contents nor the lengths' match). */
@@ -24,13 +27,17 @@ function digest(s: string): Buffer {
 export type Compare = (given: string, expected: string) => boolean;
 
 export class Users {
-  private readonly users: readonly UserConf[];
+  private readonly users: readonly Required<UserConf>[];
 
   constructor(
     users: readonly UserConf[],
     private readonly compare: Compare = constantTimeEqual,
   ) {
-    this.users = users.map((u) => ({ username: u.username, password: u.password.toLowerCase() }));
+    this.users = users.map((u) => ({
+      username: u.username,
+      password: u.password.toLowerCase(),
+      role: u.role ?? DEFAULT_ROLE,
+    }));
   }
 
   get size(): number {
@@ -39,15 +46,20 @@ export class Users {
 
   /** True when `username` and `passwordHex` (SHA-256 hex, any case) match a configured user. */
   check(username: string, passwordHex: string): boolean {
+    return this.authenticate(username, passwordHex) !== null;
+  }
+
+  /** The role of the user `username` and `passwordHex` match, or null (same walk as check). */
+  authenticate(username: string, passwordHex: string): Role | null {
     const pw = passwordHex.toLowerCase();
-    let ok = false;
+    let role: Role | null = null;
     for (const u of this.users) {
       // Both comparisons run for every user: no early exit on a name or a match.
       const nameOk = this.compare(username, u.username);
       const pwOk = this.compare(pw, u.password);
-      ok = (nameOk && pwOk) || ok;
+      if (nameOk && pwOk && role === null) role = u.role;
     }
-    return ok;
+    return role;
   }
 }
 
