@@ -235,7 +235,7 @@ describe('HTTP control listen address', () => {
     }
   });
 
-  test('a non-loopback address is refused unless allowed', async () => {
+  test('a non-loopback address is refused without authentication, even if allowed', async () => {
     const conf = { module: 'http', server: { host: '0.0.0.0', port: 0 } };
     const issues = checkConf(conf, '$.control[1]');
     assert.equal(issues[0]?.path, '$.control[1].server.host');
@@ -245,8 +245,10 @@ describe('HTTP control listen address', () => {
       () => ({ ready: true }),
       () => true,
     );
-    await assert.rejects(create(conf, context), /not a loopback address.*allow_non_loopback/);
-    assert.deepEqual(checkConf({ ...conf, allow_non_loopback: true }), []);
+    await assert.rejects(create(conf, context), /not a loopback address.*no authentication/);
+    assert.equal(checkConf({ ...conf, allow_non_loopback: true })[0]?.rule, 'loopback');
+    const users = [{ username: 'u', password: createHash('sha256').update('p').digest('hex') }];
+    assert.deepEqual(checkConf({ ...conf, users, allow_plaintext: true }), []);
   });
 
   test('a port in use is a clear error', async () => {
@@ -288,7 +290,12 @@ describe('HTTP control listen address', () => {
     }
     await assert.rejects(
       create(
-        { module: 'http', server: { host: '192.0.2.1', port: 0 }, allow_non_loopback: true },
+        {
+          module: 'http',
+          server: { host: '192.0.2.1', port: 0 },
+          users: [],
+          allow_plaintext: true,
+        },
         context,
       ),
       /http control cannot listen on 192\.0\.2\.1:0: '192\.0\.2\.1' is not an address of this machine \(EADDRNOTAVAIL\)/,
