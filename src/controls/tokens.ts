@@ -18,7 +18,6 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { ROLES, type Role } from './roles.js';
 
 export interface TokenEntry {
@@ -140,7 +139,6 @@ export interface RefreshResult {
 export class TokenFile {
   private byHash: Map<string, TokenEntry>;
   private signature: Signature;
-  private refreshing: Promise<RefreshResult> | null = null;
 
   /** Loads `file` now; throws a {@link TokensFileError} when it cannot be read or parsed. */
   constructor(readonly file: string) {
@@ -158,19 +156,15 @@ export class TokenFile {
     return this.byHash.get(hashToken(token)) ?? null;
   }
 
-  /** Re-reads the file if it changed since the last read (or `force`); never rejects. */
-  refresh(force = false): Promise<RefreshResult> {
-    // Concurrent requests share one stat (and one read).
-    this.refreshing ??= this.doRefresh(force).finally(() => {
-      this.refreshing = null;
-    });
-    return this.refreshing;
-  }
-
-  private async doRefresh(force: boolean): Promise<RefreshResult> {
+  /**
+   * Re-reads the file if it changed since the last read (or `force`); never throws. Synchronous:
+   * a stat of a local file costs a few microseconds, less than a trip through libuv's thread
+   * pool, and it runs on every request that presents a token.
+   */
+  refresh(force = false): RefreshResult {
     let sig: Signature;
     try {
-      sig = signatureOf(await stat(this.file));
+      sig = signatureOf(statSync(this.file));
     } catch (err) {
       const s = `error:${errCode(err)}`;
       if (s === this.signature && !force) return { reloaded: false };

@@ -369,3 +369,81 @@ describe('check-config: where the HTTP control may listen, and its tokens file',
     },
   );
 });
+
+describe('token create and hash-password', () => {
+  test('hash-password: from the environment or stdin, never an argument', T, async () => {
+    const want = `${hashPassword('pä:ss')}\n`;
+    const env = await runCli(['hash-password'], { env: { AIMM_STORE_PASSWORD: 'pä:ss' } });
+    assert.deepEqual([env.code, env.stdout], [0, want]);
+    const stdin = await runCli(['hash-password'], {
+      env: { AIMM_STORE_PASSWORD: undefined },
+      input: 'pä:ss\n',
+    });
+    assert.deepEqual([stdin.code, stdin.stdout], [0, want]);
+    const arg = await runCli(['hash-password', 'secret']);
+    assert.equal(arg.code, 2);
+    assert.match(arg.stderr, /never an argument/);
+  });
+
+  test('token create: usage errors, and a file it will not append to', T, async () => {
+    const file = join(dir, 'cli-tokens');
+    const usage: [string[], RegExp][] = [
+      [['token'], /a subcommand is required/],
+      [['token', 'create', '--name', 'x'], /--role must be read or write/],
+      [['token', 'create', '--role', 'admin', '--name', 'x'], /not 'admin'/],
+      [['token', 'create', '--role', 'read'], /--name NAME is required/],
+      [['token', 'create', '--role', 'read', '--name', 'a b'], /--name must be/],
+      [['token', 'create', '--role', 'read', '--name', 'x', '--rol', 'y'], /unknown option/],
+    ];
+    for (const [args, why] of usage) {
+      const r = await runCli(args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, why);
+      assert.equal(r.stdout, '', 'no token printed');
+    }
+    writeFileSync(file, `${hashPassword('x')} read taken`); // no final newline
+    const taken = await runCli([
+      'token',
+      'create',
+      '--role',
+      'read',
+      '--name',
+      'taken',
+      '--file',
+      file,
+    ]);
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, /the name 'taken' is already used/);
+    assert.equal(taken.stdout, '');
+    const ok = await runCli([
+      'token',
+      'create',
+      '--role',
+      'write',
+      '--name',
+      'new',
+      '--file',
+      file,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const lines = readFileSync(file, 'utf8').split('\n');
+    assert.equal(lines.length, 3, 'appended on a line of its own');
+    assert.match(lines[1] as string, /^[0-9a-f]{64} write new$/);
+    writeFileSync(file, 'broken line\n');
+    const broken = await runCli([
+      'token',
+      'create',
+      '--role',
+      'read',
+      '--name',
+      'n',
+      '--file',
+      file,
+    ]);
+    assert.equal(broken.code, 1);
+    assert.match(broken.stderr, new RegExp(`${file}:1: expected 3 fields`));
+    const printOnly = await runCli(['token', 'create', '--role', 'read', '--name', 'n']);
+    assert.equal(printOnly.code, 0);
+    assert.match(printOnly.stderr, /add this line .*\n[0-9a-f]{64} read n\n$/);
+  });
+});

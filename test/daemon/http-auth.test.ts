@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { parseAuthorization, requirementOf } from '../../src/controls/http/auth.js';
 import { checkConf } from '../../src/controls/http.js';
-import { hashPassword } from '../../src/controls/juggler/auth.js';
+import { constantTimeEqual, hashPassword, Users } from '../../src/controls/juggler/auth.js';
 import {
   generateToken,
   hashToken,
@@ -89,6 +89,23 @@ describe('Authorization header', () => {
   });
 });
 
+describe('users and roles', () => {
+  test('authenticate gives the role, the same with precomputed digests or a given comparison', () => {
+    const conf = [
+      { username: 'w', password: hashPassword('pw-w') },
+      { username: 'r', password: hashPassword('pw-r').toUpperCase(), role: 'read' as const },
+    ];
+    for (const users of [new Users(conf), new Users(conf, (a, b) => constantTimeEqual(a, b))]) {
+      assert.equal(users.authenticate('w', hashPassword('pw-w')), 'write');
+      assert.equal(users.authenticate('r', hashPassword('pw-r')), 'read');
+      assert.equal(users.authenticate('r', hashPassword('pw-w')), null);
+      assert.equal(users.authenticate('x', hashPassword('pw-w')), null);
+      assert.equal(users.authenticate('', ''), null);
+      assert.ok(users.check('w', hashPassword('pw-w').toUpperCase()));
+    }
+  });
+});
+
 describe('what a request needs', () => {
   test('probes public, /metrics as configured, /models by method, anything else read', () => {
     const cases: [string, string, boolean, string][] = [
@@ -158,33 +175,33 @@ describe('tokens file', () => {
     assert.throws(() => readTokensFile(join(dir, 'missing')), /missing: cannot read \(ENOENT\)/);
   });
 
-  test('a TokenFile follows its file; a bad change keeps the previous tokens', async () => {
+  test('a TokenFile follows its file; a bad change keeps the previous tokens', () => {
     const file = join(dir, 'tokens');
     const [a, b] = [generateToken(), generateToken()];
     writeFileSync(file, `${hashToken(a)} read a\n`);
     const tokens = new TokenFile(file);
     assert.deepEqual(tokens.lookup(a), { hash: hashToken(a), role: 'read', name: 'a' });
     assert.equal(tokens.lookup(b), null);
-    assert.deepEqual(await tokens.refresh(), { reloaded: false });
+    assert.deepEqual(tokens.refresh(), { reloaded: false });
 
     writeFileSync(file, `${hashToken(b)} write b-longer-name\n`);
-    assert.deepEqual(await tokens.refresh(), { reloaded: true });
+    assert.deepEqual(tokens.refresh(), { reloaded: true });
     assert.equal(tokens.lookup(a), null);
     assert.equal(tokens.lookup(b)?.role, 'write');
 
     writeFileSync(file, 'garbage\n');
-    const bad = await tokens.refresh();
+    const bad = tokens.refresh();
     assert.equal(bad.reloaded, false);
     assert.match(bad.error?.message ?? '', /tokens:1: expected 3 fields/);
     assert.equal(tokens.lookup(b)?.role, 'write', 'the previous tokens stay');
-    assert.deepEqual(await tokens.refresh(), { reloaded: false }, 'reported once per change');
-    assert.match((await tokens.refresh(true)).error?.message ?? '', /expected 3 fields/);
+    assert.deepEqual(tokens.refresh(), { reloaded: false }, 'reported once per change');
+    assert.match(tokens.refresh(true).error?.message ?? '', /expected 3 fields/);
 
     unlinkSync(file);
-    assert.match((await tokens.refresh()).error?.message ?? '', /cannot read \(ENOENT\)/);
+    assert.match(tokens.refresh().error?.message ?? '', /cannot read \(ENOENT\)/);
     assert.equal(tokens.lookup(b)?.role, 'write');
     writeFileSync(file, '');
-    assert.deepEqual(await tokens.refresh(), { reloaded: true });
+    assert.deepEqual(tokens.refresh(), { reloaded: true });
     assert.equal(tokens.size, 0, 'an empty file revokes every token');
   });
 });

@@ -127,7 +127,7 @@ export class HttpAuth {
   async reload(): Promise<void> {
     const tokens = this.options.tokens;
     if (tokens === null) return;
-    const r = await tokens.refresh(true);
+    const r = tokens.refresh(true);
     if (r.error !== undefined)
       this.options.logger.error(
         { file: tokens.file, line: r.error.line },
@@ -189,7 +189,7 @@ export class HttpAuth {
       }
       case 'bearer': {
         if (tokens === null) return { reason: 'bad_token', message: 'unknown token' };
-        const r = await tokens.refresh();
+        const r = tokens.refresh();
         if (r.error !== undefined)
           this.options.logger.error(
             { file: tokens.file, line: r.error.line },
