@@ -5,6 +5,7 @@ import { packageVersion } from '../common/version.js';
  * - `serve`, `check-config`: the daemon (serve.ts);
  * - `put`, `get`, `ls`, `rm`, `watch`: the Juggler client commands (client-commands.ts);
  * - `hat ...`: the Hat operator's tool (hat.ts);
+ * - `token create`, `hash-password`: credentials for the controls' config (token.ts);
  * - `version` (`--version`, `-V`): versions (version.ts).
  * Exit codes: 0 ok, 1 failure, 2 usage. A stdout closed by its reader (`aimm-store ls | head -1`)
  * is the normal end of the output, not a failure (output.ts).
@@ -20,6 +21,11 @@ usage: aimm-store <command> [options]      (aimm-store <command> --help for a co
 daemon:
   serve [--conf FILE]              run the daemon (embedded default without --conf)
   check-config --conf FILE         validate a config file and exit
+
+credentials:
+  token create --role read|write --name NAME [--file FILE]
+                                   a bearer token for the HTTP control's tokens_file
+  hash-password                    SHA-256 hex of a password (AIMM_STORE_PASSWORD, prompt or stdin)
 
 client (Juggler, --address ws://127.0.0.1:9950/ by default; --user NAME to log in):
   put --type T [--id N] [--expect-revision R] [--allow-empty] [FILE|-]
@@ -47,6 +53,8 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   rm: () => import('./client-commands.js'),
   watch: () => import('./client-commands.js'),
   hat: () => import('./hat.js'),
+  token: () => import('./token.js'),
+  'hash-password': () => import('./token.js'),
 };
 
 async function main(argv: string[]): Promise<number> {

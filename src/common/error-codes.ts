@@ -9,6 +9,7 @@
  * - `not_found`: no such model;
  * - `revision_conflict`: `expectedRevision` did not match the stored revision;
  * - `unauthorized`: the server requires a login (or the session logged out);
+ * - `forbidden`: the logged-in user's role (`read`) does not allow the request (a write);
  * - `not_active`: a standby of a redundant group refuses writes (the text names the active one);
  * - `too_large`: the message or the instance is over a limit;
  * - `invalid`: the request itself is wrong (a bad id, type, base64, an unsupported engine call);
@@ -20,6 +21,7 @@ export type RequestErrorCode =
   | 'not_found'
   | 'revision_conflict'
   | 'unauthorized'
+  | 'forbidden'
   | 'not_active'
   | 'too_large'
   | 'invalid'
@@ -32,6 +34,7 @@ export const REQUEST_ERROR_CODES: readonly RequestErrorCode[] = [
   'not_found',
   'revision_conflict',
   'unauthorized',
+  'forbidden',
   'not_active',
   'too_large',
   'invalid',

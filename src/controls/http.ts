@@ -1,26 +1,25 @@
 /**
  * The HTTP control, built-in `aimm-store/controls/http`: liveness, readiness, Prometheus metrics,
- * raw model bytes and their writes (routes: `http/router.ts`; docs/http-api.md). Config
- * (`schemas/controls/http.yaml`): `server: {host, port}`, `allow_non_loopback` (default false: the
- * control has no authentication, so a non-loopback address is refused unless explicitly allowed),
- * `models` (default true), `writes` (default: true on a loopback address, else false),
- * `max_model_size` (default: the backend's limit), `body_timeout_ms` (default 30 s),
- * `changes_*` (`GET /changes`, `http/changes.ts`).
+ * raw model bytes and their writes (routes: `http/router.ts`; docs/http-api.md), the change stream
+ * (`GET /changes`, `http/changes.ts`). Config (`schemas/controls/http.yaml`): `server: {host, port}`,
+ * `models` (default true), `writes` (default true), `max_model_size` (default: the backend's
+ * limit), `body_timeout_ms` (default 30 s), `changes_*`, and authentication (`http/auth-conf.ts`):
+ * `users`, `tokens_file`, `auth_metrics`, `allow_plaintext`; a non-loopback address needs
+ * authentication (and TLS, or `allow_plaintext`).
  */
 import { createServer, type Server } from 'node:http';
 import type { ConfigIssue } from '../common/schema.js';
+import { checkAuthConf, createAuth, type HttpAuthConf } from './http/auth-conf.js';
 import { type ChangesConf, createChangeStreams } from './http/changes.js';
 import { createHandler } from './http/handler.js';
 import { listenError } from './listen-error.js';
-import { isLoopbackHost } from './loopback.js';
 import type { Control, ControlConf, ControlContext } from './types.js';
 
 /** The schema of this control's config part (in `schemas/controls/http.yaml`). */
 export const confSchema = 'aimm-store://controls/http.yaml#';
 
-export interface HttpControlConf extends ControlConf, ChangesConf {
+export interface HttpControlConf extends ControlConf, ChangesConf, Omit<HttpAuthConf, 'server'> {
   server: { host: string; port: number };
-  allow_non_loopback?: boolean;
   models?: boolean;
   writes?: boolean;
   max_model_size?: number;
@@ -32,20 +31,9 @@ const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 /** How long close() lets in-flight responses finish before cutting connections. */
 const CLOSE_GRACE_MS = 2000;
 
-/** Checks beyond the schema: the loopback rule. Paths are prefixed with `basePath`. */
+/** Checks beyond the schema: loopback, authentication and TLS, the tokens file. */
 export function checkConf(conf: ControlConf, basePath = '$'): ConfigIssue[] {
-  const c = conf as Partial<HttpControlConf>;
-  const host = c.server?.host;
-  if (typeof host !== 'string' || isLoopbackHost(host) || c.allow_non_loopback === true) return [];
-  return [
-    {
-      path: `${basePath}.server.host`,
-      rule: 'loopback',
-      message:
-        `'${host}' is not a loopback address; the HTTP control has no authentication, ` +
-        'so set allow_non_loopback: true to expose it deliberately',
-    },
-  ];
+  return checkAuthConf(conf as HttpAuthConf, basePath);
 }
 
 export async function create(conf: ControlConf, context: ControlContext): Promise<Control> {
@@ -58,9 +46,10 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     'HTTP control requests by route and status code',
   );
   const serveModels = c.models !== false;
-  // Writes default to on only where the control cannot be reached from elsewhere: a config that
-  // exposed reads on the network before writes existed does not start taking writes.
-  const writes = serveModels && (c.writes ?? isLoopbackHost(c.server.host));
+  // Off loopback the control always has authentication (checkConf), and writes need the `write`
+  // role: so writes are on unless turned off.
+  const writes = serveModels && c.writes !== false;
+  const auth = createAuth(c, context.metrics, logger);
   const changes = createChangeStreams(c, context, logger);
   const handler = createHandler({
     context,
@@ -71,6 +60,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     requests,
     logger,
     changes,
+    auth,
   });
   // No total request timeout: a large upload may take minutes. Headers must arrive within 10 s,
   // and an upload that stalls for body_timeout_ms is cut off (http/body.ts).
@@ -89,6 +79,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
   let closing: Promise<void> | null = null;
   return {
     address,
+    reload: () => auth.reload(),
     close() {
       changes.close();
       closing ??= closeServer(server).then(() => logger.info('closed'));

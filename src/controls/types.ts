@@ -53,6 +53,8 @@ export interface Control {
   readonly address: { host: string; port: number };
   /** Stops accepting clients, ends their connections, releases the listener. Idempotent. */
   close(): Promise<void>;
+  /** Re-reads what the control may re-read without a restart (SIGHUP), e.g. a tokens file. */
+  reload?(): Promise<void>;
 }
 
 export interface ControlModule {

@@ -108,6 +108,16 @@ export class Daemon {
     return this.stopping;
   }
 
+  /** SIGHUP: every started control that can re-reads what it may (e.g. a tokens file). */
+  async reload(): Promise<void> {
+    for (const control of this.controls) {
+      if (control?.reload === undefined) continue;
+      await control.reload().catch((err: unknown) => {
+        this.parts.logger.error({ err, address: control.address }, 'control failed to reload');
+      });
+    }
+  }
+
   private get aborted(): boolean {
     return this.stopping !== null;
   }

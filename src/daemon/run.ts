@@ -194,9 +194,12 @@ class Lifecycle {
       }
       void this.stop('SIGINT');
     });
-    this.on('SIGHUP', () =>
-      this.logger.warn('SIGHUP ignored: restart the daemon to reload its config'),
-    );
+    this.on('SIGHUP', () => {
+      this.logger.info(
+        'SIGHUP: reloading what can be reloaded (tokens files); the config needs a restart',
+      );
+      void this.daemon.reload();
+    });
     this.on('uncaughtException', (err: Error) => this.fatal(err, 'uncaught exception'));
     this.on('unhandledRejection', (err: unknown) => this.fatal(err, 'unhandled rejection'));
   }

@@ -82,7 +82,7 @@ describe('config validation', () => {
         { module: './nope.js' },
         http({ host: '127.0.0.1', port: 70000 }),
         http({ host: '0.0.0.0', port: 1 }),
-        http({ host: '0.0.0.0', port: 2 }, { allow_non_loopback: true }),
+        http({ host: '0.0.0.0', port: 2 }, { users: [], allow_plaintext: true }),
         http({ host: '127.0.0.1', port: 3 }),
         http({ host: '127.0.0.1', port: 3 }),
         {},

@@ -203,17 +203,13 @@ describe('HTTP control', () => {
     }
   });
 
-  test('writes: on by default on loopback, off by default elsewhere, off when asked', async () => {
-    const wide = await create(
-      { module: 'http', server: { host: '0.0.0.0', port: 0 }, allow_non_loopback: true },
-      context,
-    );
+  test('writes: on by default, off when asked', async () => {
     const off = await create(
       { module: 'http', server: { host: '127.0.0.1', port: 0 }, writes: false },
       context,
     );
     try {
-      for (const c of [wide, off]) {
+      for (const c of [off]) {
         const res = await httpRequest(c.address.port, '/models?type=t', { method: 'POST' });
         assert.equal(res.status, 405);
         assert.equal(res.headers.allow, 'GET, HEAD');
@@ -225,7 +221,7 @@ describe('HTTP control', () => {
       });
       assert.equal(on.status, 201, 'an explicitly empty model is stored');
     } finally {
-      await Promise.all([wide.close(), off.close()]);
+      await off.close();
     }
   });
 
@@ -333,7 +329,7 @@ describe('HTTP control listen address', () => {
     }
   });
 
-  test('a non-loopback address is refused unless allowed', async () => {
+  test('a non-loopback address is refused without authentication, even if allowed', async () => {
     const conf = { module: 'http', server: { host: '0.0.0.0', port: 0 } };
     const issues = checkConf(conf, '$.control[1]');
     assert.equal(issues[0]?.path, '$.control[1].server.host');
@@ -343,8 +339,10 @@ describe('HTTP control listen address', () => {
       () => ({ ready: true }),
       () => true,
     );
-    await assert.rejects(create(conf, context), /not a loopback address.*allow_non_loopback/);
-    assert.deepEqual(checkConf({ ...conf, allow_non_loopback: true }), []);
+    await assert.rejects(create(conf, context), /not a loopback address.*no authentication/);
+    assert.equal(checkConf({ ...conf, allow_non_loopback: true })[0]?.rule, 'loopback');
+    const users = [{ username: 'u', password: createHash('sha256').update('p').digest('hex') }];
+    assert.deepEqual(checkConf({ ...conf, users, allow_plaintext: true }), []);
   });
 
   test('a port in use is a clear error', async () => {
@@ -386,7 +384,12 @@ describe('HTTP control listen address', () => {
     }
     await assert.rejects(
       create(
-        { module: 'http', server: { host: '192.0.2.1', port: 0 }, allow_non_loopback: true },
+        {
+          module: 'http',
+          server: { host: '192.0.2.1', port: 0 },
+          users: [],
+          allow_plaintext: true,
+        },
         context,
       ),
       /http control cannot listen on 192\.0\.2\.1:0: '192\.0\.2\.1' is not an address of this machine \(EADDRNOTAVAIL\)/,

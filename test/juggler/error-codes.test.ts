@@ -13,6 +13,7 @@ import {
   type RequestErrorCode,
   RequestFailedError,
 } from '../../src/client/index.js';
+import { hashPassword } from '../../src/controls/juggler/auth.js';
 import { inAimmForm } from '../../src/controls/juggler/handlers.js';
 import { MemoryBackend } from '../support/memory-backend.js';
 import { ADMIN, type Harness, startJuggler } from './support/harness.js';
@@ -49,7 +50,9 @@ describe('error codes on the Juggler wire', () => {
   before(async () => {
     for (const [id, err] of FAILING) backend.failures.set(id, err);
     open = await startJuggler({ max_message_size: 4096 }, backend);
-    locked = await startJuggler({ users: [ADMIN] });
+    locked = await startJuggler({
+      users: [ADMIN, { username: 'reader', password: hashPassword('r'), role: 'read' }],
+    });
   });
   after(async () => {
     await open.close();
@@ -221,6 +224,13 @@ describe('error codes on the Juggler wire', () => {
       );
     } finally {
       await anon.close();
+    }
+    const reader = await JugglerClient.connect(locked.url, { username: 'reader', password: 'r' });
+    try {
+      await reader.list();
+      await expectCode(reader.put('t', Buffer.from('x')), 'forbidden');
+    } finally {
+      await reader.close();
     }
     assert.deepEqual(
       [...seen].sort(),

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Counter } from '../../common/metrics.js';
 import type { ControlContext } from '../types.js';
+import type { HttpAuth } from './auth.js';
 import type { ChangeStreams } from './changes.js';
 
 export interface HandlerOptions {
@@ -19,6 +20,8 @@ export interface HandlerOptions {
   logger: Logger;
   /** Serves /changes (with serveModels). */
   changes: ChangeStreams;
+  /** Authentication and roles; absent or disabled: every request is let through. */
+  auth?: HttpAuth;
 }
 
 export interface Exchange {

@@ -13,13 +13,16 @@ import type { Logger } from 'pino';
 import { type Backend, BackendError, type ModelMeta } from '../../backend/types.js';
 import { REQUEST_ERROR_CODES, type RequestErrorCode } from '../../common/error-codes.js';
 import { modelJson } from '../model-json.js';
+import { allows, type Role } from '../roles.js';
 import type { Users } from './auth.js';
 import { decodeStrictBase64, encodeBase64 } from './base64.js';
 
 /** What a handler may do to its session. */
 export interface SessionAccess {
   readonly authorized: boolean;
-  login(username: string): void;
+  /** What the session may do once authorized (`write` on an open server). */
+  readonly role: Role;
+  login(username: string, role: Role): void;
   logout(): void;
   /** Close the connection (code 1000) once the response has been sent. */
   closeAfterResponse(): void;
@@ -43,9 +46,9 @@ export interface Outcome {
 /** Why a request failed, for programs (docs/juggler-api.md, "Error codes"). */
 export type ErrorCode = RequestErrorCode;
 
-/** The codes a BackendError's own code passes through as: all but `unauthorized` (ours alone). */
+/** The codes a BackendError's own code passes through as: all but the login's (ours alone). */
 const BACKEND_CODES: ReadonlySet<string> = new Set(
-  REQUEST_ERROR_CODES.filter((c) => c !== 'unauthorized'),
+  REQUEST_ERROR_CODES.filter((c) => c !== 'unauthorized' && c !== 'forbidden'),
 );
 
 /** A failure whose message is the error text sent to the client. */
@@ -62,6 +65,13 @@ export class RequestError extends Error {
 type Handler = (data: unknown, session: SessionAccess, env: HandlerEnv) => Promise<unknown>;
 
 const ENGINE_CALLS = new Set(['create_instance', 'fit', 'predict']);
+
+/** Requests that change models: refused (`forbidden`) to a session whose role is `read`. */
+export const WRITE_REQUESTS: ReadonlySet<string> = new Set([
+  'add_instance',
+  'update_instance',
+  'remove_instance',
+]);
 
 const handlers: Readonly<Record<string, Handler>> = {
   logout: async (_data, session) => {
@@ -154,6 +164,11 @@ export async function handleRequest(
       return { success: true, data: { success: false } };
     }
     if (!session.authorized) throw new RequestError('unauthorized action', 'unauthorized');
+    if (WRITE_REQUESTS.has(name) && !allows(session.role, 'write'))
+      throw new RequestError(
+        `forbidden: '${name}' needs the role write (this user has read)`,
+        'forbidden',
+      );
     if (ENGINE_CALLS.has(name))
       throw new RequestError(
         `aimm-store persists models and does not run them: '${name}' is not supported`,
@@ -173,7 +188,8 @@ export async function handleRequest(
       failure = { text: 'internal error', code: 'internal' };
     }
     const outcome: Outcome = { success: false, data: failure.text };
-    if (!inAimmForm(name, data)) outcome.code = failure.code;
+    // A read-only user is ours alone (AIMM has no roles): its refusals always carry the code.
+    if (!inAimmForm(name, data) || failure.code === 'forbidden') outcome.code = failure.code;
     return outcome;
   }
 }
@@ -182,8 +198,9 @@ function login(data: unknown, session: SessionAccess, env: HandlerEnv): { succes
   const d = object(data, 'login');
   if (typeof d.username !== 'string' || typeof d.password !== 'string')
     throw new RequestError('login needs username and password strings');
-  if (env.users === null || env.users.check(d.username, d.password)) {
-    session.login(d.username);
+  const role = env.users === null ? 'write' : env.users.authenticate(d.username, d.password);
+  if (role !== null) {
+    session.login(d.username, role);
     return { success: true };
   }
   env.onLoginFailure(d.username);

@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
+import type { Role } from '../roles.js';
 import type { Settings } from './conf.js';
 import {
   detectFraming,
@@ -44,6 +45,7 @@ export class Session implements SessionAccess {
   framing: Framing | null;
   authorized: boolean;
   user: string | null = null;
+  role: Role = 'write';
   /** The state this client holds (undefined until the first push). */
   lastSent: StateRoot | undefined;
   /** Notifications are due for changes after this sequence number (see SessionHost.changeSeq). */
@@ -86,9 +88,10 @@ export class Session implements SessionAccess {
   }
 
   // SessionAccess (for handlers)
-  login(username: string): void {
+  login(username: string, role: Role): void {
     this.user = username;
-    this.log.info({ user: username }, 'login');
+    this.role = role;
+    this.log.info({ user: username, role }, 'login');
     this.host.count({ kind: 'login', success: true });
     if (!this.authorized) {
       this.authorized = true;

@@ -303,6 +303,7 @@ export async function fuzzJugglerRequests(runs: number, seed: number): Promise<T
 
 class FakeSession implements SessionAccess {
   closing = false;
+  readonly role = 'write';
   constructor(
     public authorized: boolean,
     private readonly withUsers: boolean,
