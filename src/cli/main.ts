@@ -21,7 +21,8 @@ daemon:
   serve [--conf FILE]              run the daemon (embedded default without --conf)
   check-config --conf FILE         validate a config file and exit
 
-client (Juggler, --address ws://127.0.0.1:9950/ by default; --user NAME to log in):
+client (Juggler, --address ws://127.0.0.1:9950/ by default, or wss://… with --ca FILE;
+        --user NAME to log in):
   put --type T [--id N] [--expect-revision R] [--allow-empty] [FILE|-]
   get ID [-o FILE] | get ID --meta
   ls
