@@ -109,7 +109,21 @@ export function connectFailure(url: string, err: unknown, facts: FailureFacts): 
   }
   const tls = tlsFailure(url, where, e?.code, message);
   if (tls !== null) return new ConnectFailedError(url, 'tls', tls, { cause: err });
-  if (e?.code === 'ECONNRESET' || message === 'socket hang up') {
+  const reset = e?.code === 'ECONNRESET' || message === 'socket hang up';
+  if (reset && url.startsWith('wss:')) {
+    // TLS 1.3: a server refuses a client certificate after the client's side of the handshake is
+    // done; its alert is often lost to the reset, so the client sees only the connection drop.
+    return new ConnectFailedError(
+      url,
+      'tls',
+      `${where} closed the connection without answering the WebSocket handshake: over TLS, a ` +
+        'daemon with mutual TLS (ca_file) does this when the client certificate is missing or not ' +
+        'signed by a CA of its ca_file; give one (the command line: --cert FILE; the client ' +
+        'library: tls.cert and tls.key)',
+      { cause: err },
+    );
+  }
+  if (reset) {
     const tlsHint = url.startsWith('ws:')
       ? ' (a daemon with TLS, pem_file, does this to a plain ws:// client: then use wss://)'
       : '';

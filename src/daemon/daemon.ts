@@ -289,7 +289,7 @@ export class Daemon {
  * The Juggler and HTTP URLs of the built-in controls (the first of each), for the monitor data:
  * `wss://`/`https://` for a control with TLS.
  */
-function endpointsOf(
+export function endpointsOf(
   loaded: readonly LoadedControl[],
   started: readonly Control[],
 ): { juggler: string | null; http: string | null } {
