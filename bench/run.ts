@@ -7,14 +7,24 @@
  * unbatched eventer client, restart, peak RSS), recovery (time to ready on a Hat with a million
  * unrelated events vs AIMM's `latest` start), juggler (control vs direct backend calls),
  * daemon (start-to-ready, SIGTERM-to-exit, HTTP model reads vs bare node:http), redundancy
- * (failover times against the monitor's and the event servers' own part).
+ * (failover times against the monitor's and the event servers' own part), tls (a TLS handshake
+ * plus one request, and a 1 MiB model read, against plain HTTP on the HTTP control).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['sbs', 'sqlite', 'event', 'recovery', 'juggler', 'daemon', 'redundancy'] as const;
+const BENCHES = [
+  'sbs',
+  'sqlite',
+  'event',
+  'recovery',
+  'juggler',
+  'daemon',
+  'redundancy',
+  'tls',
+] as const;
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');

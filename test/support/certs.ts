@@ -57,7 +57,10 @@ function combine(dir: string, name: string): CertFiles {
   return { cert, key, pem };
 }
 
-const NEW_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+const NEW_KEY = {
+  ec: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+  rsa: ['-newkey', 'rsa:2048', '-nodes'],
+};
 
 /** A self-signed CA named `name` (files `name.crt`, `name.key`, `name.pem` in `dir`). */
 export function makeCa(dir: string, name = 'ca'): CertFiles {
@@ -65,7 +68,7 @@ export function makeCa(dir: string, name = 'ca'): CertFiles {
     [
       'req',
       '-x509',
-      ...NEW_KEY,
+      ...NEW_KEY.ec,
       '-keyout',
       `${name}.key`,
       '-out',
@@ -95,6 +98,8 @@ export interface CertOptions {
   usage?: 'server' | 'client';
   /** Validity in days; a negative number makes a certificate that has already expired. */
   days?: number;
+  /** Key type: EC P-256 (default, fast to make) or RSA 2048 (what many deployments use). */
+  key?: 'ec' | 'rsa';
 }
 
 /** A certificate for `name` signed by `ca` (files `name.crt`, `name.key`, `name.pem` in `dir`). */
@@ -115,7 +120,7 @@ export function makeCert(
   openssl(
     [
       'req',
-      ...NEW_KEY,
+      ...NEW_KEY[options.key ?? 'ec'],
       '-keyout',
       `${name}.key`,
       '-out',
