@@ -41,7 +41,9 @@ export function tlsOptionsOf(
   );
   if (given.length === 0) return undefined;
   if (!address.startsWith('wss://'))
-    return new Error(`${given.join(', ')} need a wss:// address (TLS), not '${address}'`);
+    return new Error(
+      `${given.join(', ')} ${given.length === 1 ? 'needs' : 'need'} a wss:// address (TLS), not '${address}'`,
+    );
   if (insecure && ca !== undefined)
     return new Error('--insecure and --ca contradict each other: --ca verifies with that CA');
   const tls: TlsOptions = {};
