@@ -8,7 +8,8 @@
  * unrelated events vs AIMM's `latest` start), juggler (control vs direct backend calls),
  * daemon (start-to-ready, SIGTERM-to-exit, HTTP model reads vs bare node:http), http (HTTP
  * uploads and downloads vs a bare node:http server writing files, and vs Juggler), redundancy
- * (failover times against the monitor's and the event servers' own part).
+ * (failover times against the monitor's and the event servers' own part), tls (a TLS handshake
+ * plus one request, and a 1 MiB model read, against plain HTTP on the HTTP control).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
  */
 import { spawnSync } from 'node:child_process';
@@ -24,6 +25,7 @@ const BENCHES = [
   'daemon',
   'http',
   'redundancy',
+  'tls',
 ] as const;
 
 const args = process.argv.slice(2);

@@ -7,7 +7,7 @@
  *   rm ID [--expect-revision R]                             delete
  *   watch                                                   one line per change until interrupted
  * Common: --address URL (ws://127.0.0.1:9950/), --user NAME (password from AIMM_STORE_PASSWORD),
- * --framing 0.7|0.6. Exit codes: 0 ok, 1 failure, 2 usage. A stdout closed by its reader (`ls | head
+ * --framing 0.7|0.6; for wss://: --ca FILE, --cert FILE (mutual TLS), --insecure (tls-options.ts). Exit codes: 0 ok, 1 failure, 2 usage. A stdout closed by its reader (`ls | head
  * -1`, `get 7 | head -c 10`) ends the output normally (exit 0, see output.ts).
  *
  * The output is the wire's snake_case JSON (`instance_id`, `model_type`, ...), the keys AIMM, the
@@ -22,15 +22,17 @@ import {
   JugglerClient,
   type ModelInfo,
   RequestFailedError,
+  type TlsOptions,
 } from '../client/index.js';
 import { guardStdout, isStdoutClosed, stdoutClosed, writeLine, writeOut } from './output.js';
 import { parseArgsMessage } from './suggest.js';
+import { TLS_OPTIONS, TLS_USAGE, tlsOptionsOf } from './tls-options.js';
 
 const COMMON = `common options:
   --address URL    the daemon's Juggler address (default ${DEFAULT_ADDRESS})
   --user NAME      log in as NAME; the password is read from AIMM_STORE_PASSWORD
   --framing 0.7|0.6  Juggler framing to speak (default 0.7)
-`;
+${TLS_USAGE}`;
 
 const USAGE: Record<string, string> = {
   put: `usage: aimm-store put --type T [--id N] [--expect-revision R] [--allow-empty] [FILE|-]
@@ -66,6 +68,7 @@ interface Common {
   username?: string;
   password?: string;
   framing: '0.6' | '0.7';
+  tls?: TlsOptions;
 }
 
 type Values = Record<string, string | boolean | undefined>;
@@ -74,6 +77,7 @@ const COMMON_OPTIONS = {
   address: { type: 'string' },
   user: { type: 'string' },
   framing: { type: 'string' },
+  ...TLS_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -113,6 +117,11 @@ export async function run(command: string, argv: string[]): Promise<number> {
       return EXIT_OK;
     }
     common = commonOf(values);
+    if (common.tls?.rejectUnauthorized === false)
+      process.stderr.write(
+        `aimm-store ${command}: warning: --insecure: the server's certificate is not verified; ` +
+          'anyone on the way can read and change what is sent (passwords, models)\n',
+      );
   } catch (err) {
     process.stderr.write(`aimm-store ${command}: ${messageOf(err)}\n${usage}`);
     return EXIT_USAGE;
@@ -165,6 +174,9 @@ function commonOf(values: Values): Common {
     throw new UsageError(`--address '${address}' is not a valid URL`);
   }
   const common: Common = { address, framing };
+  const tls = tlsOptionsOf(values, address);
+  if (tls instanceof Error) throw new UsageError(tls.message);
+  if (tls !== undefined) common.tls = tls;
   if (typeof values.user === 'string') {
     const password = process.env.AIMM_STORE_PASSWORD;
     if (password === undefined)
@@ -182,6 +194,7 @@ function connect(c: Common): Promise<JugglerClient> {
     username: c.username,
     password: c.password,
     framing: c.framing,
+    tls: c.tls,
   });
 }
 

@@ -27,7 +27,8 @@ credentials:
                                    a bearer token for the HTTP control's tokens_file
   hash-password                    SHA-256 hex of a password (AIMM_STORE_PASSWORD, prompt or stdin)
 
-client (Juggler, --address ws://127.0.0.1:9950/ by default; --user NAME to log in):
+client (Juggler, --address ws://127.0.0.1:9950/ by default, or wss://… with --ca FILE;
+        --user NAME to log in):
   put --type T [--id N] [--expect-revision R] [--allow-empty] [FILE|-]
   get ID [-o FILE] | get ID --meta
   ls

@@ -28,6 +28,20 @@ export interface ConnectionOptions {
   maxMessageSize?: number;
   /** Give up opening the WebSocket after this many ms (default 10 000). */
   connectTimeout?: number;
+  /** For `wss://` addresses: what to trust and, for mutual TLS, what to present. */
+  tls?: TlsOptions;
+}
+
+/** TLS options of a `wss://` connection (passed to `ws`, hence to `tls.connect`). */
+export interface TlsOptions {
+  /** CA certificate(s) (PEM) to trust instead of the system's (a private CA, a self-signed server). */
+  ca?: string | Buffer | (string | Buffer)[];
+  /** Client certificate chain (PEM), for a server that requires one (mutual TLS). */
+  cert?: string | Buffer;
+  /** The client certificate's private key (PEM). */
+  key?: string | Buffer;
+  /** false: do not verify the server's certificate (default true). Anyone in the path can then read and change the traffic. */
+  rejectUnauthorized?: boolean;
 }
 
 export interface Notification {
@@ -88,7 +102,7 @@ export class JugglerConnection {
   private closeInfo: ConnectionClosedError | null = null;
   private stateReceived = false;
   private readonly closedPromise: Promise<ConnectionClosedError>;
-  private readonly options: Required<ConnectionOptions>;
+  private readonly options: Required<Omit<ConnectionOptions, 'tls'>>;
 
   /** Opens a connection to `url` (e.g. `ws://127.0.0.1:9950/`). */
   static open(url: string, options: ConnectionOptions = {}): Promise<JugglerConnection> {
@@ -113,6 +127,7 @@ export class JugglerConnection {
       perMessageDeflate: false,
       maxPayload: this.options.maxMessageSize + 16,
       handshakeTimeout: this.options.connectTimeout,
+      ...options.tls,
     });
     this.closedPromise = new Promise((resolve) => {
       this.ws.on('close', (code, reason) => {

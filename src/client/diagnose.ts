@@ -25,6 +25,8 @@ export type ConnectFailure =
   | 'closed'
   /** No answer to the handshake within the timeout. */
   | 'no_answer'
+  /** The TLS handshake failed (certificate not trusted, expired, for another name; client certificate missing or refused; no TLS there). */
+  | 'tls'
   /** Anything else (DNS, TLS, unreachable network, ...). */
   | 'error';
 
@@ -105,11 +107,30 @@ export function connectFailure(url: string, err: unknown, facts: FailureFacts): 
       { cause: err },
     );
   }
-  if (e?.code === 'ECONNRESET' || message === 'socket hang up') {
+  const tls = tlsFailure(url, where, e?.code, message);
+  if (tls !== null) return new ConnectFailedError(url, 'tls', tls, { cause: err });
+  const reset = e?.code === 'ECONNRESET' || message === 'socket hang up';
+  if (reset && url.startsWith('wss:')) {
+    // TLS 1.3: a server refuses a client certificate after the client's side of the handshake is
+    // done; its alert is often lost to the reset, so the client sees only the connection drop.
+    return new ConnectFailedError(
+      url,
+      'tls',
+      `${where} closed the connection without answering the WebSocket handshake: over TLS, a ` +
+        'daemon with mutual TLS (ca_file) does this when the client certificate is missing or not ' +
+        'signed by a CA of its ca_file; give one (the command line: --cert FILE; the client ' +
+        'library: tls.cert and tls.key)',
+      { cause: err },
+    );
+  }
+  if (reset) {
+    const tlsHint = url.startsWith('ws:')
+      ? ' (a daemon with TLS, pem_file, does this to a plain ws:// client: then use wss://)'
+      : '';
     return new ConnectFailedError(
       url,
       'closed',
-      `${where} closed the connection without answering the WebSocket handshake; ${EXPECTED}`,
+      `${where} closed the connection without answering the WebSocket handshake${tlsHint}; ${EXPECTED}`,
       { cause: err },
     );
   }
@@ -122,6 +143,64 @@ export function connectFailure(url: string, err: unknown, facts: FailureFacts): 
     return new ConnectFailedError(url, 'no_answer', text, { cause: err });
   }
   return new ConnectFailedError(url, 'error', message, { cause: err });
+}
+
+/** Certificate verification codes meaning "signed by no CA this client trusts". */
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+]);
+
+/** The message for a failed TLS handshake, or null when `code`/`message` are no TLS failure. */
+function tlsFailure(
+  url: string,
+  where: string,
+  code: string | undefined,
+  message: string,
+): string | null {
+  // OpenSSL's text without its location: `...:SSL routines:FUNCTION:REASON:FILE:LINE:...`.
+  const reason = /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message.split('\n')[0];
+  const what = `${code ?? 'TLS'}: ${reason}`;
+  if (code !== undefined && UNTRUSTED.has(code))
+    return (
+      `the server's TLS certificate is not trusted (${what}): it is signed by a CA this client ` +
+      'does not trust; give that CA (the command line: --ca FILE; the client library: tls.ca), ' +
+      'or for a test only, do not verify (--insecure; tls.rejectUnauthorized: false)'
+    );
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
+    return (
+      `the server's TLS certificate is ${code === 'CERT_HAS_EXPIRED' ? 'expired' : 'not valid yet'} ` +
+      `(${what}): the daemon's pem_file needs a valid certificate (then send the daemon SIGHUP)`
+    );
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return (
+      `the server's TLS certificate is not for ${where} (${what}): connect with a host name or ` +
+      'address the certificate lists (its subjectAltName)'
+    );
+  if (/alert certificate required/i.test(message))
+    return (
+      `${where} requires a client certificate (mutual TLS) and none was given (${what}): give ` +
+      "a certificate signed by a CA of the daemon's ca_file (the command line: --cert FILE; the " +
+      'client library: tls.cert and tls.key)'
+    );
+  if (
+    /alert (bad certificate|unknown ca|certificate unknown|unsupported certificate)/i.test(message)
+  )
+    return (
+      `${where} refused this client's certificate (${what}): it must be signed by a CA of the ` +
+      "daemon's ca_file, valid, and meant for client authentication"
+    );
+  if (/wrong version number|packet length too long|unknown protocol/i.test(message))
+    return url.startsWith('wss:')
+      ? `${where} does not speak TLS (${what}): it is probably a plain WebSocket server; use ws://`
+      : null;
+  if (code?.startsWith('ERR_SSL_') || code?.startsWith('ERR_TLS_'))
+    return `the TLS handshake with ${where} failed (${what})`;
+  return null;
 }
 
 /**

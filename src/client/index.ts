@@ -28,6 +28,7 @@ export {
   JugglerConnection,
   type Notification,
   RequestFailedError,
+  type TlsOptions,
 } from './connection.js';
 export { ConnectFailedError, type ConnectFailure } from './diagnose.js';
 export { applyPatch, type JsonPatchOp, PatchError } from './patch.js';

@@ -1,25 +1,29 @@
 /**
  * The HTTP control, built-in `aimm-store/controls/http`: liveness, readiness, Prometheus metrics,
  * raw model bytes and their writes (routes: `http/router.ts`; docs/http-api.md), the change stream
- * (`GET /changes`, `http/changes.ts`). Config (`schemas/controls/http.yaml`): `server: {host, port}`,
+ * (`GET /changes`, `http/changes.ts`). Config (`schemas/controls/http.yaml`): `server: {host, port, pem_file?, ca_file?}` (with
+ * `pem_file` it serves https, see tls.ts),
  * `models` (default true), `writes` (default true), `max_model_size` (default: the backend's
  * limit), `body_timeout_ms` (default 30 s), `changes_*`, and authentication (`http/auth-conf.ts`):
  * `users`, `tokens_file`, `auth_metrics`, `allow_plaintext`; a non-loopback address needs
  * authentication (and TLS, or `allow_plaintext`).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server, type ServerOptions } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import { formatAddress } from '../common/address.js';
 import type { ConfigIssue } from '../common/schema.js';
 import { checkAuthConf, createAuth, type HttpAuthConf } from './http/auth-conf.js';
 import { type ChangesConf, createChangeStreams } from './http/changes.js';
 import { createHandler } from './http/handler.js';
 import { listenError } from './listen-error.js';
+import { checkTlsConf, ServerTls, type TlsConf } from './tls.js';
 import type { Control, ControlConf, ControlContext } from './types.js';
 
 /** The schema of this control's config part (in `schemas/controls/http.yaml`). */
 export const confSchema = 'aimm-store://controls/http.yaml#';
 
 export interface HttpControlConf extends ControlConf, ChangesConf, Omit<HttpAuthConf, 'server'> {
-  server: { host: string; port: number };
+  server: { host: string; port: number } & TlsConf;
   models?: boolean;
   writes?: boolean;
   max_model_size?: number;
@@ -31,9 +35,13 @@ const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 /** How long close() lets in-flight responses finish before cutting connections. */
 const CLOSE_GRACE_MS = 2000;
 
-/** Checks beyond the schema: loopback, authentication and TLS, the tokens file. */
+/** Checks beyond the schema: loopback, authentication and TLS, the tokens file, the TLS files. */
 export function checkConf(conf: ControlConf, basePath = '$'): ConfigIssue[] {
-  return checkAuthConf(conf as HttpAuthConf, basePath);
+  const c = conf as Partial<HttpControlConf>;
+  return [
+    ...checkAuthConf(conf as HttpAuthConf, basePath),
+    ...checkTlsConf(c.server, `${basePath}.server`),
+  ];
 }
 
 export async function create(conf: ControlConf, context: ControlContext): Promise<Control> {
@@ -51,7 +59,15 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
   const writes = serveModels && c.writes !== false;
   const auth = createAuth(c, context.metrics, logger);
   const changes = createChangeStreams(c, context, logger);
-  const handler = createHandler({
+  const tls = ServerTls.of(c.server);
+  // No total request timeout: a large upload may take minutes. Headers must arrive within 10 s,
+  // and an upload that stalls for body_timeout_ms is cut off (http/body.ts).
+  const options: ServerOptions = {
+    requestTimeout: 0,
+    headersTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+  };
+  const handler: RequestListener = createHandler({
     context,
     serveModels,
     writes,
@@ -62,12 +78,10 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     changes,
     auth,
   });
-  // No total request timeout: a large upload may take minutes. Headers must arrive within 10 s,
-  // and an upload that stalls for body_timeout_ms is cut off (http/body.ts).
-  const server = createServer(
-    { requestTimeout: 0, headersTimeout: 10_000, keepAliveTimeout: 5_000 },
-    handler,
-  );
+  const server =
+    tls === null
+      ? createServer(options, handler)
+      : createTlsServer({ ...options, ...tls.serverOptions() }, handler);
   // Expect: 100-continue: the same handler decides; uploads send 100 only once their checks pass.
   server.on('checkContinue', handler);
   server.on('clientError', (_err, socket) => {
@@ -75,11 +89,25 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     else socket.destroy();
   });
   const address = await listen(server, c.server.host, c.server.port);
-  logger.info({ host: address.host, port: address.port, writes }, 'listening');
+  logger.info(
+    {
+      host: address.host,
+      port: address.port,
+      url: `${tls === null ? 'http' : 'https'}://${formatAddress(address)}/`,
+      writes,
+      ...tls?.describe(),
+    },
+    'listening',
+  );
   let closing: Promise<void> | null = null;
   return {
     address,
-    reload: () => auth.reload(),
+    secure: tls !== null,
+    /** SIGHUP: the tokens file (logged by auth), then the TLS files (logged by the daemon). */
+    async reload() {
+      await auth.reload();
+      return tls === null ? null : tls.reload(server as TlsServer);
+    },
     close() {
       changes.close();
       closing ??= closeServer(server).then(() => logger.info('closed'));
@@ -89,7 +117,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
 }
 
 function listen(
-  server: Server,
+  server: Server | TlsServer,
   host: string,
   port: number,
 ): Promise<{ host: string; port: number }> {
@@ -107,7 +135,7 @@ function listen(
   });
 }
 
-function closeServer(server: Server): Promise<void> {
+function closeServer(server: Server | TlsServer): Promise<void> {
   return new Promise((resolve) => {
     const grace = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
     server.close(() => {

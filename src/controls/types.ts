@@ -51,10 +51,16 @@ export interface ControlContext {
 export interface Control {
   /** Where it listens, once started (the real port when configured with port 0). */
   readonly address: { host: string; port: number };
+  /** True when clients must speak TLS (`wss://`, `https://`): the URLs the daemon publishes say so. */
+  readonly secure?: boolean;
+  /**
+   * SIGHUP: re-read what can change without a restart (the TLS certificate and CA files, a tokens
+   * file) without dropping connections. Resolves with log fields of what was reloaded, or null when there is
+   * nothing to reload; rejects when the new files are unusable, keeping the current ones.
+   */
+  reload?(): Promise<Record<string, unknown> | null>;
   /** Stops accepting clients, ends their connections, releases the listener. Idempotent. */
   close(): Promise<void>;
-  /** Re-reads what the control may re-read without a restart (SIGHUP), e.g. a tokens file. */
-  reload?(): Promise<void>;
 }
 
 export interface ControlModule {

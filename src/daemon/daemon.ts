@@ -108,16 +108,6 @@ export class Daemon {
     return this.stopping;
   }
 
-  /** SIGHUP: every started control that can re-reads what it may (e.g. a tokens file). */
-  async reload(): Promise<void> {
-    for (const control of this.controls) {
-      if (control?.reload === undefined) continue;
-      await control.reload().catch((err: unknown) => {
-        this.parts.logger.error({ err, address: control.address }, 'control failed to reload');
-      });
-    }
-  }
-
   private get aborted(): boolean {
     return this.stopping !== null;
   }
@@ -184,6 +174,36 @@ export class Daemon {
     logger.info({ controls: this.controls.map((c) => c.address), backend: status }, 'ready');
     notifier.send({ READY: 1, STATUS: status.ready ? 'ready' : `running: ${status.detail ?? ''}` });
     this.stopWatchdog = startWatchdog(notifier, () => this.stateValue === 'running');
+  }
+
+  /**
+   * SIGHUP: every started control that can reload (TLS files, tokens files) does, each logged on its own; a
+   * control whose new files are unusable keeps its current ones and logs an error. The config file
+   * itself is read at start only.
+   */
+  async reload(): Promise<void> {
+    const { logger } = this.parts;
+    let reloaded = 0;
+    for (const [i, control] of this.controls.entries()) {
+      if (control?.reload === undefined) continue;
+      const path = this.parts.controls[i]?.path;
+      try {
+        const detail = await control.reload();
+        if (detail === null) continue;
+        reloaded++;
+        logger.info({ control: path, ...detail }, 'SIGHUP: TLS files reloaded');
+      } catch (err) {
+        reloaded++;
+        logger.error(
+          { control: path, error: errorText(err) },
+          'SIGHUP: TLS reload failed; the control keeps its current certificate',
+        );
+      }
+    }
+    if (reloaded === 0)
+      logger.info(
+        'SIGHUP: no control with TLS to reload; the configuration is read at start only (restart to apply a change)',
+      );
   }
 
   private async startControl(control: LoadedControl, backend: ServedBackend): Promise<void> {
@@ -265,16 +285,19 @@ export class Daemon {
   }
 }
 
-/** The Juggler and HTTP URLs of the built-in controls (the first of each), for the monitor data. */
-function endpointsOf(
+/**
+ * The Juggler and HTTP URLs of the built-in controls (the first of each), for the monitor data:
+ * `wss://`/`https://` for a control with TLS.
+ */
+export function endpointsOf(
   loaded: readonly LoadedControl[],
   started: readonly Control[],
 ): { juggler: string | null; http: string | null } {
   const url = (scheme: string, kind: string): string | null => {
     const i = loaded.findIndex((c) => c.conf.module.endsWith(`/controls/${kind}`));
-    const address = i < 0 ? undefined : started[i]?.address;
-    if (address === undefined) return null;
-    return `${scheme}://${formatAddress(address)}/`;
+    const control = i < 0 ? undefined : started[i];
+    if (control === undefined) return null;
+    return `${scheme}${control.secure === true ? 's' : ''}://${formatAddress(control.address)}/`;
   };
   return { juggler: url('ws', 'juggler'), http: url('http', 'http') };
 }

@@ -5,7 +5,8 @@
  *
  * serve: read and validate the config → logger → systemd notifier → daemon start. SIGTERM/SIGINT
  * stop it gracefully within `shutdown_timeout` seconds (exit 1 if it takes longer; a second SIGINT
- * exits at once). An uncaught exception or unhandled rejection is logged and stops the daemon (1).
+ * exits at once). SIGHUP re-reads the controls' TLS files (daemon.ts `reload`). An uncaught
+ * exception or unhandled rejection is logged and stops the daemon (1).
  */
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -194,12 +195,9 @@ class Lifecycle {
       }
       void this.stop('SIGINT');
     });
-    this.on('SIGHUP', () => {
-      this.logger.info(
-        'SIGHUP: reloading what can be reloaded (tokens files); the config needs a restart',
-      );
-      void this.daemon.reload();
-    });
+    // SIGHUP re-reads the controls' TLS files (certificate renewal) and tokens files; the config
+    // needs a restart.
+    this.on('SIGHUP', () => void this.daemon.reload());
     this.on('uncaughtException', (err: Error) => this.fatal(err, 'uncaught exception'));
     this.on('unhandledRejection', (err: unknown) => this.fatal(err, 'unhandled rejection'));
   }

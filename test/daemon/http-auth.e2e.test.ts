@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { JugglerClient, RequestFailedError } from '../../src/client/index.js';
 import { hashPassword } from '../../src/controls/juggler/auth.js';
+import { makeTestPki, noOpenssl } from '../support/certs.js';
 import {
   DaemonProcess,
   type HttpResult,
@@ -318,7 +319,7 @@ describe('check-config: where the HTTP control may listen, and its tokens file',
     [
       'authentication without TLS off loopback',
       httpOn('0.0.0.0', { users }),
-      '$.control[0].pem_file',
+      '$.control[0].server.pem_file',
       'plaintext',
     ],
     [
@@ -360,16 +361,19 @@ describe('check-config: where the HTTP control may listen, and its tokens file',
     );
   });
 
-  test(
-    'accepted: off loopback with authentication and allow_plaintext, or a pem_file',
-    T,
-    async () => {
-      for (const extra of [{ allow_plaintext: true }, { pem_file: '/etc/aimm-store/http.pem' }]) {
-        const r = await check([httpOn('0.0.0.0', { users, ...extra })]);
-        assert.equal(r.code, 0, r.stderr);
-      }
-    },
-  );
+  test('accepted: off loopback with authentication and allow_plaintext, or a pem_file', {
+    ...T,
+    skip: noOpenssl(),
+  }, async () => {
+    const pki = makeTestPki(dir);
+    for (const extra of [
+      { allow_plaintext: true },
+      { server: { host: '0.0.0.0', port: 0, pem_file: pki.server.pem } },
+    ]) {
+      const r = await check([httpOn('0.0.0.0', { users, ...extra })]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
 });
 
 describe('token create and hash-password', () => {

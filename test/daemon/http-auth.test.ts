@@ -8,6 +8,7 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { parseAuthorization, requirementOf } from '../../src/controls/http/auth.js';
+import { checkAuthConf } from '../../src/controls/http/auth-conf.js';
 import { checkConf } from '../../src/controls/http.js';
 import { constantTimeEqual, hashPassword, Users } from '../../src/controls/juggler/auth.js';
 import {
@@ -229,15 +230,24 @@ describe('HTTP control config rules', () => {
       checkConf(conf('10.0.0.1', { allow_non_loopback: true }) as never)[0]?.message ?? '',
       /no authentication.*allow_non_loopback: true no longer exposes/,
     );
-    assert.deepEqual(rules(conf('10.0.0.1', { users })), ['$.control[1].pem_file plaintext']);
-    assert.deepEqual(rules(conf('10.0.0.1', { users: [] })), ['$.control[1].pem_file plaintext']);
+    assert.deepEqual(rules(conf('10.0.0.1', { users })), [
+      '$.control[1].server.pem_file plaintext',
+    ]);
+    assert.deepEqual(rules(conf('10.0.0.1', { users: [] })), [
+      '$.control[1].server.pem_file plaintext',
+    ]);
     assert.deepEqual(rules(conf('10.0.0.1', { tokens_file: tokensFile })), [
-      '$.control[1].pem_file plaintext',
+      '$.control[1].server.pem_file plaintext',
     ]);
     assert.deepEqual(rules(conf('10.0.0.1', { users, allow_plaintext: true })), []);
-    assert.deepEqual(rules(conf('10.0.0.1', { users, pem_file: '/etc/x.pem' })), []);
+    // The auth rules alone: the TLS rules would also read the (here missing) file.
+    const withTls = conf('10.0.0.1', {
+      users,
+      server: { host: '10.0.0.1', port: 0, pem_file: '/etc/x.pem' },
+    });
+    assert.deepEqual(checkAuthConf(withTls as never), []);
     assert.deepEqual(rules(conf('10.0.0.1', { users, allow_non_loopback: true })), [
-      '$.control[1].pem_file plaintext',
+      '$.control[1].server.pem_file plaintext',
     ]);
   });
 

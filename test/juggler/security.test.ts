@@ -128,9 +128,24 @@ describe('no users only on loopback', () => {
     assert.equal(issues[0]?.path, '$.control[1].users');
     assert.match(issues[0]?.message ?? '', /non-loopback host \('0\.0\.0\.0'\)/);
     assert.deepEqual(
-      checkConf({ ...base, server: { host: '0.0.0.0', port: 1 }, users: [ADMIN] }),
+      checkConf({
+        ...base,
+        server: { host: '0.0.0.0', port: 1 },
+        users: [ADMIN],
+        allow_plaintext: true,
+      }),
       [],
     );
+    // Users on another host without TLS: their password hashes would cross the network in clear.
+    const plain = checkConf(
+      { ...base, server: { host: '10.0.0.1', port: 1 }, users: [ADMIN] },
+      '$.control[0]',
+    );
+    assert.deepEqual(
+      plain.map((i) => [i.path, i.rule]),
+      [['$.control[0].server.pem_file', 'plaintext_login']],
+    );
+    assert.match(plain[0]?.message ?? '', /in clear; set server\.pem_file .*allow_plaintext: true/);
     assert.deepEqual(checkConf(base), []);
   });
 

@@ -18,15 +18,13 @@ import { readTokensFile, TokenFile, TokensFileError } from '../tokens.js';
 import { HttpAuth } from './auth.js';
 
 export interface HttpAuthConf {
-  server?: { host?: unknown };
+  server?: { host?: unknown; pem_file?: string };
   users?: UserConf[];
   tokens_file?: string;
   auth_metrics?: boolean;
   allow_plaintext?: boolean;
   /** Deprecated: no longer lets a control without authentication off loopback. */
   allow_non_loopback?: boolean;
-  /** TLS (the server's certificate and key); only its presence matters here. */
-  pem_file?: string;
 }
 
 export function hasAuth(conf: HttpAuthConf): boolean {
@@ -53,19 +51,19 @@ export function checkAuthConf(conf: HttpAuthConf, basePath = '$'): ConfigIssue[]
       message:
         `'${host}' is not a loopback address and the HTTP control has no authentication: ` +
         'anyone who can reach the port could read every model; configure users or tokens_file ' +
-        '(and pem_file for TLS), or listen on 127.0.0.1' +
+        '(and server.pem_file for TLS), or listen on 127.0.0.1' +
         (conf.allow_non_loopback === true
           ? ' (allow_non_loopback: true no longer exposes a control without authentication)'
           : ''),
     });
-  } else if (conf.pem_file === undefined && conf.allow_plaintext !== true) {
+  } else if (conf.server?.pem_file === undefined && conf.allow_plaintext !== true) {
     issues.push({
-      path: `${basePath}.pem_file`,
+      path: `${basePath}.server.pem_file`,
       rule: 'plaintext',
       message:
         `is required on a non-loopback address ('${host}') when the HTTP control authenticates: ` +
         'without TLS, Basic passwords and bearer tokens cross the network in clear; give ' +
-        'pem_file, or set allow_plaintext: true on a network you trust',
+        'server.pem_file, or set allow_plaintext: true on a network you trust',
     });
   }
   return issues;

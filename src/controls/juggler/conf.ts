@@ -1,12 +1,14 @@
 /**
  * The Juggler control's configuration: its schema id, the checks a schema cannot express (no
- * `users` only on loopback), and the resolved settings with their defaults.
+ * `users` only on loopback; `users` elsewhere only with TLS or `allow_plaintext`; usable TLS files),
+ * and the resolved settings with their defaults.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { type ConfigIssue, SCHEMAS_DIR, SchemaRegistry } from '../../common/schema.js';
 import { isLoopbackHost } from '../loopback.js';
+import { checkTlsConf } from '../tls.js';
 import type { UserConf } from './auth.js';
 import type { Framing } from './framing.js';
 
@@ -15,7 +17,15 @@ export const CONF_SCHEMA_FILE = join(SCHEMAS_DIR, 'controls', 'juggler.yaml');
 
 export interface JugglerConf {
   module: string;
-  server: { host: string; port: number; autoflush_delay?: number; shutdown_timeout?: number };
+  server: {
+    host: string;
+    port: number;
+    autoflush_delay?: number;
+    shutdown_timeout?: number;
+    pem_file?: string;
+    ca_file?: string;
+  };
+  allow_plaintext?: boolean;
   users?: UserConf[];
   state_instances?: boolean;
   framing?: 'auto' | Framing;
@@ -32,6 +42,8 @@ export interface JugglerConf {
 export interface Settings {
   host: string;
   port: number;
+  /** `server.pem_file`/`ca_file`; null: plain WebSocket (ws://). */
+  tls: { pem_file: string; ca_file?: string } | null;
   /** null: no login required (open). */
   users: UserConf[] | null;
   stateInstances: boolean;
@@ -59,7 +71,23 @@ export function checkConf(conf: JugglerConf, basePath = '$'): ConfigIssue[] {
       rule: 'loopback_without_users',
       message: `is required when listening on a non-loopback host ('${conf.server.host}'): without users anyone who can reach the port can read, write and delete models`,
     });
+  } else if (
+    conf.users !== undefined &&
+    conf.server.pem_file === undefined &&
+    conf.allow_plaintext !== true &&
+    !isLoopbackHost(conf.server.host)
+  ) {
+    issues.push({
+      path: `${basePath}.server.pem_file`,
+      rule: 'plaintext_login',
+      message:
+        `is required when users log in on a non-loopback host ('${conf.server.host}'): without TLS ` +
+        'the password hashes (which are what a client logs in with) and the models cross the ' +
+        'network in clear; set server.pem_file (and connect with wss://), or set ' +
+        'allow_plaintext: true to accept that on a network you trust',
+    });
   }
+  issues.push(...checkTlsConf(conf.server, `${basePath}.server`));
   return issues;
 }
 
@@ -81,6 +109,10 @@ export function toSettings(conf: JugglerConf): Settings {
   return {
     host: conf.server.host,
     port: conf.server.port,
+    tls:
+      conf.server.pem_file === undefined
+        ? null
+        : { pem_file: conf.server.pem_file, ca_file: conf.server.ca_file },
     users: conf.users ?? null,
     stateInstances: conf.state_instances ?? false,
     framing: conf.framing ?? 'auto',

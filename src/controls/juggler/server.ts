@@ -5,13 +5,16 @@
  * Patch from the state it holds to the state it may see (sessions in the same place share one
  * diff text), sends it, then the `model_change` notifications of the batch.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Backend, ModelChange } from '../../backend/types.js';
+import { formatAddress } from '../../common/address.js';
 import type { MetricsRegistry } from '../../common/metrics.js';
 import { changeData } from '../change-json.js';
 import { listenError } from '../listen-error.js';
+import { ServerTls } from '../tls.js';
 import type { Control, DaemonStatus } from '../types.js';
 import { Users } from './auth.js';
 import type { Settings } from './conf.js';
@@ -39,7 +42,8 @@ export class JugglerServer implements Control, SessionHost {
   private readonly sessions = new Set<Session>();
   private readonly view: ModelView;
   private wss: WebSocketServer | null = null;
-  private http: Server | null = null;
+  private http: Server | TlsServer | null = null;
+  private tls: ServerTls | null = null;
   private batch: { seq: number; change: ModelChange }[] = [];
   private seq = 0;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -92,6 +96,22 @@ export class JugglerServer implements Control, SessionHost {
     return this.listenAddress;
   }
 
+  /** Listening with TLS (wss://). */
+  get secure(): boolean {
+    return this.settings.tls !== null;
+  }
+
+  /**
+   * SIGHUP: re-reads `pem_file`/`ca_file`; new connections get the new certificate, open ones keep
+   * theirs. Null without TLS; throws (keeping the current material) when a file is unusable.
+   */
+  async reload(): Promise<Record<string, unknown> | null> {
+    const tls = this.tls;
+    const http = this.http;
+    if (tls === null || http === null || !('setSecureContext' in http)) return null;
+    return tls.reload(http);
+  }
+
   get connectionCount(): number {
     return this.sessions.size;
   }
@@ -109,10 +129,22 @@ export class JugglerServer implements Control, SessionHost {
     }
     const s = this.settings;
     // Our own HTTP server, so that close can also drop connections that never finish a request.
-    const http = createServer((_req, res) => {
+    const upgradeRequired: RequestListener = (_req, res) => {
       res.writeHead(426, { 'Content-Type': 'text/plain', Upgrade: 'websocket' });
       res.end('426 Upgrade Required: this is a Juggler WebSocket endpoint\n');
-    });
+    };
+    if (s.tls !== null) {
+      try {
+        this.tls = new ServerTls(s.tls);
+      } catch (err) {
+        this.view.close();
+        throw err;
+      }
+    }
+    const http =
+      this.tls === null
+        ? createServer(upgradeRequired)
+        : createTlsServer(this.tls.serverOptions(), upgradeRequired);
     http.headersTimeout = 10_000;
     http.requestTimeout = 10_000;
     const wss = new WebSocketServer({
@@ -148,6 +180,8 @@ export class JugglerServer implements Control, SessionHost {
         control: 'juggler',
         host: s.host,
         port,
+        url: `${this.tls === null ? 'ws' : 'wss'}://${formatAddress(this.listenAddress)}/`,
+        ...this.tls?.describe(),
         framing: s.framing,
         login: s.users !== null,
         state_instances: s.stateInstances,
