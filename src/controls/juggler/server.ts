@@ -82,7 +82,21 @@ export class JugglerServer implements Control, SessionHost {
       ),
       logins: reg.counter('juggler_logins_total', 'Juggler login attempts, by result'),
       notifications: reg.counter('juggler_notifications_total', 'model_change notifications sent'),
+      paused: reg.counter(
+        'juggler_paused_total',
+        'Times a Juggler connection reached max_pending_requests and stopped being read (backpressure)',
+      ),
+      inFlight: reg.gauge(
+        'juggler_requests_in_flight',
+        'Juggler requests being handled, all connections',
+      ),
+      backlog: reg.gauge(
+        'juggler_backlog_messages',
+        'Messages received from paused connections and waiting for room in their window',
+      ),
     };
+    this.m.inFlight.collect(() => this.sum((s) => s.inFlight));
+    this.m.backlog.collect(() => this.sum((s) => s.backlogLength));
     this.env = {
       backend: ctx.backend,
       users: settings.users === null ? null : new Users(settings.users),
@@ -193,9 +207,17 @@ export class JugglerServer implements Control, SessionHost {
       this.m.requests.inc({ name, result: e.success ? 'ok' : 'error' });
     } else if (e.kind === 'rejected') {
       this.m.rejected.inc({ reason: e.reason });
+    } else if (e.kind === 'paused') {
+      this.m.paused.inc();
     } else if (e.success) {
       this.m.logins.inc({ result: 'success' });
     }
+  }
+
+  private sum(of: (s: Session) => number): number {
+    let n = 0;
+    for (const s of this.sessions) n += of(s);
+    return n;
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
