@@ -6,7 +6,8 @@
  * Benchmarks: sbs (codec vs JSON), sqlite (backend vs raw better-sqlite3), event (backend vs an
  * unbatched eventer client, restart, peak RSS), recovery (time to ready on a Hat with a million
  * unrelated events vs AIMM's `latest` start), juggler (control vs direct backend calls),
- * daemon (start-to-ready, SIGTERM-to-exit, HTTP model reads vs bare node:http), redundancy
+ * daemon (start-to-ready, SIGTERM-to-exit, HTTP model reads vs bare node:http), lone-writer
+ * (sequential 1 KiB writes Juggler → daemon → Hat peer vs a direct eventer client), redundancy
  * (failover times against the monitor's and the event servers' own part).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
  */
@@ -14,7 +15,16 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['sbs', 'sqlite', 'event', 'recovery', 'juggler', 'daemon', 'redundancy'] as const;
+const BENCHES = [
+  'sbs',
+  'sqlite',
+  'event',
+  'recovery',
+  'juggler',
+  'daemon',
+  'lone-writer',
+  'redundancy',
+] as const;
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');

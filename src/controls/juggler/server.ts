@@ -277,22 +277,25 @@ export class JugglerServer implements Control, SessionHost {
     const texts = new DiffTexts();
     for (const s of this.sessions) {
       if (!s.ready) continue;
-      const target = s.authorized ? snapshot : EMPTY_STATE;
-      const text = texts.get(s.lastSent, target);
-      s.lastSent = target;
-      if (text !== null) s.sendText(text);
-      if (s.authorized && batch.length > 0) {
-        notifications ??= batch.map((b) => ({
-          seq: b.seq,
-          text: notifyText('model_change', changeData(b.change)),
-        }));
-        // Only changes made since this session could see them (login, or framing known).
-        for (const n of notifications) {
-          if (n.seq <= s.notifyAfter) continue;
-          s.sendText(n.text);
-          sent++;
+      // The diff and the batch's notifications leave in one write, not one per message.
+      s.corked(() => {
+        const target = s.authorized ? snapshot : EMPTY_STATE;
+        const text = texts.get(s.lastSent, target);
+        s.lastSent = target;
+        if (text !== null) s.sendText(text);
+        if (s.authorized && batch.length > 0) {
+          notifications ??= batch.map((b) => ({
+            seq: b.seq,
+            text: notifyText('model_change', changeData(b.change)),
+          }));
+          // Only changes made since this session could see them (login, or framing known).
+          for (const n of notifications) {
+            if (n.seq <= s.notifyAfter) continue;
+            s.sendText(n.text);
+            sent++;
+          }
         }
-      }
+      });
     }
     if (sent > 0) this.m.notifications.inc({}, sent);
   }

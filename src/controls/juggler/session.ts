@@ -11,6 +11,7 @@
  * once the backlog is empty and the window has room, reading resumes. Memory per connection stays
  * bounded: the window's messages, what the WebSocket layer had buffered, one unfinished message.
  */
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import type { Settings } from './conf.js';
@@ -141,6 +142,21 @@ export class Session implements SessionAccess {
       this.host.count({ kind: 'rejected', reason: 'send_buffer' });
       this.closing = true;
       this.ws.terminate();
+    }
+  }
+
+  /**
+   * Runs `send` with the connection's socket corked, so that the messages it sends leave in one
+   * write instead of one system call each. ws has no public cork; its own sender corks
+   * `_socket` the same way around each frame.
+   */
+  corked(send: () => void): void {
+    const socket = (this.ws as unknown as { _socket?: Socket })._socket;
+    socket?.cork();
+    try {
+      send();
+    } finally {
+      socket?.uncork();
     }
   }
 
