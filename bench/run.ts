@@ -7,7 +7,8 @@
  * unbatched eventer client, restart, peak RSS), recovery (time to ready on a Hat with a million
  * unrelated events vs AIMM's `latest` start), juggler (control vs direct backend calls),
  * daemon (start-to-ready, SIGTERM-to-exit, HTTP model reads vs bare node:http), http (HTTP
- * uploads and downloads vs a bare node:http server writing files, and vs Juggler), redundancy
+ * uploads and downloads vs a bare node:http server writing files, and vs Juggler), lone-writer
+ * (sequential 1 KiB writes Juggler → daemon → Hat peer vs a direct eventer client), redundancy
  * (failover times against the monitor's and the event servers' own part), tls (a TLS handshake
  * plus one request, and a 1 MiB model read, against plain HTTP on the HTTP control).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
@@ -24,6 +25,7 @@ const BENCHES = [
   'juggler',
   'daemon',
   'http',
+  'lone-writer',
   'redundancy',
   'tls',
 ] as const;

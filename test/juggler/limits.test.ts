@@ -1,8 +1,9 @@
 /**
  * What a peer can send that it should not: oversized messages and frames, invalid base64, bad ids,
- * bad JSON, unknown framing characters, binary frames, mixed framings, too many requests in flight,
- * too many connections, a client that stops reading. Each gets a clear error response or a close
- * with a reason, the server keeps serving everyone else, and nothing is stored by a refused write.
+ * bad JSON, unknown framing characters, binary frames, mixed framings, too many connections, a
+ * client that stops reading. Each gets a clear error response or a close with a reason, the server
+ * keeps serving everyone else, and nothing is stored by a refused write. More requests than the
+ * window are not refused: the connection stops being read until requests complete.
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -243,22 +244,35 @@ describe('limits and bad input', () => {
 });
 
 describe('per-connection and server caps', () => {
-  test('requests in flight over max_pending_requests are refused at once', async () => {
+  test('at max_pending_requests the connection stops being read; every request is answered', async () => {
     const backend = new HeldBackend();
     const h = await startJuggler({ max_pending_requests: 2 }, backend);
     try {
       const c = await RawClient.open(h.url, '0.7');
       backend.holding = true;
-      const ids = [1, 2, 3, 4, 5].map(() => c.sendRequest('list_instances', null));
-      await until(() => c.ofType('response').length === 3, 'three refusals');
-      for (const r of c.ofType('response')) {
-        assert.equal(r.success, false);
-        assert.match(String(r.data), /too many requests in flight \(limit 2\)/);
-      }
-      assert.equal(backend.held, 2);
+      const ids = [1, 2, 3, 4, 5, 6].map(() => c.sendRequest('list_instances', null));
+      c.sendFrame('2probe'); // a ping behind the requests: answered only once they move
+      await until(() => backend.held === 2, 'two requests held');
+      await until(
+        () => /aimm_store_juggler_paused_total 1\n/.test(h.metrics.render()),
+        'the connection paused',
+      );
+      assert.match(h.metrics.render(), /aimm_store_juggler_requests_in_flight 2\n/);
+      // Nothing refused, nothing answered, the ping not read: the window holds everything.
+      assert.equal(c.ofType('response').length, 0);
+      assert.ok(!c.received.some((x) => x.kind === 'pong'));
       backend.release();
-      for (const id of ids.slice(0, 2)) assert.equal((await c.response(id)).success, true);
-      // Capacity is back.
+      for (const id of ids) assert.equal((await c.response(id)).success, true);
+      await until(() => c.received.some((x) => x.kind === 'pong'), 'the pong');
+      const firstResponse = c.received.findIndex(
+        (x) => x.kind === 'message' && x.msg.type === 'response',
+      );
+      const pong = c.received.findIndex((x) => x.kind === 'pong');
+      assert.ok(firstResponse >= 0 && firstResponse < pong, 'the ping waited its turn');
+      assert.equal(backend.maxActive, 2, 'never more than the window at once');
+      assert.doesNotMatch(h.metrics.render(), /juggler_rejected_total\{reason="pending"\}/);
+      assert.match(h.metrics.render(), /aimm_store_juggler_requests_in_flight 0\n/);
+      // Reading resumed: a new request goes through at once.
       assert.equal((await c.request('list_instances', null)).success, true);
       await c.close();
     } finally {

@@ -27,6 +27,7 @@ import {
 } from '../../backend/types.js';
 import { busyAllowanceMs } from '../../hat/chatter/connection.js';
 import type { Event, RegisterEvent, Status } from '../../hat/eventer/common.js';
+import { Admission, type Ticket } from './admission.js';
 import { checkChosenId, checkChosenIdAtSend } from './chosen-id.js';
 import { type EventBackendConfig, subscriptionOf } from './config.js';
 import { type EventRef, refKey } from './event-ref.js';
@@ -68,6 +69,8 @@ interface WriteJob {
   queuedAt: string;
   /** A create at an id the caller chose (`createModelAt`): re-checked before it is sent. */
   chosenId?: boolean;
+  /** Its room in the pipeline (admission.ts), given back once the write leaves it. */
+  ticket: Ticket | null;
   settle: {
     resolve(entry: ModelEntry, ack: AckLevel): void;
     reject(err: BackendError): void;
@@ -93,6 +96,8 @@ export class EventBackend implements Backend {
   private readonly ids: IdAllocator;
   private readonly intake: EventIntake;
   private readonly pipeline: WritePipeline<WriteJob>;
+  /** Room in the pipeline: writers wait here when it is full (backpressure). */
+  private readonly room: Admission;
   private readonly session: HatSession;
   private readonly persistedAcks = new PersistedAcks();
   /** Unsettled jobs per instance id, in order (the projection for CAS and existence checks). */
@@ -151,11 +156,21 @@ export class EventBackend implements Backend {
     this.intake = new EventIntake((events, originOf, knownOf) =>
       this.applyEvents(events, originOf, null, knownOf),
     );
+    this.room = new Admission(config.maxQueuedWrites, config.maxQueuedBytes);
+    this.metrics.pipelineHeld.collect(() => this.room.held);
+    this.metrics.pipelineHeldBytes.collect(() => this.room.heldBytes);
+    this.metrics.pipelineWaiting.collect(() => this.room.waiting);
     this.pipeline = new WritePipeline<WriteJob>({
       maxBatchItems: config.maxBatchEvents,
       maxBatchBytes: config.maxBatchBytes,
       sizeOf: (j) => j.bytes,
-      process: (batch) => this.processBatch(batch),
+      process: async (batch) => {
+        try {
+          await this.processBatch(batch);
+        } finally {
+          for (const j of batch) leaveRoom(j);
+        }
+      },
       onProcessError: (err, batch) => {
         this.logger.error({ err }, 'event backend: write pipeline failed');
         for (const j of batch)
@@ -222,10 +237,18 @@ export class EventBackend implements Backend {
   async createModel(modelType: string, instance: Uint8Array): Promise<WriteResult> {
     this.checkWritable();
     checkModel(modelType, instance, this.config.maxInstanceBytes);
-    const mode = this.writeMode();
-    const instanceId = this.ids.next();
-    const job = this.makeJob('create', instanceId, modelType, instance, undefined);
-    return this.submit(job, mode);
+    const copy = instance.slice(); // the caller may reuse its buffer once we return
+    const ticket = await this.takeRoom(copy.length);
+    try {
+      const mode = this.writeMode();
+      const instanceId = this.ids.next();
+      const job = this.makeJob('create', instanceId, modelType, copy, undefined);
+      job.ticket = ticket;
+      return this.submit(job, mode);
+    } catch (err) {
+      ticket.release();
+      throw err;
+    }
   }
 
   /** A new model at a chosen id; which ids are safe: `chosen-id.ts`. */
@@ -237,7 +260,7 @@ export class EventBackend implements Backend {
     this.checkWritable();
     checkId(instanceId);
     checkModel(modelType, instance, this.config.maxInstanceBytes);
-    const mode = this.writeMode();
+    this.writeMode(); // refuses at once when the write could go nowhere
     checkChosenId(instanceId, {
       entry: this.state.get(instanceId),
       inFlight: this.pending.has(instanceId),
@@ -246,9 +269,17 @@ export class EventBackend implements Backend {
       offset: this.config.idOffset,
     });
     this.ids.observe(instanceId);
-    const job = this.makeJob('create', instanceId, modelType, instance, undefined);
-    job.chosenId = true;
-    return this.submit(job, mode);
+    const copy = instance.slice(); // the caller may reuse its buffer once we return
+    const ticket = await this.takeRoom(copy.length);
+    try {
+      const job = this.makeJob('create', instanceId, modelType, copy, undefined);
+      job.chosenId = true;
+      job.ticket = ticket;
+      return this.submit(job, this.writeMode());
+    } catch (err) {
+      ticket.release();
+      throw err;
+    }
   }
 
   /** `max_instance_bytes`: larger instances are refused with `too_large`. */
@@ -265,42 +296,73 @@ export class EventBackend implements Backend {
     this.checkWritable();
     checkId(instanceId);
     checkModel(modelType, instance, this.config.maxInstanceBytes);
+    const copy = instance.slice(); // the caller may reuse its buffer once we return
     await this.waitExactForCas(instanceId, options);
-    const mode = this.writeMode();
-    this.checkProjection(instanceId, options.expectedRevision, this.project(instanceId, null));
-    const job = this.makeJob('update', instanceId, modelType, instance, options.expectedRevision);
-    return this.submit(job, mode);
+    const ticket = await this.takeRoom(copy.length);
+    try {
+      const mode = this.writeMode();
+      this.checkProjection(instanceId, options.expectedRevision, this.project(instanceId, null));
+      const job = this.makeJob('update', instanceId, modelType, copy, options.expectedRevision);
+      job.ticket = ticket;
+      return this.submit(job, mode);
+    } catch (err) {
+      ticket.release();
+      throw err;
+    }
   }
 
   async deleteModel(instanceId: number, options: WriteOptions = {}): Promise<DeleteResult> {
     this.checkWritable();
     checkId(instanceId);
     await this.waitExactForCas(instanceId, options);
-    const mode = this.writeMode();
-    const proj = this.project(instanceId, null);
-    this.checkProjection(instanceId, options.expectedRevision, proj);
+    const ticket = await this.takeRoom(0);
+    let job: WriteJob;
+    try {
+      const mode = this.writeMode();
+      const proj = this.project(instanceId, null);
+      this.checkProjection(instanceId, options.expectedRevision, proj);
+      job = this.deleteJob(instanceId, proj.modelType, options.expectedRevision, ticket);
+      const res = await this.submit(job, mode);
+      return {
+        instanceId,
+        modelType: res.meta.modelType,
+        revision: res.meta.revision,
+        ack: res.ack,
+      };
+    } catch (err) {
+      ticket.release();
+      throw err;
+    }
+  }
+
+  private deleteJob(
+    instanceId: number,
+    modelType: string,
+    expectedRevision: number | undefined,
+    ticket: Ticket,
+  ): WriteJob {
     const job: WriteJob = {
       op: 'delete',
       instanceId,
-      modelType: proj.modelType,
+      modelType,
       event: tombstoneRegisterEvent(this.config.modelPrefix, instanceId),
       bytes: 0,
       size: 0,
       sha256: '',
-      expectedRevision: options.expectedRevision,
+      expectedRevision,
       instance: null,
       durableSeq: null,
       queuedAt: new Date().toISOString(),
+      ticket,
       settle: null,
     };
     job.bytes = registerEventSize(job.event);
-    const res = await this.submit(job, mode);
-    return {
-      instanceId,
-      modelType: res.meta.modelType,
-      revision: res.meta.revision,
-      ack: res.ack,
-    };
+    return job;
+  }
+
+  /** Room in the pipeline for a write of `bytes` model bytes; waits while it is full. */
+  private takeRoom(bytes: number): Promise<Ticket> {
+    return this.room.acquire(bytes);
   }
 
   // ---- status and lifecycle ------------------------------------------------------------------
@@ -346,7 +408,11 @@ export class EventBackend implements Backend {
     if (this.phase === 'online' && this.config.closeTimeoutMs > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        this.pipeline.whenIdle().then(() => this.persistedAcks.whenIdle()),
+        // Writes waiting for room were accepted too: they go on as room frees.
+        this.room
+          .whenEmpty()
+          .then(() => this.pipeline.whenIdle())
+          .then(() => this.persistedAcks.whenIdle()),
         new Promise<void>((r) => {
           timer = setTimeout(r, this.config.closeTimeoutMs);
         }),
@@ -356,6 +422,7 @@ export class EventBackend implements Backend {
     this.phase = 'closed';
     this.clearStandbySwitch();
     this.completion.drop(); // compare-and-set writes still waiting fail with `closed`
+    this.room.failWaiting(new BackendError('closed', 'backend closed before the write was sent'));
     this.failWaiting(new BackendError('closed', 'backend closed before the write was sent'));
     await this.session.stop();
     // The in-flight batch (if any) fails once its connection is gone.
@@ -496,6 +563,7 @@ export class EventBackend implements Backend {
     )) {
       if (this.durableActive.has(job)) continue; // still in the pipeline or in flight
       this.durableActive.add(job);
+      job.ticket = this.room.force(job.size); // already in memory: room without waiting
       this.pipeline.push(job);
     }
     this.updateGauges();
@@ -632,14 +700,14 @@ export class EventBackend implements Backend {
 
   // ---- the write path ------------------------------------------------------------------------
 
+  /** `copy`: the job's own copy of the caller's bytes. */
   private makeJob(
     op: Op,
     instanceId: number,
     modelType: string,
-    instance: Uint8Array,
+    copy: Uint8Array,
     expectedRevision: number | undefined,
   ): WriteJob {
-    const copy = instance.slice();
     const event = modelRegisterEvent(this.config.modelPrefix, instanceId, modelType, copy);
     return {
       op,
@@ -648,11 +716,12 @@ export class EventBackend implements Backend {
       event,
       instance: copy,
       bytes: registerEventSize(event),
-      size: instance.length,
+      size: copy.length,
       sha256: sha256Hex(copy),
       expectedRevision,
       durableSeq: null,
       queuedAt: new Date().toISOString(),
+      ticket: null,
       settle: null,
     };
   }
@@ -673,6 +742,7 @@ export class EventBackend implements Backend {
   private submit(job: WriteJob, mode: 'direct' | 'queued'): Promise<WriteResult> {
     this.addPending(job);
     if (mode === 'queued') {
+      leaveRoom(job); // the snapshot's queue holds it, not the pipeline
       const snapshot = this.snapshot as SnapshotStore;
       try {
         job.durableSeq = snapshot.enqueue({
@@ -889,7 +959,10 @@ export class EventBackend implements Backend {
   /** Fails every direct write still waiting in the pipeline. */
   private failWaiting(err: BackendError): void {
     const waiting = this.pipeline.drain();
-    for (const j of waiting) this.failJob(j, err);
+    for (const j of waiting) {
+      leaveRoom(j);
+      this.failJob(j, err);
+    }
     this.updateGauges();
   }
 
@@ -1021,6 +1094,7 @@ export class EventBackend implements Backend {
       instance: null,
       durableSeq: q.seq,
       queuedAt: q.queuedAt,
+      ticket: null,
       settle: null,
     };
     this.ids.observe(q.instanceId);
@@ -1074,6 +1148,12 @@ export class EventBackend implements Backend {
     this.metrics.pipelineDepth.set(this.pipeline.depth);
     this.metrics.snapshotQueueDepth.set(this.durable.size);
   }
+}
+
+/** Gives a write's pipeline room back (once). */
+function leaveRoom(job: WriteJob): void {
+  job.ticket?.release();
+  job.ticket = null;
 }
 
 /** What we know of our own write's event (see {@link KnownModel}). */

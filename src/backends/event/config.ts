@@ -18,6 +18,9 @@ export interface EventBackendConfig {
   idOffset: number;
   maxBatchEvents: number;
   maxBatchBytes: number;
+  /** Backpressure: writes (and their model bytes) the pipeline holds before writers wait. */
+  maxQueuedWrites: number;
+  maxQueuedBytes: number;
   maxInstanceBytes: number;
   requestTimeoutMs: number;
   catchUpPageSize: number;
@@ -42,6 +45,9 @@ export const DEFAULTS = {
   ack: 'registered' as AckMode,
   maxBatchEvents: 1000,
   maxBatchBytes: 8 * 1024 * 1024,
+  // Backpressure (docs/backend-event.md, "Backpressure"): a few batches' worth.
+  maxQueuedWrites: 4096,
+  maxQueuedBytes: 64 * 1024 * 1024,
   // 32 MiB: see "Model size" in docs/backend-event.md (Hat's cost per byte, not our frame limit).
   maxInstanceBytes: 32 * 1024 * 1024,
   requestTimeoutMs: 30_000,
@@ -135,6 +141,13 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
     idOffset,
     maxBatchEvents: optInt(conf.max_batch_events, 'max_batch_events', 1, DEFAULTS.maxBatchEvents),
     maxBatchBytes: optInt(conf.max_batch_bytes, 'max_batch_bytes', 1, DEFAULTS.maxBatchBytes),
+    maxQueuedWrites: optInt(
+      conf.max_queued_writes,
+      'max_queued_writes',
+      1,
+      DEFAULTS.maxQueuedWrites,
+    ),
+    maxQueuedBytes: optInt(conf.max_queued_bytes, 'max_queued_bytes', 1, DEFAULTS.maxQueuedBytes),
     maxInstanceBytes: maxInstanceBytes(
       optInt(conf.max_instance_bytes, 'max_instance_bytes', 1, DEFAULTS.maxInstanceBytes),
     ),

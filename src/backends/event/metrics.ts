@@ -15,6 +15,9 @@ export interface EventMetrics {
   recoveryEvents: Gauge;
   recoveryReceived: Counter;
   pipelineDepth: Gauge;
+  pipelineHeld: Gauge;
+  pipelineHeldBytes: Gauge;
+  pipelineWaiting: Gauge;
   snapshotQueueDepth: Gauge;
   models: Gauge;
 }
@@ -66,6 +69,18 @@ export function createEventMetrics(registry: MetricsRegistry): EventMetrics {
     pipelineDepth: registry.gauge(
       'event_pipeline_depth',
       'Writes waiting in the write pipeline for a register request.',
+    ),
+    pipelineHeld: registry.gauge(
+      'event_pipeline_writes',
+      'Writes holding room in the write pipeline (waiting for or in a register request); at most max_queued_writes, except for a backlog from the snapshot queue.',
+    ),
+    pipelineHeldBytes: registry.gauge(
+      'event_pipeline_bytes',
+      'Model bytes of the writes holding room in the write pipeline (bounded by max_queued_bytes).',
+    ),
+    pipelineWaiting: registry.gauge(
+      'event_pipeline_waiting_writes',
+      'Writes whose callers wait for room in the write pipeline (backpressure from a slow Hat).',
     ),
     snapshotQueueDepth: registry.gauge(
       'event_snapshot_queue_depth',

@@ -8,7 +8,12 @@ import { sha256Hex } from '../../backend/sha256.js';
 import type { ChangeOrigin, ModelChange, ModelMeta } from '../../backend/types.js';
 import type { Event } from '../../hat/eventer/common.js';
 import { compareRefs, type EventRef, isoOf, refOf } from './event-ref.js';
-import { decodeModelEvent, type MalformedEvent, type ModelEvent } from './format.js';
+import {
+  decodeModelEvent,
+  type MalformedEvent,
+  type ModelEvent,
+  parseInstanceId,
+} from './format.js';
 import type { ModelEntry, ModelStore, StoreCommit } from './store.js';
 
 /** What happened to one event given to {@link ModelState.apply}. */
@@ -156,6 +161,16 @@ export class ModelState {
       const known = knownOf(ref);
       const text = e.payload?.kind === 'json' ? e.payload.text : null;
       const useKnown = known !== undefined && known.payloadText === text;
+      if (!useKnown) {
+        // A copy of an event already applied — most often our own write, echoed by the
+        // subscription after its register response was applied — is skipped by its type and id
+        // alone: its payload (base64 in JSON) is not decoded for nothing.
+        const typed = parseInstanceId(this.prefix, e.type);
+        if ('id' in typed && isDuplicate(ref, checkpoint, current(typed.id))) {
+          outcomes.push({ kind: 'duplicate', ref });
+          continue;
+        }
+      }
       const decoded = useKnown ? known.event : decodeModelEvent(this.prefix, e);
       const id = decoded.instanceId;
       const prev = id === null ? undefined : current(id);

@@ -73,7 +73,21 @@ export class JugglerServer implements Control, SessionHost {
       ),
       logins: reg.counter('juggler_logins_total', 'Juggler login attempts, by result'),
       notifications: reg.counter('juggler_notifications_total', 'model_change notifications sent'),
+      paused: reg.counter(
+        'juggler_paused_total',
+        'Times a Juggler connection reached max_pending_requests and stopped being read (backpressure)',
+      ),
+      inFlight: reg.gauge(
+        'juggler_requests_in_flight',
+        'Juggler requests being handled, all connections',
+      ),
+      backlog: reg.gauge(
+        'juggler_backlog_messages',
+        'Messages received from paused connections and waiting for room in their window',
+      ),
     };
+    this.m.inFlight.collect(() => this.sum((s) => s.inFlight));
+    this.m.backlog.collect(() => this.sum((s) => s.backlogLength));
     this.env = {
       backend: ctx.backend,
       users: settings.users === null ? null : new Users(settings.users),
@@ -214,9 +228,17 @@ export class JugglerServer implements Control, SessionHost {
       this.m.requests.inc({ name, result: e.success ? 'ok' : 'error' });
     } else if (e.kind === 'rejected') {
       this.m.rejected.inc({ reason: e.reason });
+    } else if (e.kind === 'paused') {
+      this.m.paused.inc();
     } else if (e.success) {
       this.m.logins.inc({ result: 'success' });
     }
+  }
+
+  private sum(of: (s: Session) => number): number {
+    let n = 0;
+    for (const s of this.sessions) n += of(s);
+    return n;
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
@@ -276,22 +298,25 @@ export class JugglerServer implements Control, SessionHost {
     const texts = new DiffTexts();
     for (const s of this.sessions) {
       if (!s.ready) continue;
-      const target = s.authorized ? snapshot : EMPTY_STATE;
-      const text = texts.get(s.lastSent, target);
-      s.lastSent = target;
-      if (text !== null) s.sendText(text);
-      if (s.authorized && batch.length > 0) {
-        notifications ??= batch.map((b) => ({
-          seq: b.seq,
-          text: notifyText('model_change', changeData(b.change)),
-        }));
-        // Only changes made since this session could see them (login, or framing known).
-        for (const n of notifications) {
-          if (n.seq <= s.notifyAfter) continue;
-          s.sendText(n.text);
-          sent++;
+      // The diff and the batch's notifications leave in one write, not one per message.
+      s.corked(() => {
+        const target = s.authorized ? snapshot : EMPTY_STATE;
+        const text = texts.get(s.lastSent, target);
+        s.lastSent = target;
+        if (text !== null) s.sendText(text);
+        if (s.authorized && batch.length > 0) {
+          notifications ??= batch.map((b) => ({
+            seq: b.seq,
+            text: notifyText('model_change', changeData(b.change)),
+          }));
+          // Only changes made since this session could see them (login, or framing known).
+          for (const n of notifications) {
+            if (n.seq <= s.notifyAfter) continue;
+            s.sendText(n.text);
+            sent++;
+          }
         }
-      }
+      });
     }
     if (sent > 0) this.m.notifications.inc({}, sent);
   }

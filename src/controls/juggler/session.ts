@@ -1,10 +1,17 @@
 /**
  * One client connection: framing (detected from the client's first message, or fixed), 0.7
- * segment reassembly and pings, request dispatch with a cap on requests in flight, the login state
- * and the last state sent (the server's flush computes the next diff from it). Nothing a client
- * sends can throw out of here: bad frames close the connection with a reason, bad requests get
- * error responses.
+ * segment reassembly and pings, request dispatch with a window of requests in flight, the login
+ * state and the last state sent (the server's flush computes the next diff from it). Nothing a
+ * client sends can throw out of here: bad frames close the connection with a reason, bad requests
+ * get error responses.
+ *
+ * Backpressure: with `max_pending_requests` requests in flight the session stops reading the
+ * connection (`ws.pause()`: TCP then pushes back on the client). Messages the WebSocket layer had
+ * already parsed wait in {@link Session.backlog}, in order, and are handled as requests complete;
+ * once the backlog is empty and the window has room, reading resumes. Memory per connection stays
+ * bounded: the window's messages, what the WebSocket layer had buffered, one unfinished message.
  */
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import type { Role } from '../roles.js';
@@ -37,6 +44,8 @@ export interface SessionHost {
 export type SessionEvent =
   | { kind: 'request'; name: string; success: boolean }
   | { kind: 'rejected'; reason: string }
+  /** The connection reached its window and stopped being read. */
+  | { kind: 'paused' }
   | { kind: 'login'; success: boolean };
 
 const OPEN = 1;
@@ -51,6 +60,10 @@ export class Session implements SessionAccess {
   /** Notifications are due for changes after this sequence number (see SessionHost.changeSeq). */
   notifyAfter = Number.POSITIVE_INFINITY;
   private pending = 0;
+  /** Messages received while at the window, handled in order as requests complete. */
+  private backlog: { raw: RawData; isBinary: boolean }[] = [];
+  /** We stopped reading the socket ourselves (the window is full): no ping timeout meanwhile. */
+  private paused = false;
   private closing = false;
   private closeWhenAnswered = false;
   private readonly assembler: SegmentAssembler;
@@ -69,7 +82,7 @@ export class Session implements SessionAccess {
     this.authorized = s.users === null;
     this.assembler = new SegmentAssembler(s.maxMessageSize);
     this.framing = null;
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('message', (data, isBinary) => this.onReceived(data, isBinary));
     ws.on('close', (code) => this.onClose(code));
     ws.on('error', (err) => this.log.debug({ err }, 'websocket error'));
     if (s.framing !== 'auto') {
@@ -135,10 +148,31 @@ export class Session implements SessionAccess {
     }
   }
 
+  /**
+   * Runs `send` with the connection's socket corked, so that the messages it sends leave in one
+   * write instead of one system call each. ws has no public cork; its own sender corks
+   * `_socket` the same way around each frame.
+   */
+  corked(send: () => void): void {
+    const socket = (this.ws as unknown as { _socket?: Socket })._socket;
+    socket?.cork();
+    try {
+      send();
+    } finally {
+      socket?.uncork();
+    }
+  }
+
   close(code: number, reason: string): void {
     if (this.closing) return;
     this.closing = true;
     this.clearTimers();
+    this.backlog = [];
+    // The close handshake needs the client's close frame: read again.
+    if (this.paused) {
+      this.paused = false;
+      this.ws.resume();
+    }
     if (this.ws.readyState === OPEN) this.ws.close(code, truncateReason(reason));
   }
 
@@ -155,6 +189,62 @@ export class Session implements SessionAccess {
     if (this.authorized) this.notifyAfter = this.host.changeSeq();
     if (framing === '0.7') this.touch();
     this.host.stateChanged(this);
+  }
+
+  /** Requests in flight (dispatched to the backend and not yet answered). */
+  get inFlight(): number {
+    return this.pending;
+  }
+
+  /** Messages waiting for room in the window. */
+  get backlogLength(): number {
+    return this.backlog.length;
+  }
+
+  /** True while reading is paused because the window is full. */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  private onReceived(raw: RawData, isBinary: boolean): void {
+    if (this.closing) return;
+    if (this.backlog.length > 0 || this.atWindow()) {
+      // Parsed by the WebSocket layer before (or just as) reading stopped: keep it, in order.
+      this.backlog.push({ raw, isBinary });
+      this.pauseReading();
+      return;
+    }
+    this.onMessage(raw, isBinary);
+  }
+
+  private atWindow(): boolean {
+    return this.pending >= this.host.settings.maxPendingRequests;
+  }
+
+  private pauseReading(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.ws.pause();
+    this.host.count({ kind: 'paused' });
+    // The client is not silent: we are not reading. Its pongs wait unread, so no ping timeout.
+    this.stopPingTimers();
+  }
+
+  /** A request completed: handle what waited, then read again once the window has room. */
+  private drainBacklog(): void {
+    while (this.backlog.length > 0 && !this.atWindow() && !this.closing) {
+      const m = this.backlog.shift() as { raw: RawData; isBinary: boolean };
+      this.onMessage(m.raw, m.isBinary);
+    }
+    if (this.closing) {
+      this.backlog = [];
+      return;
+    }
+    if (this.paused && this.backlog.length === 0 && !this.atWindow()) {
+      this.paused = false;
+      this.ws.resume();
+      if (this.framing === '0.7') this.touch();
+    }
   }
 
   private onMessage(raw: RawData, isBinary: boolean): void {
@@ -227,22 +317,14 @@ export class Session implements SessionAccess {
       else this.reject(1002, e.message, 'invalid_message');
       return;
     }
-    if (this.pending >= this.host.settings.maxPendingRequests) {
-      this.host.count({ kind: 'rejected', reason: 'pending' });
-      this.respond(
-        req.id,
-        false,
-        `too many requests in flight (limit ${this.host.settings.maxPendingRequests})`,
-        'unavailable',
-      );
-      return;
-    }
+    // Never over the window: onReceived/drainBacklog hand over no message while it is full.
     this.pending++;
     void handleRequest(req.name, req.data, this, this.host.env).then((outcome) => {
       this.pending--;
       this.host.count({ kind: 'request', name: req.name, success: outcome.success });
       this.respond(req.id, outcome.success, outcome.data, outcome.code);
       if (this.closeWhenAnswered) this.close(1000, 'login failed');
+      this.drainBacklog();
     });
   }
 
@@ -279,10 +361,8 @@ export class Session implements SessionAccess {
 
   /** Something arrived (0.7): restart the idle timer that leads to a ping. */
   private touch(): void {
-    if (this.pingTimer !== null) clearTimeout(this.pingTimer);
-    this.pingTimer = null;
-    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
-    if (this.closing) return;
+    this.stopPingTimers();
+    if (this.closing || this.paused) return;
     const { pingDelayMs, pingTimeoutMs } = this.host.settings;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
@@ -296,6 +376,12 @@ export class Session implements SessionAccess {
     }, pingDelayMs);
   }
 
+  private stopPingTimers(): void {
+    if (this.pingTimer !== null) clearTimeout(this.pingTimer);
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.pingTimer = this.idleTimer = null;
+  }
+
   private clearTimers(): void {
     for (const t of [this.framingTimer, this.idleTimer, this.pingTimer])
       if (t !== null) clearTimeout(t);
@@ -304,6 +390,7 @@ export class Session implements SessionAccess {
 
   private onClose(code: number): void {
     this.closing = true;
+    this.backlog = [];
     this.clearTimers();
     this.log.debug({ code }, 'connection closed');
     this.host.closed(this);

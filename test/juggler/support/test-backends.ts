@@ -71,12 +71,21 @@ export class RemoteCapableBackend extends Delegating {
 export class HeldBackend extends Delegating {
   private waiting: (() => void)[] = [];
   held = 0;
+  /** Calls running now, and the most ever running at once. */
+  active = 0;
+  maxActive = 0;
   override async getModels(): Promise<ModelMeta[]> {
-    if (this.holding) {
-      this.held++;
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    try {
+      if (this.holding) {
+        this.held++;
+        await new Promise<void>((resolve) => this.waiting.push(resolve));
+      }
+      return await this.inner.getModels();
+    } finally {
+      this.active--;
     }
-    return this.inner.getModels();
   }
   holding = false;
   release(): void {
