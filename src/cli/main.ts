@@ -23,9 +23,11 @@ daemon:
 
 client (Juggler, --address ws://127.0.0.1:9950/ by default; --user NAME to log in):
   put --type T [--id N] [--expect-revision R] [--allow-empty] [FILE|-]
-  get ID [-o FILE] | get ID --meta
+  get ID [--revision N] [-o FILE] | get ID [--revision N] --meta
   ls
   rm ID [--expect-revision R]
+  history ID [--after N] [--limit N]
+  rollback ID --to N [--expect-revision R]
   watch
 
 hat (--address host:port, 127.0.0.1:23012 by default):
@@ -45,6 +47,8 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   get: () => import('./client-commands.js'),
   ls: () => import('./client-commands.js'),
   rm: () => import('./client-commands.js'),
+  history: () => import('./client-commands.js'),
+  rollback: () => import('./client-commands.js'),
   watch: () => import('./client-commands.js'),
   hat: () => import('./hat.js'),
 };

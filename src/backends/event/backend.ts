@@ -40,9 +40,9 @@ import {
 import { IdAllocator } from './ids.js';
 import { EventIntake } from './intake.js';
 import { createEventMetrics, type EventMetrics } from './metrics.js';
+import { listRevisions, modelOf, readModelHistory } from './model-history.js';
 import { PersistedAcks } from './persisted-acks.js';
 import { recover } from './recovery.js';
-import { listRevisions, modelOf, readModelHistory } from './model-history.js';
 import { RevisionCompletion } from './revision-completion.js';
 import { type Connection, HatSession } from './session.js';
 import { type QueuedWrite, type SnapshotState, SnapshotStore } from './snapshot.js';
@@ -287,10 +287,7 @@ export class EventBackend implements Backend {
   }
 
   /** A model's revisions from Hat's time series (`model-history.ts`). */
-  async getHistory(
-    instanceId: number,
-    options?: HistoryOptions,
-  ): Promise<ModelRevision[] | null> {
+  async getHistory(instanceId: number, options?: HistoryOptions): Promise<ModelRevision[] | null> {
     const entry = this.historyEntry(instanceId);
     if (entry === null) return null;
     const read = await this.readHistory(entry);
