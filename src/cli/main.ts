@@ -30,6 +30,11 @@ client (Juggler, --address ws://127.0.0.1:9950/ by default; --user NAME to log i
   rollback ID --to N [--expect-revision R]
   watch
 
+moving stores (daemon config files; the store is opened by the command itself):
+  export --conf FILE -o ARCHIVE    every model into one archive (tar, checksummed)
+  import --conf FILE ARCHIVE [--remap]
+  migrate --from FILE --to FILE [--remap]   e.g. AIMM's sqlite file into a Hat event backend
+
 hat (--address host:port, 127.0.0.1:23012 by default):
   hat status | hat register ... | hat query ... | hat watch ...
   hat monitor [--watch] [--json]   a hat-monitor's components (--address host[:port], port 23010)
@@ -49,6 +54,9 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   rm: () => import('./client-commands.js'),
   history: () => import('./client-commands.js'),
   rollback: () => import('./client-commands.js'),
+  export: () => import('./transfer-commands.js'),
+  import: () => import('./transfer-commands.js'),
+  migrate: () => import('./transfer-commands.js'),
   watch: () => import('./client-commands.js'),
   hat: () => import('./hat.js'),
 };
