@@ -153,7 +153,7 @@ export class ArchiveReader {
         );
       }
       if (entry.name === 'end.json') {
-        const end = parseJson(await this.tar.read(entry), this.path, entry.name) as {
+        const end = parseJson(await this.read(entry), this.path, entry.name) as {
           models?: unknown;
           bytes?: unknown;
         };
@@ -167,7 +167,7 @@ export class ArchiveReader {
       const m = /^models\/([1-9][0-9]*)\.json$/.exec(entry.name);
       if (m === null) throw new ArchiveError(`${this.path}: unexpected entry '${entry.name}'`);
       const meta = checkMeta(
-        parseJson(await this.tar.read(entry), this.path, entry.name),
+        parseJson(await this.read(entry), this.path, entry.name),
         entry.name,
         this.path,
       );
