@@ -69,6 +69,34 @@ export interface DeleteResult {
   ack: AckLevel;
 }
 
+/** One revision of a model, as its history lists it (oldest first). */
+export interface ModelRevision {
+  instanceId: number;
+  revision: number;
+  modelType: string;
+  /** Bytes of this revision (0 for a deletion). */
+  size: number;
+  /** Lowercase hex SHA-256 of this revision's bytes; null for a deletion. */
+  sha256: string | null;
+  /** ISO-8601 UTC time this revision was written. */
+  updated: string;
+  /** This revision is a deletion (a tombstone). */
+  deleted: boolean;
+  /** Who wrote it, when the backend knows: `local` (this store) or `remote` (another writer). */
+  origin: ChangeOrigin | null;
+  /** The revision's bytes can be read with `getRevision` (false for deletions and pruned bytes). */
+  available: boolean;
+  /** This is the model's current revision (the newest). */
+  current: boolean;
+}
+
+export interface HistoryOptions {
+  /** Only revisions above this one (paging). */
+  after?: number;
+  /** At most this many entries (the backend may cap it). */
+  limit?: number;
+}
+
 export interface BackendStatus {
   /** Recovered and able to serve (for the event backend: also connected, or queuing into a snapshot). */
   ready: boolean;
@@ -121,6 +149,13 @@ export interface Backend {
    * rejects with `unavailable` when it cannot tell (e.g. not connected).
    */
   sync?(): Promise<void>;
+  /**
+   * Optional: a model's revisions, oldest first, as far as the backend keeps them (deleted models
+   * included); null when the id was never used. See each backend's docs for what it keeps.
+   */
+  getHistory?(instanceId: number, options?: HistoryOptions): Promise<ModelRevision[] | null>;
+  /** Optional: one revision with its bytes, or null when it is not kept (or was a deletion). */
+  getRevision?(instanceId: number, revision: number): Promise<Model | null>;
   /** Stops accepting writes, finishes or fails in-flight ones, releases files and connections. Idempotent. */
   close(): Promise<void>;
 }

@@ -5,6 +5,8 @@
  *   get ID [-o FILE] | get ID --meta                        bytes to stdout/FILE, or metadata
  *   ls                                                      one metadata line per model
  *   rm ID [--expect-revision R]                             delete
+ *   history ID [--after N] [--limit N]                      one line per kept revision
+ *   rollback ID --to N [--expect-revision R]                a new revision with revision N's bytes
  *   watch                                                   one line per change until interrupted
  * Common: --address URL (ws://127.0.0.1:9950/), --user NAME (password from AIMM_STORE_PASSWORD),
  * --framing 0.7|0.6; for wss://: --ca FILE, --cert FILE (mutual TLS), --insecure (tls-options.ts). Exit codes: 0 ok, 1 failure, 2 usage. A stdout closed by its reader (`ls | head
@@ -22,6 +24,7 @@ import {
   JugglerClient,
   type ModelInfo,
   RequestFailedError,
+  type RevisionInfo,
   type TlsOptions,
 } from '../client/index.js';
 import { guardStdout, isStdoutClosed, stdoutClosed, writeLine, writeOut } from './output.js';
@@ -41,9 +44,20 @@ model N is at revision R. Without FILE (or with -) the model is read from stdin;
 must not be a terminal (pipe the bytes in, or give - to type them). An empty model (0 bytes) is
 refused unless --allow-empty. Prints {"instance_id","model_type","revision","size","sha256"}.
 `,
-  get: `usage: aimm-store get ID [-o FILE]
-       aimm-store get ID --meta
-Writes model ID's bytes to stdout (or FILE), or prints its metadata as one JSON line.
+  get: `usage: aimm-store get ID [--revision N] [-o FILE]
+       aimm-store get ID [--revision N] --meta
+Writes model ID's bytes to stdout (or FILE), or prints its metadata as one JSON line. With
+--revision N, that earlier revision (as long as the backend keeps it: see \`aimm-store history\`).
+`,
+  history: `usage: aimm-store history ID [--after N] [--limit N]
+Prints one JSON line per revision of model ID the backend keeps, oldest first:
+{"instance_id","model_type","revision","size","sha256","updated","deleted","origin","available",
+"current"}. A deleted model keeps its history. --after N starts after revision N; --limit caps the
+lines (default: all, read in pages).
+`,
+  rollback: `usage: aimm-store rollback ID --to N [--expect-revision R]
+Stores revision N's bytes and type as a new revision of model ID, unless the model changed since
+it was read (or is not at revision R with --expect-revision). Prints the new metadata as put does.
 `,
   ls: `usage: aimm-store ls
 Prints one JSON line of metadata per stored model, ascending by id.
@@ -88,7 +102,13 @@ const OPTIONS = {
     'expect-revision': { type: 'string' },
     'allow-empty': { type: 'boolean' },
   },
-  get: { output: { type: 'string', short: 'o' }, meta: { type: 'boolean' } },
+  get: {
+    output: { type: 'string', short: 'o' },
+    meta: { type: 'boolean' },
+    revision: { type: 'string' },
+  },
+  history: { after: { type: 'string' }, limit: { type: 'string' } },
+  rollback: { to: { type: 'string' }, 'expect-revision': { type: 'string' } },
   ls: {},
   rm: { 'expect-revision': { type: 'string' } },
   watch: {},
@@ -136,6 +156,10 @@ export async function run(command: string, argv: string[]): Promise<number> {
         return await ls(common, positionals);
       case 'rm':
         return await rm(common, values, positionals);
+      case 'history':
+        return await history(common, values, positionals);
+      case 'rollback':
+        return await rollback(common, values, positionals);
       default:
         return await watch(common, positionals);
     }
@@ -215,12 +239,15 @@ function parseId(text: string | undefined, what: string): number {
   return n;
 }
 
-function parseRevision(text: string | boolean | undefined): number | undefined {
+function parseRevision(
+  text: string | boolean | undefined,
+  what = '--expect-revision',
+): number | undefined {
   if (text === undefined) return undefined;
   const s = String(text);
   const n = Number(s);
   if (!/^(0|[1-9]\d*)$/.test(s) || !Number.isSafeInteger(n))
-    throw new UsageError(`--expect-revision must be a non-negative integer, not '${s}'`);
+    throw new UsageError(`${what} must be a non-negative integer, not '${s}'`);
   return n;
 }
 
@@ -297,12 +324,22 @@ async function put(c: Common, values: Values, positionals: string[]): Promise<nu
 async function get(c: Common, values: Values, positionals: string[]): Promise<number> {
   noMorePositionals(positionals, 1);
   const id = parseId(positionals[0], 'ID');
+  const revision =
+    values.revision === undefined ? undefined : parseId(String(values.revision), '--revision');
   if (values.meta === true) {
     if (values.output !== undefined) throw new UsageError('--meta and -o cannot be combined');
-    line(metaLine(await withClient(c, (client) => client.getMeta(id))));
+    line(
+      metaLine(
+        await withClient(c, (client) =>
+          revision === undefined ? client.getMeta(id) : client.getRevision(id, revision),
+        ),
+      ),
+    );
     return EXIT_OK;
   }
-  const model = await withClient(c, (client) => client.get(id));
+  const model = await withClient(c, (client) =>
+    revision === undefined ? client.get(id) : client.getRevision(id, revision),
+  );
   if (typeof values.output === 'string') {
     await writeFile(values.output, model.instance);
   } else {
@@ -328,6 +365,60 @@ async function rm(c: Common, values: Values, positionals: string[]): Promise<num
   const r = await withClient(c, (client) => client.remove(id, { expectedRevision }));
   line({ instance_id: r.instanceId, model_type: r.modelType, revision: r.revision });
   return EXIT_OK;
+}
+
+async function history(c: Common, values: Values, positionals: string[]): Promise<number> {
+  noMorePositionals(positionals, 1);
+  const id = parseId(positionals[0], 'ID');
+  let after = values.after === undefined ? 0 : (parseRevision(values.after, '--after') ?? 0);
+  let left =
+    values.limit === undefined
+      ? Number.POSITIVE_INFINITY
+      : parseId(String(values.limit), '--limit');
+  await withClient(c, async (client) => {
+    // Pages of 1000 so a model with many revisions streams out as it is read.
+    while (left > 0 && !isStdoutClosed()) {
+      const page = await client.history(id, { after, limit: Math.min(left, 1000) });
+      for (const r of page) line(revisionLine(r));
+      const last = page.at(-1);
+      if (last === undefined || page.length < Math.min(left, 1000)) break;
+      after = last.revision;
+      left -= page.length;
+    }
+  });
+  return EXIT_OK;
+}
+
+async function rollback(c: Common, values: Values, positionals: string[]): Promise<number> {
+  noMorePositionals(positionals, 1);
+  const id = parseId(positionals[0], 'ID');
+  if (values.to === undefined) throw new UsageError('--to N is required');
+  const to = parseId(String(values.to), '--to');
+  const expectedRevision = parseRevision(values['expect-revision']);
+  const meta = await withClient(c, (client) => client.rollback(id, to, { expectedRevision }));
+  line({
+    instance_id: meta.instanceId,
+    model_type: meta.modelType,
+    revision: meta.revision,
+    size: meta.size,
+    sha256: meta.sha256,
+  });
+  return EXIT_OK;
+}
+
+function revisionLine(r: RevisionInfo): Record<string, unknown> {
+  return {
+    instance_id: r.instanceId,
+    model_type: r.modelType,
+    revision: r.revision,
+    size: r.size,
+    sha256: r.sha256,
+    updated: r.updated,
+    deleted: r.deleted,
+    origin: r.origin,
+    available: r.available,
+    current: r.current,
+  };
 }
 
 async function watch(c: Common, positionals: string[]): Promise<number> {

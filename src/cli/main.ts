@@ -30,10 +30,17 @@ credentials:
 client (Juggler, --address ws://127.0.0.1:9950/ by default, or wss://… with --ca FILE;
         --user NAME to log in):
   put --type T [--id N] [--expect-revision R] [--allow-empty] [FILE|-]
-  get ID [-o FILE] | get ID --meta
+  get ID [--revision N] [-o FILE] | get ID [--revision N] --meta
   ls
   rm ID [--expect-revision R]
+  history ID [--after N] [--limit N]
+  rollback ID --to N [--expect-revision R]
   watch
+
+moving stores (daemon config files; the store is opened by the command itself):
+  export --conf FILE -o ARCHIVE    every model into one archive (tar, checksummed)
+  import --conf FILE ARCHIVE [--remap]
+  migrate --from FILE --to FILE [--remap]   e.g. AIMM's sqlite file into a Hat event backend
 
 hat (--address host:port, 127.0.0.1:23012 by default):
   hat status | hat register ... | hat query ... | hat watch ...
@@ -52,6 +59,11 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   get: () => import('./client-commands.js'),
   ls: () => import('./client-commands.js'),
   rm: () => import('./client-commands.js'),
+  history: () => import('./client-commands.js'),
+  rollback: () => import('./client-commands.js'),
+  export: () => import('./transfer-commands.js'),
+  import: () => import('./transfer-commands.js'),
+  migrate: () => import('./transfer-commands.js'),
   watch: () => import('./client-commands.js'),
   hat: () => import('./hat.js'),
   token: () => import('./token.js'),

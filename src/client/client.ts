@@ -23,6 +23,23 @@ export interface ConnectOptions extends ConnectionOptions {
 }
 
 /** A model's metadata as the server reports it. */
+/** One revision in a model's history (`history`). */
+export interface RevisionInfo {
+  instanceId: number;
+  modelType: string;
+  revision: number;
+  size: number;
+  /** Null for a deletion. */
+  sha256: string | null;
+  updated: string;
+  deleted: boolean;
+  /** `local`: written through this store; `remote`: another writer; null: unknown. */
+  origin: 'local' | 'remote' | null;
+  /** The revision's bytes can be read (`getRevision`). */
+  available: boolean;
+  current: boolean;
+}
+
 export interface ModelInfo {
   instanceId: number;
   modelType: string;
@@ -169,6 +186,51 @@ export class JugglerClient {
     );
   }
 
+  /** A model's revisions the server keeps, oldest first (`after`/`limit` page through them). */
+  async history(
+    instanceId: number,
+    options: { after?: number; limit?: number } = {},
+  ): Promise<RevisionInfo[]> {
+    const data = await this.conn.send('get_history', {
+      instance_id: instanceId,
+      after: options.after,
+      limit: options.limit,
+    });
+    if (!Array.isArray(data)) throw new Error('get_history: the server did not answer a list');
+    return data.map(toRevision);
+  }
+
+  /** An earlier (or the current) revision of a model, with its bytes. */
+  async getRevision(instanceId: number, revision: number): Promise<StoredModel> {
+    const data = (await this.conn.send('get_revision', {
+      instance_id: instanceId,
+      revision,
+    })) as Record<string, unknown>;
+    const instance = Buffer.from(String(data.instance), 'base64');
+    return {
+      ...toInfo(data),
+      instance: new Uint8Array(instance.buffer, instance.byteOffset, instance.length),
+    };
+  }
+
+  /**
+   * Stores revision `toRevision`'s bytes and type as a new revision, with compare-and-set against
+   * `expectedRevision` (default: the revision the server reads first).
+   */
+  async rollback(
+    instanceId: number,
+    toRevision: number,
+    options: { expectedRevision?: number } = {},
+  ): Promise<ModelInfo> {
+    return toInfo(
+      await this.conn.send('rollback_instance', {
+        instance_id: instanceId,
+        revision: toRevision,
+        expected_revision: options.expectedRevision,
+      }),
+    );
+  }
+
   /** Metadata of every stored model, ascending by id. */
   async list(): Promise<ModelInfo[]> {
     const data = await this.conn.send('list_instances', null);
@@ -247,6 +309,22 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
 
 function toBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+function toRevision(data: unknown): RevisionInfo {
+  const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+  return {
+    instanceId: Number(d.instance_id),
+    modelType: String(d.model_type),
+    revision: Number(d.revision),
+    size: Number(d.size),
+    sha256: typeof d.sha256 === 'string' ? d.sha256 : null,
+    updated: String(d.updated),
+    deleted: d.deleted === true,
+    origin: d.origin === 'local' || d.origin === 'remote' ? d.origin : null,
+    available: d.available === true,
+    current: d.current === true,
+  };
 }
 
 function toInfo(data: unknown): ModelInfo {

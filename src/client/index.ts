@@ -20,6 +20,7 @@ export {
   type ModelInfo,
   type PutOptions,
   type RemoveResult,
+  type RevisionInfo,
   type StoredModel,
 } from './client.js';
 export {

@@ -6,7 +6,7 @@
  * `updated`). Key order is part of the wire format (the Juggler control writes Python's
  * `json.dumps` text in insertion order).
  */
-import type { ModelMeta } from '../backend/types.js';
+import type { ModelMeta, ModelRevision } from '../backend/types.js';
 
 export function modelJson(meta: ModelMeta, instanceB64?: string): Record<string, unknown> {
   const e: Record<string, unknown> = { instance_id: meta.instanceId, model_type: meta.modelType };
@@ -16,4 +16,20 @@ export function modelJson(meta: ModelMeta, instanceB64?: string): Record<string,
   e.sha256 = meta.sha256;
   e.updated = meta.updated;
   return e;
+}
+
+/** One entry of a model's history (Juggler `get_history`, HTTP `/models/{id}/revisions`, CLI). */
+export function revisionJson(r: ModelRevision): Record<string, unknown> {
+  return {
+    instance_id: r.instanceId,
+    model_type: r.modelType,
+    revision: r.revision,
+    size: r.size,
+    sha256: r.sha256,
+    updated: r.updated,
+    deleted: r.deleted,
+    origin: r.origin,
+    available: r.available,
+    current: r.current,
+  };
 }

@@ -12,15 +12,17 @@ import {
   BackendError,
   type BackendStatus,
   type DeleteResult,
+  type HistoryOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
+  type ModelRevision,
   type WriteOptions,
   type WriteResult,
 } from '../backend/types.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 
-export type Operation = 'list' | 'get' | 'create' | 'update' | 'delete';
+export type Operation = 'list' | 'get' | 'history' | 'revision' | 'create' | 'update' | 'delete';
 
 const WRITES: ReadonlySet<Operation> = new Set(['create', 'update', 'delete']);
 
@@ -76,6 +78,20 @@ export class ServedBackend implements Backend {
 
   getModel(instanceId: number): Promise<Model | null> {
     return this.run('get', () => this.inner.getModel(instanceId));
+  }
+
+  getHistory(instanceId: number, options?: HistoryOptions): Promise<ModelRevision[] | null> {
+    return this.run('history', () => {
+      if (this.inner.getHistory === undefined) throw noHistory();
+      return this.inner.getHistory(instanceId, options);
+    });
+  }
+
+  getRevision(instanceId: number, revision: number): Promise<Model | null> {
+    return this.run('revision', () => {
+      if (this.inner.getRevision === undefined) throw noHistory();
+      return this.inner.getRevision(instanceId, revision);
+    });
   }
 
   createModel(modelType: string, instance: Uint8Array): Promise<WriteResult> {
@@ -186,4 +202,8 @@ export class ServedBackend implements Backend {
       }
     }
   }
+}
+
+function noHistory(): BackendError {
+  return new BackendError('invalid', 'this backend keeps no model history');
 }

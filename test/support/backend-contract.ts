@@ -41,6 +41,7 @@ import {
   type Backend,
   BackendError,
   type BackendErrorCode,
+  type Model,
   type ModelChange,
   type ModelMeta,
 } from '../../src/backend/types.js';
@@ -126,6 +127,59 @@ export function runBackendContract(
         assert.deepEqual(metaOf(got), meta);
         assertBytes(got.instance, bytes);
         assert.deepEqual(await backend.getModels(), [meta]);
+      });
+    });
+
+    it('history (where the backend has it): every revision with exact numbers, bytes of each, deletions', {
+      timeout,
+    }, async (t) => {
+      await withStore(async ({ backend }) => {
+        if (backend.getHistory === undefined || backend.getRevision === undefined) {
+          t.skip('this backend keeps no history');
+          return;
+        }
+        const v = [new Uint8Array([1]), new Uint8Array([2, 2]), new Uint8Array([3, 3, 3])];
+        const { meta } = await backend.createModel('h.A', v[0] as Uint8Array);
+        await backend.updateModel(meta.instanceId, 'h.B', v[1] as Uint8Array);
+        await backend.updateModel(meta.instanceId, 'h.B', v[2] as Uint8Array);
+        const h = await backend.getHistory(meta.instanceId);
+        assert.deepEqual(
+          h?.map((r) => [r.revision, r.modelType, r.size, r.sha256, r.deleted, r.current]),
+          [
+            [1, 'h.A', 1, sha256(v[0] as Uint8Array), false, false],
+            [2, 'h.B', 2, sha256(v[1] as Uint8Array), false, false],
+            [3, 'h.B', 3, sha256(v[2] as Uint8Array), false, true],
+          ],
+        );
+        for (const r of h ?? []) assertIsoTime(r.updated);
+        for (let rev = 1; rev <= 3; rev++) {
+          const m: Model | null = await backend.getRevision(meta.instanceId, rev);
+          assert.equal(m?.revision, rev);
+          assertBytes(m?.instance ?? new Uint8Array(), v[rev - 1] as Uint8Array);
+        }
+        assert.deepEqual(
+          (await backend.getHistory(meta.instanceId, { after: 1, limit: 1 }))?.map(
+            (r) => r.revision,
+          ),
+          [2],
+        );
+        await backend.deleteModel(meta.instanceId);
+        const d = await backend.getHistory(meta.instanceId);
+        assert.deepEqual(
+          d?.map((r) => [r.revision, r.deleted, r.available, r.current]),
+          [
+            [1, false, true, false],
+            [2, false, true, false],
+            [3, false, true, false],
+            [4, true, false, true],
+          ],
+        );
+        assert.equal(await backend.getRevision(meta.instanceId, 4), null);
+        assertBytes(
+          (await backend.getRevision(meta.instanceId, 2))?.instance ?? new Uint8Array(),
+          v[1] as Uint8Array,
+        );
+        assert.equal(await backend.getHistory(meta.instanceId + 1000), null);
       });
     });
 

@@ -19,9 +19,11 @@ import {
   type BackendStatus,
   type ChangeOrigin,
   type DeleteResult,
+  type HistoryOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
+  type ModelRevision,
   type WriteOptions,
   type WriteResult,
 } from '../../backend/types.js';
@@ -40,6 +42,7 @@ import {
 import { IdAllocator } from './ids.js';
 import { EventIntake } from './intake.js';
 import { createEventMetrics, type EventMetrics } from './metrics.js';
+import { listRevisions, modelOf, readModelHistory } from './model-history.js';
 import { PersistedAcks } from './persisted-acks.js';
 import { recover } from './recovery.js';
 import { RevisionCompletion } from './revision-completion.js';
@@ -374,6 +377,50 @@ export class EventBackend implements Backend {
 
   whenReady(): Promise<void> {
     return this.readyPromise;
+  }
+
+  /** A model's revisions from Hat's time series (`model-history.ts`). */
+  async getHistory(instanceId: number, options?: HistoryOptions): Promise<ModelRevision[] | null> {
+    const entry = this.historyEntry(instanceId);
+    if (entry === null) return null;
+    const read = await this.readHistory(entry);
+    return listRevisions(entry, read, options);
+  }
+
+  /** One revision's bytes: the current one from the state, earlier ones from Hat's time series. */
+  async getRevision(instanceId: number, revision: number): Promise<Model | null> {
+    const entry = this.historyEntry(instanceId);
+    if (entry === null || !Number.isSafeInteger(revision) || revision < 1) return null;
+    if (revision === entry.revision) return entry.deleted ? null : this.getModel(instanceId);
+    const read = await this.readHistory(entry);
+    const r = read.revisions.find((x) => x.revision === revision);
+    return r === undefined ? null : modelOf(instanceId, r);
+  }
+
+  private historyEntry(instanceId: number): ModelEntry | null {
+    if (!Number.isSafeInteger(instanceId) || instanceId < 1) return null;
+    if (this.hasDurable(instanceId) || this.completion.pending) {
+      throw new BackendError(
+        'unavailable',
+        this.completion.pending
+          ? 'revision numbers are still being completed from Hat (full_replay: latest_then_history); try again shortly'
+          : `writes to model ${instanceId} are queued for Hat; its history is known once they are sent`,
+      );
+    }
+    return this.state.get(instanceId) ?? null;
+  }
+
+  private readHistory(entry: ModelEntry) {
+    const conn = this.session.current;
+    if (conn === null || this.isClosed()) {
+      throw new BackendError('unavailable', `cannot read history from Hat now (${this.detail()})`);
+    }
+    return readModelHistory(
+      conn.main,
+      this.config.modelPrefix,
+      entry,
+      this.config.requestTimeoutMs,
+    );
   }
 
   /** Every event Hat holds under the prefix is applied here when this resolves (`sync.ts`). */

@@ -11,9 +11,11 @@ import {
   BackendError,
   type BackendStatus,
   type DeleteResult,
+  type HistoryOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
+  type ModelRevision,
   type WriteOptions,
   type WriteResult,
 } from '../../backend/types.js';
@@ -42,6 +44,7 @@ export class SqliteBackend implements Backend {
   private closing: Promise<void> | undefined;
   private modelCount: number;
   private largestBatch = 0;
+  private lastPrune = 0;
 
   private constructor(
     private readonly store: SqliteStore,
@@ -59,6 +62,7 @@ export class SqliteBackend implements Backend {
       sizeOf: (op) => (op.kind === 'delete' ? 0 : op.instance.length),
       execute: (ops) => this.executeBatch(ops),
     });
+    this.pruneByAge();
   }
 
   /** Opens the file (see {@link SqliteStore.open}); the backend is ready when this resolves. */
@@ -186,6 +190,25 @@ export class SqliteBackend implements Backend {
     };
   }
 
+  async getHistory(
+    instanceId: number,
+    options: HistoryOptions = {},
+  ): Promise<ModelRevision[] | null> {
+    this.checkReadable();
+    this.metrics.reads.inc({ op: 'history' });
+    if (!isId(instanceId)) return null;
+    this.pruneByAge();
+    return this.store.history(instanceId, options);
+  }
+
+  async getRevision(instanceId: number, revision: number): Promise<Model | null> {
+    this.checkReadable();
+    this.metrics.reads.inc({ op: 'revision' });
+    if (!isId(instanceId) || !isId(revision)) return null;
+    this.pruneByAge();
+    return this.store.revision(instanceId, revision);
+  }
+
   status(): BackendStatus {
     if (this.closing !== undefined) return { ready: false, detail: 'closed' };
     return { ready: true, detail: `sqlite ${this.options.path}` };
@@ -237,6 +260,7 @@ export class SqliteBackend implements Backend {
     if (!committed) return outcomes;
     const m = this.metrics;
     m.commits.inc();
+    this.pruneByAge();
     m.batchedWrites.inc({}, ops.length);
     m.batches.inc({ size: sizeBucket(ops.length) });
     if (ops.length > this.largestBatch) {
@@ -270,6 +294,20 @@ export class SqliteBackend implements Backend {
       }
     }
     return outcomes;
+  }
+
+  /** `history.keep_days`: drops archived revisions past the age limit (at most once a minute). */
+  private pruneByAge(): void {
+    const days = this.options.history.keepDays;
+    if (days === null || this.store.isClosed) return;
+    const now = Date.now();
+    if (now - this.lastPrune < 60_000) return;
+    this.lastPrune = now;
+    const cutoff = new Date(now - days * 86_400_000).toISOString();
+    const dropped = this.store.pruneHistory(cutoff);
+    if (dropped > 0) {
+      this.context.logger.info({ dropped, keepDays: days }, 'sqlite history pruned by age');
+    }
   }
 
   private checkReadable(): void {

@@ -17,6 +17,8 @@ export interface SqliteOptions {
   busyTimeoutMs: number;
   maxInstanceBytes: number;
   groupCommit: { maxWrites: number; maxBytes: number };
+  /** Earlier revisions kept per model (null: all) and for how long (null: forever). */
+  history: { keep: number | null; keepDays: number | null };
 }
 
 export const DEFAULTS = {
@@ -26,6 +28,7 @@ export const DEFAULTS = {
   maxInstanceBytes: 1_000_000_000,
   maxWrites: 256,
   maxBytes: 16 * 1024 * 1024,
+  historyKeep: 10,
 };
 
 let registry: SchemaRegistry | undefined;
@@ -50,7 +53,9 @@ export function parseSqliteConf(conf: unknown): SqliteOptions {
     busy_timeout_ms?: number;
     max_instance_bytes?: number;
     group_commit?: { max_writes?: number; max_bytes?: number };
+    history?: { keep?: number | 'all'; keep_days?: number };
   };
+  const keep = c.history?.keep ?? DEFAULTS.historyKeep;
   return {
     path: resolve(c.path),
     synchronous: c.synchronous ?? DEFAULTS.synchronous,
@@ -60,5 +65,6 @@ export function parseSqliteConf(conf: unknown): SqliteOptions {
       maxWrites: c.group_commit?.max_writes ?? DEFAULTS.maxWrites,
       maxBytes: c.group_commit?.max_bytes ?? DEFAULTS.maxBytes,
     },
+    history: { keep: keep === 'all' ? null : keep, keepDays: c.history?.keep_days ?? null },
   };
 }

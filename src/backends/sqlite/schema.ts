@@ -5,11 +5,18 @@
  * only SQL that every SQLite since 3.8 knows, so they also fire when AIMM itself (Python's sqlite3)
  * writes the file while aimm-store is not running: revisions stay honest. They leave `sha256` NULL;
  * aimm-store fills it in (for its own writes in the same transaction, for anyone else's at open).
+ *
+ * Format 2 adds history: before a write or delete replaces a revision, the same triggers copy it
+ * (metadata and the old bytes, `OLD.instance`) into `aimm_store_history`, and drop the revisions
+ * beyond the retention kept in `aimm_store_info` (`history_keep`, earlier revisions per model
+ * besides the current one; no row = keep all). The current revision lives only in `models` and the
+ * meta table, so history costs nothing until a model is rewritten. `origin` in the meta table is
+ * 'local' for aimm-store's writes and NULL for anyone else's (the triggers cannot tell).
  */
 import type { Database } from 'better-sqlite3';
 import { BackendError } from '../../backend/types.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** AIMM's table, byte for byte as AIMM's sqlite backend creates it. */
 export const MODELS_DDL = `CREATE TABLE IF NOT EXISTS models (
@@ -21,17 +28,56 @@ export const MODELS_DDL = `CREATE TABLE IF NOT EXISTS models (
 const NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
 const SIZE_OF_NEW = 'COALESCE(length(CAST(NEW.instance AS BLOB)), 0)';
 
+/** How many earlier revisions to keep (NULL: all), as the triggers read it. */
+const KEEP = `(SELECT CAST(value AS INTEGER) FROM aimm_store_info WHERE key = 'history_keep')`;
+
+/**
+ * Copies the meta row of `id` (the revision about to be replaced) with `bytes` into the history,
+ * then drops what the retention no longer keeps (keep 0: the copy itself).
+ */
+function archive(id: string, bytes: string, when = '1'): string {
+  return `
+  INSERT OR REPLACE INTO aimm_store_history
+         (id, revision, type, size, sha256, updated, deleted, origin, instance)
+  SELECT id, revision, type, size, sha256, updated, deleted, origin, ${bytes}
+    FROM aimm_store_model_meta WHERE id = ${id} AND ${when} AND COALESCE(${KEEP}, 1) > 0;
+  DELETE FROM aimm_store_history
+   WHERE id = ${id}
+     AND revision <= (SELECT revision FROM aimm_store_model_meta WHERE id = ${id}) - ${KEEP};`;
+}
+
 /** Sets the meta row of NEW.id to a live model with the next revision (1 if the id is new). */
 const UPSERT_NEW = `
   UPDATE aimm_store_model_meta
      SET type = NEW.type, revision = revision + 1, size = ${SIZE_OF_NEW}, sha256 = NULL,
-         updated = ${NOW}, deleted = 0
+         updated = ${NOW}, deleted = 0, origin = NULL
    WHERE id = NEW.id;
-  INSERT INTO aimm_store_model_meta (id, type, revision, size, sha256, updated, deleted)
-  SELECT NEW.id, NEW.type, 1, ${SIZE_OF_NEW}, NULL, ${NOW}, 0
+  INSERT INTO aimm_store_model_meta (id, type, revision, size, sha256, updated, deleted, origin)
+  SELECT NEW.id, NEW.type, 1, ${SIZE_OF_NEW}, NULL, ${NOW}, 0, NULL
    WHERE NOT EXISTS (SELECT 1 FROM aimm_store_model_meta WHERE id = NEW.id);`;
 
-const TOMBSTONE = `revision = revision + 1, size = 0, sha256 = NULL, updated = ${NOW}, deleted = 1`;
+const TOMBSTONE = `revision = revision + 1, size = 0, sha256 = NULL, updated = ${NOW}, deleted = 1, origin = NULL`;
+
+/** The triggers, dropped and created again at every open (so that an older file gets these). */
+const TRIGGERS = [
+  `CREATE TRIGGER aimm_store_models_insert AFTER INSERT ON models
+BEGIN${archive('NEW.id', 'NULL')}${UPSERT_NEW}
+END`,
+  `CREATE TRIGGER aimm_store_models_update AFTER UPDATE OF id, type, instance ON models
+BEGIN${archive('OLD.id', 'OLD.instance')}
+  UPDATE aimm_store_model_meta SET ${TOMBSTONE} WHERE id = OLD.id AND OLD.id <> NEW.id;${archive('NEW.id', 'NULL', 'OLD.id <> NEW.id')}${UPSERT_NEW}
+END`,
+  `CREATE TRIGGER aimm_store_models_delete AFTER DELETE ON models
+BEGIN${archive('OLD.id', 'OLD.instance')}
+  UPDATE aimm_store_model_meta SET ${TOMBSTONE} WHERE id = OLD.id;
+END`,
+];
+
+const TRIGGER_NAMES = [
+  'aimm_store_models_insert',
+  'aimm_store_models_update',
+  'aimm_store_models_delete',
+];
 
 export const SIDE_DDL = [
   `CREATE TABLE IF NOT EXISTS aimm_store_info (
@@ -45,19 +91,21 @@ export const SIDE_DDL = [
     size INTEGER NOT NULL,
     sha256 TEXT,
     updated TEXT NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0
+    deleted INTEGER NOT NULL DEFAULT 0,
+    origin TEXT
 )`,
-  `CREATE TRIGGER IF NOT EXISTS aimm_store_models_insert AFTER INSERT ON models
-BEGIN${UPSERT_NEW}
-END`,
-  `CREATE TRIGGER IF NOT EXISTS aimm_store_models_update AFTER UPDATE OF id, type, instance ON models
-BEGIN
-  UPDATE aimm_store_model_meta SET ${TOMBSTONE} WHERE id = OLD.id AND OLD.id <> NEW.id;${UPSERT_NEW}
-END`,
-  `CREATE TRIGGER IF NOT EXISTS aimm_store_models_delete AFTER DELETE ON models
-BEGIN
-  UPDATE aimm_store_model_meta SET ${TOMBSTONE} WHERE id = OLD.id;
-END`,
+  `CREATE TABLE IF NOT EXISTS aimm_store_history (
+    id INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT,
+    updated TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    origin TEXT,
+    instance BLOB,
+    PRIMARY KEY (id, revision)
+)`,
 ];
 
 export interface ReconcileReport {
@@ -71,9 +119,19 @@ export interface ReconcileReport {
  * Creates what is missing (inside the caller's transaction) and brings the side table in line with
  * `models`. Throws when the file was written by a newer aimm-store.
  */
-export function installSchema(db: Database, path: string): ReconcileReport {
+export function installSchema(
+  db: Database,
+  path: string,
+  historyKeep: number | null = null,
+): ReconcileReport {
   db.exec(MODELS_DDL);
   for (const ddl of SIDE_DDL) db.exec(ddl);
+  const columns = db.prepare('PRAGMA table_info(aimm_store_model_meta)').all() as {
+    name: string;
+  }[];
+  if (!columns.some((c) => c.name === 'origin')) {
+    db.exec('ALTER TABLE aimm_store_model_meta ADD COLUMN origin TEXT');
+  }
   const row = db.prepare(`SELECT value FROM aimm_store_info WHERE key = 'schema_version'`).get() as
     | { value: string }
     | undefined;
@@ -85,12 +143,26 @@ export function installSchema(db: Database, path: string): ReconcileReport {
         `aimm-store understands (${SCHEMA_VERSION}); refusing to open it`,
     );
   }
-  if (version === undefined) {
-    db.prepare(`INSERT INTO aimm_store_info (key, value) VALUES ('schema_version', ?)`).run(
-      String(SCHEMA_VERSION),
-    );
+  db.prepare(
+    `INSERT OR REPLACE INTO aimm_store_info (key, value) VALUES ('schema_version', ?)`,
+  ).run(String(SCHEMA_VERSION));
+  if (historyKeep === null) db.exec(`DELETE FROM aimm_store_info WHERE key = 'history_keep'`);
+  else {
+    db.prepare(
+      `INSERT OR REPLACE INTO aimm_store_info (key, value) VALUES ('history_keep', ?)`,
+    ).run(String(historyKeep));
+    // A smaller retention than the file had applies at once.
+    db.prepare(
+      `DELETE FROM aimm_store_history
+        WHERE revision <= (SELECT m.revision FROM aimm_store_model_meta m
+                            WHERE m.id = aimm_store_history.id) - ? - 1`,
+    ).run(historyKeep);
   }
-  return reconcile(db);
+  // Reconciling first: its fixes are not history (they replace nothing the triggers saw).
+  for (const name of TRIGGER_NAMES) db.exec(`DROP TRIGGER IF EXISTS ${name}`);
+  const report = reconcile(db);
+  for (const ddl of TRIGGERS) db.exec(ddl);
+  return report;
 }
 
 function reconcile(db: Database): ReconcileReport {

@@ -7,7 +7,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { sha256Hex } from '../../backend/sha256.js';
-import { BackendError, type Model, type ModelMeta } from '../../backend/types.js';
+import {
+  BackendError,
+  type HistoryOptions,
+  type Model,
+  type ModelMeta,
+  type ModelRevision,
+} from '../../backend/types.js';
 import type { SqliteOptions } from './conf.js';
 import { installSchema, type ReconcileReport } from './schema.js';
 import type { Outcome } from './write-queue.js';
@@ -36,6 +42,12 @@ interface MetaRow {
   size: number;
   sha256: string | null;
   updated: string;
+}
+
+interface HistoryRow extends MetaRow {
+  deleted: number;
+  origin: string | null;
+  available: number;
 }
 
 export interface OpenReport extends ReconcileReport {
@@ -67,7 +79,29 @@ export class SqliteStore {
       update: p('UPDATE models SET type = ?, instance = ? WHERE id = ?'),
       delete: p('DELETE FROM models WHERE id = ?'),
       // (A separate SELECT is measurably cheaper than UPDATE ... RETURNING.)
-      setHash: p('UPDATE aimm_store_model_meta SET sha256 = ?, size = ? WHERE id = ?'),
+      setHash: p(
+        `UPDATE aimm_store_model_meta SET sha256 = ?, size = ?, origin = 'local' WHERE id = ?`,
+      ),
+      backfillHash: p('UPDATE aimm_store_model_meta SET sha256 = ?, size = ? WHERE id = ?'),
+      history: p(
+        `SELECT id, revision, type, size, sha256, updated, deleted, origin,
+                instance IS NOT NULL AS available
+           FROM aimm_store_history WHERE id = ? AND revision > ? ORDER BY revision LIMIT ?`,
+      ),
+      currentRevision: p(
+        `SELECT id, revision, type, size, sha256, updated, deleted, origin, 1 - deleted AS available
+           FROM aimm_store_model_meta WHERE id = ? AND revision > ?`,
+      ),
+      oldRevision: p(
+        `SELECT id, type, revision, size, sha256, updated, instance FROM aimm_store_history
+          WHERE id = ? AND revision = ? AND deleted = 0 AND instance IS NOT NULL`,
+      ),
+      setOldHash: p('UPDATE aimm_store_history SET sha256 = ? WHERE id = ? AND revision = ?'),
+      pruneOlderThan: p(
+        `DELETE FROM aimm_store_history WHERE updated < ?
+            AND revision < (SELECT m.revision FROM aimm_store_model_meta m
+                             WHERE m.id = aimm_store_history.id)`,
+      ),
       meta: p(
         'SELECT id, type, revision, size, sha256, updated FROM aimm_store_model_meta WHERE id = ?',
       ),
@@ -129,7 +163,7 @@ export class SqliteStore {
       db.exec('BEGIN EXCLUSIVE');
       let reconciled: ReconcileReport;
       try {
-        reconciled = installSchema(db, path);
+        reconciled = installSchema(db, path, options.history.keep);
         db.exec('COMMIT');
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
@@ -152,7 +186,7 @@ export class SqliteStore {
       this.db.transaction(() => {
         for (const id of ids.slice(i, i + chunk)) {
           const bytes = this.instanceOf(id);
-          this.stmt.setHash.run(sha256Hex(bytes), bytes.length, id);
+          this.stmt.backfillHash.run(sha256Hex(bytes), bytes.length, id);
         }
       })();
     }
@@ -177,6 +211,75 @@ export class SqliteStore {
     const instance = toBuffer(row.instance);
     const meta = this.metaOf(row, instance);
     return { ...meta, instance };
+  }
+
+  /**
+   * The revisions of `instanceId` above `after`, oldest first: the archived ones, then the current
+   * one (the meta row). Null when the id was never used.
+   */
+  history(instanceId: number, options: HistoryOptions = {}): ModelRevision[] | null {
+    this.checkOpen();
+    const after = options.after ?? 0;
+    const limit = Math.max(1, options.limit ?? 1000);
+    const rows = this.stmt.history.all(instanceId, after, limit) as HistoryRow[];
+    if (rows.length < limit) {
+      const cur = this.stmt.currentRevision.get(instanceId, after) as HistoryRow | undefined;
+      if (cur !== undefined) rows.push(cur);
+      else if (rows.length === 0 && this.stmt.tombstone.get(instanceId) === undefined) return null;
+    }
+    const current = (this.stmt.tombstone.get(instanceId) as { revision: number } | undefined)
+      ?.revision;
+    return rows.map((r) => ({
+      instanceId: r.id,
+      revision: r.revision,
+      modelType: r.type,
+      size: r.deleted === 1 ? 0 : r.size,
+      sha256: r.deleted === 1 ? null : (r.sha256 ?? this.hashOf(r)),
+      updated: r.updated,
+      deleted: r.deleted === 1,
+      // aimm-store marks its own writes in the same transaction; NULL is anyone else's.
+      origin: r.origin === 'local' ? 'local' : 'remote',
+      available: r.available === 1,
+      current: r.revision === current,
+    }));
+  }
+
+  /** One revision with its bytes: the current one from `models`, an earlier one from the history. */
+  revision(instanceId: number, revision: number): Model | null {
+    this.checkOpen();
+    const model = this.get(instanceId);
+    if (model !== null && model.revision === revision) return model;
+    const row = this.stmt.oldRevision.get(instanceId, revision) as
+      | (MetaRow & { instance: unknown })
+      | undefined;
+    if (row === undefined) return null;
+    const instance = toBuffer(row.instance);
+    let { sha256 } = row;
+    if (sha256 === null) {
+      sha256 = sha256Hex(instance);
+      this.stmt.setOldHash.run(sha256, instanceId, revision);
+    }
+    return {
+      instanceId: row.id,
+      modelType: row.type,
+      revision: row.revision,
+      size: instance.length,
+      sha256,
+      updated: row.updated,
+      instance,
+    };
+  }
+
+  /** Drops archived revisions written before `cutoff` (ISO time); the current ones stay. */
+  pruneHistory(cutoff: string): number {
+    this.checkOpen();
+    return this.stmt.pruneOlderThan.run(cutoff).changes;
+  }
+
+  /** The hash of an archived revision written by another program (computed once, then stored). */
+  private hashOf(row: HistoryRow): string | null {
+    if (row.available !== 1) return null;
+    return this.revision(row.id, row.revision)?.sha256 ?? null;
   }
 
   /**

@@ -10,9 +10,10 @@
  * replies AIMM's clients get stay byte for byte what AIMM sends.
  */
 import type { Logger } from 'pino';
+import { rollbackModel } from '../../backend/rollback.js';
 import { type Backend, BackendError, type ModelMeta } from '../../backend/types.js';
 import { REQUEST_ERROR_CODES, type RequestErrorCode } from '../../common/error-codes.js';
-import { modelJson } from '../model-json.js';
+import { modelJson, revisionJson } from '../model-json.js';
 import { allows, type Role } from '../roles.js';
 import type { Users } from './auth.js';
 import { decodeStrictBase64, encodeBase64 } from './base64.js';
@@ -71,6 +72,7 @@ export const WRITE_REQUESTS: ReadonlySet<string> = new Set([
   'add_instance',
   'update_instance',
   'remove_instance',
+  'rollback_instance',
 ]);
 
 const handlers: Readonly<Record<string, Handler>> = {
@@ -112,6 +114,39 @@ const handlers: Readonly<Record<string, Handler>> = {
     const id = instanceIdOf(d);
     const r = await env.backend.deleteModel(id, revisionOption(d));
     return { instance_id: r.instanceId, model_type: r.modelType, revision: r.revision, ack: r.ack };
+  },
+  get_history: async (data, _session, env) => {
+    const d = object(data, 'get_history');
+    const id = instanceIdOf(d);
+    const after = optionalCount(d, 'after');
+    const limit = optionalCount(d, 'limit');
+    const history = await env.backend.getHistory?.(id, {
+      ...(after === undefined ? {} : { after }),
+      ...(limit === undefined ? {} : { limit }),
+    });
+    if (history === undefined) throw new RequestError('this backend keeps no model history');
+    if (history === null) throw new RequestError(`model ${id} not found`, 'not_found');
+    return history.map(revisionJson);
+  },
+  get_revision: async (data, _session, env) => {
+    const d = object(data, 'get_revision');
+    const id = instanceIdOf(d);
+    const revision = requiredCount(d, 'revision');
+    const model = await env.backend.getRevision?.(id, revision);
+    if (model === undefined) throw new RequestError('this backend keeps no model history');
+    if (model === null)
+      throw new RequestError(`revision ${revision} of model ${id} is not kept`, 'not_found');
+    const { instance, ...meta } = model;
+    if (flag(d, 'meta_only')) return metaReply(meta);
+    return modelJson(meta, encodeBase64(instance));
+  },
+  rollback_instance: async (data, _session, env) => {
+    const d = object(data, 'rollback_instance');
+    const id = instanceIdOf(d);
+    const revision = requiredCount(d, 'revision');
+    const expected = revisionOption(d).expectedRevision;
+    const r = await rollbackModel(env.backend, id, revision, expected);
+    return metaReply(r.meta, r.ack);
   },
   list_instances: async (_data, _session, env) => {
     const metas = await env.backend.getModels();
@@ -243,6 +278,22 @@ function revisionOption(d: Record<string, unknown>): { expectedRevision?: number
   if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 0)
     throw new RequestError(`expected_revision must be a non-negative integer, got ${describe(r)}`);
   return { expectedRevision: r };
+}
+
+/** An optional positive integer field (`after`, `limit`). */
+function optionalCount(d: Record<string, unknown>, key: string): number | undefined {
+  const v = d[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new RequestError(`${key} must be a non-negative integer, got ${describe(v)}`);
+  return v;
+}
+
+function requiredCount(d: Record<string, unknown>, key: string): number {
+  const v = optionalCount(d, key);
+  if (v === undefined || v < 1)
+    throw new RequestError(`${key} must be a positive integer, got ${describe(d[key])}`);
+  return v;
 }
 
 function flag(d: Record<string, unknown>, key: string): boolean {

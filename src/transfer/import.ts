@@ -1,0 +1,43 @@
+/**
+ * `import`: the models of an archive into a backend. Each model is checked (size, SHA-256) before
+ * anything is written for it and placed with {@link ModelPlacer} (idempotent, never overwriting),
+ * so an import is all-or-nothing per model and a re-run completes an interrupted one. A damaged
+ * archive stops the import at the damaged entry (the models before it are in) with its name.
+ */
+import type { Backend } from '../backend/types.js';
+import { ArchiveReader } from './archive.js';
+import { type IdMode, ModelPlacer } from './placer.js';
+import { emptyReport, type ProgressFn, type TransferReport } from './report.js';
+import { verifyTarget } from './verify.js';
+
+export async function importModels(
+  target: Backend,
+  path: string,
+  mode: IdMode,
+  progress: ProgressFn = () => {},
+): Promise<TransferReport> {
+  const reader = await ArchiveReader.open(path);
+  const report = emptyReport();
+  const placed = new Map<number, string>();
+  try {
+    const placer = await ModelPlacer.create(target, mode);
+    let done = 0;
+    for await (const { meta, instance } of reader.models()) {
+      const p = await placer.place(meta.instance_id, meta.model_type, instance, meta.sha256);
+      done++;
+      if (p.outcome === 'conflict') {
+        report.conflicts.push({ instance_id: meta.instance_id, message: p.message });
+      } else {
+        report[p.outcome]++;
+        if (p.outcome === 'created') report.bytes += instance.length;
+        placed.set(p.targetId, meta.sha256);
+        if (p.targetId !== meta.instance_id) report.remapped[String(meta.instance_id)] = p.targetId;
+      }
+      progress(done, report.bytes, reader.manifest.models);
+    }
+  } finally {
+    await reader.close();
+  }
+  await verifyTarget(target, placed, report);
+  return report;
+}
