@@ -9,6 +9,7 @@ import { ArchiveReader } from './archive.js';
 import { type IdMode, ModelPlacer } from './placer.js';
 import { emptyReport, type ProgressFn, type TransferReport } from './report.js';
 import { verifyTarget } from './verify.js';
+import { DEFAULT_WINDOW, Window } from './window.js';
 
 export async function importModels(
   target: Backend,
@@ -21,20 +22,30 @@ export async function importModels(
   const placed = new Map<number, string>();
   try {
     const placer = await ModelPlacer.create(target, mode);
+    const window = new Window(DEFAULT_WINDOW.items, DEFAULT_WINDOW.bytes);
     let done = 0;
-    for await (const { meta, instance } of reader.models()) {
-      const p = await placer.place(meta.instance_id, meta.model_type, instance, meta.sha256);
-      done++;
-      if (p.outcome === 'conflict') {
-        report.conflicts.push({ instance_id: meta.instance_id, message: p.message });
-      } else {
-        report[p.outcome]++;
-        if (p.outcome === 'created') report.bytes += instance.length;
-        placed.set(p.targetId, meta.sha256);
-        if (p.targetId !== meta.instance_id) report.remapped[String(meta.instance_id)] = p.targetId;
+    try {
+      for await (const { meta, instance } of reader.models()) {
+        await window.start(instance.length, async () => {
+          const p = await placer.place(meta.instance_id, meta.model_type, instance, meta.sha256);
+          if (p.outcome === 'conflict') {
+            report.conflicts.push({ instance_id: meta.instance_id, message: p.message });
+          } else {
+            report[p.outcome]++;
+            if (p.outcome === 'created') report.bytes += instance.length;
+            placed.set(p.targetId, meta.sha256);
+            if (p.targetId !== meta.instance_id)
+              report.remapped[String(meta.instance_id)] = p.targetId;
+          }
+          done++;
+          progress(done, report.bytes, reader.manifest.models);
+        });
       }
-      progress(done, report.bytes, reader.manifest.models);
+    } finally {
+      // Models already started finish (or fail) before the error of a damaged entry surfaces.
+      await window.drain().catch(() => {});
     }
+    await window.drain();
   } finally {
     await reader.close();
   }
