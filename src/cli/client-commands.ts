@@ -16,8 +16,9 @@
  * Juggler API and the HTTP control use, so it pipes into the same tools; the TypeScript client's
  * objects are camelCase (`instanceId`, ...) as JavaScript APIs are. This module maps between them.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { HttpModelClient } from '../client/http-client.js';
 import {
   AuthenticationError,
   DEFAULT_ADDRESS,
@@ -28,12 +29,16 @@ import {
   type TlsOptions,
 } from '../client/index.js';
 import { guardStdout, isStdoutClosed, stdoutClosed, writeLine, writeOut } from './output.js';
+import { ByteProgress } from './progress.js';
 import { parseArgsMessage } from './suggest.js';
 import { TLS_OPTIONS, TLS_USAGE, tlsOptionsOf } from './tls-options.js';
 
 const COMMON = `common options:
-  --address URL    the daemon's Juggler address (default ${DEFAULT_ADDRESS})
-  --user NAME      log in as NAME; the password is read from AIMM_STORE_PASSWORD
+  --address URL    the daemon's Juggler address (default ${DEFAULT_ADDRESS}); for put and get
+                   also the HTTP control's (http://HOST:9951/ or https://): raw bytes, streamed,
+                   with a progress bar on a terminal (the way for large models)
+  --user NAME      log in as NAME; the password is read from AIMM_STORE_PASSWORD (over HTTP:
+                   Basic; or a bearer token from AIMM_STORE_TOKEN)
   --framing 0.7|0.6  Juggler framing to speak (default 0.7)
 ${TLS_USAGE}`;
 
@@ -79,6 +84,8 @@ class UsageError extends Error {}
 
 interface Common {
   address: string;
+  /** Set for an http:// or https:// address: put and get go over the HTTP API (raw bytes). */
+  http?: HttpModelClient;
   username?: string;
   password?: string;
   framing: '0.6' | '0.7';
@@ -147,6 +154,10 @@ export async function run(command: string, argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   try {
+    if (common.http !== undefined && command !== 'put' && command !== 'get')
+      throw new UsageError(
+        `${command} talks Juggler: give a ws:// or wss:// address (an http:// address serves put and get)`,
+      );
     switch (command) {
       case 'put':
         return await put(common, values, positionals);
@@ -187,9 +198,11 @@ function commonOf(values: Values): Common {
   if (framing !== '0.6' && framing !== '0.7')
     throw new UsageError(`--framing must be 0.6 or 0.7, not '${framing}'`);
   let address = (values.address as string | undefined) ?? DEFAULT_ADDRESS;
-  if (!/^wss?:\/\//.test(address)) {
+  if (!/^(wss?|https?):\/\//.test(address)) {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address))
-      throw new UsageError(`--address must be a ws:// or wss:// URL, not '${address}'`);
+      throw new UsageError(
+        `--address must be a ws://, wss://, http:// or https:// URL, not '${address}'`,
+      );
     address = `ws://${address}`;
   }
   try {
@@ -209,6 +222,15 @@ function commonOf(values: Values): Common {
       );
     common.username = values.user;
     common.password = password;
+  }
+  if (/^https?:\/\//.test(address)) {
+    const token = process.env.AIMM_STORE_TOKEN;
+    common.http = new HttpModelClient(address, {
+      ...(common.username === undefined ? {} : { username: common.username }),
+      ...(common.password === undefined ? {} : { password: common.password }),
+      ...(token === undefined || common.username !== undefined ? {} : { token }),
+      ...(common.tls === undefined ? {} : { tls: common.tls }),
+    });
   }
   return common;
 }
@@ -302,23 +324,47 @@ async function put(c: Common, values: Values, positionals: string[]): Promise<nu
   const expectedRevision = parseRevision(values['expect-revision']);
   if (expectedRevision !== undefined && instanceId === undefined)
     throw new UsageError('--expect-revision needs --id (a new model has no revision yet)');
+  if (c.http !== undefined && positionals[0] !== undefined && positionals[0] !== '-') {
+    const file = positionals[0];
+    if ((await stat(file)).size === 0 && values['allow-empty'] !== true)
+      throw new UsageError(
+        `the model is empty (0 bytes from ${file}): nothing to store; give --allow-empty to store an empty model`,
+      );
+    const progress = new ByteProgress('put');
+    const meta = await c.http
+      .put(
+        modelType,
+        { file },
+        { instanceId, expectedRevision, onProgress: (d, t) => progress.update(d, t) },
+      )
+      .finally(() => progress.finish());
+    line(putLine(meta));
+    return EXIT_OK;
+  }
   const bytes = await readInput(positionals[0]);
   if (bytes.length === 0 && values['allow-empty'] !== true)
     throw new UsageError(
       `the model is empty (0 bytes from ${positionals[0] === undefined || positionals[0] === '-' ? 'stdin' : positionals[0]}): ` +
         'nothing to store; give --allow-empty to store an empty model',
     );
-  const meta = await withClient(c, (client) =>
-    client.put(modelType, bytes, { instanceId, expectedRevision }),
-  );
-  line({
+  const meta =
+    c.http === undefined
+      ? await withClient(c, (client) =>
+          client.put(modelType, bytes, { instanceId, expectedRevision }),
+        )
+      : await c.http.put(modelType, bytes, { instanceId, expectedRevision });
+  line(putLine(meta));
+  return EXIT_OK;
+}
+
+function putLine(meta: ModelInfo): Record<string, unknown> {
+  return {
     instance_id: meta.instanceId,
     model_type: meta.modelType,
     revision: meta.revision,
     size: meta.size,
     sha256: meta.sha256,
-  });
-  return EXIT_OK;
+  };
 }
 
 async function get(c: Common, values: Values, positionals: string[]): Promise<number> {
@@ -326,6 +372,7 @@ async function get(c: Common, values: Values, positionals: string[]): Promise<nu
   const id = parseId(positionals[0], 'ID');
   const revision =
     values.revision === undefined ? undefined : parseId(String(values.revision), '--revision');
+  if (c.http !== undefined) return httpGet(c.http, id, revision, values);
   if (values.meta === true) {
     if (values.output !== undefined) throw new UsageError('--meta and -o cannot be combined');
     line(
@@ -344,6 +391,37 @@ async function get(c: Common, values: Values, positionals: string[]): Promise<nu
     await writeFile(values.output, model.instance);
   } else {
     await writeOut(model.instance);
+  }
+  return EXIT_OK;
+}
+
+/** `get` over HTTP: the bytes streamed to FILE or stdout, a progress bar for large ones. */
+async function httpGet(
+  http: HttpModelClient,
+  id: number,
+  revision: number | undefined,
+  values: Values,
+): Promise<number> {
+  if (values.meta === true) {
+    if (values.output !== undefined) throw new UsageError('--meta and -o cannot be combined');
+    if (revision !== undefined)
+      throw new UsageError('--meta with --revision needs a ws:// address (Juggler)');
+    line(metaLine(await http.getMeta(id)));
+    return EXIT_OK;
+  }
+  const progress = new ByteProgress('get');
+  const onProgress = (d: number, t: number | null) => progress.update(d, t);
+  try {
+    if (typeof values.output === 'string') {
+      // Into FILE.partial, renamed when complete: a cut-off download leaves no FILE.
+      const partial = `${values.output}.partial`;
+      await http.downloadToFile(id, partial, { revision, onProgress });
+      await rename(partial, values.output);
+    } else {
+      await http.download(id, process.stdout, { revision, onProgress });
+    }
+  } finally {
+    progress.finish();
   }
   return EXIT_OK;
 }

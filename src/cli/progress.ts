@@ -67,3 +67,47 @@ function formatSeconds(s: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.ceil(s % 60)).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
+
+/**
+ * Bytes of one upload or download on a terminal's stderr (nothing elsewhere, nothing for small
+ * transfers): `label  [####......]  12.0/48.0 MiB  30.1 MiB/s  ETA 2s`.
+ */
+export class ByteProgress {
+  private readonly started = Date.now();
+  private last = 0;
+  private shown = false;
+
+  constructor(
+    private readonly label: string,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly minBytes = 1024 * 1024,
+  ) {}
+
+  update(done: number, total: number | null): void {
+    if (this.out.isTTY !== true || (total ?? done) < this.minBytes) return;
+    const now = Date.now();
+    if (now - this.last < REDRAW_EVERY_MS && done !== total) return;
+    this.last = now;
+    const seconds = Math.max((now - this.started) / 1000, 0.001);
+    const rate = done / seconds;
+    const parts = [this.label];
+    if (total !== null && total > 0) {
+      const filled = Math.round((Math.min(done, total) / total) * 20);
+      parts.push(
+        `[${'#'.repeat(filled)}${'.'.repeat(20 - filled)}]`,
+        `${formatBytes(done)}/${formatBytes(total)}`,
+      );
+    } else parts.push(formatBytes(done));
+    parts.push(`${formatBytes(rate)}/s`);
+    if (total !== null && total > done && rate > 0)
+      parts.push(`ETA ${formatSeconds((total - done) / rate)}`);
+    const width = (this.out.columns ?? 80) - 1;
+    this.out.write(`\r${parts.join('  ').padEnd(width).slice(0, width)}`);
+    this.shown = true;
+  }
+
+  finish(): void {
+    if (this.shown) this.out.write('\n');
+    this.shown = false;
+  }
+}

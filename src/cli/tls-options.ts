@@ -14,9 +14,9 @@ export const TLS_OPTIONS = {
   insecure: { type: 'boolean' },
 } as const;
 
-export const TLS_USAGE = `  --ca FILE        wss://: trust the CA certificate(s) in FILE (PEM), e.g. a private CA
-  --cert FILE      wss://: present this client certificate (PEM: certificate and key; mutual TLS)
-  --insecure       wss://: do not verify the server's certificate (tests only; warns)
+export const TLS_USAGE = `  --ca FILE        wss://, https://: trust the CA certificate(s) in FILE (PEM), e.g. a private CA
+  --cert FILE      wss://, https://: present this client certificate (PEM: certificate and key; mutual TLS)
+  --insecure       wss://, https://: do not verify the server's certificate (tests only; warns)
 `;
 
 function readPem(option: string, file: string): string | Error {
@@ -40,9 +40,9 @@ export function tlsOptionsOf(
     (x): x is string => typeof x === 'string',
   );
   if (given.length === 0) return undefined;
-  if (!address.startsWith('wss://'))
+  if (!address.startsWith('wss://') && !address.startsWith('https://'))
     return new Error(
-      `${given.join(', ')} ${given.length === 1 ? 'needs' : 'need'} a wss:// address (TLS), not '${address}'`,
+      `${given.join(', ')} ${given.length === 1 ? 'needs' : 'need'} a wss:// or https:// address (TLS), not '${address}'`,
     );
   if (insecure && ca !== undefined)
     return new Error('--insecure and --ca contradict each other: --ca verifies with that CA');

@@ -32,5 +32,11 @@ export {
   type TlsOptions,
 } from './connection.js';
 export { ConnectFailedError, type ConnectFailure } from './diagnose.js';
+export {
+  type HttpClientOptions,
+  HttpModelClient,
+  type HttpPutOptions,
+  type ProgressCallback,
+} from './http-client.js';
 export { applyPatch, type JsonPatchOp, PatchError } from './patch.js';
 export type { Framing } from './wire.js';
