@@ -18,20 +18,31 @@
  */
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { HttpModelClient } from '../client/http-client.js';
+import type { HttpModelClient } from '../client/http-client.js';
+import { AuthenticationError, DEFAULT_ADDRESS, RequestFailedError } from '../client/index.js';
 import {
-  AuthenticationError,
-  DEFAULT_ADDRESS,
-  JugglerClient,
-  type ModelInfo,
-  RequestFailedError,
-  type RevisionInfo,
-  type TlsOptions,
-} from '../client/index.js';
-import { guardStdout, isStdoutClosed, stdoutClosed, writeLine, writeOut } from './output.js';
+  type Common,
+  commonOf,
+  connect,
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  line,
+  messageOf,
+  metaLine,
+  noMorePositionals,
+  parseId,
+  parseRevision,
+  putLine,
+  UsageError,
+  type Values,
+  withClient,
+} from './client-args.js';
+import { history, rollback } from './history-commands.js';
+import { guardStdout, isStdoutClosed, stdoutClosed, writeOut } from './output.js';
 import { ByteProgress } from './progress.js';
 import { parseArgsMessage } from './suggest.js';
-import { TLS_OPTIONS, TLS_USAGE, tlsOptionsOf } from './tls-options.js';
+import { TLS_OPTIONS, TLS_USAGE } from './tls-options.js';
 
 const COMMON = `common options:
   --address URL    the daemon's Juggler address (default ${DEFAULT_ADDRESS}); for put and get
@@ -75,24 +86,6 @@ Prints one JSON line per model change, {"change","instance_id","model_type","rev
 until interrupted (SIGINT/SIGTERM).
 `,
 };
-
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
-
-class UsageError extends Error {}
-
-interface Common {
-  address: string;
-  /** Set for an http:// or https:// address: put and get go over the HTTP API (raw bytes). */
-  http?: HttpModelClient;
-  username?: string;
-  password?: string;
-  framing: '0.6' | '0.7';
-  tls?: TlsOptions;
-}
-
-type Values = Record<string, string | boolean | undefined>;
 
 const COMMON_OPTIONS = {
   address: { type: 'string' },
@@ -193,107 +186,6 @@ function failureMessage(err: unknown): string {
   return messageOf(err);
 }
 
-function commonOf(values: Values): Common {
-  const framing = (values.framing as string | undefined) ?? '0.7';
-  if (framing !== '0.6' && framing !== '0.7')
-    throw new UsageError(`--framing must be 0.6 or 0.7, not '${framing}'`);
-  let address = (values.address as string | undefined) ?? DEFAULT_ADDRESS;
-  if (!/^(wss?|https?):\/\//.test(address)) {
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address))
-      throw new UsageError(
-        `--address must be a ws://, wss://, http:// or https:// URL, not '${address}'`,
-      );
-    address = `ws://${address}`;
-  }
-  try {
-    new URL(address);
-  } catch {
-    throw new UsageError(`--address '${address}' is not a valid URL`);
-  }
-  const common: Common = { address, framing };
-  const tls = tlsOptionsOf(values, address);
-  if (tls instanceof Error) throw new UsageError(tls.message);
-  if (tls !== undefined) common.tls = tls;
-  if (typeof values.user === 'string') {
-    const password = process.env.AIMM_STORE_PASSWORD;
-    if (password === undefined)
-      throw new UsageError(
-        '--user needs the password in the environment variable AIMM_STORE_PASSWORD',
-      );
-    common.username = values.user;
-    common.password = password;
-  }
-  if (/^https?:\/\//.test(address)) {
-    const token = process.env.AIMM_STORE_TOKEN;
-    common.http = new HttpModelClient(address, {
-      ...(common.username === undefined ? {} : { username: common.username }),
-      ...(common.password === undefined ? {} : { password: common.password }),
-      ...(token === undefined || common.username !== undefined ? {} : { token }),
-      ...(common.tls === undefined ? {} : { tls: common.tls }),
-    });
-  }
-  return common;
-}
-
-function connect(c: Common): Promise<JugglerClient> {
-  return JugglerClient.connect(c.address, {
-    username: c.username,
-    password: c.password,
-    framing: c.framing,
-    tls: c.tls,
-  });
-}
-
-async function withClient<T>(c: Common, fn: (client: JugglerClient) => Promise<T>): Promise<T> {
-  const client = await connect(c);
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
-}
-
-function parseId(text: string | undefined, what: string): number {
-  if (text === undefined) throw new UsageError(`${what} is required`);
-  const n = Number(text);
-  if (!/^[1-9]\d*$/.test(text) || !Number.isSafeInteger(n))
-    throw new UsageError(`${what} must be a positive integer, not '${text}'`);
-  return n;
-}
-
-function parseRevision(
-  text: string | boolean | undefined,
-  what = '--expect-revision',
-): number | undefined {
-  if (text === undefined) return undefined;
-  const s = String(text);
-  const n = Number(s);
-  if (!/^(0|[1-9]\d*)$/.test(s) || !Number.isSafeInteger(n))
-    throw new UsageError(`${what} must be a non-negative integer, not '${s}'`);
-  return n;
-}
-
-function noMorePositionals(positionals: string[], max: number): void {
-  if (positionals.length > max)
-    throw new UsageError(`unexpected argument '${positionals[max] as string}'`);
-}
-
-/** One JSON line on stdout (dropped once the reader closed it). */
-function line(value: unknown): void {
-  writeLine(JSON.stringify(value));
-}
-
-function metaLine(m: ModelInfo): Record<string, unknown> {
-  return {
-    instance_id: m.instanceId,
-    model_type: m.modelType,
-    revision: m.revision,
-    size: m.size,
-    sha256: m.sha256,
-    updated: m.updated,
-  };
-}
-
 /**
  * The model's bytes: FILE, or stdin for `-` or no FILE. Without FILE, stdin is read only when it is
  * not a terminal: `put --type T` typed alone must not wait silently for input.
@@ -355,16 +247,6 @@ async function put(c: Common, values: Values, positionals: string[]): Promise<nu
       : await c.http.put(modelType, bytes, { instanceId, expectedRevision });
   line(putLine(meta));
   return EXIT_OK;
-}
-
-function putLine(meta: ModelInfo): Record<string, unknown> {
-  return {
-    instance_id: meta.instanceId,
-    model_type: meta.modelType,
-    revision: meta.revision,
-    size: meta.size,
-    sha256: meta.sha256,
-  };
 }
 
 async function get(c: Common, values: Values, positionals: string[]): Promise<number> {
@@ -445,60 +327,6 @@ async function rm(c: Common, values: Values, positionals: string[]): Promise<num
   return EXIT_OK;
 }
 
-async function history(c: Common, values: Values, positionals: string[]): Promise<number> {
-  noMorePositionals(positionals, 1);
-  const id = parseId(positionals[0], 'ID');
-  let after = values.after === undefined ? 0 : (parseRevision(values.after, '--after') ?? 0);
-  let left =
-    values.limit === undefined
-      ? Number.POSITIVE_INFINITY
-      : parseId(String(values.limit), '--limit');
-  await withClient(c, async (client) => {
-    // Pages of 1000 so a model with many revisions streams out as it is read.
-    while (left > 0 && !isStdoutClosed()) {
-      const page = await client.history(id, { after, limit: Math.min(left, 1000) });
-      for (const r of page) line(revisionLine(r));
-      const last = page.at(-1);
-      if (last === undefined || page.length < Math.min(left, 1000)) break;
-      after = last.revision;
-      left -= page.length;
-    }
-  });
-  return EXIT_OK;
-}
-
-async function rollback(c: Common, values: Values, positionals: string[]): Promise<number> {
-  noMorePositionals(positionals, 1);
-  const id = parseId(positionals[0], 'ID');
-  if (values.to === undefined) throw new UsageError('--to N is required');
-  const to = parseId(String(values.to), '--to');
-  const expectedRevision = parseRevision(values['expect-revision']);
-  const meta = await withClient(c, (client) => client.rollback(id, to, { expectedRevision }));
-  line({
-    instance_id: meta.instanceId,
-    model_type: meta.modelType,
-    revision: meta.revision,
-    size: meta.size,
-    sha256: meta.sha256,
-  });
-  return EXIT_OK;
-}
-
-function revisionLine(r: RevisionInfo): Record<string, unknown> {
-  return {
-    instance_id: r.instanceId,
-    model_type: r.modelType,
-    revision: r.revision,
-    size: r.size,
-    sha256: r.sha256,
-    updated: r.updated,
-    deleted: r.deleted,
-    origin: r.origin,
-    available: r.available,
-    current: r.current,
-  };
-}
-
 async function watch(c: Common, positionals: string[]): Promise<number> {
   noMorePositionals(positionals, 0);
   const client = await connect(c);
@@ -544,8 +372,4 @@ async function watch(c: Common, positionals: string[]): Promise<number> {
       stop(EXIT_FAILURE);
     });
   });
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

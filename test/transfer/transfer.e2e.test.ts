@@ -73,7 +73,9 @@ const expected = (m: Map<number, [string, Buffer]>) =>
   new Map([...m].map(([id, [type, b]]) => [id, [type, sha(b)] as [string, string]]));
 
 /** A daemon's config has controls; the commands use only its backend and hat sections. */
-const CONTROLS = [{ module: 'aimm-store/controls/juggler', server: { host: '127.0.0.1', port: 0 } }];
+const CONTROLS = [
+  { module: 'aimm-store/controls/juggler', server: { host: '127.0.0.1', port: 0 } },
+];
 
 let n = 0;
 function sqliteConf(path: string): string {
