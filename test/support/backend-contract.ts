@@ -36,6 +36,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Subscription } from 'rxjs';
+import { rollbackModel } from '../../src/backend/rollback.js';
 import {
   type AckLevel,
   type Backend,
@@ -180,6 +181,39 @@ export function runBackendContract(
           v[1] as Uint8Array,
         );
         assert.equal(await backend.getHistory(meta.instanceId + 1000), null);
+      });
+    });
+
+    it('rollback: a new revision with the old bytes; of two racing rollbacks exactly one wins', {
+      timeout,
+    }, async (t) => {
+      await withStore(async ({ backend }) => {
+        if (backend.getRevision === undefined) {
+          t.skip('this backend keeps no history');
+          return;
+        }
+        const v1 = new Uint8Array([1, 1]);
+        const { meta } = await backend.createModel('r.A', v1);
+        await backend.updateModel(meta.instanceId, 'r.B', new Uint8Array([2]));
+        await backend.updateModel(meta.instanceId, 'r.B', new Uint8Array([3]));
+        const results = await Promise.allSettled([
+          rollbackModel(backend, meta.instanceId, 1, 3),
+          rollbackModel(backend, meta.instanceId, 2, 3),
+        ]);
+        const won = results.filter((r) => r.status === 'fulfilled');
+        const lost = results.filter((r) => r.status === 'rejected');
+        assert.equal(won.length, 1, 'exactly one rollback wins');
+        assert.equal(lost.length, 1);
+        const reason = (lost[0] as PromiseRejectedResult).reason as BackendError;
+        assert.equal(reason.code, 'revision_conflict');
+        const now = await backend.getModel(meta.instanceId);
+        assert.equal(now?.revision, 4);
+        const winner = (won[0] as PromiseFulfilledResult<{ meta: ModelMeta }>).value.meta;
+        assert.deepEqual(now === null ? null : metaOf(now), winner);
+        await assert.rejects(rollbackModel(backend, meta.instanceId, 99), (err: BackendError) => {
+          assert.equal(err.code, 'not_found');
+          return true;
+        });
       });
     });
 
