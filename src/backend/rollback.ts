@@ -4,6 +4,7 @@
  * current one when read here), so a concurrent write makes the rollback fail with
  * `revision_conflict` instead of being overwritten.
  */
+import { NoHistoryError } from './no-history.js';
 import { type Backend, BackendError, type WriteResult } from './types.js';
 
 export async function rollbackModel(
@@ -13,7 +14,7 @@ export async function rollbackModel(
   expectedRevision?: number,
 ): Promise<WriteResult> {
   if (backend.getRevision === undefined) {
-    throw new BackendError('invalid', 'this backend keeps no history: nothing to roll back to');
+    throw new NoHistoryError('this backend keeps no history: nothing to roll back to');
   }
   const current = await backend.getModel(instanceId);
   if (current === null) {

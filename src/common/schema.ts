@@ -36,12 +36,15 @@ export class SchemaRegistry {
     for (const dir of dirs) this.addDir(dir);
   }
 
-  /** Loads every `*.yaml`/`*.yml`/`*.json` schema under `dir` (recursively). */
+  /**
+   * Loads every `*.yaml`/`*.yml`/`*.json` schema under `dir` (recursively), except the HTTP API's
+   * OpenAPI description (`openapi.yaml`), which is no config schema.
+   */
   addDir(dir: string): void {
     for (const name of readdirSync(dir).sort()) {
       const p = join(dir, name);
       if (statSync(p).isDirectory()) this.addDir(p);
-      else if (/\.(ya?ml|json)$/.test(name)) this.addFile(p);
+      else if (/\.(ya?ml|json)$/.test(name) && name !== 'openapi.yaml') this.addFile(p);
     }
   }
 

@@ -15,6 +15,7 @@ import type { ConfigIssue } from '../common/schema.js';
 import { checkAuthConf, createAuth, type HttpAuthConf } from './http/auth-conf.js';
 import { type ChangesConf, createChangeStreams } from './http/changes.js';
 import { createHandler } from './http/handler.js';
+import { openapiJson } from './http/openapi.js';
 import { listenError } from './listen-error.js';
 import { checkTlsConf, ServerTls, type TlsConf } from './tls.js';
 import type { Control, ControlConf, ControlContext } from './types.js';
@@ -77,6 +78,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     logger,
     changes,
     auth,
+    openapi: openapiJson(),
   });
   const server =
     tls === null

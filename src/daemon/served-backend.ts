@@ -7,6 +7,7 @@
  * active one, and {@link ServedBackend.drainWrites} lets the role change wait for writes in flight.
  */
 import type { Observable } from 'rxjs';
+import { NoHistoryError } from '../backend/no-history.js';
 import {
   type Backend,
   BackendError,
@@ -205,5 +206,5 @@ export class ServedBackend implements Backend {
 }
 
 function noHistory(): BackendError {
-  return new BackendError('invalid', 'this backend keeps no model history');
+  return new NoHistoryError();
 }

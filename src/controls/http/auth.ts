@@ -5,9 +5,10 @@
  * | path                          | method                 | needs                              |
  * |-------------------------------|------------------------|------------------------------------|
  * | `/healthz`, `/readyz`         | any                    | nothing (probes)                   |
+ * | `/openapi.json`               | any                    | nothing (the API's description)    |
  * | `/metrics`                    | any                    | `read`, or nothing if `auth_metrics: false` |
  * | `/models`, `/models/...`      | GET, HEAD, OPTIONS     | `read`                             |
- * | `/models`, `/models/...`      | any other              | `write`                            |
+ * | `/models`, `/models/...`      | any other              | `write` (POST …/rollback too)      |
  * | anything else                 | any                    | `read` (then 404)                  |
  *
  * — and checks the `Authorization` header: HTTP Basic against the configured `users` (the clear
@@ -36,7 +37,7 @@ const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** What a request on `url` with `method` needs (see the table above). */
 export function requirementOf(url: string, method: string, authMetrics: boolean): Requirement {
   const path = url.split('?', 1)[0] ?? '/';
-  if (path === '/healthz' || path === '/readyz') return 'public';
+  if (path === '/healthz' || path === '/readyz' || path === '/openapi.json') return 'public';
   if (path === '/metrics') return authMetrics ? 'read' : 'public';
   if (path === '/models' || path.startsWith('/models/'))
     return READ_METHODS.has(method) ? 'read' : 'write';

@@ -10,9 +10,11 @@
  * | `not_active`        | 503, the body names the active instance (and its HTTP URL)      |
  * | `unavailable`       | 503 + `Retry-After: 1`                                          |
  * | `closed`            | 503 + `Retry-After: 1` (the daemon is stopping)                 |
+ * | `invalid` of a backend without history (`NoHistoryError`) | 501, code `no_history` |
  * | anything else       | 500                                                             |
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { NoHistoryError } from '../../backend/no-history.js';
 import { BackendError } from '../../backend/types.js';
 import type { ControlContext } from '../types.js';
 import { sendError } from './send.js';
@@ -45,6 +47,10 @@ export function sendBackendError(
   options: { conditional?: boolean; extra?: Record<string, unknown> } = {},
 ): void {
   if (!(err instanceof BackendError)) throw err;
+  if (err instanceof NoHistoryError) {
+    sendError(res, req, 501, err.message, { code: 'no_history' });
+    return;
+  }
   const headers: OutgoingHttpHeaders = {};
   const extra: Record<string, unknown> = { ...options.extra };
   if (err.code === 'unavailable' || err.code === 'closed') headers['Retry-After'] = '1';

@@ -22,6 +22,8 @@ export interface HandlerOptions {
   changes: ChangeStreams;
   /** Authentication and roles; absent or disabled: every request is let through. */
   auth?: HttpAuth;
+  /** The OpenAPI description served at `/openapi.json` (JSON text). */
+  openapi: string;
 }
 
 export interface Exchange {
@@ -30,6 +32,8 @@ export interface Exchange {
   options: HandlerOptions;
   /** The `{id}` path segment, undecoded (validated by the handler). */
   id: string;
+  /** The `{n}` path segment of `/models/{id}/revisions/{n}`, undecoded; else ''. */
+  revision: string;
   query: URLSearchParams;
 }
 

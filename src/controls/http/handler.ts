@@ -18,17 +18,17 @@ export function createHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const table = routeTable(options.writes);
   return (req, res) => {
-    const { route, id, query } = routeOf(req.url ?? '/', options.serveModels);
+    const { route, id, revision, query } = routeOf(req.url ?? '/', options.serveModels);
     res.on('finish', () => options.requests.inc({ route, code: String(res.statusCode) }));
     res.on('close', () => {
       if (!res.writableFinished) options.requests.inc({ route, code: 'aborted' });
     });
     const dispatch = (): void => {
-      if (route === 'other') {
+      const methods = route === 'other' ? undefined : table[route];
+      if (methods === undefined) {
         sendError(res, req, 404, 'not found');
         return;
       }
-      const methods = table[route];
       const method = req.method === 'HEAD' ? 'GET' : (req.method ?? '');
       const handler = methods[method];
       if (handler === undefined) {
@@ -36,7 +36,7 @@ export function createHandler(
         return;
       }
       Promise.resolve()
-        .then(() => handler({ req, res, options, id, query }))
+        .then(() => handler({ req, res, options, id, revision, query }))
         .catch((err: unknown) => {
           options.logger.error({ err, route }, 'http request failed');
           if (!res.headersSent) sendError(res, req, 500, 'internal error');

@@ -1,4 +1,7 @@
-/** `/healthz`, `/readyz`, `/metrics`: what the daemon's supervisors ask. */
+/**
+ * `/healthz`, `/readyz`, `/metrics`: what the daemon's supervisors ask; and `/openapi.json`, the
+ * description of this API (`schemas/openapi.yaml`), public like the probes.
+ */
 import type { RedundancyStatus } from '../types.js';
 import type { Exchange } from './exchange.js';
 import { send, sendJson } from './send.js';
@@ -32,4 +35,11 @@ function redundancyJson(r: RedundancyStatus): Record<string, unknown> {
     active: r.active,
     event_server: r.eventServer,
   };
+}
+
+export function openapi({ req, res, options }: Exchange): void {
+  send(res, req, 200, options.openapi, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-cache',
+  });
 }

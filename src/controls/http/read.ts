@@ -3,6 +3,7 @@
  * metadata in headers): 304 for a matching `If-None-Match`, 206 for one `Range` (`If-Range` with
  * the current ETag), 416 for a range that selects nothing.
  */
+import type { Model } from '../../backend/types.js';
 import { modelJson } from '../model-json.js';
 import { etagOf, ifNoneMatchHits, ifRangeHolds } from './conditional.js';
 import { guard } from './errors.js';
@@ -37,6 +38,15 @@ export async function getModel(x: Exchange): Promise<void> {
     sendError(res, req, 404, `model ${instanceId} not found`, { code: 'not_found' });
     return;
   }
+  sendModel(x, model);
+}
+
+/**
+ * The bytes of one model (or one revision of it) with its headers: 304 for a matching
+ * `If-None-Match`, 206 for one `Range` (`If-Range` with the current ETag), 416 for a range that
+ * selects nothing, else 200.
+ */
+export function sendModel({ req, res }: Exchange, model: Model): void {
   const headers = { ...modelHeaders(model), 'Accept-Ranges': 'bytes' };
   const etag = etagOf(model);
   if (ifNoneMatchHits(header(req, 'if-none-match'), etag)) {

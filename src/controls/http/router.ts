@@ -2,30 +2,67 @@
  * The routes, in one place: which path is which route, and which methods each route answers
  * (HEAD is served by GET's handler; any other method gets 405 with `Allow`).
  *
- * | route            | methods                     | handler                                  |
- * |------------------|-----------------------------|------------------------------------------|
- * | `/healthz`       | GET, HEAD                   | `probes.ts`                              |
- * | `/readyz`        | GET, HEAD                   | `probes.ts`                              |
- * | `/metrics`       | GET, HEAD                   | `probes.ts`                              |
- * | `/models`        | GET, HEAD, POST (writes)    | `read.ts`, `write.ts`                    |
- * | `/models/{id}`   | GET, HEAD, PUT, DELETE      | `read.ts`, `write.ts`                    |
- * | `/changes`       | GET, HEAD                   | `changes.ts` (Server-Sent Events)        |
+ * | route                          | methods                  | handler                           |
+ * |--------------------------------|--------------------------|-----------------------------------|
+ * | `/healthz`                     | GET, HEAD                | `probes.ts`                       |
+ * | `/readyz`                      | GET, HEAD                | `probes.ts`                       |
+ * | `/metrics`                     | GET, HEAD                | `probes.ts`                       |
+ * | `/openapi.json`                | GET, HEAD                | this file (`schemas/openapi.yaml`)|
+ * | `/models`                      | GET, HEAD, POST (writes) | `read.ts`, `write.ts`             |
+ * | `/models/{id}`                 | GET, HEAD, PUT, DELETE   | `read.ts`, `write.ts`             |
+ * | `/models/{id}/revisions`       | GET, HEAD                | `history.ts`                      |
+ * | `/models/{id}/revisions/{n}`   | GET, HEAD                | `history.ts`                      |
+ * | `/models/{id}/rollback`        | POST (writes only)       | `history.ts`                      |
+ * | `/changes`                     | GET, HEAD                | `changes.ts` (Server-Sent Events) |
  *
  * Paths are matched exactly, undecoded: `/models/1/../2` or `/models/%31` are not normalised but
  * refused as invalid ids; query parameters other than those a route reads are ignored.
+ * `schemas/openapi.yaml` describes every route ({@link ROUTE_PATHS}); `test/daemon/openapi.test.ts`
+ * holds the two to each other.
  */
 import type { RouteHandler } from './exchange.js';
+import { getRevision, listRevisions, rollback } from './history.js';
 import { ready } from './model-request.js';
-import { healthz, metrics, readyz } from './probes.js';
+import { healthz, metrics, openapi, readyz } from './probes.js';
 import { getModel, listModels } from './read.js';
 import { deleteModel, postModel, putModel } from './write.js';
 
-export type Route = 'healthz' | 'readyz' | 'metrics' | 'models' | 'model' | 'changes' | 'other';
+export type Route =
+  | 'healthz'
+  | 'readyz'
+  | 'metrics'
+  | 'openapi'
+  | 'models'
+  | 'model'
+  | 'revisions'
+  | 'revision'
+  | 'rollback'
+  | 'changes'
+  | 'other';
+
+/** Each route's path as the OpenAPI description names it. */
+export const ROUTE_PATHS: Readonly<Record<Exclude<Route, 'other'>, string>> = {
+  healthz: '/healthz',
+  readyz: '/readyz',
+  metrics: '/metrics',
+  openapi: '/openapi.json',
+  models: '/models',
+  model: '/models/{id}',
+  revisions: '/models/{id}/revisions',
+  revision: '/models/{id}/revisions/{n}',
+  rollback: '/models/{id}/rollback',
+  changes: '/changes',
+};
 
 export interface RouteMatch {
   route: Route;
-  /** The `{id}` segment of `/models/{id}` (anything after the slash), else ''. */
+  /**
+   * The `{id}` segment of the `/models/{id}…` routes, else ''. For `model` it is anything after
+   * `/models/` that is not one of the other model routes (so `/models/1/x` is an invalid id).
+   */
   id: string;
+  /** The `{n}` segment of `/models/{id}/revisions/{n}`, else ''. */
+  revision: string;
   query: URLSearchParams;
 }
 
@@ -33,26 +70,47 @@ export function routeOf(url: string, serveModels: boolean): RouteMatch {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-  const at = (route: Route, id = ''): RouteMatch => ({ route, id, query });
+  const at = (route: Route, id = '', revision = ''): RouteMatch => ({
+    route,
+    id,
+    revision,
+    query,
+  });
   if (path === '/healthz') return at('healthz');
   if (path === '/readyz') return at('readyz');
   if (path === '/metrics') return at('metrics');
+  if (path === '/openapi.json') return at('openapi');
   if (serveModels && path === '/models') return at('models');
   if (serveModels && path === '/changes') return at('changes');
-  if (serveModels && path.startsWith('/models/')) return at('model', path.slice('/models/'.length));
+  if (serveModels && path.startsWith('/models/')) {
+    const rest = path.slice('/models/'.length);
+    const parts = rest.split('/');
+    const id = parts[0] as string;
+    if (parts.length === 2 && parts[1] === 'revisions') return at('revisions', id);
+    if (parts.length === 3 && parts[1] === 'revisions') return at('revision', id, parts[2]);
+    if (parts.length === 2 && parts[1] === 'rollback') return at('rollback', id);
+    return at('model', rest);
+  }
   return at('other');
 }
 
-/** The handlers of each route by method (GET also answers HEAD). */
+/**
+ * The handlers of each route by method (GET also answers HEAD). Without writes, `rollback` (a
+ * write and nothing else) is absent: its path is then 404 like any unknown path.
+ */
 export function routeTable(
   writes: boolean,
-): Record<Exclude<Route, 'other'>, Record<string, RouteHandler>> {
+): Partial<Record<Exclude<Route, 'other'>, Record<string, RouteHandler>>> {
   return {
     healthz: { GET: healthz },
     readyz: { GET: readyz },
     metrics: { GET: metrics },
+    openapi: { GET: openapi },
     models: writes ? { GET: listModels, POST: postModel } : { GET: listModels },
     model: writes ? { GET: getModel, PUT: putModel, DELETE: deleteModel } : { GET: getModel },
+    revisions: { GET: listRevisions },
+    revision: { GET: getRevision },
+    ...(writes ? { rollback: { POST: rollback } } : {}),
     changes: {
       GET: (x) => {
         if (ready(x)) x.options.changes.serve(x.req, x.res);

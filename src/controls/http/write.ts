@@ -157,7 +157,7 @@ async function upload(x: Exchange): Promise<Buffer | null> {
   }
 }
 
-function preconditionOf(x: Exchange, allowAbsent: boolean): WritePrecondition | null {
+export function preconditionOf(x: Exchange, allowAbsent: boolean): WritePrecondition | null {
   try {
     return writePrecondition(
       header(x.req, 'if-match'),
@@ -176,7 +176,7 @@ function isPreconditionFailure(err: BackendError): boolean {
 }
 
 /** 412 with what the model is now (its ETag and metadata, or null when there is none). */
-async function preconditionFailed(x: Exchange, id: number, message: string): Promise<void> {
+export async function preconditionFailed(x: Exchange, id: number, message: string): Promise<void> {
   let current: ModelMeta | null = null;
   try {
     current = await x.options.context.backend.getModel(id);
@@ -202,7 +202,7 @@ function cannotCreateAt(x: Exchange, id: number): void {
   );
 }
 
-function answerWrite(x: Exchange, status: 200 | 201, result: WriteResult): void {
+export function answerWrite(x: Exchange, status: 200 | 201, result: WriteResult): void {
   const { meta } = result;
   const headers = { ...modelHeaders(meta), 'X-Model-Ack': result.ack };
   if (status === 201) Object.assign(headers, { Location: `/models/${meta.instanceId}` });
