@@ -10,9 +10,7 @@
  */
 import type { Logger } from 'pino';
 import { type Observable, Subject, type Subscription } from 'rxjs';
-import { sha256Hex } from '../../backend/sha256.js';
 import {
-  type AckLevel,
   type Backend,
   type BackendContext,
   BackendError,
@@ -28,21 +26,16 @@ import {
   type WriteResult,
 } from '../../backend/types.js';
 import { busyAllowanceMs } from '../../hat/chatter/connection.js';
-import type { Event, RegisterEvent, Status } from '../../hat/eventer/common.js';
+import type { Event, Status } from '../../hat/eventer/common.js';
 import { Admission, type Ticket } from './admission.js';
 import { checkChosenId, checkChosenIdAtSend } from './chosen-id.js';
 import { type EventBackendConfig, subscriptionOf } from './config.js';
 import { type EventRef, refKey } from './event-ref.js';
-import {
-  decodeModelEvent,
-  modelRegisterEvent,
-  registerEventSize,
-  tombstoneRegisterEvent,
-} from './format.js';
 import { IdAllocator } from './ids.js';
 import { EventIntake } from './intake.js';
 import { createEventMetrics, type EventMetrics } from './metrics.js';
 import { listRevisions, modelOf, readModelHistory } from './model-history.js';
+import { checkProjection, PendingWrites } from './pending-writes.js';
 import { PersistedAcks } from './persisted-acks.js';
 import { recover } from './recovery.js';
 import { RevisionCompletion } from './revision-completion.js';
@@ -52,39 +45,17 @@ import { type EventOutcome, type KnownModel, ModelState, metaOf } from './state.
 import { MemoryStore, type ModelEntry } from './store.js';
 import { syncBarrier } from './sync.js';
 import { RequestTimeoutError, withTimeout } from './timeout.js';
+import {
+  checkId,
+  checkModel,
+  deleteJob,
+  knownOf,
+  leaveRoom,
+  modelJob,
+  restoredJob,
+  type WriteJob,
+} from './write-jobs.js';
 import { WritePipeline } from './write-pipeline.js';
-
-type Op = 'create' | 'update' | 'delete';
-
-/** One write on its way to Hat. Direct jobs have a caller waiting; durable ones were acked `queued`. */
-interface WriteJob {
-  op: Op;
-  instanceId: number;
-  modelType: string;
-  event: RegisterEvent;
-  bytes: number;
-  size: number;
-  sha256: string;
-  expectedRevision: number | undefined;
-  /** A private copy of the caller's bytes (null for deletes and for writes restored from the queue). */
-  instance: Uint8Array | null;
-  durableSeq: number | null;
-  queuedAt: string;
-  /** A create at an id the caller chose (`createModelAt`): re-checked before it is sent. */
-  chosenId?: boolean;
-  /** Its room in the pipeline (admission.ts), given back once the write leaves it. */
-  ticket: Ticket | null;
-  settle: {
-    resolve(entry: ModelEntry, ack: AckLevel): void;
-    reject(err: BackendError): void;
-  } | null;
-}
-
-interface Projection {
-  exists: boolean;
-  modelType: string;
-  revision: number;
-}
 
 type Phase = 'connecting' | 'recovering' | 'standby' | 'online' | 'offline' | 'closed';
 
@@ -103,12 +74,8 @@ export class EventBackend implements Backend {
   private readonly room: Admission;
   private readonly session: HatSession;
   private readonly persistedAcks = new PersistedAcks();
-  /** Unsettled jobs per instance id, in order (the projection for CAS and existence checks). */
-  private readonly pending = new Map<number, WriteJob[]>();
-  /** Durable (queued) jobs not yet in Hat, by queue sequence. */
-  private readonly durable = new Map<number, WriteJob>();
-  /** Durable jobs handed to the pipeline and not yet settled or failed (never pushed twice). */
-  private readonly durableActive = new Set<WriteJob>();
+  /** Writes not yet in Hat: the projection and the durable queue (`pending-writes.ts`). */
+  private readonly pending: PendingWrites;
   private phase: Phase = 'connecting';
   private serverStatus: Status | null = null;
   private lastError = '';
@@ -153,6 +120,7 @@ export class EventBackend implements Backend {
     this.state = new ModelState(config.modelPrefix, this.snapshot ?? new MemoryStore());
     this.ids = new IdAllocator(config.idStride, config.idOffset);
     this.completion = new RevisionCompletion(config.modelPrefix, this.logger);
+    this.pending = new PendingWrites(this.state, config.modelPrefix);
     if (opened !== null) this.loadSnapshot(opened.store, opened.loaded);
     this.metrics.models.set(this.state.size);
 
@@ -200,21 +168,13 @@ export class EventBackend implements Backend {
   // ---- reads ---------------------------------------------------------------------------------
 
   async getModels(): Promise<ModelMeta[]> {
-    const metas = this.state.list();
-    if (this.durable.size === 0) return metas;
-    const byId = new Map(metas.map((m) => [m.instanceId, m]));
-    for (const id of this.durableIds()) {
-      const m = this.queuedModel(id);
-      if (m === null) byId.delete(id);
-      else byId.set(id, m.meta);
-    }
-    return [...byId.values()].sort((a, b) => a.instanceId - b.instanceId);
+    return this.pending.overlay(this.state.list());
   }
 
   async getModel(instanceId: number): Promise<Model | null> {
     if (!Number.isSafeInteger(instanceId) || instanceId < 1) return null;
-    if (this.hasDurable(instanceId)) {
-      const q = this.queuedModel(instanceId);
+    if (this.pending.hasDurable(instanceId)) {
+      const q = this.pending.queuedModel(instanceId);
       return q === null ? null : { ...q.meta, instance: q.instance };
     }
     const e = this.state.get(instanceId);
@@ -245,7 +205,14 @@ export class EventBackend implements Backend {
     try {
       const mode = this.writeMode();
       const instanceId = this.ids.next();
-      const job = this.makeJob('create', instanceId, modelType, copy, undefined);
+      const job = modelJob(
+        this.config.modelPrefix,
+        'create',
+        instanceId,
+        modelType,
+        copy,
+        undefined,
+      );
       job.ticket = ticket;
       return this.submit(job, mode);
     } catch (err) {
@@ -275,7 +242,14 @@ export class EventBackend implements Backend {
     const copy = instance.slice(); // the caller may reuse its buffer once we return
     const ticket = await this.takeRoom(copy.length);
     try {
-      const job = this.makeJob('create', instanceId, modelType, copy, undefined);
+      const job = modelJob(
+        this.config.modelPrefix,
+        'create',
+        instanceId,
+        modelType,
+        copy,
+        undefined,
+      );
       job.chosenId = true;
       job.ticket = ticket;
       return this.submit(job, this.writeMode());
@@ -304,8 +278,15 @@ export class EventBackend implements Backend {
     const ticket = await this.takeRoom(copy.length);
     try {
       const mode = this.writeMode();
-      this.checkProjection(instanceId, options.expectedRevision, this.project(instanceId, null));
-      const job = this.makeJob('update', instanceId, modelType, copy, options.expectedRevision);
+      checkProjection(instanceId, options.expectedRevision, this.pending.project(instanceId, null));
+      const job = modelJob(
+        this.config.modelPrefix,
+        'update',
+        instanceId,
+        modelType,
+        copy,
+        options.expectedRevision,
+      );
       job.ticket = ticket;
       return this.submit(job, mode);
     } catch (err) {
@@ -322,9 +303,15 @@ export class EventBackend implements Backend {
     let job: WriteJob;
     try {
       const mode = this.writeMode();
-      const proj = this.project(instanceId, null);
-      this.checkProjection(instanceId, options.expectedRevision, proj);
-      job = this.deleteJob(instanceId, proj.modelType, options.expectedRevision, ticket);
+      const proj = this.pending.project(instanceId, null);
+      checkProjection(instanceId, options.expectedRevision, proj);
+      job = deleteJob(
+        this.config.modelPrefix,
+        instanceId,
+        proj.modelType,
+        options.expectedRevision,
+        ticket,
+      );
       const res = await this.submit(job, mode);
       return {
         instanceId,
@@ -336,31 +323,6 @@ export class EventBackend implements Backend {
       ticket.release();
       throw err;
     }
-  }
-
-  private deleteJob(
-    instanceId: number,
-    modelType: string,
-    expectedRevision: number | undefined,
-    ticket: Ticket,
-  ): WriteJob {
-    const job: WriteJob = {
-      op: 'delete',
-      instanceId,
-      modelType,
-      event: tombstoneRegisterEvent(this.config.modelPrefix, instanceId),
-      bytes: 0,
-      size: 0,
-      sha256: '',
-      expectedRevision,
-      instance: null,
-      durableSeq: null,
-      queuedAt: new Date().toISOString(),
-      ticket,
-      settle: null,
-    };
-    job.bytes = registerEventSize(job.event);
-    return job;
   }
 
   /** Room in the pipeline for a write of `bytes` model bytes; waits while it is full. */
@@ -399,7 +361,7 @@ export class EventBackend implements Backend {
 
   private historyEntry(instanceId: number): ModelEntry | null {
     if (!Number.isSafeInteger(instanceId) || instanceId < 1) return null;
-    if (this.hasDurable(instanceId) || this.completion.pending) {
+    if (this.pending.hasDurable(instanceId) || this.completion.pending) {
       throw new BackendError(
         'unavailable',
         this.completion.pending
@@ -605,11 +567,7 @@ export class EventBackend implements Backend {
     this.clearStandbySwitch();
     this.phase = 'online';
     // Writes queued while Hat was unreachable go first, in their order.
-    for (const job of [...this.durable.values()].sort(
-      (a, b) => (a.durableSeq ?? 0) - (b.durableSeq ?? 0),
-    )) {
-      if (this.durableActive.has(job)) continue; // still in the pipeline or in flight
-      this.durableActive.add(job);
+    for (const job of this.pending.takeDurableToSend()) {
       job.ticket = this.room.force(job.size); // already in memory: room without waiting
       this.pipeline.push(job);
     }
@@ -747,32 +705,6 @@ export class EventBackend implements Backend {
 
   // ---- the write path ------------------------------------------------------------------------
 
-  /** `copy`: the job's own copy of the caller's bytes. */
-  private makeJob(
-    op: Op,
-    instanceId: number,
-    modelType: string,
-    copy: Uint8Array,
-    expectedRevision: number | undefined,
-  ): WriteJob {
-    const event = modelRegisterEvent(this.config.modelPrefix, instanceId, modelType, copy);
-    return {
-      op,
-      instanceId,
-      modelType,
-      event,
-      instance: copy,
-      bytes: registerEventSize(event),
-      size: copy.length,
-      sha256: sha256Hex(copy),
-      expectedRevision,
-      durableSeq: null,
-      queuedAt: new Date().toISOString(),
-      ticket: null,
-      settle: null,
-    };
-  }
-
   /** Where a write goes now: to Hat, or into the snapshot's queue. Throws when neither is possible. */
   private writeMode(): 'direct' | 'queued' {
     if (this.phase === 'online') return 'direct';
@@ -787,7 +719,7 @@ export class EventBackend implements Backend {
   }
 
   private submit(job: WriteJob, mode: 'direct' | 'queued'): Promise<WriteResult> {
-    this.addPending(job);
+    this.pending.add(job);
     if (mode === 'queued') {
       leaveRoom(job); // the snapshot's queue holds it, not the pipeline
       const snapshot = this.snapshot as SnapshotStore;
@@ -802,16 +734,16 @@ export class EventBackend implements Backend {
           queuedAt: job.queuedAt,
         });
       } catch (err) {
-        this.removePending(job);
+        this.pending.remove(job);
         this.metrics.writes.inc({ op: job.op, result: 'failed' });
         throw new BackendError('internal', 'cannot store the write in the snapshot queue', {
           cause: err,
         });
       }
-      this.durable.set(job.durableSeq, job);
+      this.pending.addDurable(job);
       this.metrics.writes.inc({ op: job.op, result: 'queued' });
       this.updateGauges();
-      const proj = this.project(job.instanceId, null);
+      const proj = this.pending.project(job.instanceId, null);
       return Promise.resolve({
         meta: {
           instanceId: job.instanceId,
@@ -926,10 +858,9 @@ export class EventBackend implements Backend {
 
   /** Settles one of our writes once its registered event is applied. */
   private settleRegistered(job: WriteJob, event: Event, outcome: EventOutcome): void {
-    this.removePending(job);
+    this.pending.remove(job);
     if (job.durableSeq !== null) {
-      this.durable.delete(job.durableSeq);
-      this.durableActive.delete(job);
+      this.pending.durableDone(job);
       return;
     }
     if (outcome.kind === 'duplicate') {
@@ -978,8 +909,8 @@ export class EventBackend implements Backend {
         checkChosenIdAtSend(job.instanceId, this.state.get(job.instanceId));
         return true;
       }
-      const proj = this.project(job.instanceId, job);
-      this.checkProjection(job.instanceId, job.expectedRevision, proj);
+      const proj = this.pending.project(job.instanceId, job);
+      checkProjection(job.instanceId, job.expectedRevision, proj);
       return true;
     } catch (err) {
       this.failJob(job, err as BackendError);
@@ -990,10 +921,10 @@ export class EventBackend implements Backend {
   private failJob(job: WriteJob, err: BackendError): void {
     if (job.durableSeq !== null) {
       // Stays queued in the snapshot; sent again the next time the backend goes online.
-      this.durableActive.delete(job);
+      this.pending.durableFailed(job);
       return;
     }
-    this.removePending(job);
+    this.pending.remove(job);
     this.rejectJob(job, err);
   }
 
@@ -1011,82 +942,6 @@ export class EventBackend implements Backend {
       this.failJob(j, err);
     }
     this.updateGauges();
-  }
-
-  // ---- projection of pending writes ----------------------------------------------------------
-
-  private addPending(job: WriteJob): void {
-    const list = this.pending.get(job.instanceId);
-    if (list === undefined) this.pending.set(job.instanceId, [job]);
-    else list.push(job);
-  }
-
-  private removePending(job: WriteJob): void {
-    const list = this.pending.get(job.instanceId);
-    if (list === undefined) return;
-    const i = list.indexOf(job);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.pending.delete(job.instanceId);
-  }
-
-  /** The applied state of an id with its unsettled writes folded in (up to, excluding, `upTo`). */
-  private project(instanceId: number, upTo: WriteJob | null): Projection {
-    const e = this.state.get(instanceId);
-    const p: Projection = {
-      exists: e !== undefined && !e.deleted,
-      modelType: e?.modelType ?? '',
-      revision: e?.revision ?? 0,
-    };
-    for (const j of this.pending.get(instanceId) ?? []) {
-      if (j === upTo) break;
-      p.revision++;
-      p.exists = j.op !== 'delete';
-      if (j.op !== 'delete') p.modelType = j.modelType;
-    }
-    return p;
-  }
-
-  private checkProjection(
-    instanceId: number,
-    expectedRevision: number | undefined,
-    p: Projection,
-  ): void {
-    if (!p.exists) throw new BackendError('not_found', `model ${instanceId} not found`);
-    if (expectedRevision !== undefined && expectedRevision !== p.revision)
-      throw new BackendError(
-        'revision_conflict',
-        `model ${instanceId} is at revision ${p.revision}, expected ${expectedRevision}`,
-      );
-  }
-
-  private hasDurable(instanceId: number): boolean {
-    return (this.pending.get(instanceId) ?? []).some((j) => j.durableSeq !== null);
-  }
-
-  private durableIds(): number[] {
-    return [...new Set([...this.durable.values()].map((j) => j.instanceId))];
-  }
-
-  /** A model as its queued writes leave it (null when they delete it). */
-  private queuedModel(instanceId: number): { meta: ModelMeta; instance: Uint8Array } | null {
-    const p = this.project(instanceId, null);
-    if (!p.exists) return null;
-    const jobs = this.pending.get(instanceId) ?? [];
-    const last = [...jobs].reverse().find((j) => j.op !== 'delete');
-    if (last === undefined) return null;
-    const decoded = decodeModelEvent(this.config.modelPrefix, last.event);
-    if (decoded.kind !== 'model') return null;
-    return {
-      meta: {
-        instanceId,
-        modelType: p.modelType,
-        revision: p.revision,
-        size: last.size,
-        sha256: last.sha256,
-        updated: last.queuedAt,
-      },
-      instance: decoded.instance,
-    };
   }
 
   // ---- helpers -------------------------------------------------------------------------------
@@ -1129,24 +984,10 @@ export class EventBackend implements Backend {
   }
 
   private restoreQueued(q: QueuedWrite): void {
-    const job: WriteJob = {
-      op: q.op,
-      instanceId: q.instanceId,
-      modelType: q.modelType,
-      event: q.event,
-      bytes: registerEventSize(q.event),
-      size: q.size,
-      sha256: q.sha256,
-      expectedRevision: undefined,
-      instance: null,
-      durableSeq: q.seq,
-      queuedAt: q.queuedAt,
-      ticket: null,
-      settle: null,
-    };
+    const job = restoredJob(q);
     this.ids.observe(q.instanceId);
-    this.addPending(job);
-    this.durable.set(q.seq, job);
+    this.pending.add(job);
+    this.pending.addDurable(job);
   }
 
   private isClosed(): boolean {
@@ -1193,44 +1034,6 @@ export class EventBackend implements Backend {
 
   private updateGauges(): void {
     this.metrics.pipelineDepth.set(this.pipeline.depth);
-    this.metrics.snapshotQueueDepth.set(this.durable.size);
+    this.metrics.snapshotQueueDepth.set(this.pending.durableCount);
   }
-}
-
-/** Gives a write's pipeline room back (once). */
-function leaveRoom(job: WriteJob): void {
-  job.ticket?.release();
-  job.ticket = null;
-}
-
-/** What we know of our own write's event (see {@link KnownModel}). */
-function knownOf(job: WriteJob): KnownModel | undefined {
-  if (job.instance === null || job.event.payload?.kind !== 'json') return undefined;
-  return {
-    event: {
-      kind: 'model',
-      instanceId: job.instanceId,
-      modelType: job.modelType,
-      instance: job.instance,
-    },
-    sha256: job.sha256,
-    payloadText: job.event.payload.text,
-  };
-}
-
-function checkId(instanceId: number): void {
-  if (!Number.isSafeInteger(instanceId) || instanceId < 1)
-    throw new BackendError('invalid', `instance id must be a positive integer, got ${instanceId}`);
-}
-
-function checkModel(modelType: string, instance: Uint8Array, maxBytes: number): void {
-  if (typeof modelType !== 'string')
-    throw new BackendError('invalid', 'model type must be a string');
-  if (!(instance instanceof Uint8Array))
-    throw new BackendError('invalid', 'instance must be bytes (Uint8Array)');
-  if (instance.length > maxBytes)
-    throw new BackendError(
-      'too_large',
-      `instance of ${instance.length} bytes exceeds the event backend's max_instance_bytes (${maxBytes}): Hat handles every byte several times, see "Model size" in docs/backend-event.md`,
-    );
 }
