@@ -1,23 +1,23 @@
 /**
  * The event backend (design §5): models stored as AIMM-format events in the Hat event server.
  *
- * Wiring: the {@link HatSession} keeps a connection subscribed to `[...prefix, '*']` and runs
- * {@link recover} on each one; notifications enter the state through the {@link EventIntake}; writes
- * go through the {@link WritePipeline} (batched register requests) and are acknowledged from the
- * server's response (`registered`) or its persisted notification (`persisted`). Without a
- * connection, writes fail fast — or, with a snapshot and `queue_when_disconnected`, are stored in
- * the snapshot's queue (`queued`) and sent in order once Hat is back.
+ * Wiring: the {@link HatSession} keeps a connection subscribed to `[...prefix, '*']` and hands each
+ * one to the {@link ConnectionLifecycle} (recovery, online/standby/offline — `phase.ts`);
+ * notifications enter the state through the {@link EventIntake} and the {@link ChangeFeed}, which
+ * emits `changes$`; writes go through the {@link WritePath} (batched register requests) and are
+ * acknowledged from the server's response (`registered`) or its persisted notification
+ * (`persisted`). Without a connection, writes fail fast — or, with a snapshot and
+ * `queue_when_disconnected`, are stored in the snapshot's queue (`queued`, `pending-writes.ts`) and
+ * sent in order once Hat is back. This class is the coordinator: the Backend contract's methods
+ * and the backend's lifecycle.
  */
 import type { Logger } from 'pino';
-import { type Observable, Subject, type Subscription } from 'rxjs';
-import { sha256Hex } from '../../backend/sha256.js';
+import type { Observable } from 'rxjs';
 import {
-  type AckLevel,
   type Backend,
   type BackendContext,
   BackendError,
   type BackendStatus,
-  type ChangeOrigin,
   type DeleteResult,
   type HistoryOptions,
   type Model,
@@ -27,104 +27,45 @@ import {
   type WriteOptions,
   type WriteResult,
 } from '../../backend/types.js';
-import { busyAllowanceMs } from '../../hat/chatter/connection.js';
-import type { Event, RegisterEvent, Status } from '../../hat/eventer/common.js';
-import { Admission, type Ticket } from './admission.js';
-import { checkChosenId, checkChosenIdAtSend } from './chosen-id.js';
+import { ChangeFeed } from './change-feed.js';
+import { checkChosenId } from './chosen-id.js';
 import { type EventBackendConfig, subscriptionOf } from './config.js';
-import { type EventRef, refKey } from './event-ref.js';
-import {
-  decodeModelEvent,
-  modelRegisterEvent,
-  registerEventSize,
-  tombstoneRegisterEvent,
-} from './format.js';
+import { ConnectionLifecycle } from './connection-lifecycle.js';
+import { HatReads } from './hat-reads.js';
 import { IdAllocator } from './ids.js';
 import { EventIntake } from './intake.js';
 import { createEventMetrics, type EventMetrics } from './metrics.js';
-import { listRevisions, modelOf, readModelHistory } from './model-history.js';
+import { checkProjection, PendingWrites } from './pending-writes.js';
 import { PersistedAcks } from './persisted-acks.js';
-import { recover } from './recovery.js';
+import { PhaseState } from './phase.js';
 import { RevisionCompletion } from './revision-completion.js';
-import { type Connection, HatSession } from './session.js';
-import { type QueuedWrite, type SnapshotState, SnapshotStore } from './snapshot.js';
-import { type EventOutcome, type KnownModel, ModelState, metaOf } from './state.js';
-import { MemoryStore, type ModelEntry } from './store.js';
-import { syncBarrier } from './sync.js';
-import { RequestTimeoutError, withTimeout } from './timeout.js';
-import { WritePipeline } from './write-pipeline.js';
-
-type Op = 'create' | 'update' | 'delete';
-
-/** One write on its way to Hat. Direct jobs have a caller waiting; durable ones were acked `queued`. */
-interface WriteJob {
-  op: Op;
-  instanceId: number;
-  modelType: string;
-  event: RegisterEvent;
-  bytes: number;
-  size: number;
-  sha256: string;
-  expectedRevision: number | undefined;
-  /** A private copy of the caller's bytes (null for deletes and for writes restored from the queue). */
-  instance: Uint8Array | null;
-  durableSeq: number | null;
-  queuedAt: string;
-  /** A create at an id the caller chose (`createModelAt`): re-checked before it is sent. */
-  chosenId?: boolean;
-  /** Its room in the pipeline (admission.ts), given back once the write leaves it. */
-  ticket: Ticket | null;
-  settle: {
-    resolve(entry: ModelEntry, ack: AckLevel): void;
-    reject(err: BackendError): void;
-  } | null;
-}
-
-interface Projection {
-  exists: boolean;
-  modelType: string;
-  revision: number;
-}
-
-type Phase = 'connecting' | 'recovering' | 'standby' | 'online' | 'offline' | 'closed';
+import { HatSession } from './session.js';
+import type { SnapshotStore } from './snapshot.js';
+import { loadSnapshot, openSnapshot } from './snapshot-load.js';
+import { ModelState, metaOf } from './state.js';
+import { MemoryStore } from './store.js';
+import { checkId, checkModel, deleteJob, modelJob, type WriteJob } from './write-jobs.js';
+import { WritePath } from './write-path.js';
 
 export class EventBackend implements Backend {
   readonly changes$: Observable<ModelChange>;
-  private readonly subject = new Subject<ModelChange>();
   private readonly logger: Logger;
   private readonly metrics: EventMetrics;
   private readonly subscription: string[][];
   private readonly state: ModelState;
   private readonly snapshot: SnapshotStore | null;
   private readonly ids: IdAllocator;
+  private readonly feed: ChangeFeed;
   private readonly intake: EventIntake;
-  private readonly pipeline: WritePipeline<WriteJob>;
-  /** Room in the pipeline: writers wait here when it is full (backpressure). */
-  private readonly room: Admission;
   private readonly session: HatSession;
   private readonly persistedAcks = new PersistedAcks();
-  /** Unsettled jobs per instance id, in order (the projection for CAS and existence checks). */
-  private readonly pending = new Map<number, WriteJob[]>();
-  /** Durable (queued) jobs not yet in Hat, by queue sequence. */
-  private readonly durable = new Map<number, WriteJob>();
-  /** Durable jobs handed to the pipeline and not yet settled or failed (never pushed twice). */
-  private readonly durableActive = new Set<WriteJob>();
-  private phase: Phase = 'connecting';
-  private serverStatus: Status | null = null;
-  private lastError = '';
-  private recoveryProgress = 0;
-  private connSubs: Subscription[] = [];
-  private readyResolve!: () => void;
-  private readyReject!: (err: Error) => void;
-  private readonly readyPromise: Promise<void>;
-  private isReady = false;
-  private rebuildBefore: ModelEntry[] | null = null;
+  /** Writes not yet in Hat: the projection and the durable queue (`pending-writes.ts`). */
+  private readonly pending: PendingWrites;
+  private readonly writes: WritePath;
+  private readonly phase: PhaseState;
+  private readonly lifecycle: ConnectionLifecycle;
+  private readonly hatReads: HatReads;
   private closing: Promise<void> | null = null;
-  /** A reconnect was requested because Hat's event ids went backwards (once per connection). */
-  private resyncRequested = false;
-  /** How many Hat addresses the connector may choose from. */
-  private readonly hatAddresses: number;
-  private standbyTimer: NodeJS.Timeout | null = null;
   /** `full_replay: latest_then_history`: the revisions still provisional (`revision-completion.ts`). */
   private readonly completion: RevisionCompletion;
 
@@ -137,49 +78,35 @@ export class EventBackend implements Backend {
         'invalid',
         'the event backend needs a Hat event server: set hat.eventer_server in the config',
       );
-    this.hatAddresses = context.hat.addresses.length;
     this.logger = context.logger.child({ backend: 'event' });
     this.metrics = createEventMetrics(context.metrics);
-    this.changes$ = this.subject.asObservable();
     this.subscription = subscriptionOf(config.modelPrefix);
-    this.readyPromise = new Promise<void>((resolve, reject) => {
-      this.readyResolve = resolve;
-      this.readyReject = reject;
-    });
-    this.readyPromise.catch(() => {});
 
-    const opened = config.snapshotPath === null ? null : this.openSnapshot(config.snapshotPath);
+    const opened =
+      config.snapshotPath === null
+        ? null
+        : openSnapshot(config.snapshotPath, config.modelPrefix, this.logger);
     this.snapshot = opened?.store ?? null;
     this.state = new ModelState(config.modelPrefix, this.snapshot ?? new MemoryStore());
     this.ids = new IdAllocator(config.idStride, config.idOffset);
     this.completion = new RevisionCompletion(config.modelPrefix, this.logger);
-    if (opened !== null) this.loadSnapshot(opened.store, opened.loaded);
+    this.phase = new PhaseState(config.queueWhenDisconnected, this.snapshot, this.completion);
+    this.pending = new PendingWrites(this.state, config.modelPrefix);
+    if (opened !== null)
+      loadSnapshot(opened.store, opened.loaded, {
+        state: this.state,
+        ids: this.ids,
+        pending: this.pending,
+        logger: this.logger,
+      });
     this.metrics.models.set(this.state.size);
 
+    this.feed = new ChangeFeed(this.state, this.ids, this.metrics, this.logger);
+    this.changes$ = this.feed.changes$;
     this.intake = new EventIntake((events, originOf, knownOf) =>
-      this.applyEvents(events, originOf, null, knownOf),
+      this.feed.apply(events, originOf, null, knownOf),
     );
-    this.room = new Admission(config.maxQueuedWrites, config.maxQueuedBytes);
-    this.metrics.pipelineHeld.collect(() => this.room.held);
-    this.metrics.pipelineHeldBytes.collect(() => this.room.heldBytes);
-    this.metrics.pipelineWaiting.collect(() => this.room.waiting);
-    this.pipeline = new WritePipeline<WriteJob>({
-      maxBatchItems: config.maxBatchEvents,
-      maxBatchBytes: config.maxBatchBytes,
-      sizeOf: (j) => j.bytes,
-      process: async (batch) => {
-        try {
-          await this.processBatch(batch);
-        } finally {
-          for (const j of batch) leaveRoom(j);
-        }
-      },
-      onProcessError: (err, batch) => {
-        this.logger.error({ err }, 'event backend: write pipeline failed');
-        for (const j of batch)
-          this.failJob(j, new BackendError('internal', 'internal error while writing'));
-      },
-    });
+    // The session reports each connection to the lifecycle, made below before the session starts.
     this.session = new HatSession(
       context.hat,
       {
@@ -189,32 +116,64 @@ export class EventBackend implements Backend {
         maxDelayMs: config.reconnectMaxDelayMs,
       },
       {
-        onConnected: (conn) => this.onConnected(conn),
-        onDisconnected: (reason) => this.onDisconnected(reason),
-        onAttemptFailed: (err, attempt, delayMs) => this.onAttemptFailed(err, attempt, delayMs),
+        onConnected: (conn) => this.lifecycle.onConnected(conn),
+        onDisconnected: (reason) => this.lifecycle.onDisconnected(reason),
+        onAttemptFailed: (err, attempt, delayMs) =>
+          this.lifecycle.onAttemptFailed(err, attempt, delayMs),
       },
     );
+    this.writes = new WritePath({
+      config,
+      logger: this.logger,
+      metrics: this.metrics,
+      phase: this.phase,
+      session: this.session,
+      intake: this.intake,
+      state: this.state,
+      snapshot: this.snapshot,
+      pending: this.pending,
+      persistedAcks: this.persistedAcks,
+    });
+    this.lifecycle = new ConnectionLifecycle({
+      config,
+      logger: this.logger,
+      metrics: this.metrics,
+      subscription: this.subscription,
+      hatAddresses: context.hat.addresses.length,
+      phase: this.phase,
+      session: this.session,
+      intake: this.intake,
+      state: this.state,
+      snapshot: this.snapshot,
+      completion: this.completion,
+      persistedAcks: this.persistedAcks,
+      feed: this.feed,
+      writes: this.writes,
+    });
+    this.hatReads = new HatReads({
+      config,
+      logger: this.logger,
+      subscription: this.subscription,
+      phase: this.phase,
+      session: this.session,
+      state: this.state,
+      ids: this.ids,
+      pending: this.pending,
+      completion: this.completion,
+    });
     this.session.start();
   }
 
   // ---- reads ---------------------------------------------------------------------------------
 
   async getModels(): Promise<ModelMeta[]> {
-    const metas = this.state.list();
-    if (this.durable.size === 0) return metas;
-    const byId = new Map(metas.map((m) => [m.instanceId, m]));
-    for (const id of this.durableIds()) {
-      const m = this.queuedModel(id);
-      if (m === null) byId.delete(id);
-      else byId.set(id, m.meta);
-    }
-    return [...byId.values()].sort((a, b) => a.instanceId - b.instanceId);
+    return this.pending.overlay(this.state.list());
   }
 
   async getModel(instanceId: number): Promise<Model | null> {
     if (!Number.isSafeInteger(instanceId) || instanceId < 1) return null;
-    if (this.hasDurable(instanceId)) {
-      const q = this.queuedModel(instanceId);
+    if (this.pending.hasDurable(instanceId)) {
+      const q = this.pending.queuedModel(instanceId);
       return q === null ? null : { ...q.meta, instance: q.instance };
     }
     const e = this.state.get(instanceId);
@@ -241,13 +200,20 @@ export class EventBackend implements Backend {
     this.checkWritable();
     checkModel(modelType, instance, this.config.maxInstanceBytes);
     const copy = instance.slice(); // the caller may reuse its buffer once we return
-    const ticket = await this.takeRoom(copy.length);
+    const ticket = await this.writes.takeRoom(copy.length);
     try {
-      const mode = this.writeMode();
+      const mode = this.writes.writeMode();
       const instanceId = this.ids.next();
-      const job = this.makeJob('create', instanceId, modelType, copy, undefined);
+      const job = modelJob(
+        this.config.modelPrefix,
+        'create',
+        instanceId,
+        modelType,
+        copy,
+        undefined,
+      );
       job.ticket = ticket;
-      return this.submit(job, mode);
+      return this.writes.submit(job, mode);
     } catch (err) {
       ticket.release();
       throw err;
@@ -263,7 +229,7 @@ export class EventBackend implements Backend {
     this.checkWritable();
     checkId(instanceId);
     checkModel(modelType, instance, this.config.maxInstanceBytes);
-    this.writeMode(); // refuses at once when the write could go nowhere
+    this.writes.writeMode(); // refuses at once when the write could go nowhere
     checkChosenId(instanceId, {
       entry: this.state.get(instanceId),
       inFlight: this.pending.has(instanceId),
@@ -273,12 +239,19 @@ export class EventBackend implements Backend {
     });
     this.ids.observe(instanceId);
     const copy = instance.slice(); // the caller may reuse its buffer once we return
-    const ticket = await this.takeRoom(copy.length);
+    const ticket = await this.writes.takeRoom(copy.length);
     try {
-      const job = this.makeJob('create', instanceId, modelType, copy, undefined);
+      const job = modelJob(
+        this.config.modelPrefix,
+        'create',
+        instanceId,
+        modelType,
+        copy,
+        undefined,
+      );
       job.chosenId = true;
       job.ticket = ticket;
-      return this.submit(job, this.writeMode());
+      return this.writes.submit(job, this.writes.writeMode());
     } catch (err) {
       ticket.release();
       throw err;
@@ -301,13 +274,20 @@ export class EventBackend implements Backend {
     checkModel(modelType, instance, this.config.maxInstanceBytes);
     const copy = instance.slice(); // the caller may reuse its buffer once we return
     await this.waitExactForCas(instanceId, options);
-    const ticket = await this.takeRoom(copy.length);
+    const ticket = await this.writes.takeRoom(copy.length);
     try {
-      const mode = this.writeMode();
-      this.checkProjection(instanceId, options.expectedRevision, this.project(instanceId, null));
-      const job = this.makeJob('update', instanceId, modelType, copy, options.expectedRevision);
+      const mode = this.writes.writeMode();
+      checkProjection(instanceId, options.expectedRevision, this.pending.project(instanceId, null));
+      const job = modelJob(
+        this.config.modelPrefix,
+        'update',
+        instanceId,
+        modelType,
+        copy,
+        options.expectedRevision,
+      );
       job.ticket = ticket;
-      return this.submit(job, mode);
+      return this.writes.submit(job, mode);
     } catch (err) {
       ticket.release();
       throw err;
@@ -318,14 +298,20 @@ export class EventBackend implements Backend {
     this.checkWritable();
     checkId(instanceId);
     await this.waitExactForCas(instanceId, options);
-    const ticket = await this.takeRoom(0);
+    const ticket = await this.writes.takeRoom(0);
     let job: WriteJob;
     try {
-      const mode = this.writeMode();
-      const proj = this.project(instanceId, null);
-      this.checkProjection(instanceId, options.expectedRevision, proj);
-      job = this.deleteJob(instanceId, proj.modelType, options.expectedRevision, ticket);
-      const res = await this.submit(job, mode);
+      const mode = this.writes.writeMode();
+      const proj = this.pending.project(instanceId, null);
+      checkProjection(instanceId, options.expectedRevision, proj);
+      job = deleteJob(
+        this.config.modelPrefix,
+        instanceId,
+        proj.modelType,
+        options.expectedRevision,
+        ticket,
+      );
+      const res = await this.writes.submit(job, mode);
       return {
         instanceId,
         modelType: res.meta.modelType,
@@ -338,110 +324,30 @@ export class EventBackend implements Backend {
     }
   }
 
-  private deleteJob(
-    instanceId: number,
-    modelType: string,
-    expectedRevision: number | undefined,
-    ticket: Ticket,
-  ): WriteJob {
-    const job: WriteJob = {
-      op: 'delete',
-      instanceId,
-      modelType,
-      event: tombstoneRegisterEvent(this.config.modelPrefix, instanceId),
-      bytes: 0,
-      size: 0,
-      sha256: '',
-      expectedRevision,
-      instance: null,
-      durableSeq: null,
-      queuedAt: new Date().toISOString(),
-      ticket,
-      settle: null,
-    };
-    job.bytes = registerEventSize(job.event);
-    return job;
-  }
-
-  /** Room in the pipeline for a write of `bytes` model bytes; waits while it is full. */
-  private takeRoom(bytes: number): Promise<Ticket> {
-    return this.room.acquire(bytes);
-  }
-
   // ---- status and lifecycle ------------------------------------------------------------------
 
   status(): BackendStatus {
-    const connected = this.session.current !== null && this.phase !== 'connecting';
-    return { ready: this.computeReady(), connected, detail: this.detail() };
+    const connected = this.session.current !== null && this.phase.current !== 'connecting';
+    return { ready: this.phase.ready(), connected, detail: this.phase.detail() };
   }
 
   whenReady(): Promise<void> {
-    return this.readyPromise;
+    return this.phase.whenReady();
   }
 
   /** A model's revisions from Hat's time series (`model-history.ts`). */
-  async getHistory(instanceId: number, options?: HistoryOptions): Promise<ModelRevision[] | null> {
-    const entry = this.historyEntry(instanceId);
-    if (entry === null) return null;
-    const read = await this.readHistory(entry);
-    return listRevisions(entry, read, options);
+  getHistory(instanceId: number, options?: HistoryOptions): Promise<ModelRevision[] | null> {
+    return this.hatReads.history(instanceId, options);
   }
 
   /** One revision's bytes: the current one from the state, earlier ones from Hat's time series. */
-  async getRevision(instanceId: number, revision: number): Promise<Model | null> {
-    const entry = this.historyEntry(instanceId);
-    if (entry === null || !Number.isSafeInteger(revision) || revision < 1) return null;
-    if (revision === entry.revision) return entry.deleted ? null : this.getModel(instanceId);
-    const read = await this.readHistory(entry);
-    const r = read.revisions.find((x) => x.revision === revision);
-    return r === undefined ? null : modelOf(instanceId, r);
-  }
-
-  private historyEntry(instanceId: number): ModelEntry | null {
-    if (!Number.isSafeInteger(instanceId) || instanceId < 1) return null;
-    if (this.hasDurable(instanceId) || this.completion.pending) {
-      throw new BackendError(
-        'unavailable',
-        this.completion.pending
-          ? 'revision numbers are still being completed from Hat (full_replay: latest_then_history); try again shortly'
-          : `writes to model ${instanceId} are queued for Hat; its history is known once they are sent`,
-      );
-    }
-    return this.state.get(instanceId) ?? null;
-  }
-
-  private readHistory(entry: ModelEntry) {
-    const conn = this.session.current;
-    if (conn === null || this.isClosed()) {
-      throw new BackendError('unavailable', `cannot read history from Hat now (${this.detail()})`);
-    }
-    return readModelHistory(
-      conn.main,
-      this.config.modelPrefix,
-      entry,
-      this.config.requestTimeoutMs,
-    );
+  getRevision(instanceId: number, revision: number): Promise<Model | null> {
+    return this.hatReads.revision(instanceId, revision, () => this.getModel(instanceId));
   }
 
   /** Every event Hat holds under the prefix is applied here when this resolves (`sync.ts`). */
-  async sync(): Promise<void> {
-    const conn = this.session.current;
-    if (
-      conn === null ||
-      this.phase === 'connecting' ||
-      this.phase === 'recovering' ||
-      this.isClosed()
-    )
-      throw new BackendError('unavailable', `cannot sync with Hat now (${this.detail()})`);
-    const { events } = await syncBarrier({
-      client: conn.main,
-      prefix: this.config.modelPrefix,
-      subscription: this.subscription,
-      timeoutMs: this.config.requestTimeoutMs,
-      isApplied: (ref, id) => this.state.isApplied(ref, id),
-      observeId: (id) => this.ids.observe(id),
-    });
-    this.logger.debug({ events }, 'event backend: in sync with Hat');
+  sync(): Promise<void> {
+    return this.hatReads.sync();
   }
 
   close(): Promise<void> {
@@ -450,266 +356,34 @@ export class EventBackend implements Backend {
   }
 
   private async doClose(): Promise<void> {
-    this.readyReject(new BackendError('closed', 'backend closed before it was ready'));
+    this.phase.rejectReady(new BackendError('closed', 'backend closed before it was ready'));
     // New writes are refused from now on (checkWritable); those already accepted may finish.
-    if (this.phase === 'online' && this.config.closeTimeoutMs > 0) {
+    if (this.phase.current === 'online' && this.config.closeTimeoutMs > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         // Writes waiting for room were accepted too: they go on as room frees.
-        this.room
-          .whenEmpty()
-          .then(() => this.pipeline.whenIdle())
-          .then(() => this.persistedAcks.whenIdle()),
+        this.writes.whenDrained().then(() => this.persistedAcks.whenIdle()),
         new Promise<void>((r) => {
           timer = setTimeout(r, this.config.closeTimeoutMs);
         }),
       ]);
       clearTimeout(timer);
     }
-    this.phase = 'closed';
-    this.clearStandbySwitch();
+    this.phase.current = 'closed';
+    this.lifecycle.stop();
     this.completion.drop(); // compare-and-set writes still waiting fail with `closed`
-    this.room.failWaiting(new BackendError('closed', 'backend closed before the write was sent'));
-    this.failWaiting(new BackendError('closed', 'backend closed before the write was sent'));
+    this.writes.failWaitingForRoom(
+      new BackendError('closed', 'backend closed before the write was sent'),
+    );
+    this.writes.failWaiting(new BackendError('closed', 'backend closed before the write was sent'));
     await this.session.stop();
     // The in-flight batch (if any) fails once its connection is gone.
-    await this.pipeline.whenIdle();
-    this.pipeline.close();
+    await this.writes.whenIdle();
+    this.writes.close();
     this.persistedAcks.failAll(new Error('backend closed before the event was reported persisted'));
     this.snapshot?.close();
     this.metrics.connected.set(0);
-    this.subject.complete();
-  }
-
-  // ---- connection handling -------------------------------------------------------------------
-
-  private async onConnected(conn: Connection): Promise<void> {
-    if (this.phase === 'closed') throw new Error('closed');
-    this.phase = 'recovering';
-    this.recoveryProgress = 0;
-    this.resyncRequested = false;
-    this.serverStatus = conn.main.status;
-    this.intake.hold();
-    this.connSubs.push(
-      conn.main.events$.subscribe({
-        next: (events) => this.onNotify(events),
-        error: () => {},
-      }),
-      conn.main.status$.subscribe({
-        next: (s) => this.onServerStatus(s),
-        error: () => {},
-      }),
-    );
-    if (conn.persisted !== null) this.persistedAcks.attach(conn.persisted);
-    this.metrics.connected.set(1);
-    this.metrics.connects.inc();
-    let released = false;
-    try {
-      const report = await recover({
-        client: conn.main,
-        checkpoint: this.state.checkpoint,
-        subscription: this.subscription,
-        pageSize: this.config.catchUpPageSize,
-        pageBytes: this.config.catchUpPageBytes,
-        timeoutMs: this.config.requestTimeoutMs,
-        history: this.config.fullReplay !== 'latest',
-        latestFirst: this.config.fullReplay === 'latest_then_history',
-        provisional: () => this.snapshot?.markRevisionsProvisional(),
-        catchUp: this.config.catchUp,
-        logger: this.logger,
-        apply: (events, scannedUpTo) => {
-          this.applyEvents(events, () => 'remote', scannedUpTo);
-        },
-        rebuild: () => this.rebuild(),
-        prefix: this.config.modelPrefix,
-        appliedEvent: (id) => this.state.get(id)?.event,
-        progress: (n) => {
-          this.recoveryProgress = n;
-          this.metrics.recoveryEvents.set(n);
-        },
-        received: (query, n) => this.metrics.recoveryReceived.inc({ query }, n),
-      });
-      if (report.bases !== undefined)
-        this.completion.begin(report.bases, (id) => this.state.get(id)?.event);
-      this.announceRemovedAfterRebuild();
-      this.intake.release();
-      released = true;
-      this.snapshot?.markSynced();
-      this.metrics.recoveries.inc({ mode: report.rebuilt ? 'rebuild' : report.mode });
-      this.logger.info(
-        {
-          mode: report.mode,
-          via: report.via,
-          rebuilt: report.rebuilt,
-          events: report.events,
-          received: report.received,
-          pages: report.pages,
-          models: this.state.size,
-          checkpoint: this.state.checkpoint === null ? null : refKey(this.state.checkpoint),
-        },
-        'event backend: recovered from Hat',
-      );
-    } finally {
-      if (!released) this.intake.release();
-    }
-    if (this.isClosed()) return;
-    this.lastError = '';
-    if (this.serverStatus === 'operational') this.goOnline();
-    else {
-      this.phase = 'standby';
-      this.armStandbySwitch();
-    }
-    this.completeRevisions(conn);
-  }
-
-  private onServerStatus(s: Status): void {
-    this.serverStatus = s;
-    if (this.phase === 'closed' || this.phase === 'recovering') return;
-    if (s === 'operational' && this.phase === 'standby') this.goOnline();
-    else if (s !== 'operational' && this.phase === 'online') {
-      this.phase = 'standby';
-      this.logger.warn({ status: s }, 'event backend: Hat server is not operational');
-      this.armStandbySwitch();
-    }
-    this.markReadyIfReady();
-  }
-
-  /**
-   * With several Hat addresses, a connection whose server stays non-operational for
-   * `standby_switch_ms` is dropped, so that the next connect can find an operational server (in a
-   * redundant Hat the active server may now be another address). With one address the backend
-   * waits for the server's status to change.
-   */
-  private armStandbySwitch(): void {
-    this.clearStandbySwitch();
-    if (this.hatAddresses < 2) return;
-    this.standbyTimer = setTimeout(() => {
-      this.standbyTimer = null;
-      if (this.phase !== 'standby') return;
-      this.logger.warn(
-        { status: this.serverStatus, afterMs: this.config.standbySwitchMs },
-        'event backend: Hat server still not operational; reconnecting to find an operational one',
-      );
-      void this.session.dropConnection();
-    }, this.config.standbySwitchMs);
-    this.standbyTimer.unref();
-  }
-
-  private clearStandbySwitch(): void {
-    if (this.standbyTimer === null) return;
-    clearTimeout(this.standbyTimer);
-    this.standbyTimer = null;
-  }
-
-  private goOnline(): void {
-    this.clearStandbySwitch();
-    this.phase = 'online';
-    // Writes queued while Hat was unreachable go first, in their order.
-    for (const job of [...this.durable.values()].sort(
-      (a, b) => (a.durableSeq ?? 0) - (b.durableSeq ?? 0),
-    )) {
-      if (this.durableActive.has(job)) continue; // still in the pipeline or in flight
-      this.durableActive.add(job);
-      job.ticket = this.room.force(job.size); // already in memory: room without waiting
-      this.pipeline.push(job);
-    }
-    this.updateGauges();
-    this.markReadyIfReady();
-  }
-
-  private onDisconnected(reason: Error | null): void {
-    this.clearStandbySwitch();
-    this.completion.abort();
-    for (const s of this.connSubs) s.unsubscribe();
-    this.connSubs = [];
-    this.persistedAcks.detach();
-    this.persistedAcks.failAll(
-      new Error('the Hat connection closed before the event was reported persisted'),
-    );
-    this.metrics.connected.set(0);
-    if (this.phase === 'closed') return;
-    this.metrics.disconnects.inc();
-    this.lastError = reason?.message ?? 'connection closed';
-    this.logger.warn({ reason: this.lastError }, 'event backend: lost the Hat connection');
-    this.phase = 'offline';
-    this.failWaiting(
-      new BackendError('unavailable', `Hat event server unreachable: ${this.lastError}`),
-    );
-    this.markReadyIfReady();
-  }
-
-  private onAttemptFailed(err: Error, attempt: number, delayMs: number): void {
-    if (this.phase === 'closed') return;
-    this.lastError = err.message;
-    this.metrics.disconnects.inc();
-    this.logger.warn(
-      { err: err.message, attempt, retryInMs: delayMs },
-      'event backend: cannot connect to Hat, retrying',
-    );
-    this.phase = 'offline';
-    this.markReadyIfReady();
-  }
-
-  private onNotify(events: Event[]): void {
-    try {
-      this.intake.push(events);
-    } catch (err) {
-      this.logger.error({ err }, 'event backend: cannot apply events; reconnecting to catch up');
-      void this.session.dropConnection();
-    }
-  }
-
-  /** Forgets the state before a rebuild from Hat; models that are gone are announced after it. */
-  private rebuild(): void {
-    // A recovery may rebuild twice (a lost checkpoint, then a pruned time series): clients saw
-    // the state before the first.
-    this.rebuildBefore ??= this.state.allEntries().filter((e) => !e.deleted);
-    this.completion.drop();
-    this.state.reset();
-  }
-
-  private announceRemovedAfterRebuild(): void {
-    const before = this.rebuildBefore;
-    this.rebuildBefore = null;
-    for (const old of before ?? []) {
-      const now = this.state.get(old.instanceId);
-      if (now !== undefined && !now.deleted) continue;
-      this.subject.next({
-        change: 'deleted',
-        instanceId: old.instanceId,
-        modelType: old.modelType,
-        revision: now !== undefined ? now.revision : old.revision + 1,
-        origin: 'remote',
-      });
-    }
-  }
-
-  // ---- exact revisions after a latest_then_history replay ------------------------------------
-
-  /** Reads the history in the background on `conn` and makes the provisional revisions exact. */
-  private completeRevisions(conn: Connection): void {
-    if (!this.completion.pending) return;
-    this.completion
-      .run({
-        deps: {
-          client: conn.main,
-          subscription: this.subscription,
-          pageSize: this.config.catchUpPageSize,
-          pageBytes: this.config.catchUpPageBytes,
-          timeoutMs: this.config.requestTimeoutMs,
-          catchUp: this.config.catchUp,
-          logger: this.logger,
-          received: (query, n) => this.metrics.recoveryReceived.inc({ query }, n),
-        },
-        complete: (counts, bases) => this.state.completeRevisions(counts, bases),
-      })
-      .catch(() => {
-        // Logged; tried again on this connection after a pause, or after the next reconnect.
-        const t = setTimeout(() => {
-          if (this.session.current === conn && !this.isClosed()) this.completeRevisions(conn);
-        }, this.config.reconnectMaxDelayMs);
-        t.unref();
-      });
+    this.feed.complete();
   }
 
   /** A compare-and-set write on a provisional revision waits until it is exact. */
@@ -719,518 +393,7 @@ export class EventBackend implements Backend {
     this.checkWritable();
   }
 
-  // ---- applying events -----------------------------------------------------------------------
-
-  private applyEvents(
-    events: Event[],
-    originOf: (ref: EventRef) => ChangeOrigin,
-    scannedUpTo: EventRef | null,
-    knownOf?: (ref: EventRef) => KnownModel | undefined,
-  ): readonly EventOutcome[] {
-    const res = this.state.apply(events, originOf, scannedUpTo, knownOf);
-    this.ids.observe(this.state.highWater);
-    for (const o of res.outcomes) {
-      if (o.kind === 'malformed') {
-        this.metrics.skippedEvents.inc({ reason: o.malformed.reason });
-        this.logger.warn(
-          { eventId: refKey(o.ref), eventType: o.event.type.join('/'), reason: o.malformed.reason },
-          `event backend: skipped malformed event: ${o.malformed.detail}`,
-        );
-      } else if (o.kind === 'applied') {
-        this.metrics.appliedEvents.inc({ origin: originOf(o.ref) });
-      }
-    }
-    this.metrics.models.set(this.state.size);
-    for (const c of res.changes) this.subject.next(c);
-    return res.outcomes;
-  }
-
-  // ---- the write path ------------------------------------------------------------------------
-
-  /** `copy`: the job's own copy of the caller's bytes. */
-  private makeJob(
-    op: Op,
-    instanceId: number,
-    modelType: string,
-    copy: Uint8Array,
-    expectedRevision: number | undefined,
-  ): WriteJob {
-    const event = modelRegisterEvent(this.config.modelPrefix, instanceId, modelType, copy);
-    return {
-      op,
-      instanceId,
-      modelType,
-      event,
-      instance: copy,
-      bytes: registerEventSize(event),
-      size: copy.length,
-      sha256: sha256Hex(copy),
-      expectedRevision,
-      durableSeq: null,
-      queuedAt: new Date().toISOString(),
-      ticket: null,
-      settle: null,
-    };
-  }
-
-  /** Where a write goes now: to Hat, or into the snapshot's queue. Throws when neither is possible. */
-  private writeMode(): 'direct' | 'queued' {
-    if (this.phase === 'online') return 'direct';
-    if (this.config.queueWhenDisconnected && this.snapshot !== null) {
-      if (this.snapshot.isSynced()) return 'queued';
-      throw new BackendError(
-        'unavailable',
-        `Hat event server unavailable (${this.detail()}) and the snapshot was never synchronised with it, so writes cannot be queued yet`,
-      );
-    }
-    throw new BackendError('unavailable', `Hat event server unavailable: ${this.detail()}`);
-  }
-
-  private submit(job: WriteJob, mode: 'direct' | 'queued'): Promise<WriteResult> {
-    this.addPending(job);
-    if (mode === 'queued') {
-      leaveRoom(job); // the snapshot's queue holds it, not the pipeline
-      const snapshot = this.snapshot as SnapshotStore;
-      try {
-        job.durableSeq = snapshot.enqueue({
-          instanceId: job.instanceId,
-          op: job.op,
-          modelType: job.modelType,
-          event: job.event,
-          size: job.size,
-          sha256: job.sha256,
-          queuedAt: job.queuedAt,
-        });
-      } catch (err) {
-        this.removePending(job);
-        this.metrics.writes.inc({ op: job.op, result: 'failed' });
-        throw new BackendError('internal', 'cannot store the write in the snapshot queue', {
-          cause: err,
-        });
-      }
-      this.durable.set(job.durableSeq, job);
-      this.metrics.writes.inc({ op: job.op, result: 'queued' });
-      this.updateGauges();
-      const proj = this.project(job.instanceId, null);
-      return Promise.resolve({
-        meta: {
-          instanceId: job.instanceId,
-          modelType: proj.modelType,
-          revision: proj.revision,
-          size: job.size,
-          sha256: job.sha256,
-          updated: job.queuedAt,
-        },
-        ack: 'queued',
-      });
-    }
-    return new Promise<WriteResult>((resolve, reject) => {
-      job.settle = {
-        resolve: (entry, ack) => {
-          this.metrics.writes.inc({ op: job.op, result: 'ok' });
-          resolve({ meta: metaOf(entry), ack });
-        },
-        reject: (err) => {
-          this.metrics.writes.inc({ op: job.op, result: 'failed' });
-          reject(err);
-        },
-      };
-      this.pipeline.push(job);
-      this.updateGauges();
-    });
-  }
-
-  /** Sends one batch as one register request and settles its writes from the response. */
-  private async processBatch(batch: WriteJob[]): Promise<void> {
-    this.updateGauges();
-    const conn = this.session.current;
-    if (this.phase !== 'online' || conn === null) {
-      for (const j of batch)
-        this.failJob(
-          j,
-          new BackendError('unavailable', `Hat event server unavailable: ${this.detail()}`),
-        );
-      return;
-    }
-    const toSend = batch.filter((j) => this.validateAtSend(j));
-    if (toSend.length === 0) return;
-    const events = toSend.map((j) => j.event);
-    const requestBytes = toSend.reduce((n, j) => n + j.bytes, 0);
-    this.metrics.registerEvents.inc({}, events.length);
-    this.metrics.registerBytes.inc({}, requestBytes);
-    this.intake.hold();
-    let res: Event[] | null;
-    try {
-      // Hat works through a large request for a while (it decodes, stores, notifies and answers
-      // with the events): the timeout grows with its bytes as the chatter ping allowance does.
-      res = await withTimeout(
-        conn.main.register(events),
-        this.config.requestTimeoutMs + busyAllowanceMs(requestBytes),
-        'register request',
-      );
-    } catch (err) {
-      this.intake.release();
-      this.metrics.registerRequests.inc({ result: 'error' });
-      const msg = (err as Error).message;
-      for (const j of toSend)
-        this.failJob(
-          j,
-          new BackendError(
-            'unavailable',
-            `Hat connection failed before the register response (${msg}); the write may or may not be stored`,
-          ),
-        );
-      if (err instanceof RequestTimeoutError && this.phase === 'online') {
-        // The connection is suspect: stop using it now and reconnect.
-        this.phase = 'offline';
-        this.lastError = msg;
-        void this.session.dropConnection();
-      }
-      return;
-    }
-    if (res === null || res.length !== events.length) {
-      this.intake.release();
-      const refused = res === null;
-      this.metrics.registerRequests.inc({ result: refused ? 'failure' : 'error' });
-      const why = refused
-        ? `Hat event server refused the register request (status: ${this.serverStatus ?? 'unknown'})`
-        : `Hat answered ${res?.length} events for ${events.length}`;
-      this.logger.warn({ events: events.length }, `event backend: ${why}`);
-      for (const j of toSend) this.failJob(j, new BackendError('unavailable', why));
-      return;
-    }
-    this.metrics.registerRequests.inc({ result: 'events' });
-    const seqs = toSend.flatMap((j) => (j.durableSeq === null ? [] : [j.durableSeq]));
-    if (seqs.length > 0) this.snapshot?.scheduleDequeue(seqs);
-    const registered = res;
-    try {
-      this.intake.addLocal(
-        registered,
-        (i, outcome) =>
-          this.settleRegistered(toSend[i] as WriteJob, registered[i] as Event, outcome),
-        toSend.map(knownOf),
-      );
-      this.intake.release();
-      this.snapshot?.flushDequeue();
-    } catch (err) {
-      this.logger.error({ err }, 'event backend: cannot apply registered events; reconnecting');
-      for (const j of toSend)
-        this.failJob(
-          j,
-          new BackendError('internal', 'registered, but could not be applied locally'),
-        );
-      void this.session.dropConnection();
-    }
-    this.updateGauges();
-  }
-
-  /** Settles one of our writes once its registered event is applied. */
-  private settleRegistered(job: WriteJob, event: Event, outcome: EventOutcome): void {
-    this.removePending(job);
-    if (job.durableSeq !== null) {
-      this.durable.delete(job.durableSeq);
-      this.durableActive.delete(job);
-      return;
-    }
-    if (outcome.kind === 'duplicate') {
-      // Our own, new event cannot have been applied before: Hat's event ids went backwards under
-      // this connection (its store was reset). The state no longer matches Hat; acknowledging
-      // with it would report metadata (and serve bytes) that are not this write's. Reconnecting
-      // makes recovery find the checkpoint gone and rebuild.
-      this.rejectJob(
-        job,
-        new BackendError(
-          'unavailable',
-          `Hat registered the write as event ${refKey(outcome.ref)}, at or before events already applied: its event ids went backwards (was its store reset?); the write is in Hat, but this daemon must rebuild its state from Hat first (reconnecting)`,
-        ),
-      );
-      if (!this.resyncRequested) {
-        this.resyncRequested = true;
-        this.logger.warn(
-          { eventId: refKey(outcome.ref) },
-          'event backend: Hat event ids went backwards; reconnecting to rebuild',
-        );
-        void this.session.dropConnection();
-      }
-      return;
-    }
-    const entry =
-      outcome.kind === 'applied' ? outcome.entry : (this.state.get(job.instanceId) ?? null);
-    if (entry === null || outcome.kind === 'malformed') {
-      this.rejectJob(job, new BackendError('internal', 'registered event could not be applied'));
-      return;
-    }
-    if (this.config.ack === 'persisted') {
-      this.persistedAcks.wait(event.id, this.config.requestTimeoutMs).then(
-        () => job.settle?.resolve(entry, 'persisted'),
-        (err: Error) => this.rejectJob(job, new BackendError('unavailable', err.message)),
-      );
-    } else {
-      job.settle?.resolve(entry, 'registered');
-    }
-  }
-
-  /** Re-checks a direct write against the state right before it is sent (durable ones always go). */
-  private validateAtSend(job: WriteJob): boolean {
-    if (job.durableSeq !== null || (job.op === 'create' && job.chosenId !== true)) return true;
-    try {
-      if (job.op === 'create') {
-        checkChosenIdAtSend(job.instanceId, this.state.get(job.instanceId));
-        return true;
-      }
-      const proj = this.project(job.instanceId, job);
-      this.checkProjection(job.instanceId, job.expectedRevision, proj);
-      return true;
-    } catch (err) {
-      this.failJob(job, err as BackendError);
-      return false;
-    }
-  }
-
-  private failJob(job: WriteJob, err: BackendError): void {
-    if (job.durableSeq !== null) {
-      // Stays queued in the snapshot; sent again the next time the backend goes online.
-      this.durableActive.delete(job);
-      return;
-    }
-    this.removePending(job);
-    this.rejectJob(job, err);
-  }
-
-  private rejectJob(job: WriteJob, err: BackendError): void {
-    const s = job.settle;
-    job.settle = null;
-    s?.reject(err);
-  }
-
-  /** Fails every direct write still waiting in the pipeline. */
-  private failWaiting(err: BackendError): void {
-    const waiting = this.pipeline.drain();
-    for (const j of waiting) {
-      leaveRoom(j);
-      this.failJob(j, err);
-    }
-    this.updateGauges();
-  }
-
-  // ---- projection of pending writes ----------------------------------------------------------
-
-  private addPending(job: WriteJob): void {
-    const list = this.pending.get(job.instanceId);
-    if (list === undefined) this.pending.set(job.instanceId, [job]);
-    else list.push(job);
-  }
-
-  private removePending(job: WriteJob): void {
-    const list = this.pending.get(job.instanceId);
-    if (list === undefined) return;
-    const i = list.indexOf(job);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.pending.delete(job.instanceId);
-  }
-
-  /** The applied state of an id with its unsettled writes folded in (up to, excluding, `upTo`). */
-  private project(instanceId: number, upTo: WriteJob | null): Projection {
-    const e = this.state.get(instanceId);
-    const p: Projection = {
-      exists: e !== undefined && !e.deleted,
-      modelType: e?.modelType ?? '',
-      revision: e?.revision ?? 0,
-    };
-    for (const j of this.pending.get(instanceId) ?? []) {
-      if (j === upTo) break;
-      p.revision++;
-      p.exists = j.op !== 'delete';
-      if (j.op !== 'delete') p.modelType = j.modelType;
-    }
-    return p;
-  }
-
-  private checkProjection(
-    instanceId: number,
-    expectedRevision: number | undefined,
-    p: Projection,
-  ): void {
-    if (!p.exists) throw new BackendError('not_found', `model ${instanceId} not found`);
-    if (expectedRevision !== undefined && expectedRevision !== p.revision)
-      throw new BackendError(
-        'revision_conflict',
-        `model ${instanceId} is at revision ${p.revision}, expected ${expectedRevision}`,
-      );
-  }
-
-  private hasDurable(instanceId: number): boolean {
-    return (this.pending.get(instanceId) ?? []).some((j) => j.durableSeq !== null);
-  }
-
-  private durableIds(): number[] {
-    return [...new Set([...this.durable.values()].map((j) => j.instanceId))];
-  }
-
-  /** A model as its queued writes leave it (null when they delete it). */
-  private queuedModel(instanceId: number): { meta: ModelMeta; instance: Uint8Array } | null {
-    const p = this.project(instanceId, null);
-    if (!p.exists) return null;
-    const jobs = this.pending.get(instanceId) ?? [];
-    const last = [...jobs].reverse().find((j) => j.op !== 'delete');
-    if (last === undefined) return null;
-    const decoded = decodeModelEvent(this.config.modelPrefix, last.event);
-    if (decoded.kind !== 'model') return null;
-    return {
-      meta: {
-        instanceId,
-        modelType: p.modelType,
-        revision: p.revision,
-        size: last.size,
-        sha256: last.sha256,
-        updated: last.queuedAt,
-      },
-      instance: decoded.instance,
-    };
-  }
-
-  // ---- helpers -------------------------------------------------------------------------------
-
-  /** Opens and reads the snapshot (a damaged file is replaced and rebuilt from Hat). */
-  private openSnapshot(path: string): { store: SnapshotStore; loaded: SnapshotState } {
-    const opened = SnapshotStore.openAndLoad(path, this.config.modelPrefix);
-    const issue = opened.store.issue;
-    if (issue !== null) {
-      this.logger.warn(
-        { snapshot: path, issue: issue.kind, movedTo: issue.movedTo },
-        `event backend: snapshot unusable (${issue.detail}); rebuilding it from Hat`,
-      );
-    }
-    return opened;
-  }
-
-  /** Loads what the snapshot held into the state, the id allocator and the queue of writes. */
-  private loadSnapshot(snap: SnapshotStore, s: SnapshotState): void {
-    this.state.load(s.entries, s.checkpoint, s.highWater);
-    this.ids.observe(this.state.highWater);
-    if (snap.revisionsProvisional()) {
-      // Stopped before a latest_then_history replay completed: replay again (ids stay reserved).
-      this.logger.warn(
-        { snapshot: snap.path },
-        'event backend: the snapshot holds provisional revisions (the history was not complete); replaying from Hat',
-      );
-      this.state.reset();
-    }
-    for (const q of s.queue) this.restoreQueued(q);
-    this.logger.info(
-      {
-        snapshot: snap.path,
-        models: this.state.size,
-        queued: s.queue.length,
-        checkpoint: s.checkpoint === null ? null : refKey(s.checkpoint),
-      },
-      'event backend: snapshot loaded',
-    );
-  }
-
-  private restoreQueued(q: QueuedWrite): void {
-    const job: WriteJob = {
-      op: q.op,
-      instanceId: q.instanceId,
-      modelType: q.modelType,
-      event: q.event,
-      bytes: registerEventSize(q.event),
-      size: q.size,
-      sha256: q.sha256,
-      expectedRevision: undefined,
-      instance: null,
-      durableSeq: q.seq,
-      queuedAt: q.queuedAt,
-      ticket: null,
-      settle: null,
-    };
-    this.ids.observe(q.instanceId);
-    this.addPending(job);
-    this.durable.set(q.seq, job);
-  }
-
-  private isClosed(): boolean {
-    return this.phase === 'closed';
-  }
-
   private checkWritable(): void {
     if (this.closing !== null) throw new BackendError('closed', 'backend is closed');
   }
-
-  private computeReady(): boolean {
-    if (this.phase === 'online') return true;
-    return (
-      (this.phase === 'offline' || this.phase === 'standby') &&
-      this.config.queueWhenDisconnected &&
-      this.snapshot?.isSynced() === true
-    );
-  }
-
-  private markReadyIfReady(): void {
-    if (this.isReady || !this.computeReady()) return;
-    this.isReady = true;
-    this.readyResolve();
-  }
-
-  private detail(): string {
-    switch (this.phase) {
-      case 'connecting':
-        return 'connecting to Hat';
-      case 'recovering':
-        return `recovering from Hat (${this.recoveryProgress} events so far)`;
-      case 'standby':
-        return `connected, Hat server status is ${this.serverStatus ?? 'unknown'}`;
-      case 'online':
-        return this.completion.pending
-          ? `online, completing history (revisions of ${this.completion.size} models not exact yet)`
-          : 'online';
-      case 'offline':
-        return `Hat unreachable (${this.lastError || 'no connection'})`;
-      case 'closed':
-        return 'closed';
-    }
-  }
-
-  private updateGauges(): void {
-    this.metrics.pipelineDepth.set(this.pipeline.depth);
-    this.metrics.snapshotQueueDepth.set(this.durable.size);
-  }
-}
-
-/** Gives a write's pipeline room back (once). */
-function leaveRoom(job: WriteJob): void {
-  job.ticket?.release();
-  job.ticket = null;
-}
-
-/** What we know of our own write's event (see {@link KnownModel}). */
-function knownOf(job: WriteJob): KnownModel | undefined {
-  if (job.instance === null || job.event.payload?.kind !== 'json') return undefined;
-  return {
-    event: {
-      kind: 'model',
-      instanceId: job.instanceId,
-      modelType: job.modelType,
-      instance: job.instance,
-    },
-    sha256: job.sha256,
-    payloadText: job.event.payload.text,
-  };
-}
-
-function checkId(instanceId: number): void {
-  if (!Number.isSafeInteger(instanceId) || instanceId < 1)
-    throw new BackendError('invalid', `instance id must be a positive integer, got ${instanceId}`);
-}
-
-function checkModel(modelType: string, instance: Uint8Array, maxBytes: number): void {
-  if (typeof modelType !== 'string')
-    throw new BackendError('invalid', 'model type must be a string');
-  if (!(instance instanceof Uint8Array))
-    throw new BackendError('invalid', 'instance must be bytes (Uint8Array)');
-  if (instance.length > maxBytes)
-    throw new BackendError(
-      'too_large',
-      `instance of ${instance.length} bytes exceeds the event backend's max_instance_bytes (${maxBytes}): Hat handles every byte several times, see "Model size" in docs/backend-event.md`,
-    );
 }

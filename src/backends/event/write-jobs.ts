@@ -1,0 +1,150 @@
+/**
+ * One write on its way to Hat, as a job: how a create, update or delete becomes a `WriteJob` (its
+ * register event, sizes, sha256), how a write restored from the snapshot's queue becomes one, what
+ * we tell the state about our own write's event, and the checks of a write's arguments.
+ */
+import { sha256Hex } from '../../backend/sha256.js';
+import { type AckLevel, BackendError } from '../../backend/types.js';
+import type { RegisterEvent } from '../../hat/eventer/common.js';
+import type { Ticket } from './admission.js';
+import { modelRegisterEvent, registerEventSize, tombstoneRegisterEvent } from './format.js';
+import type { QueuedWrite } from './snapshot.js';
+import type { KnownModel } from './state.js';
+import type { ModelEntry } from './store.js';
+
+export type Op = 'create' | 'update' | 'delete';
+
+/** One write on its way to Hat. Direct jobs have a caller waiting; durable ones were acked `queued`. */
+export interface WriteJob {
+  op: Op;
+  instanceId: number;
+  modelType: string;
+  event: RegisterEvent;
+  bytes: number;
+  size: number;
+  sha256: string;
+  expectedRevision: number | undefined;
+  /** A private copy of the caller's bytes (null for deletes and for writes restored from the queue). */
+  instance: Uint8Array | null;
+  durableSeq: number | null;
+  queuedAt: string;
+  /** A create at an id the caller chose (`createModelAt`): re-checked before it is sent. */
+  chosenId?: boolean;
+  /** Its room in the pipeline (admission.ts), given back once the write leaves it. */
+  ticket: Ticket | null;
+  settle: {
+    resolve(entry: ModelEntry, ack: AckLevel): void;
+    reject(err: BackendError): void;
+  } | null;
+}
+
+/** A create or update; `copy`: the job's own copy of the caller's bytes. */
+export function modelJob(
+  prefix: readonly string[],
+  op: Op,
+  instanceId: number,
+  modelType: string,
+  copy: Uint8Array,
+  expectedRevision: number | undefined,
+): WriteJob {
+  const event = modelRegisterEvent(prefix, instanceId, modelType, copy);
+  return {
+    op,
+    instanceId,
+    modelType,
+    event,
+    instance: copy,
+    bytes: registerEventSize(event),
+    size: copy.length,
+    sha256: sha256Hex(copy),
+    expectedRevision,
+    durableSeq: null,
+    queuedAt: new Date().toISOString(),
+    ticket: null,
+    settle: null,
+  };
+}
+
+/** A delete (a tombstone event) holding `ticket`. */
+export function deleteJob(
+  prefix: readonly string[],
+  instanceId: number,
+  modelType: string,
+  expectedRevision: number | undefined,
+  ticket: Ticket,
+): WriteJob {
+  const job: WriteJob = {
+    op: 'delete',
+    instanceId,
+    modelType,
+    event: tombstoneRegisterEvent(prefix, instanceId),
+    bytes: 0,
+    size: 0,
+    sha256: '',
+    expectedRevision,
+    instance: null,
+    durableSeq: null,
+    queuedAt: new Date().toISOString(),
+    ticket,
+    settle: null,
+  };
+  job.bytes = registerEventSize(job.event);
+  return job;
+}
+
+/** A write the snapshot's queue held when the backend started (no caller waits for it). */
+export function restoredJob(q: QueuedWrite): WriteJob {
+  return {
+    op: q.op,
+    instanceId: q.instanceId,
+    modelType: q.modelType,
+    event: q.event,
+    bytes: registerEventSize(q.event),
+    size: q.size,
+    sha256: q.sha256,
+    expectedRevision: undefined,
+    instance: null,
+    durableSeq: q.seq,
+    queuedAt: q.queuedAt,
+    ticket: null,
+    settle: null,
+  };
+}
+
+/** Gives a write's pipeline room back (once). */
+export function leaveRoom(job: WriteJob): void {
+  job.ticket?.release();
+  job.ticket = null;
+}
+
+/** What we know of our own write's event (see {@link KnownModel}). */
+export function knownOf(job: WriteJob): KnownModel | undefined {
+  if (job.instance === null || job.event.payload?.kind !== 'json') return undefined;
+  return {
+    event: {
+      kind: 'model',
+      instanceId: job.instanceId,
+      modelType: job.modelType,
+      instance: job.instance,
+    },
+    sha256: job.sha256,
+    payloadText: job.event.payload.text,
+  };
+}
+
+export function checkId(instanceId: number): void {
+  if (!Number.isSafeInteger(instanceId) || instanceId < 1)
+    throw new BackendError('invalid', `instance id must be a positive integer, got ${instanceId}`);
+}
+
+export function checkModel(modelType: string, instance: Uint8Array, maxBytes: number): void {
+  if (typeof modelType !== 'string')
+    throw new BackendError('invalid', 'model type must be a string');
+  if (!(instance instanceof Uint8Array))
+    throw new BackendError('invalid', 'instance must be bytes (Uint8Array)');
+  if (instance.length > maxBytes)
+    throw new BackendError(
+      'too_large',
+      `instance of ${instance.length} bytes exceeds the event backend's max_instance_bytes (${maxBytes}): Hat handles every byte several times, see "Model size" in docs/backend-event.md`,
+    );
+}
