@@ -142,7 +142,7 @@ describe('daemon with TLS on both controls', { skip }, () => {
   test('TLS options need a wss:// address; an unreadable --ca is a usage error', T, async () => {
     let r = await runCli(['ls', '--address', `ws://127.0.0.1:${d.juggler}/`, '--ca', pki.ca.cert]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /--ca needs a wss:\/\/ address/);
+    assert.match(r.stderr, /--ca needs a wss:\/\/ or https:\/\/ address/);
     r = await runCli(['ls', '--address', wss, '--ca', join(dir, 'nope.crt')]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--ca '.*nope\.crt' cannot be read \(ENOENT\)/);
