@@ -10,7 +10,8 @@
  * uploads and downloads vs a bare node:http server writing files, and vs Juggler), lone-writer
  * (sequential 1 KiB writes Juggler → daemon → Hat peer vs a direct eventer client), redundancy
  * (failover times against the monitor's and the event servers' own part), tls (a TLS handshake
- * plus one request, and a 1 MiB model read, against plain HTTP on the HTTP control).
+ * plus one request, and a 1 MiB model read, against plain HTTP on the HTTP control), console (the
+ * web console in headless Chromium with 10 000 models: first paint, usable list, transfer size).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
  */
 import { spawnSync } from 'node:child_process';
@@ -28,6 +29,7 @@ const BENCHES = [
   'lone-writer',
   'redundancy',
   'tls',
+  'console',
 ] as const;
 
 const args = process.argv.slice(2);

@@ -65,6 +65,8 @@ export class ModelStore {
         this.replaceAll(listing.values());
       }
       this.synced = true;
+      if (performance.getEntriesByName('changes-synced').length === 0)
+        performance.mark('changes-synced');
       this.notify(null);
       return;
     }
