@@ -12,7 +12,8 @@
  * (failover times against the monitor's and the event servers' own part), tls (a TLS handshake
  * plus one request, and a 1 MiB model read, against plain HTTP on the HTTP control), transfer
  * (model history listing vs the backend's own listing or Hat's read; migrate sqlite → event backend
- * vs the event backend's write ceiling, and its peak RSS).
+ * vs the event backend's write ceiling, and its peak RSS), console (the
+ * web console in headless Chromium with 10 000 models: first paint, usable list, transfer size).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
  */
 import { spawnSync } from 'node:child_process';
@@ -31,6 +32,7 @@ const BENCHES = [
   'redundancy',
   'tls',
   'transfer',
+  'console',
 ] as const;
 
 const args = process.argv.slice(2);

@@ -3,7 +3,7 @@
  * raw model bytes and their writes (routes: `http/router.ts`; docs/http-api.md), the change stream
  * (`GET /changes`, `http/changes.ts`). Config (`schemas/controls/http.yaml`): `server: {host, port, pem_file?, ca_file?}` (with
  * `pem_file` it serves https, see tls.ts),
- * `models` (default true), `writes` (default true), `max_model_size` (default: the backend's
+ * `models` (default true), `writes` (default true), `console` (default true: the web console at `/`), `max_model_size` (default: the backend's
  * limit), `body_timeout_ms` (default 30 s), `changes_*`, and authentication (`http/auth-conf.ts`):
  * `users`, `tokens_file`, `auth_metrics`, `allow_plaintext`; a non-loopback address needs
  * authentication (and TLS, or `allow_plaintext`).
@@ -27,6 +27,7 @@ export interface HttpControlConf extends ControlConf, ChangesConf, Omit<HttpAuth
   server: { host: string; port: number } & TlsConf;
   models?: boolean;
   writes?: boolean;
+  console?: boolean;
   max_model_size?: number;
   body_timeout_ms?: number;
 }
@@ -71,6 +72,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
   const handler: RequestListener = createHandler({
     context,
     serveModels,
+    serveConsole: c.console !== false,
     writes,
     maxModelBytes: c.max_model_size,
     bodyTimeoutMs: c.body_timeout_ms ?? DEFAULT_BODY_TIMEOUT_MS,
@@ -97,6 +99,7 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
       port: address.port,
       url: `${tls === null ? 'http' : 'https'}://${formatAddress(address)}/`,
       writes,
+      console: c.console !== false,
       ...tls?.describe(),
     },
     'listening',

@@ -125,6 +125,11 @@ describe('what a request needs', () => {
       ['/models/7', 'GET', true, 'read'],
       ['/modelsx', 'POST', true, 'read'],
       ['/nothing', 'DELETE', true, 'read'],
+      ['/', 'GET', true, 'public'],
+      ['/console', 'GET', true, 'public'],
+      ['/console/main.js?v=1', 'GET', true, 'public'],
+      ['/consolex', 'GET', true, 'read'],
+      ['/whoami', 'GET', true, 'read'],
     ];
     for (const [url, method, authMetrics, needed] of cases)
       assert.equal(requirementOf(url, method, authMetrics), needed, `${method} ${url}`);

@@ -159,6 +159,8 @@ const PASSWORDS = { writer: 'w-secret', reader: 'r-secret' };
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
 const WRITER = basic('writer', PASSWORDS.writer);
+/** The console page's ETag, from its 200 case, for the 304 case after it. */
+let consoleEtag = '';
 const READER = basic('reader', PASSWORDS.reader);
 
 /** What a case can do to the backend under the control. */
@@ -583,6 +585,27 @@ const CASES: Case[] = [
   { op: 'GET /changes', path: '/changes?nope=1', status: 400 },
   { op: 'GET /changes', path: '/changes', status: 401, auth: null },
   { op: 'GET /changes', path: '/changes', status: 503, setup: notReady },
+  { op: 'GET /whoami', path: '/whoami', status: 200, auth: READER },
+  { op: 'GET /whoami', path: '/whoami', status: 401, auth: null },
+  { op: 'GET /', path: '/', status: 302, auth: null },
+  {
+    op: 'GET /console/{path}',
+    path: '/console/',
+    status: 200,
+    auth: null,
+    check: (r) => {
+      consoleEtag = String(r.headers.etag);
+    },
+  },
+  { op: 'GET /console/{path}', path: '/console', status: 301, auth: null },
+  { op: 'GET /console/{path}', path: '/console/nope.js', status: 404, auth: null },
+  {
+    op: 'GET /console/{path}',
+    path: '/console/',
+    status: 304,
+    auth: null,
+    headers: () => ({ 'If-None-Match': consoleEtag }),
+  },
 ];
 
 // --- the test --------------------------------------------------------------------------------
@@ -649,8 +672,8 @@ describe('OpenAPI description (schemas/openapi.yaml)', () => {
       const path = ROUTE_PATHS[route as keyof typeof ROUTE_PATHS];
       for (const m of Object.keys(methods ?? {})) served.add(`${m} ${path}`);
       // routeOf maps the documented path (with sample values) to that route.
-      const sample = path.replace('{id}', '7').replace('{n}', '3');
-      assert.equal(routeOf(sample, true).route, route, sample);
+      const sample = path.replace('{id}', '7').replace('{n}', '3').replace('{path}', 'x.js');
+      assert.equal(routeOf(sample, true, true).route, route, sample);
     }
     assert.deepEqual([...documented().keys()].sort(), [...served].sort());
     // Without writes only the read operations remain (and rollback is an unknown path).
@@ -678,7 +701,7 @@ describe('OpenAPI description (schemas/openapi.yaml)', () => {
       const r = await raw(port, c.method ?? opMethod, c.path, headers, c.body);
       const what = `${c.method ?? opMethod} ${c.path} (${c.op})`;
       assert.equal(r.status, c.status, `${what}: ${r.body.toString().slice(0, 300)}`);
-      assert.equal(routeOf(c.path, true).route !== 'other', true, what);
+      assert.equal(routeOf(c.path, true, true).route !== 'other', true, what);
       const documentedStatuses = ops.get(c.op);
       assert.ok(documentedStatuses !== undefined, `${c.op} is documented`);
       assert.ok(documentedStatuses.has(r.status), `${what}: status ${r.status} is documented`);

@@ -6,16 +6,20 @@
  * |-------------------------------|------------------------|------------------------------------|
  * | `/healthz`, `/readyz`         | any                    | nothing (probes)                   |
  * | `/openapi.json`               | any                    | nothing (the API's description)    |
+ * | `/`, `/console`, `/console/...` | any                  | nothing (the console's static files) |
  * | `/metrics`                    | any                    | `read`, or nothing if `auth_metrics: false` |
  * | `/models`, `/models/...`      | GET, HEAD, OPTIONS     | `read`                             |
  * | `/models`, `/models/...`      | any other              | `write` (POST …/rollback too)      |
+ * | `/whoami`                     | any                    | `read`                             |
  * | anything else                 | any                    | `read` (then 404)                  |
  *
  * — and checks the `Authorization` header: HTTP Basic against the configured `users` (the clear
  * password, hashed to AIMM's SHA-256 hex and compared in constant time over every user), or a
  * Bearer token against the tokens file. Without credentials, or with wrong ones: 401 with
  * `WWW-Authenticate` challenges; with a `read` role on a write: 403. Every refusal is counted in
- * `http_auth_failures_total{reason}`; no secret reaches the logs.
+ * `http_auth_failures_total{reason}`; no secret reaches the logs. A request with an
+ * `X-Requested-With` header (the web console's) gets its Basic challenge as `Console` instead, so
+ * that a browser shows the console's login form rather than its own password dialog.
  *
  * With neither `users` nor `tokens_file` configured the control has no authentication and every
  * request is let through, as before roles existed.
@@ -38,6 +42,8 @@ const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 export function requirementOf(url: string, method: string, authMetrics: boolean): Requirement {
   const path = url.split('?', 1)[0] ?? '/';
   if (path === '/healthz' || path === '/readyz' || path === '/openapi.json') return 'public';
+  // The console's page and assets are static and hold no data; its login form is one of them.
+  if (path === '/' || path === '/console' || path.startsWith('/console/')) return 'public';
   if (path === '/metrics') return authMetrics ? 'read' : 'public';
   if (path === '/models' || path.startsWith('/models/'))
     return READ_METHODS.has(method) ? 'read' : 'write';
@@ -117,7 +123,15 @@ export interface Principal {
 }
 
 export class HttpAuth {
+  /** Who made each request let through (for `/whoami`). */
+  private readonly principals = new WeakMap<IncomingMessage, Principal>();
+
   constructor(private readonly options: HttpAuthOptions) {}
+
+  /** The principal of a request `authorize` let through with credentials, else null. */
+  principalOf(req: IncomingMessage): Principal | null {
+    return this.principals.get(req) ?? null;
+  }
 
   /** Is any authentication configured? */
   get enabled(): boolean {
@@ -148,7 +162,11 @@ export class HttpAuth {
     const who = await this.identify(creds);
     if ('reason' in who) {
       this.fail(who.reason, req, who.name);
-      return this.unauthorized(who.message, who.reason);
+      return this.unauthorized(
+        who.message,
+        who.reason,
+        req.headers['x-requested-with'] !== undefined,
+      );
     }
     if (!allows(who.role, needed)) {
       this.fail('forbidden', req, who.name);
@@ -161,6 +179,7 @@ export class HttpAuth {
         headers: {},
       };
     }
+    this.principals.set(req, who);
     return null;
   }
 
@@ -228,9 +247,11 @@ export class HttpAuth {
     );
   }
 
-  private unauthorized(message: string, reason: FailureReason): Denial {
+  private unauthorized(message: string, reason: FailureReason, script: boolean): Denial {
     const challenges: string[] = [];
-    if (this.options.users !== null) challenges.push(`Basic realm="${REALM}", charset="UTF-8"`);
+    // A browser answers a Basic challenge with its own dialog, even to a script's fetch().
+    const basic = script ? 'Console' : 'Basic';
+    if (this.options.users !== null) challenges.push(`${basic} realm="${REALM}", charset="UTF-8"`);
     if (this.options.tokens !== null)
       challenges.push(
         reason === 'bad_token'

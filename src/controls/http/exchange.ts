@@ -10,6 +10,8 @@ export interface HandlerOptions {
   context: ControlContext;
   /** Serve /models and /models/{id}. */
   serveModels: boolean;
+  /** Serve the web console (`/`, `/console/...`). */
+  serveConsole: boolean;
   /** Serve POST /models, PUT and DELETE /models/{id}. */
   writes: boolean;
   /** The control's own upload limit (`max_model_size`), if set; the backend's applies too. */

@@ -18,7 +18,11 @@ export function createHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const table = routeTable(options.writes);
   return (req, res) => {
-    const { route, id, revision, query } = routeOf(req.url ?? '/', options.serveModels);
+    const { route, id, revision, query } = routeOf(
+      req.url ?? '/',
+      options.serveModels,
+      options.serveConsole,
+    );
     res.on('finish', () => options.requests.inc({ route, code: String(res.statusCode) }));
     res.on('close', () => {
       if (!res.writableFinished) options.requests.inc({ route, code: 'aborted' });

@@ -14,12 +14,16 @@
  * | `/models/{id}/revisions/{n}`   | GET, HEAD                | `history.ts`                      |
  * | `/models/{id}/rollback`        | POST (writes only)       | `history.ts`                      |
  * | `/changes`                     | GET, HEAD                | `changes.ts` (Server-Sent Events) |
+ * | `/whoami`                     | GET, HEAD                | `console.ts`                      |
+ * | `/`                            | GET, HEAD (console)      | `console.ts`: 302 to `/console/`  |
+ * | `/console/...`                 | GET, HEAD (console)      | `console.ts`: the console's files |
  *
  * Paths are matched exactly, undecoded: `/models/1/../2` or `/models/%31` are not normalised but
  * refused as invalid ids; query parameters other than those a route reads are ignored.
  * `schemas/openapi.yaml` describes every route ({@link ROUTE_PATHS}); `test/daemon/openapi.test.ts`
  * holds the two to each other.
  */
+import { rootRedirect, serveConsole, whoami } from './console.js';
 import type { RouteHandler } from './exchange.js';
 import { getRevision, listRevisions, rollback } from './history.js';
 import { ready } from './model-request.js';
@@ -38,6 +42,9 @@ export type Route =
   | 'revision'
   | 'rollback'
   | 'changes'
+  | 'whoami'
+  | 'root'
+  | 'console'
   | 'other';
 
 /** Each route's path as the OpenAPI description names it. */
@@ -52,6 +59,9 @@ export const ROUTE_PATHS: Readonly<Record<Exclude<Route, 'other'>, string>> = {
   revision: '/models/{id}/revisions/{n}',
   rollback: '/models/{id}/rollback',
   changes: '/changes',
+  whoami: '/whoami',
+  root: '/',
+  console: '/console/{path}',
 };
 
 export interface RouteMatch {
@@ -59,6 +69,7 @@ export interface RouteMatch {
   /**
    * The `{id}` segment of the `/models/{id}…` routes, else ''. For `model` it is anything after
    * `/models/` that is not one of the other model routes (so `/models/1/x` is an invalid id).
+   * For `/console…` what follows `/console` ('' or '/name').
    */
   id: string;
   /** The `{n}` segment of `/models/{id}/revisions/{n}`, else ''. */
@@ -66,7 +77,7 @@ export interface RouteMatch {
   query: URLSearchParams;
 }
 
-export function routeOf(url: string, serveModels: boolean): RouteMatch {
+export function routeOf(url: string, serveModels: boolean, serveConsole = false): RouteMatch {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
@@ -80,6 +91,10 @@ export function routeOf(url: string, serveModels: boolean): RouteMatch {
   if (path === '/readyz') return at('readyz');
   if (path === '/metrics') return at('metrics');
   if (path === '/openapi.json') return at('openapi');
+  if (path === '/whoami') return at('whoami');
+  if (serveConsole && path === '/') return at('root');
+  if (serveConsole && (path === '/console' || path.startsWith('/console/')))
+    return at('console', path.slice('/console'.length));
   if (serveModels && path === '/models') return at('models');
   if (serveModels && path === '/changes') return at('changes');
   if (serveModels && path.startsWith('/models/')) {
@@ -106,6 +121,9 @@ export function routeTable(
     readyz: { GET: readyz },
     metrics: { GET: metrics },
     openapi: { GET: openapi },
+    whoami: { GET: whoami },
+    root: { GET: rootRedirect },
+    console: { GET: (x) => serveConsole(x) },
     models: writes ? { GET: listModels, POST: postModel } : { GET: listModels },
     model: writes ? { GET: getModel, PUT: putModel, DELETE: deleteModel } : { GET: getModel },
     revisions: { GET: listRevisions },
