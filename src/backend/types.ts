@@ -51,7 +51,19 @@ export interface ModelChange {
  */
 export type AckLevel = 'committed' | 'registered' | 'persisted' | 'queued';
 
-export interface WriteOptions {
+/** Options of every write that stores bytes (create, createAt, update). */
+export interface CreateOptions {
+  /**
+   * The caller gives up the instance buffer: it will neither change nor reuse it, so the backend
+   * may keep it (and the memory under it) instead of taking a private copy. Set it only for a
+   * buffer that nothing else references (a freshly received request body, a freshly decoded
+   * base64 string). Without it (the default) the backend copies what it keeps before the call
+   * returns, so the caller may change its buffer at once.
+   */
+  handOver?: boolean;
+}
+
+export interface WriteOptions extends CreateOptions {
   /** Compare-and-set: the write fails with `revision_conflict` unless the stored revision equals this. */
   expectedRevision?: number;
 }
@@ -112,7 +124,11 @@ export interface Backend {
   /** One model with its bytes, or null when it does not exist (or was deleted). */
   getModel(instanceId: number): Promise<Model | null>;
   /** Stores a new model; the backend allocates the id. */
-  createModel(modelType: string, instance: Uint8Array): Promise<WriteResult>;
+  createModel(
+    modelType: string,
+    instance: Uint8Array,
+    options?: CreateOptions,
+  ): Promise<WriteResult>;
   /** Replaces an existing model's type and bytes; `not_found` if it does not exist. */
   updateModel(
     instanceId: number,
@@ -130,7 +146,12 @@ export interface Backend {
    * The result is a `created` change with revision 1 (or, where the backend counts revisions of
    * an id across deletes, the next one).
    */
-  createModelAt?(instanceId: number, modelType: string, instance: Uint8Array): Promise<WriteResult>;
+  createModelAt?(
+    instanceId: number,
+    modelType: string,
+    instance: Uint8Array,
+    options?: CreateOptions,
+  ): Promise<WriteResult>;
   /**
    * Optional: the largest instance (bytes) this backend stores; larger writes fail with
    * `too_large`. Controls use it to refuse an oversized upload before reading it.

@@ -12,6 +12,7 @@ import {
   type Backend,
   BackendError,
   type BackendStatus,
+  type CreateOptions,
   type DeleteResult,
   type HistoryOptions,
   type Model,
@@ -37,6 +38,7 @@ export class ServedBackend implements Backend {
     instanceId: number,
     modelType: string,
     instance: Uint8Array,
+    options?: CreateOptions,
   ) => Promise<WriteResult>;
   private readonly ready: Promise<void>;
   private rejectWaiters: ((err: Error) => void) | null = null;
@@ -56,8 +58,8 @@ export class ServedBackend implements Backend {
     this.changes$ = inner.changes$;
     const createAt = inner.createModelAt?.bind(inner);
     if (createAt !== undefined) {
-      this.createModelAt = (instanceId, modelType, instance) =>
-        this.run('create', () => createAt(instanceId, modelType, instance));
+      this.createModelAt = (instanceId, modelType, instance, options) =>
+        this.run('create', () => createAt(instanceId, modelType, instance, options));
     }
     this.operations = metrics.counter(
       'operations_total',
@@ -95,8 +97,12 @@ export class ServedBackend implements Backend {
     });
   }
 
-  createModel(modelType: string, instance: Uint8Array): Promise<WriteResult> {
-    return this.run('create', () => this.inner.createModel(modelType, instance));
+  createModel(
+    modelType: string,
+    instance: Uint8Array,
+    options?: CreateOptions,
+  ): Promise<WriteResult> {
+    return this.run('create', () => this.inner.createModel(modelType, instance, options));
   }
 
   updateModel(

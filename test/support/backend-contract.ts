@@ -602,6 +602,77 @@ export function runBackendContract(
       });
     });
 
+    it("copies the caller's bytes by default (Buffers too); handOver stores the given bytes as they are", {
+      timeout,
+    }, async () => {
+      await withStore(async ({ backend }) => {
+        const original = randomBytes(4096);
+        // Default: changing the caller's Buffer during or after the write changes nothing stored.
+        const buf = Buffer.from(original);
+        const pending = backend.createModel('copied', buf);
+        buf.fill(1);
+        const created = await pending;
+        buf.fill(2);
+        const id = created.meta.instanceId;
+        assert.equal(created.meta.sha256, sha256(original));
+        assertBytes(must(await backend.getModel(id)).instance, original);
+        const next = randomBytes(4096);
+        const ubuf = Buffer.from(next);
+        const upending = backend.updateModel(id, 'copied', ubuf, { expectedRevision: 1 });
+        ubuf.fill(3);
+        const updated = await upending;
+        ubuf.fill(4);
+        assert.equal(updated.meta.sha256, sha256(next));
+        assertBytes(must(await backend.getModel(id)).instance, next);
+        if (backend.createModelAt !== undefined) {
+          const abuf = Buffer.from(original);
+          const at = backend.createModelAt(id + 5, 'copied.at', abuf);
+          abuf.fill(5);
+          assert.equal((await at).meta.sha256, sha256(original));
+          abuf.fill(6);
+          assertBytes(must(await backend.getModel(id + 5)).instance, original);
+        }
+
+        // handOver: the bytes given are stored (the caller leaves them alone), on every write.
+        const given = randomBytes(8192);
+        const h1 = await backend.createModel('handed', Buffer.from(given), { handOver: true });
+        assert.equal(h1.meta.size, given.length);
+        assert.equal(h1.meta.sha256, sha256(given));
+        const hid = h1.meta.instanceId;
+        // A view into a larger buffer is handed over as exactly its own bytes.
+        const frame = Buffer.concat([Buffer.from('xx'), given, Buffer.from('yy')]);
+        const view = frame.subarray(2, 2 + given.length);
+        const h2 = await backend.updateModel(hid, 'handed', view, {
+          expectedRevision: 1,
+          handOver: true,
+        });
+        assert.equal(h2.meta.revision, 2);
+        assert.equal(h2.meta.size, given.length);
+        assert.equal(h2.meta.sha256, sha256(given));
+        const got = must(await backend.getModel(hid));
+        assertBytes(got.instance, given);
+        // A returned instance is still the caller's, also of a model stored from a Buffer.
+        got.instance.fill(0);
+        assertBytes(must(await backend.getModel(hid)).instance, given);
+        // A refused hand-over keeps nothing: the same buffer can go to the next write.
+        const again = Buffer.from(given);
+        await assert.rejects(
+          backend.updateModel(hid + 1000, 'handed', again, { handOver: true }),
+          (err) => {
+            assertErrorCode(err, ['not_found']);
+            return true;
+          },
+        );
+        if (backend.createModelAt !== undefined) {
+          const h3 = await backend.createModelAt(hid + 1000, 'handed.at', again, {
+            handOver: true,
+          });
+          assert.equal(h3.meta.sha256, sha256(given));
+          assertBytes(must(await backend.getModel(hid + 1000)).instance, given);
+        }
+      });
+    });
+
     it('close: settles in-flight writes, rejects later ones with closed, completes the stream, is idempotent', {
       timeout,
     }, async () => {

@@ -32,7 +32,7 @@ export class MemoryBackend implements Backend {
 
   async getModel(instanceId: number): Promise<Model | null> {
     const m = this.models.get(instanceId);
-    return m === undefined ? null : { ...m, instance: m.instance.slice() };
+    return m === undefined ? null : { ...m, instance: Uint8Array.prototype.slice.call(m.instance) };
   }
 
   async createModel(modelType: string, instance: Uint8Array): Promise<WriteResult> {
@@ -122,7 +122,7 @@ export class MemoryBackend implements Backend {
       size: instance.length,
       sha256: createHash('sha256').update(instance).digest('hex'),
       updated: new Date().toISOString(),
-      instance: instance.slice(),
+      instance: Uint8Array.prototype.slice.call(instance), // a copy, also of a Buffer
     };
     this.models.set(instanceId, model);
     this.revisions.set(instanceId, revision);

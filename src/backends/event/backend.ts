@@ -18,6 +18,7 @@ import {
   type BackendContext,
   BackendError,
   type BackendStatus,
+  type CreateOptions,
   type DeleteResult,
   type HistoryOptions,
   type Model,
@@ -191,15 +192,19 @@ export class EventBackend implements Backend {
       });
     }
     if (bytes === null) return null;
-    return { ...metaOf(e), instance: this.snapshot === null ? bytes.slice() : bytes };
+    return { ...metaOf(e), instance: this.snapshot === null ? copyOf(bytes) : bytes };
   }
 
   // ---- writes --------------------------------------------------------------------------------
 
-  async createModel(modelType: string, instance: Uint8Array): Promise<WriteResult> {
+  async createModel(
+    modelType: string,
+    instance: Uint8Array,
+    options: CreateOptions = {},
+  ): Promise<WriteResult> {
     this.checkWritable();
     checkModel(modelType, instance, this.config.maxInstanceBytes);
-    const copy = instance.slice(); // the caller may reuse its buffer once we return
+    const copy = keep(instance, options);
     const ticket = await this.writes.takeRoom(copy.length);
     try {
       const mode = this.writes.writeMode();
@@ -225,6 +230,7 @@ export class EventBackend implements Backend {
     instanceId: number,
     modelType: string,
     instance: Uint8Array,
+    options: CreateOptions = {},
   ): Promise<WriteResult> {
     this.checkWritable();
     checkId(instanceId);
@@ -238,7 +244,7 @@ export class EventBackend implements Backend {
       offset: this.config.idOffset,
     });
     this.ids.observe(instanceId);
-    const copy = instance.slice(); // the caller may reuse its buffer once we return
+    const copy = keep(instance, options);
     const ticket = await this.writes.takeRoom(copy.length);
     try {
       const job = modelJob(
@@ -272,7 +278,7 @@ export class EventBackend implements Backend {
     this.checkWritable();
     checkId(instanceId);
     checkModel(modelType, instance, this.config.maxInstanceBytes);
-    const copy = instance.slice(); // the caller may reuse its buffer once we return
+    const copy = keep(instance, options);
     await this.waitExactForCas(instanceId, options);
     const ticket = await this.writes.takeRoom(copy.length);
     try {
@@ -396,4 +402,17 @@ export class EventBackend implements Backend {
   private checkWritable(): void {
     if (this.closing !== null) throw new BackendError('closed', 'backend is closed');
   }
+}
+
+/**
+ * What a write keeps: a private copy (the caller may reuse its buffer once we return), or with
+ * `handOver` the caller's bytes themselves.
+ */
+function keep(instance: Uint8Array, options: CreateOptions): Uint8Array {
+  return options.handOver === true ? instance : copyOf(instance);
+}
+
+/** A copy, also of a Buffer (whose own `slice()` is a view, not a copy). */
+function copyOf(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes);
 }

@@ -10,6 +10,7 @@ import {
   type BackendContext,
   BackendError,
   type BackendStatus,
+  type CreateOptions,
   type DeleteResult,
   type HistoryOptions,
   type Model,
@@ -119,9 +120,13 @@ export class SqliteBackend implements Backend {
     return this.store.get(instanceId);
   }
 
-  async createModel(modelType: string, instance: Uint8Array): Promise<WriteResult> {
+  async createModel(
+    modelType: string,
+    instance: Uint8Array,
+    options: CreateOptions = {},
+  ): Promise<WriteResult> {
     this.checkWritable('create');
-    const bytes = this.checkInstance(modelType, instance, 'create');
+    const bytes = keep(this.checkInstance(modelType, instance, 'create'), options);
     const outcome = await this.write('create', {
       kind: 'create',
       modelType,
@@ -136,10 +141,11 @@ export class SqliteBackend implements Backend {
     instanceId: number,
     modelType: string,
     instance: Uint8Array,
+    options: CreateOptions = {},
   ): Promise<WriteResult> {
     this.checkWritable('create');
     this.checkId(instanceId, 'create');
-    const bytes = this.checkInstance(modelType, instance, 'create');
+    const bytes = keep(this.checkInstance(modelType, instance, 'create'), options);
     const outcome = await this.write('create', {
       kind: 'createAt',
       instanceId,
@@ -164,7 +170,14 @@ export class SqliteBackend implements Backend {
     this.checkWritable('update');
     this.checkId(instanceId, 'update');
     const expectedRevision = this.checkExpected(options, 'update');
-    const bytes = this.checkInstance(modelType, instance, 'update');
+    const checked = this.checkInstance(modelType, instance, 'update');
+    // Refused before copying and hashing (HTTP PUT of a new id tries an update first); the
+    // transaction checks again.
+    if (!this.store.isLive(instanceId)) {
+      this.countError('not_found');
+      throw new BackendError('not_found', `model ${instanceId} not found`);
+    }
+    const bytes = keep(checked, options);
     const outcome = await this.write('update', {
       kind: 'update',
       instanceId,
@@ -334,8 +347,8 @@ export class SqliteBackend implements Backend {
     return r;
   }
 
-  /** Checks type and bytes; returns a private copy (the caller may reuse its buffer at once). */
-  private checkInstance(modelType: unknown, instance: unknown, op: string): Buffer {
+  /** Checks type and bytes (the caller then {@link keep}s them). */
+  private checkInstance(modelType: unknown, instance: unknown, op: string): Uint8Array {
     if (typeof modelType !== 'string') this.invalid(`${op}: model type must be a string`);
     if (!(instance instanceof Uint8Array)) this.invalid(`${op}: instance must be bytes`);
     const bytes = instance as Uint8Array;
@@ -346,7 +359,7 @@ export class SqliteBackend implements Backend {
         `${op}: instance of ${bytes.length} bytes exceeds the sqlite backend's max_instance_bytes (${this.options.maxInstanceBytes})`,
       );
     }
-    return copyOf(bytes);
+    return bytes;
   }
 
   private invalid(message: string): never {
@@ -364,6 +377,15 @@ function copyOf(bytes: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(bytes.length);
   Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).copy(out);
   return out;
+}
+
+/**
+ * What the write keeps: a private copy (the caller may reuse its buffer at once), or with
+ * `handOver` the caller's bytes themselves (viewed as a Buffer, not copied).
+ */
+function keep(bytes: Uint8Array, options: CreateOptions): Buffer {
+  if (options.handOver !== true) return copyOf(bytes);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 function isId(v: unknown): v is number {

@@ -193,6 +193,12 @@ export class SqliteStore {
     return ids.length;
   }
 
+  /** Whether `instanceId` holds a model now (a hint: the write's transaction checks again). */
+  isLive(instanceId: number): boolean {
+    this.checkOpen();
+    return this.stmt.current.get(instanceId) !== undefined;
+  }
+
   count(): number {
     this.checkOpen();
     return (this.stmt.count.get() as { n: number }).n;

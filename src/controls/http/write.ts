@@ -21,6 +21,12 @@ import { modelHeaders } from './model-headers.js';
 import { instanceIdOf, modelTypeOf, ready } from './model-request.js';
 import { header, sendError, sendJson } from './send.js';
 
+/**
+ * The body is a fresh buffer nothing else references: the backend may keep it instead of copying
+ * (a failed write keeps nothing, so the create-or-update retry hands the same buffer on).
+ */
+const HAND_OVER = { handOver: true } as const;
+
 export async function postModel(x: Exchange): Promise<void> {
   if (!ready(x)) return;
   const type = modelTypeOf(x);
@@ -29,7 +35,7 @@ export async function postModel(x: Exchange): Promise<void> {
   if (body === null) return;
   const { backend } = x.options.context;
   try {
-    answerWrite(x, 201, await backend.createModel(type, body));
+    answerWrite(x, 201, await backend.createModel(type, body, HAND_OVER));
   } catch (err) {
     sendBackendError(x.options.context, x.req, x.res, err);
   }
@@ -55,10 +61,11 @@ export async function putModel(x: Exchange): Promise<void> {
   try {
     if (pre.kind === 'absent') {
       if (createAt === undefined) return cannotCreateAt(x, id);
-      answerWrite(x, 201, await createAt(id, type, body));
+      answerWrite(x, 201, await createAt(id, type, body, HAND_OVER));
       return;
     }
-    const options = pre.kind === 'revision' ? { expectedRevision: pre.revision } : {};
+    const options =
+      pre.kind === 'revision' ? { expectedRevision: pre.revision, ...HAND_OVER } : HAND_OVER;
     if (pre.kind !== 'none') {
       answerWrite(x, 200, await backend.updateModel(id, type, body, options));
       return;
@@ -66,14 +73,14 @@ export async function putModel(x: Exchange): Promise<void> {
     // Create-or-update: whichever applies; a create that loses a race to another create updates.
     for (let attempt = 0; ; attempt++) {
       try {
-        answerWrite(x, 200, await backend.updateModel(id, type, body));
+        answerWrite(x, 200, await backend.updateModel(id, type, body, HAND_OVER));
         return;
       } catch (err) {
         if (!(err instanceof BackendError && err.code === 'not_found')) throw err;
         if (createAt === undefined) return cannotCreateAt(x, id);
       }
       try {
-        answerWrite(x, 201, await createAt(id, type, body));
+        answerWrite(x, 201, await createAt(id, type, body, HAND_OVER));
         return;
       } catch (err) {
         const lostRace =

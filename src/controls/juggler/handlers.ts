@@ -87,7 +87,8 @@ const handlers: Readonly<Record<string, Handler>> = {
     if (d.expected_revision !== undefined && d.expected_revision !== null)
       throw new RequestError('expected_revision applies to update_instance and remove_instance');
     const metaOnly = flag(d, 'meta_only'); // checked before the write: a refused request stores nothing
-    const r = await env.backend.createModel(modelType, bytes);
+    // `bytes` were just decoded from the request (the reply uses the base64 text): hand them over.
+    const r = await env.backend.createModel(modelType, bytes, { handOver: true });
     return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
   },
   update_instance: async (data, _session, env) => {
@@ -97,7 +98,7 @@ const handlers: Readonly<Record<string, Handler>> = {
     const { b64, bytes } = instanceOf(d);
     const options = revisionOption(d);
     const metaOnly = flag(d, 'meta_only'); // checked before the write: a refused request stores nothing
-    const r = await env.backend.updateModel(id, modelType, bytes, options);
+    const r = await env.backend.updateModel(id, modelType, bytes, { ...options, handOver: true });
     return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
   },
   get_instance: async (data, _session, env) => {
