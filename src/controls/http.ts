@@ -4,7 +4,8 @@
  * (`GET /changes`, `http/changes.ts`). Config (`schemas/controls/http.yaml`): `server: {host, port, pem_file?, ca_file?}` (with
  * `pem_file` it serves https, see tls.ts),
  * `models` (default true), `writes` (default true), `console` (default true: the web console at `/`), `max_model_size` (default: the backend's
- * limit), `body_timeout_ms` (default 30 s), `changes_*`, and authentication (`http/auth-conf.ts`):
+ * limit), `body_timeout_ms` (default 30 s), `max_upload_bytes_in_flight` (default 256 MiB,
+ * `http/upload-budget.ts`), `changes_*`, and authentication (`http/auth-conf.ts`):
  * `users`, `tokens_file`, `auth_metrics`, `allow_plaintext`; a non-loopback address needs
  * authentication (and TLS, or `allow_plaintext`).
  */
@@ -16,6 +17,7 @@ import { checkAuthConf, createAuth, type HttpAuthConf } from './http/auth-conf.j
 import { type ChangesConf, createChangeStreams } from './http/changes.js';
 import { createHandler } from './http/handler.js';
 import { openapiJson } from './http/openapi.js';
+import { UploadBudget } from './http/upload-budget.js';
 import { listenError } from './listen-error.js';
 import { checkTlsConf, ServerTls, type TlsConf } from './tls.js';
 import type { Control, ControlConf, ControlContext } from './types.js';
@@ -30,9 +32,12 @@ export interface HttpControlConf extends ControlConf, ChangesConf, Omit<HttpAuth
   console?: boolean;
   max_model_size?: number;
   body_timeout_ms?: number;
+  max_upload_bytes_in_flight?: number;
 }
 
 const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+/** Bytes of upload bodies held at once: 256 MiB (a larger upload proceeds alone). */
+export const DEFAULT_MAX_UPLOAD_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
 
 /** How long close() lets in-flight responses finish before cutting connections. */
 const CLOSE_GRACE_MS = 2000;
@@ -76,6 +81,16 @@ export async function create(conf: ControlConf, context: ControlContext): Promis
     writes,
     maxModelBytes: c.max_model_size,
     bodyTimeoutMs: c.body_timeout_ms ?? DEFAULT_BODY_TIMEOUT_MS,
+    uploads: new UploadBudget(c.max_upload_bytes_in_flight ?? DEFAULT_MAX_UPLOAD_BYTES_IN_FLIGHT, {
+      inFlight: context.metrics.gauge(
+        'http_upload_bytes_in_flight',
+        'Bytes reserved by HTTP uploads being received or written (max_upload_bytes_in_flight)',
+      ),
+      waiting: context.metrics.gauge(
+        'http_uploads_waiting',
+        'HTTP uploads waiting for room in max_upload_bytes_in_flight (their bodies unread)',
+      ),
+    }),
     requests,
     logger,
     changes,

@@ -10,6 +10,7 @@ import {
   type BackendConf,
   type BackendContext,
   BackendError,
+  type CreateOptions,
   type DeleteResult,
   type Model,
   type ModelChange,
@@ -35,7 +36,12 @@ export class MemoryBackend implements Backend {
     return m === undefined ? null : { ...m, instance: Uint8Array.prototype.slice.call(m.instance) };
   }
 
-  async createModel(modelType: string, instance: Uint8Array): Promise<WriteResult> {
+  /** Always copies (it may ignore `handOver`). */
+  async createModel(
+    modelType: string,
+    instance: Uint8Array,
+    _options?: CreateOptions,
+  ): Promise<WriteResult> {
     this.checkOpen();
     const id = this.nextId++;
     return this.write(id, modelType, instance, 'created');

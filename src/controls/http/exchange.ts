@@ -5,6 +5,7 @@ import type { Counter } from '../../common/metrics.js';
 import type { ControlContext } from '../types.js';
 import type { HttpAuth } from './auth.js';
 import type { ChangeStreams } from './changes.js';
+import type { UploadBudget } from './upload-budget.js';
 
 export interface HandlerOptions {
   context: ControlContext;
@@ -16,8 +17,10 @@ export interface HandlerOptions {
   writes: boolean;
   /** The control's own upload limit (`max_model_size`), if set; the backend's applies too. */
   maxModelBytes: number | undefined;
-  /** An upload with no byte for this long is cut off with 408. */
+  /** An upload with no byte for this long is cut off with 408 (and one waiting for the budget, 503). */
   bodyTimeoutMs: number;
+  /** Bytes of upload bodies held at once (`max_upload_bytes_in_flight`). */
+  uploads: UploadBudget;
   requests: Counter;
   logger: Logger;
   /** Serves /changes (with serveModels). */

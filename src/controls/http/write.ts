@@ -20,6 +20,7 @@ import type { Exchange } from './exchange.js';
 import { modelHeaders } from './model-headers.js';
 import { instanceIdOf, modelTypeOf, ready } from './model-request.js';
 import { header, sendError, sendJson } from './send.js';
+import { BudgetTimeoutError, type Release } from './upload-budget.js';
 
 /**
  * The body is a fresh buffer nothing else references: the backend may keep it instead of copying
@@ -31,14 +32,14 @@ export async function postModel(x: Exchange): Promise<void> {
   if (!ready(x)) return;
   const type = modelTypeOf(x);
   if (type === null) return;
-  const body = await upload(x);
-  if (body === null) return;
-  const { backend } = x.options.context;
-  try {
-    answerWrite(x, 201, await backend.createModel(type, body, HAND_OVER));
-  } catch (err) {
-    sendBackendError(x.options.context, x.req, x.res, err);
-  }
+  await withUpload(x, async (body) => {
+    const { backend } = x.options.context;
+    try {
+      answerWrite(x, 201, await backend.createModel(type, body, HAND_OVER));
+    } catch (err) {
+      sendBackendError(x.options.context, x.req, x.res, err);
+    }
+  });
 }
 
 export async function putModel(x: Exchange): Promise<void> {
@@ -53,8 +54,17 @@ export async function putModel(x: Exchange): Promise<void> {
     await preconditionFailed(x, id, `If-Match ${pre.tag} is not an ETag this server gives`);
     return;
   }
-  const body = await upload(x);
-  if (body === null) return;
+  await withUpload(x, (body) => storeUpload(x, id, type, pre, body));
+}
+
+/** PUT's write once the body is in: create, update, compare-and-set or create-or-update. */
+async function storeUpload(
+  x: Exchange,
+  id: number,
+  type: string,
+  pre: Exclude<WritePrecondition, { kind: 'never' }>,
+  body: Buffer,
+): Promise<void> {
   const { backend } = x.options.context;
   const createAt = backend.createModelAt?.bind(backend);
   const conditional = pre.kind !== 'none';
@@ -142,25 +152,69 @@ export function uploadLimit(x: Exchange): number {
   return Math.min(...limits.filter((n): n is number => n !== undefined));
 }
 
-/** Checks the framing, then reads the body; null when answered (or the client is gone). */
-async function upload(x: Exchange): Promise<Buffer | null> {
+/**
+ * Checks the framing, waits for room in the upload budget (body unread), reads the body, runs
+ * `write` with it and gives the room back once `write` is done (the body's memory is in use until
+ * then). Answers itself when there is no body to give (refused, timed out, or the client gone).
+ */
+async function withUpload(x: Exchange, write: (body: Buffer) => Promise<void>): Promise<void> {
   const maxBytes = uploadLimit(x);
+  let length: number | null;
   try {
-    const length = declaredLength(x.req, maxBytes);
-    return await readBody(x.req, x.res, length, {
-      maxBytes,
-      idleTimeoutMs: x.options.bodyTimeoutMs,
-    });
+    length = declaredLength(x.req, maxBytes);
   } catch (err) {
-    if (!(err instanceof BodyError)) throw err;
-    if (err.status === 0) {
-      x.options.logger.info({ err: err.message, url: x.req.url }, 'upload cut off; nothing stored');
-      x.res.destroy();
-    } else {
-      const code = err.status === 413 ? 'too_large' : err.status === 408 ? 'timeout' : 'invalid';
-      sendError(x.res, x.req, err.status, err.message, { code });
+    answerBodyError(x, err);
+    return;
+  }
+  const release = await reserve(x, length);
+  if (release === null) return;
+  try {
+    let body: Buffer;
+    try {
+      body = await readBody(x.req, x.res, length, {
+        maxBytes,
+        idleTimeoutMs: x.options.bodyTimeoutMs,
+      });
+    } catch (err) {
+      answerBodyError(x, err);
+      return;
     }
+    await write(body);
+  } finally {
+    release();
+  }
+}
+
+/** Room for the body in the upload budget; null when answered (503) or the client is gone. */
+async function reserve(x: Exchange, length: number | null): Promise<Release | null> {
+  const gone = new AbortController();
+  const onClose = () => gone.abort();
+  x.req.once('close', onClose);
+  if (x.req.destroyed) gone.abort();
+  try {
+    return await x.options.uploads.reserve(length, x.options.bodyTimeoutMs, gone.signal);
+  } catch (err) {
+    if (err instanceof BudgetTimeoutError) {
+      sendError(x.res, x.req, 503, err.message, {
+        code: 'unavailable',
+        headers: { 'Retry-After': '1' },
+      });
+    } else x.res.destroy();
     return null;
+  } finally {
+    x.req.off('close', onClose);
+  }
+}
+
+/** Answers a {@link BodyError} (rethrows anything else). */
+function answerBodyError(x: Exchange, err: unknown): void {
+  if (!(err instanceof BodyError)) throw err;
+  if (err.status === 0) {
+    x.options.logger.info({ err: err.message, url: x.req.url }, 'upload cut off; nothing stored');
+    x.res.destroy();
+  } else {
+    const code = err.status === 413 ? 'too_large' : err.status === 408 ? 'timeout' : 'invalid';
+    sendError(x.res, x.req, err.status, err.message, { code });
   }
 }
 
