@@ -28,6 +28,20 @@ export interface Model extends ModelMeta {
   instance: Uint8Array;
 }
 
+/** Bytes `start` (inclusive) to `end` (exclusive) of a model. */
+export interface ByteSpan {
+  start: number;
+  end: number;
+}
+
+/** What {@link Backend.getModelRange} read: the metadata, and the span picked (if any). */
+export interface ModelRange {
+  meta: ModelMeta;
+  span: ByteSpan | null;
+  /** The span's bytes (`span.end - span.start` of them); empty when no span was picked. */
+  bytes: Uint8Array;
+}
+
 export type ChangeKind = 'created' | 'updated' | 'deleted';
 /** `local`: written through this daemon; `remote`: another writer (AIMM, a second daemon, ...). */
 export type ChangeOrigin = 'local' | 'remote';
@@ -123,6 +137,15 @@ export interface Backend {
   getModels(): Promise<ModelMeta[]>;
   /** One model with its bytes, or null when it does not exist (or was deleted). */
   getModel(instanceId: number): Promise<Model | null>;
+  /**
+   * Optional: part of a model without reading all of it (HTTP `Range`). Reads the metadata,
+   * asks `pick` which bytes to read (`end` exclusive, within `meta.size`; null: none), and reads
+   * just those — both from the same revision. Null when the model does not exist.
+   */
+  getModelRange?(
+    instanceId: number,
+    pick: (meta: ModelMeta) => ByteSpan | null,
+  ): Promise<ModelRange | null>;
   /** Stores a new model; the backend allocates the id. */
   createModel(
     modelType: string,

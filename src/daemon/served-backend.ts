@@ -12,12 +12,14 @@ import {
   type Backend,
   BackendError,
   type BackendStatus,
+  type ByteSpan,
   type CreateOptions,
   type DeleteResult,
   type HistoryOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
+  type ModelRange,
   type ModelRevision,
   type WriteOptions,
   type WriteResult,
@@ -40,6 +42,11 @@ export class ServedBackend implements Backend {
     instance: Uint8Array,
     options?: CreateOptions,
   ) => Promise<WriteResult>;
+  /** Present when the backend has it; counted as `get`. */
+  readonly getModelRange?: (
+    instanceId: number,
+    pick: (meta: ModelMeta) => ByteSpan | null,
+  ) => Promise<ModelRange | null>;
   private readonly ready: Promise<void>;
   private rejectWaiters: ((err: Error) => void) | null = null;
   private stopping = false;
@@ -60,6 +67,10 @@ export class ServedBackend implements Backend {
     if (createAt !== undefined) {
       this.createModelAt = (instanceId, modelType, instance, options) =>
         this.run('create', () => createAt(instanceId, modelType, instance, options));
+    }
+    const range = inner.getModelRange?.bind(inner);
+    if (range !== undefined) {
+      this.getModelRange = (instanceId, pick) => this.run('get', () => range(instanceId, pick));
     }
     this.operations = metrics.counter(
       'operations_total',

@@ -355,6 +355,27 @@ describe('HTTP writes on the sqlite backend', () => {
     const head = await call(port, 'HEAD', `/models/${id}`, undefined, { Range: 'bytes=0-9' });
     assert.equal(head.status, 206);
     assert.equal(head.body.length, 0);
+    const cached = await call(port, 'GET', `/models/${id}`, undefined, {
+      Range: 'bytes=0-9',
+      'If-None-Match': etag,
+    });
+    assert.equal(cached.status, 304, 'If-None-Match wins over Range');
+    // Read from the file without the whole model (getModelRange): byte-exact at odd offsets.
+    const big = randomBytes(3 * 1024 * 1024 + 17);
+    const bigId = (await call(port, 'POST', '/models?type=r', big)).json().instance_id as number;
+    for (const [a, b] of [
+      [0, 0],
+      [4095, 4096],
+      [1_000_003, 2_500_000],
+      [big.length - 1, big.length - 1],
+    ] as const) {
+      const r = await call(port, 'GET', `/models/${bigId}`, undefined, {
+        Range: `bytes=${a}-${b}`,
+      });
+      assert.equal(r.status, 206);
+      assert.equal(r.headers['content-range'], `bytes ${a}-${b}/${big.length}`);
+      assert.ok(r.body.equals(big.subarray(a, b + 1)), `bytes ${a}-${b}`);
+    }
   });
 
   test('bad input: a clear status and JSON body each, nothing stored', T, async () => {

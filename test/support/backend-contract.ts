@@ -673,6 +673,63 @@ export function runBackendContract(
       });
     });
 
+    it('getModelRange (optional): the picked bytes exactly, with the metadata of the same revision', {
+      timeout,
+    }, async (t) => {
+      await withStore(async ({ backend }) => {
+        if (backend.getModelRange === undefined) {
+          t.skip('backend has no getModelRange');
+          return;
+        }
+        const range = backend.getModelRange.bind(backend);
+        const bytes = randomBytes(300_001);
+        const { meta } = await backend.createModel('ranged', bytes);
+        const id = meta.instanceId;
+        const spans: [number, number][] = [
+          [0, 1],
+          [0, bytes.length],
+          [1, 2],
+          [12_345, 200_000],
+          [bytes.length - 1, bytes.length],
+          [bytes.length - 4096, bytes.length],
+          [7, 7],
+        ];
+        for (const [start, end] of spans) {
+          let seen: ModelMeta | undefined;
+          const r = must(
+            await range(id, (m) => {
+              seen = m;
+              return { start, end };
+            }),
+          );
+          assert.deepEqual(metaOf(r.meta), metaOf(meta));
+          assert.deepEqual(seen, r.meta);
+          assert.deepEqual(r.span, { start, end });
+          assertBytes(r.bytes, bytes.subarray(start, end));
+        }
+        // No span picked: the metadata only.
+        const none = must(await range(id, () => null));
+        assert.equal(none.span, null);
+        assert.equal(none.bytes.length, 0);
+        assert.equal(none.meta.revision, 1);
+        // After an update the range is of the new bytes; a missing or deleted model is null.
+        const next = randomBytes(5000);
+        await backend.updateModel(id, 'ranged', next);
+        const r2 = must(await range(id, (m) => ({ start: 100, end: m.size })));
+        assert.equal(r2.meta.revision, 2);
+        assertBytes(r2.bytes, next.subarray(100));
+        // Returned bytes are the caller's.
+        r2.bytes.fill(0);
+        assertBytes(
+          must(await range(id, () => ({ start: 100, end: 200 }))).bytes,
+          next.subarray(100, 200),
+        );
+        assert.equal(await range(id + 1000, () => ({ start: 0, end: 1 })), null);
+        await backend.deleteModel(id);
+        assert.equal(await range(id, () => ({ start: 0, end: 1 })), null);
+      });
+    });
+
     it('close: settles in-flight writes, rejects later ones with closed, completes the stream, is idempotent', {
       timeout,
     }, async () => {

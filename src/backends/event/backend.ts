@@ -18,12 +18,14 @@ import {
   type BackendContext,
   BackendError,
   type BackendStatus,
+  type ByteSpan,
   type CreateOptions,
   type DeleteResult,
   type HistoryOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
+  type ModelRange,
   type ModelRevision,
   type WriteOptions,
   type WriteResult,
@@ -193,6 +195,39 @@ export class EventBackend implements Backend {
     }
     if (bytes === null) return null;
     return { ...metaOf(e), instance: this.snapshot === null ? copyOf(bytes) : bytes };
+  }
+
+  async getModelRange(
+    instanceId: number,
+    pick: (meta: ModelMeta) => ByteSpan | null,
+  ): Promise<ModelRange | null> {
+    if (!Number.isSafeInteger(instanceId) || instanceId < 1) return null;
+    if (this.pending.hasDurable(instanceId)) {
+      const q = this.pending.queuedModel(instanceId);
+      if (q === null) return null;
+      const span = pick(q.meta);
+      const bytes =
+        span === null ? new Uint8Array(0) : copyOf(q.instance.subarray(span.start, span.end));
+      return { meta: q.meta, span, bytes };
+    }
+    const e = this.state.get(instanceId);
+    if (e === undefined || e.deleted) return null;
+    const meta = metaOf(e);
+    const span = pick(meta);
+    if (span === null) return { meta, span, bytes: new Uint8Array(0) };
+    let bytes: Uint8Array | null;
+    try {
+      bytes = this.state.store.readRange(instanceId, span.start, span.end);
+    } catch (err) {
+      this.logger.error(
+        { err, instanceId },
+        'event backend: cannot read a model from the snapshot',
+      );
+      throw new BackendError('internal', `model ${instanceId} cannot be read from the snapshot`, {
+        cause: err,
+      });
+    }
+    return bytes === null ? null : { meta, span, bytes };
   }
 
   // ---- writes --------------------------------------------------------------------------------

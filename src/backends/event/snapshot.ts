@@ -260,6 +260,14 @@ export class SnapshotStore implements ModelStore {
     this.dequeueNext.clear();
   }
 
+  readRange(instanceId: number, start: number, end: number): Uint8Array | null {
+    const row = this.stmts.part.get(start + 1, Math.max(0, end - start), instanceId) as
+      | { part: Buffer | null }
+      | undefined;
+    if (row === undefined || row.part === null) return null;
+    return new Uint8Array(row.part.buffer, row.part.byteOffset, row.part.byteLength);
+  }
+
   readInstance(instanceId: number): Uint8Array | null {
     const row = this.stmts.instance.get(instanceId) as { instance: Buffer | null } | undefined;
     if (row === undefined || row.instance === null) return null;
@@ -384,6 +392,7 @@ function prepare(db: Database.Database) {
       'SELECT id, type, revision, size, sha256, updated, deleted, ev_server, ev_session, ev_instance, ev_s, ev_us FROM snapshot_models',
     ),
     instance: db.prepare('SELECT instance FROM snapshot_blobs WHERE id = ?'),
+    part: db.prepare('SELECT substr(instance, ?, ?) AS part FROM snapshot_blobs WHERE id = ?'),
     upsert: db.prepare(
       `INSERT OR REPLACE INTO snapshot_models
         (id, type, revision, size, sha256, updated, deleted, ev_server, ev_session, ev_instance, ev_s, ev_us)

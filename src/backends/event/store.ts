@@ -39,6 +39,8 @@ export interface ModelStore {
   commit(commit: StoreCommit): void;
   /** Bytes of a live model, or null. */
   readInstance(instanceId: number): Uint8Array | null;
+  /** Bytes `start` to `end` (exclusive) of a live model (a copy), or null. */
+  readRange(instanceId: number, start: number, end: number): Uint8Array | null;
   /** Forgets every model and the checkpoint (keeps the high-water mark). */
   clearModels(): void;
 }
@@ -56,6 +58,11 @@ export class MemoryStore implements ModelStore {
 
   readInstance(instanceId: number): Uint8Array | null {
     return this.blobs.get(instanceId) ?? null;
+  }
+
+  readRange(instanceId: number, start: number, end: number): Uint8Array | null {
+    const b = this.blobs.get(instanceId);
+    return b === undefined ? null : Uint8Array.prototype.slice.call(b, start, end);
   }
 
   clearModels(): void {

@@ -10,12 +10,14 @@ import {
   type BackendContext,
   BackendError,
   type BackendStatus,
+  type ByteSpan,
   type CreateOptions,
   type DeleteResult,
   type HistoryOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
+  type ModelRange,
   type ModelRevision,
   type WriteOptions,
   type WriteResult,
@@ -118,6 +120,16 @@ export class SqliteBackend implements Backend {
     this.metrics.reads.inc({ op: 'get' });
     if (!isId(instanceId)) return null;
     return this.store.get(instanceId);
+  }
+
+  async getModelRange(
+    instanceId: number,
+    pick: (meta: ModelMeta) => ByteSpan | null,
+  ): Promise<ModelRange | null> {
+    this.checkReadable();
+    this.metrics.reads.inc({ op: 'range' });
+    if (!isId(instanceId)) return null;
+    return this.store.range(instanceId, pick);
   }
 
   async createModel(

@@ -9,9 +9,11 @@ import Database from 'better-sqlite3';
 import { sha256Hex } from '../../backend/sha256.js';
 import {
   BackendError,
+  type ByteSpan,
   type HistoryOptions,
   type Model,
   type ModelMeta,
+  type ModelRange,
   type ModelRevision,
 } from '../../backend/types.js';
 import type { SqliteOptions } from './conf.js';
@@ -120,6 +122,13 @@ export class SqliteStore {
            FROM models m JOIN aimm_store_model_meta s ON s.id = m.id WHERE m.id = ?`,
       ),
       instance: p('SELECT instance FROM models WHERE id = ?'),
+      liveMeta: p(
+        `SELECT s.id AS id, s.type AS type, s.revision AS revision, s.size AS size,
+                s.sha256 AS sha256, s.updated AS updated
+           FROM aimm_store_model_meta s WHERE s.id = ? AND s.deleted = 0`,
+      ),
+      // substr() of a BLOB counts bytes (1-based); CAST keeps another writer's TEXT as bytes.
+      part: p('SELECT substr(CAST(instance AS BLOB), ?, ?) AS part FROM models WHERE id = ?'),
       count: p('SELECT count(*) AS n FROM aimm_store_model_meta WHERE deleted = 0'),
       unhashed: p(
         'SELECT id FROM aimm_store_model_meta WHERE deleted = 0 AND sha256 IS NULL ORDER BY id',
@@ -217,6 +226,23 @@ export class SqliteStore {
     const instance = toBuffer(row.instance);
     const meta = this.metaOf(row, instance);
     return { ...meta, instance };
+  }
+
+  /**
+   * A model's metadata and the span `pick` chooses, read in one go (no write can come between:
+   * the store is synchronous). Only the span's bytes reach JavaScript.
+   */
+  range(instanceId: number, pick: (meta: ModelMeta) => ByteSpan | null): ModelRange | null {
+    this.checkOpen();
+    const row = this.stmt.liveMeta.get(instanceId) as MetaRow | undefined;
+    if (row === undefined) return null;
+    const meta = this.metaOf(row);
+    const span = pick(meta);
+    if (span === null || span.end <= span.start) return { meta, span, bytes: Buffer.alloc(0) };
+    const r = this.stmt.part.get(span.start + 1, span.end - span.start, instanceId) as
+      | { part: unknown }
+      | undefined;
+    return { meta, span, bytes: toBuffer(r?.part) };
   }
 
   /**

@@ -3,14 +3,15 @@
  * metadata in headers): 304 for a matching `If-None-Match`, 206 for one `Range` (`If-Range` with
  * the current ETag), 416 for a range that selects nothing.
  */
-import type { Model } from '../../backend/types.js';
+import type { IncomingMessage } from 'node:http';
+import type { Model, ModelMeta } from '../../backend/types.js';
 import { modelJson } from '../model-json.js';
 import { etagOf, ifNoneMatchHits, ifRangeHolds } from './conditional.js';
 import { guard } from './errors.js';
 import type { Exchange } from './exchange.js';
 import { modelHeaders } from './model-headers.js';
 import { instanceIdOf, ready } from './model-request.js';
-import { rangeOf } from './range.js';
+import { type RangeAnswer, rangeOf } from './range.js';
 import { header, send, sendError, sendJson } from './send.js';
 
 export async function listModels(x: Exchange): Promise<void> {
@@ -32,7 +33,33 @@ export async function getModel(x: Exchange): Promise<void> {
   if (instanceId === null) return;
   const { req, res } = x;
   const { context } = x.options;
-  const model = await guard(context, req, res, () => context.backend.getModel(instanceId));
+  const { backend } = context;
+  if (header(req, 'range') !== undefined && backend.getModelRange !== undefined) {
+    // Read just the range (the metadata decides which, from the same revision).
+    let answer: ReadAnswer = { kind: 'full' };
+    const r = await guard(context, req, res, () =>
+      (backend.getModelRange as NonNullable<typeof backend.getModelRange>)(instanceId, (meta) => {
+        answer = readAnswer(req, meta);
+        return answer.kind === 'partial' ? { start: answer.start, end: answer.end + 1 } : null;
+      }),
+    );
+    if (r === undefined) return;
+    if (r === null) {
+      sendError(res, req, 404, `model ${instanceId} not found`, { code: 'not_found' });
+      return;
+    }
+    // A full answer (the range was ignored) reads the whole model below.
+    if (answer.kind !== 'full') {
+      sendAnswer(
+        x,
+        r.meta,
+        answer,
+        Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.length),
+      );
+      return;
+    }
+  }
+  const model = await guard(context, req, res, () => backend.getModel(instanceId));
   if (model === undefined) return;
   if (model === null) {
     sendError(res, req, 404, `model ${instanceId} not found`, { code: 'not_found' });
@@ -41,36 +68,59 @@ export async function getModel(x: Exchange): Promise<void> {
   sendModel(x, model);
 }
 
+/** What a read of a model answers, decided from its metadata and the request's headers. */
+type ReadAnswer = RangeAnswer | { kind: 'not-modified' };
+
+function readAnswer(req: IncomingMessage, meta: ModelMeta): ReadAnswer {
+  const etag = etagOf(meta);
+  if (ifNoneMatchHits(header(req, 'if-none-match'), etag)) return { kind: 'not-modified' };
+  return ifRangeHolds(header(req, 'if-range'), etag)
+    ? rangeOf(header(req, 'range'), meta.size)
+    : { kind: 'full' };
+}
+
 /**
  * The bytes of one model (or one revision of it) with its headers: 304 for a matching
  * `If-None-Match`, 206 for one `Range` (`If-Range` with the current ETag), 416 for a range that
  * selects nothing, else 200.
  */
-export function sendModel({ req, res }: Exchange, model: Model): void {
-  const headers = { ...modelHeaders(model), 'Accept-Ranges': 'bytes' };
-  const etag = etagOf(model);
-  if (ifNoneMatchHits(header(req, 'if-none-match'), etag)) {
+export function sendModel(x: Exchange, model: Model): void {
+  const body = Buffer.from(model.instance.buffer, model.instance.byteOffset, model.instance.length);
+  const answer = readAnswer(x.req, model);
+  sendAnswer(
+    x,
+    model,
+    answer,
+    answer.kind === 'partial' ? body.subarray(answer.start, answer.end + 1) : body,
+  );
+}
+
+/** Sends `answer`; `bytes` are the whole model (full) or the range's bytes (partial). */
+function sendAnswer(
+  { req, res }: Exchange,
+  meta: ModelMeta,
+  answer: ReadAnswer,
+  bytes: Buffer,
+): void {
+  const headers = { ...modelHeaders(meta), 'Accept-Ranges': 'bytes' };
+  if (answer.kind === 'not-modified') {
     res.writeHead(304, headers);
     res.end();
     return;
   }
-  const body = Buffer.from(model.instance.buffer, model.instance.byteOffset, model.instance.length);
-  const range = ifRangeHolds(header(req, 'if-range'), etag)
-    ? rangeOf(header(req, 'range'), body.length)
-    : ({ kind: 'full' } as const);
-  if (range.kind === 'unsatisfiable') {
-    sendError(res, req, 416, `range not satisfiable: the model has ${body.length} bytes`, {
-      headers: { ...headers, 'Content-Range': `bytes */${body.length}` },
+  if (answer.kind === 'unsatisfiable') {
+    sendError(res, req, 416, `range not satisfiable: the model has ${meta.size} bytes`, {
+      headers: { ...headers, 'Content-Range': `bytes */${meta.size}` },
     });
     return;
   }
-  if (range.kind === 'partial') {
-    send(res, req, 206, body.subarray(range.start, range.end + 1), {
+  if (answer.kind === 'partial') {
+    send(res, req, 206, bytes, {
       ...headers,
       'Content-Type': 'application/octet-stream',
-      'Content-Range': `bytes ${range.start}-${range.end}/${body.length}`,
+      'Content-Range': `bytes ${answer.start}-${answer.end}/${meta.size}`,
     });
     return;
   }
-  send(res, req, 200, body, { ...headers, 'Content-Type': 'application/octet-stream' });
+  send(res, req, 200, bytes, { ...headers, 'Content-Type': 'application/octet-stream' });
 }
