@@ -83,6 +83,17 @@ function reference(store: readonly Event[], p: QueryTimeseriesParams): QueryResu
   return { events: events.slice(0, max), moreFollows: events.length > max };
 }
 
+/**
+ * These tests are about reading Hat's history (the `history` full replay and catch-ups), which is
+ * no longer the default full replay (`latest_then_history` is): they ask for it.
+ */
+function openHistory(
+  ctx: Parameters<typeof openBackend>[0],
+  extra: Record<string, unknown> = {},
+): ReturnType<typeof openBackend> {
+  return openBackend(ctx, { full_replay: 'history', ...extra });
+}
+
 describe('Hat test peer: LMDB query cost', () => {
   it('default partitions answer every query as a whole-store evaluation does', async () => {
     const peer = await startPeer({ engineEvents: false });
@@ -230,7 +241,7 @@ describe('Hat test peer: LMDB query cost', () => {
     it('a full replay without a snapshot walks every unrelated event before the models', async () => {
       for (const catchUp of ['auto', 'timeseries'] as const) {
         const w0 = peer.walked;
-        const b = await openBackend(peerContext(peer), { catch_up: catchUp });
+        const b = await openHistory(peerContext(peer), { catch_up: catchUp });
         try {
           assert.ok(peer.walked - w0 >= N, `${catchUp}: walked ${peer.walked - w0}`);
           await assertMatchesHat(b, peer, catchUp);
@@ -247,13 +258,13 @@ describe('Hat test peer: LMDB query cost', () => {
       assert.equal(peer.walked - w0, 0);
 
       const path = join(tmp.dir, 'snap.db');
-      const first = await openBackend(peerContext(peer), { snapshot: { path } });
+      const first = await openHistory(peerContext(peer), { snapshot: { path } });
       await first.close();
       peer.register(noise(300));
       peer.register([aimmEvent(5, 'later')]);
       peer.register(noise(300));
       const w1 = peer.walked;
-      const again = await openBackend(peerContext(peer), { snapshot: { path } });
+      const again = await openHistory(peerContext(peer), { snapshot: { path } });
       try {
         const walked = peer.walked - w1;
         // On top: our own connections' CONNECTED/DISCONNECTED events, and pages starting at the

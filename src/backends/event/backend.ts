@@ -12,7 +12,7 @@
  * and the backend's lifecycle.
  */
 import type { Logger } from 'pino';
-import type { Observable } from 'rxjs';
+import { map, type Observable } from 'rxjs';
 import {
   type Backend,
   type BackendContext,
@@ -102,7 +102,8 @@ export class EventBackend implements Backend {
     this.metrics.models.set(this.state.size);
 
     this.feed = new ChangeFeed(this.state, this.ids, this.metrics, this.logger);
-    this.changes$ = this.feed.changes$;
+    // A change on a model whose revision is still provisional says so (`revision-completion.ts`).
+    this.changes$ = this.feed.changes$.pipe(map((c) => this.completion.markChange(c)));
     this.intake = new EventIntake((events, originOf, knownOf) =>
       this.feed.apply(events, originOf, null, knownOf),
     );
@@ -167,7 +168,8 @@ export class EventBackend implements Backend {
   // ---- reads ---------------------------------------------------------------------------------
 
   async getModels(): Promise<ModelMeta[]> {
-    return this.pending.overlay(this.state.list());
+    const list = this.pending.overlay(this.state.list());
+    return this.completion.pending ? list.map((m) => this.completion.markMeta(m)) : list;
   }
 
   async getModel(instanceId: number): Promise<Model | null> {
@@ -191,7 +193,10 @@ export class EventBackend implements Backend {
       });
     }
     if (bytes === null) return null;
-    return { ...metaOf(e), instance: this.snapshot === null ? bytes.slice() : bytes };
+    return this.completion.markMeta({
+      ...metaOf(e),
+      instance: this.snapshot === null ? bytes.slice() : bytes,
+    });
   }
 
   // ---- writes --------------------------------------------------------------------------------
@@ -287,7 +292,8 @@ export class EventBackend implements Backend {
         options.expectedRevision,
       );
       job.ticket = ticket;
-      return this.writes.submit(job, mode);
+      const res = await this.writes.submit(job, mode);
+      return { ...res, meta: this.completion.markMeta(res.meta) };
     } catch (err) {
       ticket.release();
       throw err;
@@ -312,12 +318,12 @@ export class EventBackend implements Backend {
         ticket,
       );
       const res = await this.writes.submit(job, mode);
-      return {
+      return this.completion.markMeta({
         instanceId,
         modelType: res.meta.modelType,
         revision: res.meta.revision,
         ack: res.ack,
-      };
+      });
     } catch (err) {
       ticket.release();
       throw err;
