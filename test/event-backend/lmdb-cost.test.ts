@@ -55,7 +55,11 @@ function noise(n: number, withSource = true): RegisterEvent[] {
   });
 }
 
-/** The peer's former evaluation: the whole store filtered and sorted, the sentinel in that. */
+/**
+ * The peer's former evaluation, with LMDB's sentinel rule: the whole store sorted by the order's
+ * timestamp; the sentinel is looked for among every entry the partition's walk meets (any type,
+ * `timeseriesdb.py` `_Filter.process`), then the type and time filters apply to what follows it.
+ */
 function reference(store: readonly Event[], p: QueryTimeseriesParams): QueryResult {
   const bySource = p.orderBy === 'sourceTimestamp';
   const key = (e: Event) => (bySource ? (e.sourceTimestamp as Timestamp) : e.timestamp);
@@ -64,12 +68,11 @@ function reference(store: readonly Event[], p: QueryTimeseriesParams): QueryResu
     (t !== null &&
       (from === null || compareTimestamps(from, t) <= 0) &&
       (to === null || compareTimestamps(t, to) <= 0));
+  // What the walk meets: the partition's entries between the order's from and to.
   let events = store.filter(
     (e) =>
       (!bySource || e.sourceTimestamp !== null) &&
-      (p.eventTypes === null || matchesAny(e.type, p.eventTypes)) &&
-      inRange(e.timestamp, p.tFrom, p.tTo) &&
-      inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo),
+      inRange(key(e), bySource ? p.sourceTFrom : p.tFrom, bySource ? p.sourceTTo : p.tTo),
   );
   events.sort((a, b) => compareTimestamps(key(a), key(b)) || compareEventIds(a.id, b.id));
   if (p.order === 'descending') events.reverse();
@@ -79,6 +82,12 @@ function reference(store: readonly Event[], p: QueryTimeseriesParams): QueryResu
     if (i < 0) return { events: [], moreFollows: false };
     events = events.slice(i + 1);
   }
+  events = events.filter(
+    (e) =>
+      (p.eventTypes === null || matchesAny(e.type, p.eventTypes)) &&
+      inRange(e.timestamp, p.tFrom, p.tTo) &&
+      inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo),
+  );
   const max = p.maxResults === null ? 4096 : p.maxResults;
   return { events: events.slice(0, max), moreFollows: events.length > max };
 }

@@ -874,17 +874,19 @@ class Peer implements HatPeer {
     // Seek (LMDB's set_range), then walk entry by entry, decoding each, until max + 1 matches.
     for (const index of partition.walk(this.store, p.order, from, to)) {
       const e = this.read(index);
+      if (sentinel !== null) {
+        // As LMDB's `_Filter.process` (timeseriesdb.py): every walked entry up to and including
+        // the sentinel is dropped before the type and time filters, so the sentinel may be any
+        // event the walk meets, of any type.
+        if (sameId(e.id, sentinel)) sentinel = null;
+        continue;
+      }
       if (
         (types !== null && !matchesAny(e.type, types)) ||
         !inRange(e.timestamp, p.tFrom, p.tTo) ||
         !inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo)
       )
         continue;
-      if (sentinel !== null) {
-        // The sentinel counts only in the filtered stream (this peer's documented behaviour).
-        if (sameId(e.id, sentinel)) sentinel = null;
-        continue;
-      }
       out.push(this.store[index] as Event);
       if (out.length > max) break;
     }
