@@ -214,16 +214,21 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
       completes?: boolean;
     };
     const cases: Case[] = [
-      { name: 'no snapshot, history, catch_up auto', conf: {}, exact: true, snapshot: false },
+      {
+        name: 'no snapshot, history, catch_up auto',
+        conf: { full_replay: 'history' },
+        exact: true,
+        snapshot: false,
+      },
       {
         name: 'no snapshot, history, catch_up timeseries',
-        conf: { catch_up: 'timeseries' },
+        conf: { full_replay: 'history', catch_up: 'timeseries' },
         exact: true,
         snapshot: false,
       },
       {
         name: 'no snapshot, history, catch_up server',
-        conf: { catch_up: 'server' },
+        conf: { full_replay: 'history', catch_up: 'server' },
         exact: true,
         snapshot: false,
       },
@@ -234,8 +239,8 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
         snapshot: false,
       },
       {
-        name: 'no snapshot, latest_then_history',
-        conf: { full_replay: 'latest_then_history' },
+        name: 'no snapshot, latest_then_history (default)',
+        conf: {},
         exact: false,
         snapshot: false,
         completes: true,
@@ -493,13 +498,13 @@ async function prunedCases(
   const hat = hatModels(peer);
   const live = [...hat.values()].filter((v) => v.last !== null).length;
   const cases = [
-    { name: 'pruned: old snapshot, history', conf: {}, snapshot: true },
+    { name: 'pruned: old snapshot, history', conf: { full_replay: 'history' }, snapshot: true },
     {
       name: 'pruned: old snapshot, latest_then_history',
       conf: { full_replay: 'latest_then_history' },
       snapshot: true,
     },
-    { name: 'pruned: no snapshot, history', conf: {}, snapshot: false },
+    { name: 'pruned: no snapshot, history', conf: { full_replay: 'history' }, snapshot: false },
   ];
   const rows: RecoveryRow[] = [];
   for (const c of cases) {

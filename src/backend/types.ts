@@ -22,6 +22,12 @@ export interface ModelMeta {
   sha256: string;
   /** ISO-8601 UTC time of the last write (as the backend knows it). */
   updated: string;
+  /**
+   * Present (true) only while `revision` is a lower bound that will rise to the exact count without
+   * a write: the event backend completing a start without a snapshot (docs/backend-event.md). Such a
+   * revision cannot pass a compare-and-set; an `updated` change with the exact revision follows.
+   */
+  revisionProvisional?: true;
 }
 
 export interface Model extends ModelMeta {
@@ -54,6 +60,8 @@ export interface ModelChange {
   origin: ChangeOrigin;
   /** Present for created/updated: the model's new metadata. */
   meta?: ModelMeta;
+  /** As {@link ModelMeta.revisionProvisional}: `revision` is a lower bound (deletions included). */
+  revisionProvisional?: true;
 }
 
 /**
@@ -93,6 +101,8 @@ export interface DeleteResult {
   /** Revision of the tombstone. */
   revision: number;
   ack: AckLevel;
+  /** As {@link ModelMeta.revisionProvisional}. */
+  revisionProvisional?: true;
 }
 
 /** One revision of a model, as its history lists it (oldest first). */

@@ -132,6 +132,7 @@ export function metaLine(m: ModelInfo): Record<string, unknown> {
     size: m.size,
     sha256: m.sha256,
     updated: m.updated,
+    ...provisionalMark(m),
   };
 }
 
@@ -142,7 +143,13 @@ export function putLine(meta: ModelInfo): Record<string, unknown> {
     revision: meta.revision,
     size: meta.size,
     sha256: meta.sha256,
+    ...provisionalMark(meta),
   };
+}
+
+/** `revision_provisional: true` while the server says the revision is a lower bound. */
+export function provisionalMark(m: { revisionProvisional?: true }): Record<string, true> {
+  return m.revisionProvisional === true ? { revision_provisional: true } : {};
 }
 
 export function messageOf(err: unknown): string {

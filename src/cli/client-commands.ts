@@ -33,6 +33,7 @@ import {
   noMorePositionals,
   parseId,
   parseRevision,
+  provisionalMark,
   putLine,
   UsageError,
   type Values,
@@ -323,7 +324,12 @@ async function rm(c: Common, values: Values, positionals: string[]): Promise<num
   const id = parseId(positionals[0], 'ID');
   const expectedRevision = parseRevision(values['expect-revision']);
   const r = await withClient(c, (client) => client.remove(id, { expectedRevision }));
-  line({ instance_id: r.instanceId, model_type: r.modelType, revision: r.revision });
+  line({
+    instance_id: r.instanceId,
+    model_type: r.modelType,
+    revision: r.revision,
+    ...provisionalMark(r),
+  });
   return EXIT_OK;
 }
 
@@ -364,6 +370,7 @@ async function watch(c: Common, positionals: string[]): Promise<number> {
         model_type: ch.modelType,
         revision: ch.revision,
         origin: ch.origin,
+        ...provisionalMark(ch),
       }),
     );
     void client.closed.then((info) => {

@@ -51,6 +51,12 @@ export interface ModelInfo {
   updated: string;
   /** On writes: what the acknowledgement means (`committed`, `registered`, `persisted`, `queued`). */
   ack?: string;
+  /**
+   * True while `revision` is a lower bound the server is still completing (the event backend
+   * after a start without a snapshot): it rises without a write, and compare-and-set against it
+   * fails. Absent when exact.
+   */
+  revisionProvisional?: true;
 }
 
 export interface StoredModel extends ModelInfo {
@@ -63,6 +69,8 @@ export interface RemoveResult {
   /** Revision of the deletion. */
   revision: number;
   ack?: string;
+  /** As {@link ModelInfo.revisionProvisional}. */
+  revisionProvisional?: true;
 }
 
 export interface ModelChangeEvent {
@@ -74,6 +82,8 @@ export interface ModelChangeEvent {
   size?: number;
   sha256?: string;
   updated?: string;
+  /** As {@link ModelInfo.revisionProvisional}. */
+  revisionProvisional?: true;
 }
 
 export interface PutOptions {
@@ -252,6 +262,7 @@ export class JugglerClient {
       revision: Number(d.revision),
     };
     if (typeof d.ack === 'string') r.ack = d.ack;
+    if (d.revision_provisional === true) r.revisionProvisional = true;
     return r;
   }
 
@@ -340,6 +351,7 @@ function toInfo(data: unknown): ModelInfo {
     updated: String(d.updated),
   };
   if (typeof d.ack === 'string') info.ack = d.ack;
+  if (d.revision_provisional === true) info.revisionProvisional = true;
   return info;
 }
 
@@ -355,6 +367,7 @@ function toChange(data: unknown): ModelChangeEvent {
   if (typeof d.size === 'number') c.size = d.size;
   if (typeof d.sha256 === 'string') c.sha256 = d.sha256;
   if (typeof d.updated === 'string') c.updated = d.updated;
+  if (d.revision_provisional === true) c.revisionProvisional = true;
   return c;
 }
 

@@ -231,6 +231,7 @@ function infoOf(data: unknown): ModelInfo {
     sha256: String(d.sha256),
     updated: String(d.updated),
     ...(typeof d.ack === 'string' ? { ack: d.ack } : {}),
+    ...(d.revision_provisional === true ? { revisionProvisional: true as const } : {}),
   };
 }
 
@@ -244,5 +245,6 @@ function infoOfHeaders(res: IncomingMessage): ModelInfo {
     size: Number(h['content-length']),
     sha256: String(h['x-model-sha256'] ?? ''),
     updated: Number.isNaN(updated) ? '' : new Date(updated).toISOString(),
+    ...(h['x-model-revision-provisional'] === 'true' ? { revisionProvisional: true as const } : {}),
   };
 }

@@ -18,5 +18,6 @@ export function changeData(c: ModelChange): Record<string, unknown> {
     d.sha256 = c.meta.sha256;
     d.updated = c.meta.updated;
   }
+  if (c.revisionProvisional === true) d.revision_provisional = true;
   return d;
 }

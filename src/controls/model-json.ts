@@ -3,7 +3,7 @@
  * replies (`list_instances`, `meta_only`, `get_instance`) and the Juggler state's entries, all with
  * the keys the CLI prints. AIMM's keys come first, in AIMM's order (`instance_id`, `model_type`,
  * and `instance` when the base64 bytes are given), then ours (`revision`, `size`, `sha256`,
- * `updated`). Key order is part of the wire format (the Juggler control writes Python's
+ * `updated`, and `revision_provisional: true` while the revision is a lower bound). Key order is part of the wire format (the Juggler control writes Python's
  * `json.dumps` text in insertion order).
  */
 import type { ModelMeta, ModelRevision } from '../backend/types.js';
@@ -15,6 +15,8 @@ export function modelJson(meta: ModelMeta, instanceB64?: string): Record<string,
   e.size = meta.size;
   e.sha256 = meta.sha256;
   e.updated = meta.updated;
+  // Only while the revision is a lower bound (docs/backend-event.md): exact models keep the shape.
+  if (meta.revisionProvisional === true) e.revision_provisional = true;
   return e;
 }
 

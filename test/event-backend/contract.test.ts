@@ -9,7 +9,7 @@ import { after, before } from 'node:test';
 import { create } from '../../src/backends/event.js';
 import type { HatPeer } from '../peer/hat-peer.js';
 import { runBackendContract } from '../support/backend-contract.js';
-import { eventConf, peerContext, startPeer, tempDir } from './support.js';
+import { eventConf, peerContext, startPeer, tempDir, waitFor } from './support.js';
 
 let peer: HatPeer;
 let counter = 0;
@@ -29,6 +29,12 @@ function variant(name: string, extra: (dir: string) => Record<string, unknown>, 
       const open = async () => {
         const b = create(conf, peerContext(peer));
         await b.whenReady();
+        // Without a snapshot, a reopen is ready from `latest` with provisional revisions (marked
+        // `revisionProvisional`); the contract's revisions hold once the history is counted.
+        await waitFor(
+          async () => !(await b.getModels()).some((m) => m.revisionProvisional === true),
+          'revisions exact',
+        );
         return b;
       };
       return { backend: await open(), reopen: open, cleanup: async () => remove() };

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BackendError } from '../../src/backend/types.js';
+import { BackendError, type ModelChange } from '../../src/backend/types.js';
 import type { QueryParams, RegisterEvent } from '../../src/hat/eventer/common.js';
 import type { HatPeer } from '../peer/hat-peer.js';
 import {
@@ -108,12 +108,32 @@ describe('full_replay: latest_then_history', () => {
       const m3 = await b.getModel(3);
       assert.equal(Buffer.from(m3?.instance ?? []).toString(), 'third');
       assert.equal(m3?.revision, 1, 'a lower bound until the history is complete');
+      // ... and it says so, in every read and in the changes.
+      assert.equal(m3?.revisionProvisional, true);
+      assert.ok((await b.getModels()).every((m) => m.revisionProvisional === true));
+      const changes: ModelChange[] = [];
+      const sub = b.changes$.subscribe((c) => changes.push(c));
       assert.match(b.status().detail ?? '', /completing history/);
       assert.equal(b.status().ready, true);
       // Ids are allocated past every id seen, the tombstoned highest one included.
       const created = await b.createModel('seed.Model', text('new'));
       assert.equal(created.meta.instanceId, 31);
       assert.equal(created.meta.revision, 1, 'a model created after latest is exact at once');
+      assert.equal(created.meta.revisionProvisional, undefined);
+      const plain = await b.updateModel(2, 'seed.Model', text('plain'));
+      assert.deepEqual([plain.meta.revision, plain.meta.revisionProvisional], [2, true]);
+      assert.deepEqual(
+        changes.map((c) => [
+          c.instanceId,
+          c.revision,
+          c.revisionProvisional,
+          c.meta?.revisionProvisional,
+        ]),
+        [
+          [31, 1, undefined, undefined],
+          [2, 2, true, true],
+        ],
+      );
 
       g.open();
       await waitFor(() => complete(ctx), 'history complete');
@@ -122,6 +142,20 @@ describe('full_replay: latest_then_history', () => {
       assert.equal((await b.getModel(3))?.revision, 3);
       assert.equal((await b.getModel(7))?.revision, 3);
       assert.equal(b.status().detail, 'online');
+      assert.ok((await b.getModels()).every((m) => m.revisionProvisional === undefined));
+      // Every live model that had a provisional revision gets an `updated` change with the exact
+      // one (same bytes); 31 was exact from the start.
+      sub.unsubscribe();
+      const exactChanges = changes.slice(2);
+      assert.equal(exactChanges.length, 28);
+      for (const c of exactChanges) {
+        assert.equal(c.change, 'updated');
+        assert.equal(c.revisionProvisional, undefined);
+        const m = await b.getModel(c.instanceId);
+        assert.deepEqual([c.revision, c.meta?.sha256], [m?.revision, m?.sha256]);
+      }
+      assert.equal(exactChanges.find((c) => c.instanceId === 3)?.revision, 3);
+      assert.equal(exactChanges.find((c) => c.instanceId === 2)?.revision, 2);
     } finally {
       await b.close();
     }

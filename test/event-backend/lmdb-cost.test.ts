@@ -55,7 +55,11 @@ function noise(n: number, withSource = true): RegisterEvent[] {
   });
 }
 
-/** The peer's former evaluation: the whole store filtered and sorted, the sentinel in that. */
+/**
+ * The peer's former evaluation, with LMDB's sentinel rule: the whole store sorted by the order's
+ * timestamp; the sentinel is looked for among every entry the partition's walk meets (any type,
+ * `timeseriesdb.py` `_Filter.process`), then the type and time filters apply to what follows it.
+ */
 function reference(store: readonly Event[], p: QueryTimeseriesParams): QueryResult {
   const bySource = p.orderBy === 'sourceTimestamp';
   const key = (e: Event) => (bySource ? (e.sourceTimestamp as Timestamp) : e.timestamp);
@@ -64,12 +68,11 @@ function reference(store: readonly Event[], p: QueryTimeseriesParams): QueryResu
     (t !== null &&
       (from === null || compareTimestamps(from, t) <= 0) &&
       (to === null || compareTimestamps(t, to) <= 0));
+  // What the walk meets: the partition's entries between the order's from and to.
   let events = store.filter(
     (e) =>
       (!bySource || e.sourceTimestamp !== null) &&
-      (p.eventTypes === null || matchesAny(e.type, p.eventTypes)) &&
-      inRange(e.timestamp, p.tFrom, p.tTo) &&
-      inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo),
+      inRange(key(e), bySource ? p.sourceTFrom : p.tFrom, bySource ? p.sourceTTo : p.tTo),
   );
   events.sort((a, b) => compareTimestamps(key(a), key(b)) || compareEventIds(a.id, b.id));
   if (p.order === 'descending') events.reverse();
@@ -79,8 +82,25 @@ function reference(store: readonly Event[], p: QueryTimeseriesParams): QueryResu
     if (i < 0) return { events: [], moreFollows: false };
     events = events.slice(i + 1);
   }
+  events = events.filter(
+    (e) =>
+      (p.eventTypes === null || matchesAny(e.type, p.eventTypes)) &&
+      inRange(e.timestamp, p.tFrom, p.tTo) &&
+      inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo),
+  );
   const max = p.maxResults === null ? 4096 : p.maxResults;
   return { events: events.slice(0, max), moreFollows: events.length > max };
+}
+
+/**
+ * These tests are about reading Hat's history (the `history` full replay and catch-ups), which is
+ * no longer the default full replay (`latest_then_history` is): they ask for it.
+ */
+function openHistory(
+  ctx: Parameters<typeof openBackend>[0],
+  extra: Record<string, unknown> = {},
+): ReturnType<typeof openBackend> {
+  return openBackend(ctx, { full_replay: 'history', ...extra });
 }
 
 describe('Hat test peer: LMDB query cost', () => {
@@ -230,7 +250,7 @@ describe('Hat test peer: LMDB query cost', () => {
     it('a full replay without a snapshot walks every unrelated event before the models', async () => {
       for (const catchUp of ['auto', 'timeseries'] as const) {
         const w0 = peer.walked;
-        const b = await openBackend(peerContext(peer), { catch_up: catchUp });
+        const b = await openHistory(peerContext(peer), { catch_up: catchUp });
         try {
           assert.ok(peer.walked - w0 >= N, `${catchUp}: walked ${peer.walked - w0}`);
           await assertMatchesHat(b, peer, catchUp);
@@ -247,13 +267,13 @@ describe('Hat test peer: LMDB query cost', () => {
       assert.equal(peer.walked - w0, 0);
 
       const path = join(tmp.dir, 'snap.db');
-      const first = await openBackend(peerContext(peer), { snapshot: { path } });
+      const first = await openHistory(peerContext(peer), { snapshot: { path } });
       await first.close();
       peer.register(noise(300));
       peer.register([aimmEvent(5, 'later')]);
       peer.register(noise(300));
       const w1 = peer.walked;
-      const again = await openBackend(peerContext(peer), { snapshot: { path } });
+      const again = await openHistory(peerContext(peer), { snapshot: { path } });
       try {
         const walked = peer.walked - w1;
         // On top: our own connections' CONNECTED/DISCONNECTED events, and pages starting at the

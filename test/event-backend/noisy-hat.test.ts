@@ -87,6 +87,17 @@ function tsOf(e: Event | undefined): Timestamp {
   return e.timestamp;
 }
 
+/**
+ * These tests are about reading Hat's history (the `history` full replay and catch-ups), which is
+ * no longer the default full replay (`latest_then_history` is): they ask for it.
+ */
+function openHistory(
+  ctx: Parameters<typeof openBackend>[0],
+  extra: Record<string, unknown> = {},
+): ReturnType<typeof openBackend> {
+  return openBackend(ctx, { full_replay: 'history', ...extra });
+}
+
 describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
   let peer: HatPeer;
   let proxy: RecordingProxy;
@@ -117,7 +128,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
 
     const ctx = peerContext(proxy);
     const bytes0 = proxy.receivedBytes;
-    let b = await openBackend(ctx);
+    let b = await openHistory(ctx);
     const autoBytes = proxy.receivedBytes - bytes0;
     try {
       const rec = recovered(ctx);
@@ -138,7 +149,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
 
     const ctx2 = peerContext(proxy);
     const bytes1 = proxy.receivedBytes;
-    b = await openBackend(ctx2, { catch_up: 'server' });
+    b = await openHistory(ctx2, { catch_up: 'server' });
     const serverBytes = proxy.receivedBytes - bytes1;
     try {
       const rec = recovered(ctx2);
@@ -159,7 +170,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
     const snapshot = { path: join(dir, 'event.db') };
     const copy = { path: join(dir, 'copy.db') };
     try {
-      let b = await openBackend(peerContext(peer), { snapshot });
+      let b = await openHistory(peerContext(peer), { snapshot });
       await b.close();
       // While the daemon is down: 20k unrelated events, 4 updates and 2 new models among them.
       noise(peer, NOISE / 2);
@@ -171,7 +182,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
 
       const ctx = peerContext(proxy);
       const bytes0 = proxy.receivedBytes;
-      b = await openBackend(ctx, { snapshot, catch_up_page_size: 4 });
+      b = await openHistory(ctx, { snapshot, catch_up_page_size: 4 });
       const autoBytes = proxy.receivedBytes - bytes0;
       try {
         const rec = recovered(ctx);
@@ -191,7 +202,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       // Nothing new under the prefix (only unrelated events): the check and one probe.
       noise(peer, 1000);
       const ctx1 = peerContext(peer);
-      b = await openBackend(ctx1, { snapshot });
+      b = await openHistory(ctx1, { snapshot });
       try {
         const rec = recovered(ctx1);
         assert.deepEqual(
@@ -205,7 +216,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
 
       // The same snapshot state with server queries: the same result, every event read.
       const ctx2 = peerContext(peer);
-      b = await openBackend(ctx2, { snapshot: copy, catch_up: 'server' });
+      b = await openHistory(ctx2, { snapshot: copy, catch_up: 'server' });
       try {
         const rec = recovered(ctx2);
         assert.deepEqual([rec.mode, rec.via, rec.rebuilt], ['catch_up', 'server', false]);
@@ -223,7 +234,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
   it('a reconnect after an outage catches up only the prefix’s events', async () => {
     seedNoisy();
     const ctx = peerContext(peer);
-    const b = await openBackend(ctx);
+    const b = await openHistory(ctx);
     try {
       await assertMatchesHat(b, peer, 'start');
       await peer.stop();
@@ -264,7 +275,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       // Sessions of 25 model events (one timestamp each), mixed with other types in one session.
       for (let round = 0; round < 3; round++) peer.register(mixedSession(round, 25, 5));
       const ctx = peerContext(peer);
-      let b = await openBackend(ctx, { snapshot, catch_up_page_size: 7 });
+      let b = await openHistory(ctx, { snapshot, catch_up_page_size: 7 });
       assert.deepEqual(
         [recovered(ctx).via, recovered(ctx).events],
         ['timeseries', 75],
@@ -274,7 +285,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       await b.close();
       for (let round = 3; round < 6; round++) peer.register(mixedSession(round, 25, 5));
       const ctx2 = peerContext(peer);
-      b = await openBackend(ctx2, { snapshot, catch_up_page_size: 7 });
+      b = await openHistory(ctx2, { snapshot, catch_up_page_size: 7 });
       try {
         assert.deepEqual(
           [recovered(ctx2).mode, recovered(ctx2).via, recovered(ctx2).events],
@@ -302,7 +313,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       if (params.kind === 'timeseries' && params.lastEventId !== null) paged.push(params);
       return client.query(params);
     });
-    const b = await openBackend(ctx, { catch_up_page_size: 8 });
+    const b = await openHistory(ctx, { catch_up_page_size: 8 });
     try {
       assert.equal(recovered(ctx).events, 120);
       assert.ok(paged.length >= 10, `${paged.length} pages with a sentinel`);
@@ -334,7 +345,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       peer.register([aimmEvent(4, 's2-c')], { serverId: 2 }); // the last: the checkpoint's server is 2
 
       const ctx = peerContext(peer);
-      let b = await openBackend(ctx, { snapshot });
+      let b = await openHistory(ctx, { snapshot });
       assert.deepEqual([recovered(ctx).via, recovered(ctx).events], ['timeseries', 6]);
       await assertMatchesHat(b, peer, 'two servers, full replay');
       await b.close();
@@ -344,7 +355,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       noise(peer, 2000);
       peer.register([aimmEvent(3, 's2-d'), tombstone(4)], { serverId: 2 });
       const ctx2 = peerContext(peer);
-      b = await openBackend(ctx2, { snapshot });
+      b = await openHistory(ctx2, { snapshot });
       try {
         const rec = recovered(ctx2);
         assert.deepEqual(
@@ -360,7 +371,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       // the `latest` check after the replay sees it and rebuilds from `latest` (revisions of
       // server 1's models then count only what server 2's history holds: lower bounds).
       const ctx3 = peerContext(peer);
-      b = await openBackend(ctx3, { catch_up: 'server' });
+      b = await openHistory(ctx3, { catch_up: 'server' });
       try {
         assert.deepEqual(
           [recovered(ctx3).mode, recovered(ctx3).via, recovered(ctx3).rebuilt],
@@ -384,13 +395,13 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
     const { dir, remove } = tempDir();
     const snapshot = { path: join(dir, 'event.db') };
     try {
-      let b = await openBackend(peerContext(peer), { snapshot, catch_up: 'server' });
+      let b = await openHistory(peerContext(peer), { snapshot, catch_up: 'server' });
       await b.close(); // its checkpoint is the last (unrelated) event it scanned
       noise(peer, 5000);
       peer.register([aimmEvent(2, 'later-2')]);
       noise(peer, 5000);
       const ctx = peerContext(peer);
-      b = await openBackend(ctx, { snapshot });
+      b = await openHistory(ctx, { snapshot });
       try {
         const rec = recovered(ctx);
         assert.deepEqual([rec.mode, rec.via, rec.events], ['catch_up', 'timeseries', 1]);
@@ -411,7 +422,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
     const snapshot = { path: join(dir, 'event.db') };
     const copy = { path: join(dir, 'copy.db') };
     try {
-      let b = await openBackend(peerContext(peer), { snapshot });
+      let b = await openHistory(peerContext(peer), { snapshot });
       await b.close();
       peer.register([aimmEvent(30, 'pruned-30')]);
       noise(peer, 1000);
@@ -432,7 +443,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
 
       const ctx = peerContext(peer);
       pruned(ctx);
-      b = await openBackend(ctx, { snapshot });
+      b = await openHistory(ctx, { snapshot });
       try {
         const rec = recovered(ctx);
         assert.deepEqual([rec.mode, rec.via, rec.events], ['catch_up', 'server', 2]);
@@ -445,7 +456,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
       // catch_up: timeseries trusts the series: it warns, and model 30 is missing.
       const ctx2 = peerContext(peer);
       pruned(ctx2);
-      b = await openBackend(ctx2, { snapshot: copy, catch_up: 'timeseries' });
+      b = await openHistory(ctx2, { snapshot: copy, catch_up: 'timeseries' });
       try {
         assert.deepEqual([recovered(ctx2).via, recovered(ctx2).events], ['timeseries', 1]);
         assert.equal(ctx2.logs.find(/events since the checkpoint may be missing/).length, 1);
@@ -473,7 +484,7 @@ describe('event backend recovery from a noisy Hat', { timeout: 60_000 }, () => {
         return Promise.resolve({ events: [], moreFollows: false });
       return client.query(params);
     });
-    const b = await openBackend(ctx, { catch_up_page_size: 8 });
+    const b = await openHistory(ctx, { catch_up_page_size: 8 });
     try {
       assert.ok(lost > 2, 'paging went on after the lost sentinel');
       assert.equal(ctx.logs.find(/lost the event the catch-up paged from/).length, 1);

@@ -56,7 +56,7 @@ describe('event backend recovery', () => {
     await b.close();
 
     const ctx = peerContext(peer);
-    b = await openBackend(ctx);
+    b = await openBackend(ctx, { full_replay: 'history' });
     try {
       assert.equal(recovered(ctx).mode, 'history');
       const models = await b.getModels();
@@ -103,7 +103,7 @@ describe('event backend recovery', () => {
     try {
       seed(peer, 1, 10_000);
       const ctx1 = peerContext(peer);
-      let b = await openBackend(ctx1, { snapshot });
+      let b = await openBackend(ctx1, { snapshot, full_replay: 'history' });
       assert.equal(recovered(ctx1).mode, 'history');
       assert.equal((await b.getModels()).length, 10_000);
       await b.close();
@@ -126,7 +126,7 @@ describe('event backend recovery', () => {
 
       // Without the snapshot: a full replay (latest + history) restores everything too.
       const ctx3 = peerContext(peer);
-      b = await openBackend(ctx3);
+      b = await openBackend(ctx3, { full_replay: 'history' });
       assert.equal(recovered(ctx3).mode, 'history');
       assert.equal((await b.getModels()).length, 10_050);
       assert.equal(str((await b.getModel(100))?.instance ?? new Uint8Array()), 'u100');
@@ -150,7 +150,7 @@ describe('event backend recovery', () => {
     const snapshot = { path: join(dir, 'event.db') };
     try {
       seed(peer, 1, 200);
-      let b = await openBackend(peerContext(peer), { snapshot });
+      let b = await openBackend(peerContext(peer), { snapshot, full_replay: 'history' });
       await b.close();
       // A delta of 3000 events to catch up with, in pages of 50.
       for (let round = 0; round < 15; round++) {
@@ -169,7 +169,7 @@ describe('event backend recovery', () => {
           await new Promise((r) => setImmediate(r));
         }
       })();
-      b = await openBackend(ctx, { snapshot, catch_up_page_size: 50 });
+      b = await openBackend(ctx, { snapshot, catch_up_page_size: 50, full_replay: 'history' });
       const duringRecovery = written;
       await sleep(30);
       writing = false;
@@ -293,7 +293,7 @@ describe('event backend recovery', () => {
       await b.close();
       writeFileSync(path, Buffer.alloc(8192, 0x5a));
       const ctx = peerContext(peer);
-      b = await openBackend(ctx, { snapshot: { path } });
+      b = await openBackend(ctx, { snapshot: { path }, full_replay: 'history' });
       try {
         const warn = ctx.logs.find(/snapshot unusable/);
         assert.equal(warn.length, 1);

@@ -450,7 +450,7 @@ describe('backoff and config', () => {
     assert.equal(c.ack, 'registered');
     assert.equal(c.snapshotPath, null);
     assert.equal(c.idStride, 1);
-    assert.equal(c.fullReplay, 'history');
+    assert.equal(c.fullReplay, 'latest_then_history');
     assert.equal(c.catchUp, 'auto');
     assert.equal(parseConfig({ model_prefix: ['a'], catch_up: 'server' }).catchUp, 'server');
     assert.throws(

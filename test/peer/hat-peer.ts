@@ -161,6 +161,11 @@ export interface HatPeer {
   failRegisters(on: boolean): void;
   /** Stop reading and answering anything (pings included), or resume. */
   stall(on: boolean): void;
+  /**
+   * Hold timeseries and server queries (answered, in order, once released) while `latest` queries,
+   * registers and pings go on: a history read that takes as long as the test wants.
+   */
+  holdHistoryQueries(on: boolean): void;
   /** Destroys the open connections, optionally after `afterBytes` more bytes sent on each. */
   cutConnections(opts?: { afterBytes?: number }): void;
   /**
@@ -254,6 +259,8 @@ class Peer implements HatPeer {
 
   private store: Event[] = [];
   private walkedEntries = 0;
+  /** `holdHistoryQueries`: the held timeseries and server queries' answers, in order. */
+  private heldQueries: (() => void)[] | null = null;
   /** Per store index: how many time-series partitions hold it (pruning lowers it). */
   private heldBy: number[] = [];
   /** The stored events encoded (index = position in `store`): what a walk decodes. */
@@ -767,8 +774,27 @@ class Peer implements HatPeer {
 
   private handleQuery(pc: PeerConnection, msg: ReceivedMsg): void {
     const params = decodeQueryReq(msg.data);
+    if (this.heldQueries !== null && params.kind !== 'latest') {
+      this.heldQueries.push(() => this.answerQuery(pc, msg.conv, params));
+      return;
+    }
+    this.answerQuery(pc, msg.conv, params);
+  }
+
+  private answerQuery(pc: PeerConnection, conv: ReceivedMsg['conv'], params: QueryParams): void {
+    if (!this.connections.has(pc)) return;
     const result = this.query(params);
-    pc.conn.send(MSG_QUERY_RES, encodeQueryRes(result), { conv: msg.conv, last: true });
+    pc.conn.send(MSG_QUERY_RES, encodeQueryRes(result), { conv, last: true });
+  }
+
+  holdHistoryQueries(on: boolean): void {
+    if (on) {
+      this.heldQueries ??= [];
+      return;
+    }
+    const held = this.heldQueries ?? [];
+    this.heldQueries = null;
+    for (const answer of held) answer();
   }
 
   private checkTypes(types: readonly EventType[] | null): void {
@@ -848,17 +874,19 @@ class Peer implements HatPeer {
     // Seek (LMDB's set_range), then walk entry by entry, decoding each, until max + 1 matches.
     for (const index of partition.walk(this.store, p.order, from, to)) {
       const e = this.read(index);
+      if (sentinel !== null) {
+        // As LMDB's `_Filter.process` (timeseriesdb.py): every walked entry up to and including
+        // the sentinel is dropped before the type and time filters, so the sentinel may be any
+        // event the walk meets, of any type.
+        if (sameId(e.id, sentinel)) sentinel = null;
+        continue;
+      }
       if (
         (types !== null && !matchesAny(e.type, types)) ||
         !inRange(e.timestamp, p.tFrom, p.tTo) ||
         !inRange(e.sourceTimestamp, p.sourceTFrom, p.sourceTTo)
       )
         continue;
-      if (sentinel !== null) {
-        // The sentinel counts only in the filtered stream (this peer's documented behaviour).
-        if (sameId(e.id, sentinel)) sentinel = null;
-        continue;
-      }
       out.push(this.store[index] as Event);
       if (out.length > max) break;
     }

@@ -12,7 +12,7 @@
  * and the backend's lifecycle.
  */
 import type { Logger } from 'pino';
-import type { Observable } from 'rxjs';
+import { map, type Observable } from 'rxjs';
 import {
   type Backend,
   type BackendContext,
@@ -105,7 +105,8 @@ export class EventBackend implements Backend {
     this.metrics.models.set(this.state.size);
 
     this.feed = new ChangeFeed(this.state, this.ids, this.metrics, this.logger);
-    this.changes$ = this.feed.changes$;
+    // A change on a model whose revision is still provisional says so (`revision-completion.ts`).
+    this.changes$ = this.feed.changes$.pipe(map((c) => this.completion.markChange(c)));
     this.intake = new EventIntake((events, originOf, knownOf) =>
       this.feed.apply(events, originOf, null, knownOf),
     );
@@ -170,14 +171,15 @@ export class EventBackend implements Backend {
   // ---- reads ---------------------------------------------------------------------------------
 
   async getModels(): Promise<ModelMeta[]> {
-    return this.pending.overlay(this.state.list());
+    const list = this.pending.overlay(this.state.list());
+    return this.completion.pending ? list.map((m) => this.completion.markMeta(m)) : list;
   }
 
   async getModel(instanceId: number): Promise<Model | null> {
     if (!Number.isSafeInteger(instanceId) || instanceId < 1) return null;
     if (this.pending.hasDurable(instanceId)) {
       const q = this.pending.queuedModel(instanceId);
-      return q === null ? null : { ...q.meta, instance: q.instance };
+      return q === null ? null : this.completion.markMeta({ ...q.meta, instance: q.instance });
     }
     const e = this.state.get(instanceId);
     if (e === undefined || e.deleted) return null;
@@ -194,7 +196,10 @@ export class EventBackend implements Backend {
       });
     }
     if (bytes === null) return null;
-    return { ...metaOf(e), instance: this.snapshot === null ? copyOf(bytes) : bytes };
+    return this.completion.markMeta({
+      ...metaOf(e),
+      instance: this.snapshot === null ? copyOf(bytes) : bytes,
+    });
   }
 
   async getModelRange(
@@ -205,14 +210,15 @@ export class EventBackend implements Backend {
     if (this.pending.hasDurable(instanceId)) {
       const q = this.pending.queuedModel(instanceId);
       if (q === null) return null;
-      const span = pick(q.meta);
+      const qmeta = this.completion.markMeta(q.meta);
+      const span = pick(qmeta);
       const bytes =
         span === null ? new Uint8Array(0) : copyOf(q.instance.subarray(span.start, span.end));
-      return { meta: q.meta, span, bytes };
+      return { meta: qmeta, span, bytes };
     }
     const e = this.state.get(instanceId);
     if (e === undefined || e.deleted) return null;
-    const meta = metaOf(e);
+    const meta = this.completion.markMeta(metaOf(e));
     const span = pick(meta);
     if (span === null) return { meta, span, bytes: new Uint8Array(0) };
     let bytes: Uint8Array | null;
@@ -328,7 +334,8 @@ export class EventBackend implements Backend {
         options.expectedRevision,
       );
       job.ticket = ticket;
-      return this.writes.submit(job, mode);
+      const res = await this.writes.submit(job, mode);
+      return { ...res, meta: this.completion.markMeta(res.meta) };
     } catch (err) {
       ticket.release();
       throw err;
@@ -353,12 +360,12 @@ export class EventBackend implements Backend {
         ticket,
       );
       const res = await this.writes.submit(job, mode);
-      return {
+      return this.completion.markMeta({
         instanceId,
         modelType: res.meta.modelType,
         revision: res.meta.revision,
         ack: res.ack,
-      };
+      });
     } catch (err) {
       ticket.release();
       throw err;

@@ -11,7 +11,7 @@ import type { Event } from '../../hat/eventer/common.js';
 import { type EventRef, refKey } from './event-ref.js';
 import type { IdAllocator } from './ids.js';
 import type { EventMetrics } from './metrics.js';
-import type { EventOutcome, KnownModel, ModelState } from './state.js';
+import { type EventOutcome, type KnownModel, type ModelState, metaOf } from './state.js';
 import type { ModelEntry } from './store.js';
 
 export class ChangeFeed {
@@ -73,6 +73,26 @@ export class ChangeFeed {
         modelType: old.modelType,
         revision: now !== undefined ? now.revision : old.revision + 1,
         origin: 'remote',
+      });
+    }
+  }
+
+  /**
+   * After `full_replay: latest_then_history` completed the revisions: an `updated` change with the
+   * exact revision (same bytes) for every live model whose revision was provisional, so that
+   * clients that saw the lower bound learn the exact one.
+   */
+  announceExact(ids: Iterable<number>): void {
+    for (const id of ids) {
+      const e = this.state.get(id);
+      if (e === undefined || e.deleted) continue;
+      this.subject.next({
+        change: 'updated',
+        instanceId: id,
+        modelType: e.modelType,
+        revision: e.revision,
+        origin: 'remote',
+        meta: metaOf(e),
       });
     }
   }

@@ -275,6 +275,7 @@ export class ConnectionLifecycle implements SessionHandlers {
           received: (query, n) => this.metrics.recoveryReceived.inc({ query }, n),
         },
         complete: (counts, bases) => this.state.completeRevisions(counts, bases),
+        exact: (ids) => this.feed.announceExact(ids),
       })
       .catch(() => {
         // Logged; tried again on this connection after a pause, or after the next reconnect.

@@ -10,12 +10,14 @@
  *   up to the base plus those applied since — for every id with a base, in one store commit (which
  *   with a snapshot also clears its "revisions provisional" flag).
  *
- * Until then reads serve the latest bytes with a lower-bound revision; a compare-and-set write on
- * an id with a base waits for completion ({@link RevisionCompletion.whenExact}). A reconnect aborts
+ * Until then reads serve the latest bytes with a lower-bound revision, marked `revisionProvisional`
+ * ({@link RevisionCompletion.markMeta}; the HTTP ETag is then weak), and an `updated` change with
+ * the exact revision follows for every live model with a base; a compare-and-set write on an id
+ * with a base waits for completion ({@link RevisionCompletion.whenExact}). A reconnect aborts
  * the read (it starts again with the same bases after the catch-up); a rebuild drops the bases.
  */
 import type { Logger } from 'pino';
-import { BackendError } from '../../backend/types.js';
+import { BackendError, type ModelChange, type ModelMeta } from '../../backend/types.js';
 import type { Event } from '../../hat/eventer/common.js';
 import { compareRefs, type EventRef, refOf } from './event-ref.js';
 import { decodeModelEvent } from './format.js';
@@ -27,8 +29,10 @@ class Aborted extends Error {}
 export interface CompletionRun {
   /** Recovery's deps for the current connection (client, paging, catch_up); `apply` is replaced. */
   deps: Omit<RecoveryDeps, 'apply' | 'progress' | 'rebuild' | 'checkpoint' | 'history'>;
-  /** Applies the exact revisions (id → events at or before its base) in one step; true if applied. */
+  /** Applies the exact revisions (id → events at or before its base) in one step. */
   complete(counts: Map<number, number>, bases: Map<number, EventRef>): void;
+  /** After `complete`, once no revision is provisional any more: tell the clients (changes). */
+  exact(ids: Iterable<number>): void;
 }
 
 export class RevisionCompletion {
@@ -53,6 +57,24 @@ export class RevisionCompletion {
   /** How many ids have a provisional revision. */
   get size(): number {
     return this.bases?.size ?? 0;
+  }
+
+  /** Is `instanceId`'s revision a lower bound still being completed? */
+  isProvisional(instanceId: number): boolean {
+    return this.bases?.has(instanceId) === true;
+  }
+
+  /** `meta` with `revisionProvisional` while its revision is a lower bound (served as such). */
+  markMeta<T extends Pick<ModelMeta, 'instanceId'>>(meta: T): T & { revisionProvisional?: true } {
+    return this.isProvisional(meta.instanceId) ? { ...meta, revisionProvisional: true } : meta;
+  }
+
+  /** A change (and its metadata) marked as {@link markMeta} does. */
+  markChange(c: ModelChange): ModelChange {
+    if (!this.isProvisional(c.instanceId)) return c;
+    const marked: ModelChange = { ...c, revisionProvisional: true };
+    if (c.meta !== undefined) marked.meta = { ...c.meta, revisionProvisional: true };
+    return marked;
   }
 
   /**
@@ -173,6 +195,7 @@ export class RevisionCompletion {
       r.complete(counts, bases);
       this.bases = null;
       this.running = false;
+      r.exact(bases.keys());
       this.logger.info(
         {
           models: bases.size,

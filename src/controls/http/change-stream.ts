@@ -41,7 +41,7 @@ export class ChangeStream {
   private listed = 0;
   private replayed = 0;
   /** Listed revisions: a change the listing already holds is not sent again. */
-  private readonly covered = new Map<number, number>();
+  private readonly covered = new Map<number, { revision: number; provisional: boolean }>();
   /** Ids the client holds through this stream (for `?type=` and the listing's deletes). */
   private readonly known = new Set<number>();
   private stallTimer: NodeJS.Timeout | null = null;
@@ -85,7 +85,10 @@ export class ChangeStream {
     const type = this.options.type;
     this.listing = type === null ? models : models.filter((m) => m.modelType === type);
     for (const m of this.listing) {
-      this.covered.set(m.instanceId, m.revision);
+      this.covered.set(m.instanceId, {
+        revision: m.revision,
+        provisional: m.revisionProvisional === true,
+      });
       this.known.add(m.instanceId);
     }
     this.phase = 'listing';
@@ -155,9 +158,12 @@ export class ChangeStream {
   /** Is this change news for the client (its type, and not already in its listing)? */
   private wanted(c: ModelChange): boolean {
     const id = c.instanceId;
-    const listedRevision = this.covered.get(id);
-    if (listedRevision !== undefined) {
-      if (c.revision <= listedRevision) return false;
+    const listed = this.covered.get(id);
+    if (listed !== undefined) {
+      // At the listed revision, only the exact one replacing a provisional one is news.
+      const exactNow = listed.provisional && c.revisionProvisional !== true;
+      if (c.revision < listed.revision || (c.revision === listed.revision && !exactNow))
+        return false;
       this.covered.delete(id);
     }
     const held = this.known.has(id);

@@ -1,13 +1,24 @@
 /**
  * Validators and preconditions. The ETag names one revision of one model: `"<revision>-<sha256>"`
- * (strong). Two revisions with the same bytes have different ETags, so `If-Match` is an exact
+ * (strong; weak, `W/"…"`, while the revision is provisional). Two revisions with the same bytes have different ETags, so `If-Match` is an exact
  * compare-and-set on the revision; the hash part makes a stale ETag of another model (or of the
  * same revision number after a store was replaced) fail to match.
  */
 import type { ModelMeta } from '../../backend/types.js';
 
-export function etagOf(meta: Pick<ModelMeta, 'revision' | 'sha256'>): string {
-  return `"${meta.revision}-${meta.sha256}"`;
+export function etagOf(
+  meta: Pick<ModelMeta, 'revision' | 'sha256' | 'revisionProvisional'>,
+): string {
+  // A provisional revision (a lower bound, docs/backend-event.md) gets a weak ETag: it still
+  // validates a cached copy (If-None-Match), but If-Match compares strongly, so it is no
+  // compare-and-set on a revision number that is not exact yet.
+  const tag = `"${meta.revision}-${meta.sha256}"`;
+  return meta.revisionProvisional === true ? `W/${tag}` : tag;
+}
+
+/** Is `tag` one of our weak ETags (a provisional revision)? */
+export function isProvisionalEtag(tag: string): boolean {
+  return tag.startsWith('W/') && parseEtag(tag.slice(2)) !== null;
 }
 
 /** The revision and hash of one of our ETags (strong, quoted), or null for anything else. */
@@ -34,7 +45,8 @@ export function etagList(header: string): string[] {
 export function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
   if (header === undefined) return false;
   if (header.trim() === '*') return true;
-  return etagList(header).some((t) => t.replace(/^W\//, '') === etag);
+  const opaque = etag.replace(/^W\//, '');
+  return etagList(header).some((t) => t.replace(/^W\//, '') === opaque);
 }
 
 /** What a write's preconditions ask for. */
@@ -85,5 +97,5 @@ export function writePrecondition(
 
 /** Does an `If-Range` value let a range request through? Only our exact, current ETag does. */
 export function ifRangeHolds(header: string | undefined, etag: string): boolean {
-  return header === undefined || header.trim() === etag;
+  return header === undefined || (header.trim() === etag && !etag.startsWith('W/'));
 }

@@ -13,7 +13,7 @@ import type { Exchange } from './exchange.js';
 import { instanceIdOf, ready } from './model-request.js';
 import { sendModel } from './read.js';
 import { sendError, sendJson } from './send.js';
-import { answerWrite, preconditionFailed, preconditionOf } from './write.js';
+import { answerWrite, neverMatches, preconditionFailed, preconditionOf } from './write.js';
 
 const COUNT = /^(0|[1-9][0-9]{0,15})$/;
 
@@ -80,7 +80,7 @@ export async function rollback(x: Exchange): Promise<void> {
   const pre = preconditionOf(x, false);
   if (pre === null) return;
   if (pre.kind === 'never') {
-    await preconditionFailed(x, id, `If-Match ${pre.tag} is not an ETag this server gives`);
+    await preconditionFailed(x, id, neverMatches(pre.tag));
     return;
   }
   const expected = pre.kind === 'revision' ? pre.revision : undefined;

@@ -16,6 +16,8 @@ export function modelHeaders(meta: ModelMeta): OutgoingHttpHeaders {
     ETag: etagOf(meta),
     'Cache-Control': 'no-cache',
   };
+  // The revision is a lower bound still being counted (docs/backend-event.md); the ETag is weak.
+  if (meta.revisionProvisional === true) headers['X-Model-Revision-Provisional'] = 'true';
   if (/^[0-9a-f]{64}$/.test(meta.sha256)) {
     headers['Repr-Digest'] = `sha-256=:${Buffer.from(meta.sha256, 'hex').toString('base64')}:`;
   }

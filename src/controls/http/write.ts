@@ -11,6 +11,7 @@ import { modelJson } from '../model-json.js';
 import { BodyError, declaredLength, readBody } from './body.js';
 import {
   etagOf,
+  isProvisionalEtag,
   PreconditionSyntaxError,
   type WritePrecondition,
   writePrecondition,
@@ -51,7 +52,7 @@ export async function putModel(x: Exchange): Promise<void> {
   const pre = preconditionOf(x, true);
   if (pre === null) return;
   if (pre.kind === 'never') {
-    await preconditionFailed(x, id, `If-Match ${pre.tag} is not an ETag this server gives`);
+    await preconditionFailed(x, id, neverMatches(pre.tag));
     return;
   }
   await withUpload(x, (body) => storeUpload(x, id, type, pre, body));
@@ -117,7 +118,7 @@ export async function deleteModel(x: Exchange): Promise<void> {
   const pre = preconditionOf(x, false);
   if (pre === null) return;
   if (pre.kind === 'never') {
-    await preconditionFailed(x, id, `If-Match ${pre.tag} is not an ETag this server gives`);
+    await preconditionFailed(x, id, neverMatches(pre.tag));
     return;
   }
   const { context } = x.options;
@@ -128,7 +129,13 @@ export async function deleteModel(x: Exchange): Promise<void> {
       x.res,
       x.req,
       200,
-      { instance_id: d.instanceId, model_type: d.modelType, revision: d.revision, deleted: true },
+      {
+        instance_id: d.instanceId,
+        model_type: d.modelType,
+        revision: d.revision,
+        deleted: true,
+        ...(d.revisionProvisional === true ? { revision_provisional: true } : {}),
+      },
       { 'X-Model-Ack': d.ack },
     );
   } catch (err) {
@@ -230,6 +237,13 @@ export function preconditionOf(x: Exchange, allowAbsent: boolean): WritePrecondi
     sendError(x.res, x.req, 400, err.message, { code: 'invalid' });
     return null;
   }
+}
+
+/** Why an `If-Match` that cannot be ours fails. */
+export function neverMatches(tag: string): string {
+  return isProvisionalEtag(tag)
+    ? `If-Match ${tag} is a weak ETag: that revision was provisional (the backend was still counting the model's history from Hat), so it cannot be compared; read the model again once its revision is exact`
+    : `If-Match ${tag} is not an ETag this server gives`;
 }
 
 function isPreconditionFailure(err: BackendError): boolean {

@@ -114,7 +114,13 @@ const handlers: Readonly<Record<string, Handler>> = {
     const d = object(data, 'remove_instance');
     const id = instanceIdOf(d);
     const r = await env.backend.deleteModel(id, revisionOption(d));
-    return { instance_id: r.instanceId, model_type: r.modelType, revision: r.revision, ack: r.ack };
+    return {
+      instance_id: r.instanceId,
+      model_type: r.modelType,
+      revision: r.revision,
+      ack: r.ack,
+      ...(r.revisionProvisional === true ? { revision_provisional: true } : {}),
+    };
   },
   get_history: async (data, _session, env) => {
     const d = object(data, 'get_history');

@@ -34,6 +34,8 @@ export interface ModelViewListener {
 
 interface Slot {
   revision: number;
+  /** The revision is a lower bound (`revision_provisional`): the exact one replaces it. */
+  provisional: boolean;
   entry: ModelEntry;
 }
 
@@ -115,8 +117,19 @@ export class ModelView {
     const id = meta.instanceId;
     if ((this.gone.get(id) ?? 0) >= meta.revision) return;
     const cur = this.slots.get(id);
-    if (cur !== undefined && cur.revision >= meta.revision) return;
-    this.slots.set(id, { revision: meta.revision, entry: modelJson(meta, instanceB64) });
+    const provisional = meta.revisionProvisional === true;
+    // A higher revision wins; at the same revision, the exact one replaces a provisional one.
+    if (
+      cur !== undefined &&
+      (cur.revision > meta.revision ||
+        (cur.revision === meta.revision && (provisional || !cur.provisional)))
+    )
+      return;
+    this.slots.set(id, {
+      revision: meta.revision,
+      provisional,
+      entry: modelJson(meta, instanceB64),
+    });
     this.markStale();
   }
 
