@@ -14,6 +14,7 @@ import {
   type BackendStatus,
   type DeleteResult,
   type HistoryOptions,
+  type ListOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
@@ -38,6 +39,8 @@ export class ServedBackend implements Backend {
     modelType: string,
     instance: Uint8Array,
   ) => Promise<WriteResult>;
+  /** Present when the backend has it; counted as `list`. */
+  readonly listModels?: (options?: ListOptions) => Promise<ModelMeta[]>;
   private readonly ready: Promise<void>;
   private rejectWaiters: ((err: Error) => void) | null = null;
   private stopping = false;
@@ -54,6 +57,8 @@ export class ServedBackend implements Backend {
     metrics: MetricsRegistry,
   ) {
     this.changes$ = inner.changes$;
+    const list = inner.listModels?.bind(inner);
+    if (list !== undefined) this.listModels = (options) => this.run('list', () => list(options));
     const createAt = inner.createModelAt?.bind(inner);
     if (createAt !== undefined) {
       this.createModelAt = (instanceId, modelType, instance) =>
