@@ -34,8 +34,11 @@ import { withTimeout } from './timeout.js';
 /** Events per query page. */
 const PAGE = 256;
 
-/** Most cursors one read hands back (the next pages of a listing walked forward). */
-const MAX_CURSORS = 64;
+/**
+ * Most cursors one read hands back (the next pages of a listing walked forward; each page read
+ * forward leaves the cursor for the one after it).
+ */
+const MAX_CURSORS = 16;
 
 /** One revision as read from Hat (oldest first in every result). */
 export interface ReadRevision {
@@ -112,8 +115,9 @@ export async function readModelHistory(
       order: 'descending',
       orderBy: 'timestamp',
       tTo,
-      // No more than the window needs (plus the events newer than the state's, if any).
-      maxResults: Math.min(PAGE, revision - window.after + 1),
+      // No more than the window needs (plus the events newer than the state's, if any; at least
+      // a few, for a tombstone below the window whose type is still wanted).
+      maxResults: Math.min(PAGE, Math.max(16, revision - window.after + 1)),
       lastEventId,
     });
     const res = await withTimeout(client.query(params), timeoutMs, 'model history query');
