@@ -564,7 +564,7 @@ async function migrateBench(
     `  migrate peak RSS: ${n} models ${mb(peak)} (from ${mb(start)} at start); ${n / 4} models ${mb(q.peakRss)} (from ${mb(q.startRss)}); difference ${mb(peak - q.peakRss)} = ${perModel(peak - q.peakRss)} (model ${label})`,
   );
   console.log(
-    `  held after the run and a full GC (heap + external; the target keeps its models in memory): migrate ${n} models ${mb(held)}, ${n / 4} models ${mb(q.held)} (${perModel(held - q.held)}); ceiling ${n} models ${mb(heldC)}, ${n / 4} models ${mb(qc.held)} (${perModel(heldC - qc.held)})`,
+    `  held after the run and a full GC (heap + external: the target's state — its metadata, and without a snapshot every model's bytes): migrate ${n} models ${mb(held)}, ${n / 4} models ${mb(q.held)} (${perModel(held - q.held)}); ceiling ${n} models ${mb(heldC)}, ${n / 4} models ${mb(qc.held)} (${perModel(heldC - qc.held)})`,
   );
   const ceilPeak = median(ceil.map((x) => x.peakRss));
   console.log(
