@@ -10,19 +10,26 @@
  *      `getRevision(id, 1)`; baseline: `getModels()` of the same file holding R models (the same
  *      number of metadata rows, from the backend's own listing);
  *    - event backend (no snapshot): the same calls, the revisions coming from Hat's time series;
- *      baseline: a plain eventer client reading the same events (pages of 256, newest first, as
- *      the backend queries them) and decoding every payload (JSON, base64) — what Hat's part
- *      costs. The event backend's `getModels()` of R models is in-memory state and shown only
- *      for scale. Also shown: one unpaged `getHistory(id, {limit})` call.
+ *      baseline: a plain eventer client reading the same events newest first, pages of 256, each
+ *      query bounded by the previous page's timestamp (`tTo`), as the backend queries them, and
+ *      decoding every payload (JSON, base64) — what Hat's part costs. Also shown: the same read
+ *      without the `tTo` bound (how the backend read before, the baseline of earlier figures),
+ *      one unpaged `getHistory(id, {limit})` call, `getRevision` of the newest-but-one revision,
+ *      and the event backend's `getModels()` of R models (in-memory state, for scale).
  *    Ratios are medians over repetitions, each against the baseline run just before it.
  * 2. **Migrate** (`migrateModels(source, target, 'keep')`) from a sqlite file into the event
  *    backend (prefix of its own, no snapshot) of N × 1 KiB (default 20 000; `--quick` 2 000;
  *    `--full` 100 000) and M × 1 MiB (200; `--quick` 40; `--full` 1 000) models, against the event
  *    backend's write ceiling: 64 concurrent `createModel` calls writing the same N models into
  *    another prefix. Every run is a fresh child process (so one run's heap does not skew the
- *    next's RSS); rounds alternate ceiling and migrate; the ratio is the median of migrate/ceiling
- *    models per second. Peak RSS of the migrating process (sampled every 50 ms) for N and for N/4
- *    models. `--profile DIR` runs the N-model migrates under `--cpu-prof`.
+ *    next's RSS), and the peer forgets the previous run's events before each; rounds alternate
+ *    ceiling and migrate; the ratio is the median of migrate/ceiling models per second. Peak RSS
+ *    of the migrating process (sampled every 50 ms) for N and for N/4 models, and the migrate's
+ *    own share: its peak minus the ceiling's (same target, same models, no source, no migrate).
+ *    `--snapshot`: the targets (ceiling's and migrate's) keep their models in a snapshot file
+ *    instead of memory, so that what grows with N is mostly metadata. `--sizes small|large`
+ *    runs one of the two migrate sizes only; `--no-history` skips part 1.
+ *    `--profile DIR` runs the N-model migrates under `--cpu-prof`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,13 +38,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { countModels } from '../src/backend/list-pages.js';
 import type { Backend, BackendContext } from '../src/backend/types.js';
 import { modelRegisterEvent } from '../src/backends/event/format.js';
 import { create as createEvent } from '../src/backends/event.js';
 import { create as createSqlite } from '../src/backends/sqlite.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
 import { connect } from '../src/hat/eventer/client.js';
-import type { EventId, RegisterEvent } from '../src/hat/eventer/common.js';
+import type { EventId, RegisterEvent, Timestamp } from '../src/hat/eventer/common.js';
 import { timeseriesQuery } from '../src/hat/eventer/common.js';
 import { createHatConnector } from '../src/hat/eventer/connector.js';
 import { migrateModels } from '../src/transfer/migrate.js';
@@ -93,8 +101,19 @@ async function openSqlite(path: string, extra: Record<string, unknown> = {}): Pr
   );
 }
 
-async function openEvent(port: number, prefix: string[]): Promise<Backend> {
-  const b = createEvent({ module: 'x', model_prefix: prefix }, context(port));
+async function openEvent(
+  port: number,
+  prefix: string[],
+  snapshot: string | null = null,
+): Promise<Backend> {
+  const b = createEvent(
+    {
+      module: 'x',
+      model_prefix: prefix,
+      ...(snapshot === null ? {} : { snapshot: { path: snapshot } }),
+    },
+    context(port),
+  );
   await b.whenReady();
   return b;
 }
@@ -116,6 +135,8 @@ const mb = (bytes: number) => `${(bytes / MIB).toFixed(0)} MiB`;
 
 interface Child {
   child: ChildProcess;
+  /** Writes one line to the child's stdin. */
+  send(line: string): void;
   line(pred: (l: string) => boolean): Promise<string>;
   exited: Promise<number | null>;
   stop(): Promise<void>;
@@ -140,6 +161,7 @@ function start(argv: string[], stdin: 'pipe' | 'ignore' = 'ignore'): Child {
   const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   return {
     child,
+    send: (l) => child.stdin?.write(`${l}\n`),
     exited,
     line: (pred) => {
       const l = seen.find(pred);
@@ -159,6 +181,12 @@ function start(argv: string[], stdin: 'pipe' | 'ignore' = 'ignore'): Child {
   };
 }
 
+/** The Hat test peer's child process: its port, and a reset between runs. */
+interface Peer {
+  port: number;
+  reset(): Promise<void>;
+}
+
 interface Job {
   kind: 'ceiling' | 'migrate';
   port: number;
@@ -166,7 +194,13 @@ interface Job {
   n: number;
   size: number;
   source?: string;
+  /** Target snapshot file (none: models in memory). */
+  snapshot?: string;
+  /** Sample retained memory (forced full GC every {@link RETAINED_EVERY_MS}); slows the run. */
+  retained?: boolean;
 }
+
+const RETAINED_EVERY_MS = 200;
 
 interface JobResult {
   ms: number;
@@ -175,14 +209,16 @@ interface JobResult {
   peakRss: number;
   /** JS heap + external memory right after the run and a full GC, backends still open: what stays held. */
   held: number;
+  /** With `retained`: the most heap + external memory found live (after a forced GC) during the run. */
+  retainedPeak?: number;
 }
 
 /** One ceiling or migrate run, in this (fresh) process. */
 async function runJob(job: Job): Promise<JobResult> {
-  const target = await openEvent(job.port, job.prefix);
+  const target = await openEvent(job.port, job.prefix, job.snapshot ?? null);
   const source = job.source === undefined ? null : await openSqlite(job.source);
   try {
-    if (source !== null && (await source.getModels()).length !== job.n)
+    if (source !== null && (await countModels(source)) !== job.n)
       throw new Error(`source ${job.source} does not hold ${job.n} models`);
     global.gc?.();
     const startRss = process.memoryUsage().rss;
@@ -190,6 +226,14 @@ async function runJob(job: Job): Promise<JobResult> {
     const sampler = setInterval(() => {
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
     }, 50);
+    let retainedPeak = 0;
+    const live = () => {
+      global.gc?.();
+      const m = process.memoryUsage();
+      retainedPeak = Math.max(retainedPeak, m.heapUsed + m.external);
+    };
+    if (job.retained === true) live();
+    const gcSampler = job.retained === true ? setInterval(live, RETAINED_EVERY_MS) : null;
     const t0 = performance.now();
     if (job.kind === 'ceiling') {
       await pool(job.n, CEILING_WRITERS, async (i) => {
@@ -201,11 +245,12 @@ async function runJob(job: Job): Promise<JobResult> {
       if (report.created !== job.n || report.verified !== job.n || report.conflicts.length > 0)
         throw new Error(`migrate report: ${JSON.stringify(report).slice(0, 400)}`);
     }
+    if (gcSampler !== null) clearInterval(gcSampler);
     const ms = performance.now() - t0;
     clearInterval(sampler);
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    const live = (await target.getModels()).length;
-    if (live !== job.n) throw new Error(`target holds ${live} models, expected ${job.n}`);
+    const count = await countModels(target);
+    if (count !== job.n) throw new Error(`target holds ${count} models, expected ${job.n}`);
     global.gc?.();
     const mem = process.memoryUsage();
     return {
@@ -214,6 +259,7 @@ async function runJob(job: Job): Promise<JobResult> {
       startRss,
       peakRss,
       held: mem.heapUsed + mem.external,
+      ...(job.retained === true ? { retainedPeak } : {}),
     };
   } finally {
     await source?.close();
@@ -362,9 +408,13 @@ async function historyBench(port: number, dir: string, revs: number, reps: numbe
     console.log(
       `  event backend (no snapshot; seeded and recovered in ${fmtMs(performance.now() - t0)}):`,
     );
-    /** Hat's part: the model's events, newest first, pages of 256, payloads decoded. */
-    const rawRead = async () => {
+    /**
+     * Hat's part: the model's events, newest first, pages of 256, payloads decoded; each query
+     * bounded by the previous page's last timestamp (`bounded`, as the backend reads) or not.
+     */
+    const rawRead = async (bounded: boolean) => {
       let lastEventId: EventId | null = null;
+      let tTo: Timestamp | null = null;
       let n = 0;
       for (;;) {
         const res = await raw.query(
@@ -374,6 +424,7 @@ async function historyBench(port: number, dir: string, revs: number, reps: numbe
             orderBy: 'timestamp',
             maxResults: 256,
             lastEventId,
+            tTo: bounded ? tTo : null,
           }),
         );
         for (const ev of res.events) {
@@ -384,12 +435,14 @@ async function historyBench(port: number, dir: string, revs: number, reps: numbe
         const last = res.events.at(-1);
         if (!res.moreFollows || last === undefined) break;
         lastEventId = last.id;
+        tTo = last.timestamp;
       }
       if (n !== revs) throw new Error(`raw read ${n} events, expected ${revs}`);
     };
     const t = await timeCases(
-      { name: 'raw', run: rawRead },
+      { name: 'raw', run: () => rawRead(true) },
       [
+        { name: 'eventer client, without the tTo bound (as before)', run: () => rawRead(false) },
         { name: `getHistory, all pages of 1000`, run: () => listAll(e, 1, revs) },
         {
           name: `getHistory, one call (limit ${revs})`,
@@ -404,11 +457,18 @@ async function historyBench(port: number, dir: string, revs: number, reps: numbe
             if ((await e.getRevision?.(1, 1))?.revision !== 1) throw new Error('no revision 1');
           },
         },
+        {
+          name: `getRevision(id, ${revs - 1})`,
+          run: async () => {
+            if ((await e.getRevision?.(1, revs - 1))?.revision !== revs - 1)
+              throw new Error(`no revision ${revs - 1}`);
+          },
+        },
         { name: `getModels() of ${revs} models (in memory)`, run: () => e.getModels() },
       ],
       reps,
     );
-    printCases('eventer client reads the events', t);
+    printCases('eventer client reads the events (tTo)', t);
   } finally {
     await raw.close();
     await e.close();
@@ -433,29 +493,44 @@ async function seedSource(path: string, n: number, size: number): Promise<number
 let prefixSeq = 0;
 
 async function migrateBench(
-  port: number,
+  peer: Peer,
   dir: string,
   n: number,
   size: number,
   rounds: number,
   profileDir: string | null,
+  snapshot: boolean,
 ) {
+  const port = peer.port;
   const label = size === KIB ? '1 KiB' : '1 MiB';
   const full = join(dir, `source-${size}-${n}.db`);
   const quarter = join(dir, `source-${size}-${n / 4}.db`);
   const seedMs = (await seedSource(full, n, size)) + (await seedSource(quarter, n / 4, size));
   console.log(
-    `migrate sqlite -> event backend, ${n} x ${label} (sources seeded in ${fmtMs(seedMs)}; ${rounds} round(s)):`,
+    `migrate sqlite -> event backend${snapshot ? ' with a snapshot' : ''}, ${n} x ${label} (sources seeded in ${fmtMs(seedMs)}; ${rounds} round(s)):`,
   );
   const prof = profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
-  const job = (kind: Job['kind'], count: number, source?: string): Job => ({
+  const job = (kind: Job['kind'], count: number, source?: string, retained = false): Job => ({
     kind,
+    ...(retained ? { retained } : {}),
     port,
     prefix: ['bench', `${kind}${++prefixSeq}`],
     n: count,
     size,
     ...(source === undefined ? {} : { source }),
+    ...(snapshot ? { snapshot: join(dir, `snapshot-${prefixSeq}.db`) } : {}),
   });
+  /** A run on a peer that holds nothing else; its snapshot removed afterwards. */
+  const run = async (j: Job, prof: string[] = []) => {
+    await peer.reset();
+    try {
+      return await spawnJob(j, prof);
+    } finally {
+      if (j.snapshot !== undefined)
+        for (const suffix of ['', '-wal', '-shm', '-journal'])
+          rmSync(`${j.snapshot}${suffix}`, { force: true });
+    }
+  };
   const ceil: JobResult[] = [];
   const mig: JobResult[] = [];
   const ratios: number[] = [];
@@ -463,16 +538,16 @@ async function migrateBench(
     let c: JobResult | null = null;
     let m: JobResult | null = null;
     for (const kind of r % 2 === 0 ? ['ceiling', 'migrate'] : ['migrate', 'ceiling']) {
-      if (kind === 'ceiling') c = await spawnJob(job('ceiling', n));
-      else m = await spawnJob(job('migrate', n, full), prof);
+      if (kind === 'ceiling') c = await run(job('ceiling', n));
+      else m = await run(job('migrate', n, full), prof);
     }
     if (c === null || m === null) throw new Error('unreachable');
     ceil.push(c);
     mig.push(m);
     ratios.push(m.perSec / c.perSec);
   }
-  const q = await spawnJob(job('migrate', n / 4, quarter));
-  const qc = await spawnJob(job('ceiling', n / 4));
+  const q = await run(job('migrate', n / 4, quarter));
+  const qc = await run(job('ceiling', n / 4));
   const perSec = (xs: JobResult[]) => median(xs.map((x) => x.perSec));
   const peak = median(mig.map((x) => x.peakRss));
   const start = median(mig.map((x) => x.startRss));
@@ -489,10 +564,29 @@ async function migrateBench(
     `  migrate peak RSS: ${n} models ${mb(peak)} (from ${mb(start)} at start); ${n / 4} models ${mb(q.peakRss)} (from ${mb(q.startRss)}); difference ${mb(peak - q.peakRss)} = ${perModel(peak - q.peakRss)} (model ${label})`,
   );
   console.log(
-    `  held after the run and a full GC (heap + external; the target keeps its models in memory): migrate ${n} models ${mb(held)}, ${n / 4} models ${mb(q.held)} (${perModel(held - q.held)}); ceiling ${n} models ${mb(heldC)}, ${n / 4} models ${mb(qc.held)} (${perModel(heldC - qc.held)})`,
+    `  held after the run and a full GC (heap + external: the target's state — its metadata, and without a snapshot every model's bytes): migrate ${n} models ${mb(held)}, ${n / 4} models ${mb(q.held)} (${perModel(held - q.held)}); ceiling ${n} models ${mb(heldC)}, ${n / 4} models ${mb(qc.held)} (${perModel(heldC - qc.held)})`,
   );
+  const ceilPeak = median(ceil.map((x) => x.peakRss));
   console.log(
-    `  ceiling peak RSS for comparison (same target, no source, no migrate bookkeeping): ${n} models ${mb(median(ceil.map((x) => x.peakRss)))}, ${n / 4} models ${mb(qc.peakRss)}`,
+    `  ceiling peak RSS for comparison (same target, no source, no migrate bookkeeping): ${n} models ${mb(ceilPeak)}, ${n / 4} models ${mb(qc.peakRss)}`,
+  );
+  // Retained memory: live heap + external found by forced GCs during a run, less what stays held
+  // after it (the target's models and state): the migrate's (or the ceiling's) own bookkeeping.
+  const ownRetained = async (kind: Job['kind'], count: number, source?: string) => {
+    const r = await run(job(kind, count, source, true));
+    return (r.retainedPeak ?? 0) - r.held;
+  };
+  const rm = await ownRetained('migrate', n, full);
+  const rmq = await ownRetained('migrate', n / 4, quarter);
+  const rc = await ownRetained('ceiling', n);
+  const rcq = await ownRetained('ceiling', n / 4);
+  console.log(
+    `  retained during the run beyond what stays held after it (forced GC every ${RETAINED_EVERY_MS} ms): migrate ${n} models ${mb(rm)}, ${n / 4} models ${mb(rmq)} (${perModel(rm - rmq)}); ceiling ${n} models ${mb(rc)}, ${n / 4} models ${mb(rcq)} (${perModel(rc - rcq)})`,
+  );
+  const own = peak - ceilPeak;
+  const ownQ = q.peakRss - qc.peakRss;
+  console.log(
+    `  migrate's own share of the peak (migrate − ceiling): ${n} models ${mb(own)}, ${n / 4} models ${mb(ownQ)}; growth ${mb(own - ownQ)} = ${perModel(own - ownQ)} [per round: ${mig.map((m, i) => mb(m.peakRss - (ceil[i] as JobResult).peakRss)).join(', ')}]`,
   );
 }
 
@@ -510,8 +604,11 @@ async function main(): Promise<void> {
   const revs = quick ? 2000 : 10_000;
   const nSmall = fullRun ? 100_000 : quick ? 2000 : 20_000;
   const nLarge = fullRun ? 1000 : quick ? 40 : 200;
+  const snapshot = args.includes('--snapshot');
+  const sizes = at('--sizes') ?? 'both';
+  if (!['both', 'small', 'large'].includes(sizes)) throw new Error('--sizes: small, large or both');
   const dir = mkdtempSync(join(tmpdir(), 'aimm-transfer-bench-'));
-  const peer = start([SELF, '--peer'], 'pipe');
+  const child = start(['--expose-gc', SELF, '--peer'], 'pipe');
   const t0 = performance.now();
   console.log(
     `transfer bench${quick ? ' (--quick)' : fullRun ? ' (--full)' : ''}; load average ${loadavg()
@@ -519,17 +616,26 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   try {
-    const port = (JSON.parse(await peer.line((l) => l.startsWith('{'))) as { port: number }).port;
-    await historyBench(port, dir, revs, quick ? 3 : 5);
-    await migrateBench(port, dir, nSmall, KIB, rounds, profileDir);
-    await migrateBench(port, dir, nLarge, MIB, rounds, profileDir);
+    const port = (JSON.parse(await child.line((l) => l.startsWith('{'))) as { port: number }).port;
+    let resets = 0;
+    const peer: Peer = {
+      port,
+      reset: async () => {
+        const tag = `reset-ok ${++resets}`;
+        child.send(`reset ${resets}`);
+        await child.line((l) => l === tag);
+      },
+    };
+    if (!args.includes('--no-history')) await historyBench(port, dir, revs, quick ? 3 : 5);
+    if (sizes !== 'large') await migrateBench(peer, dir, nSmall, KIB, rounds, profileDir, snapshot);
+    if (sizes !== 'small') await migrateBench(peer, dir, nLarge, MIB, rounds, profileDir, snapshot);
     console.log(
       `done in ${((performance.now() - t0) / 1000).toFixed(0)} s; load average ${loadavg()
         .map((x) => x.toFixed(2))
         .join(' ')}`,
     );
   } finally {
-    await peer.stop();
+    await child.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -538,7 +644,20 @@ if (args[0] === '--peer') {
   const { startHatPeer } = await import('../test/peer/hat-peer.js');
   const peer = await startHatPeer({ flushDelayMs: 1000, engineEvents: false });
   process.stdout.write(`${JSON.stringify({ port: peer.port })}\n`);
-  process.stdin.resume();
+  // `reset K`: forget every stored event (the next run starts on an empty peer); answers `reset-ok K`.
+  let partial = '';
+  process.stdin.on('data', (b: Buffer) => {
+    partial += b.toString('utf8');
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      const m = /^reset (\d+)$/.exec(l);
+      if (m === null) continue;
+      peer.resetStore();
+      global.gc?.();
+      process.stdout.write(`reset-ok ${m[1]}\n`);
+    }
+  });
   process.stdin.on('end', () => void peer.close().then(() => process.exit(0)));
 } else if (args[0] === '--job') {
   runJob(JSON.parse(String(args[1])) as Job).then(

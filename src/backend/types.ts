@@ -133,6 +133,13 @@ export interface HistoryOptions {
   limit?: number;
 }
 
+export interface ListOptions {
+  /** Only models with a higher id (paging: the last id of the previous page). */
+  after?: number;
+  /** At most this many (default 1000; the backend may cap it). */
+  limit?: number;
+}
+
 export interface BackendStatus {
   /** Recovered and able to serve (for the event backend: also connected, or queuing into a snapshot). */
   ready: boolean;
@@ -145,6 +152,13 @@ export interface BackendStatus {
 export interface Backend {
   /** Metadata of every stored model (deleted ones excluded), ascending by id. */
   getModels(): Promise<ModelMeta[]>;
+  /**
+   * Optional: one page of {@link getModels} — the live models with an id above `after`, ascending
+   * by id, at most `limit` — so that a caller walking every model (export, import, migrate) holds
+   * one page at a time. Pages may be shorter than `limit`; an empty page ends the listing. Use
+   * {@link listModelPages} to walk them (it falls back to `getModels()` without this method).
+   */
+  listModels?(options?: ListOptions): Promise<ModelMeta[]>;
   /** One model with its bytes, or null when it does not exist (or was deleted). */
   getModel(instanceId: number): Promise<Model | null>;
   /**

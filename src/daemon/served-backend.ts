@@ -16,6 +16,7 @@ import {
   type CreateOptions,
   type DeleteResult,
   type HistoryOptions,
+  type ListOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
@@ -47,6 +48,8 @@ export class ServedBackend implements Backend {
     instanceId: number,
     pick: (meta: ModelMeta) => ByteSpan | null,
   ) => Promise<ModelRange | null>;
+  /** Present when the backend has it; counted as `list`. */
+  readonly listModels?: (options?: ListOptions) => Promise<ModelMeta[]>;
   private readonly ready: Promise<void>;
   private rejectWaiters: ((err: Error) => void) | null = null;
   private stopping = false;
@@ -63,6 +66,8 @@ export class ServedBackend implements Backend {
     metrics: MetricsRegistry,
   ) {
     this.changes$ = inner.changes$;
+    const list = inner.listModels?.bind(inner);
+    if (list !== undefined) this.listModels = (options) => this.run('list', () => list(options));
     const createAt = inner.createModelAt?.bind(inner);
     if (createAt !== undefined) {
       this.createModelAt = (instanceId, modelType, instance, options) =>

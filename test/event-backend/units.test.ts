@@ -322,6 +322,23 @@ describe('write pipeline', () => {
     pipeline.close();
   });
 
+  it('does not keep the writes it has sent (their payloads) reachable', async () => {
+    const pipeline = new WritePipeline<{ payload: Uint8Array }>({
+      maxBatchItems: 4,
+      maxBatchBytes: 1 << 20,
+      sizeOf: (w) => w.payload.length,
+      process: async () => {
+        await new Promise((r) => setImmediate(r));
+      },
+      onProcessError: () => {},
+    });
+    for (let i = 0; i < 50; i++) pipeline.push({ payload: new Uint8Array(512 << 10) });
+    assert.ok(pipeline.referenced > 0);
+    await pipeline.whenIdle();
+    assert.equal(pipeline.referenced, 0, 'every sent write released');
+    pipeline.close();
+  });
+
   it('survives tens of thousands of writers arriving while batches are in flight', async () => {
     let processed = 0;
     let batches = 0;

@@ -239,6 +239,50 @@ export function runBackendContract(
       });
     });
 
+    it('listModels (optional): the listing in pages by id, deleted ones left out, bad input refused', {
+      timeout,
+    }, async (t) => {
+      await withStore(async ({ backend }) => {
+        const list = backend.listModels?.bind(backend);
+        if (list === undefined) {
+          t.skip('this backend lists in one piece only');
+          return;
+        }
+        assert.deepEqual(await list({}), [], 'empty store: empty page');
+        const ids: number[] = [];
+        for (let i = 0; i < 12; i++) {
+          ids.push((await backend.createModel(`t${i}`, bytesOf(`m${i}`))).meta.instanceId);
+        }
+        await backend.deleteModel(must(ids[3]));
+        await backend.deleteModel(must(ids[4]));
+        await backend.updateModel(must(ids[5]), 'u', bytesOf('new'));
+        const whole = await backend.getModels();
+        assert.equal(whole.length, 10);
+        for (const limit of [1, 3, 5, 100]) {
+          const pages: ModelMeta[][] = [];
+          for (const page of await collectPages(list, limit)) pages.push(page);
+          assert.ok(
+            pages.every((p) => p.length >= 1 && p.length <= limit),
+            `pages of at most ${limit}`,
+          );
+          assert.deepEqual(pages.flat(), whole, `pages of ${limit} list what getModels lists`);
+        }
+        assert.deepEqual(
+          (await list({ after: must(ids[2]), limit: 2 })).map((m) => m.instanceId),
+          [ids[5], ids[6]],
+          'after an id: the next live ones (deleted ids skipped)',
+        );
+        assert.deepEqual(await list({ after: must(ids[11]) }), [], 'past the last id: empty');
+        for (const bad of [{ after: -1 }, { after: 1.5 }, { limit: 0 }, { limit: Number.NaN }]) {
+          await assert.rejects(
+            list(bad),
+            (err: unknown) => err instanceof BackendError && err.code === 'invalid',
+            JSON.stringify(bad),
+          );
+        }
+      });
+    });
+
     it('updates a model: new bytes and type, revision +1, new hash', { timeout }, async () => {
       await withStore(async ({ backend }) => {
         const { meta: c } = await backend.createModel('a.Model', bytesOf('one'));
@@ -1072,4 +1116,19 @@ async function assertBackendError(
     return;
   }
   assert.fail(`expected a BackendError (${codes.join('|')}), but the call succeeded`);
+}
+
+/** Every page of `list` walked with `after` = the last id of the previous page. */
+async function collectPages(
+  list: NonNullable<Backend['listModels']>,
+  limit: number,
+): Promise<ModelMeta[][]> {
+  const pages: ModelMeta[][] = [];
+  let after = 0;
+  for (;;) {
+    const page = await list({ after, limit });
+    if (page.length === 0) return pages;
+    pages.push(page);
+    after = (page.at(-1) as ModelMeta).instanceId;
+  }
 }

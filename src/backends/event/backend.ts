@@ -13,6 +13,7 @@
  */
 import type { Logger } from 'pino';
 import { map, type Observable } from 'rxjs';
+import { listWindow } from '../../backend/list-pages.js';
 import {
   type Backend,
   type BackendContext,
@@ -22,6 +23,7 @@ import {
   type CreateOptions,
   type DeleteResult,
   type HistoryOptions,
+  type ListOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
@@ -173,6 +175,23 @@ export class EventBackend implements Backend {
   async getModels(): Promise<ModelMeta[]> {
     const list = this.pending.overlay(this.state.list());
     return this.completion.pending ? list.map((m) => this.completion.markMeta(m)) : list;
+  }
+
+  /** A page of {@link getModels} from the state's sorted ids, with the queued writes' overlay. */
+  async listModels(options: ListOptions = {}): Promise<ModelMeta[]> {
+    const { limit } = listWindow(options);
+    let { after } = listWindow(options);
+    for (;;) {
+      const { metas, scanned } = this.state.listPage(after, limit);
+      // A full page covers the ids up to where it stopped; a short one everything above `after`.
+      const upTo = metas.length < limit || scanned === null ? Number.POSITIVE_INFINITY : scanned;
+      const page = this.pending.overlayRange(metas, after, upTo).slice(0, limit);
+      // Queued deletes may empty a page while more follow: an empty page must mean the end.
+      if (page.length > 0 || upTo === Number.POSITIVE_INFINITY) {
+        return this.completion.pending ? page.map((m) => this.completion.markMeta(m)) : page;
+      }
+      after = upTo;
+    }
   }
 
   async getModel(instanceId: number): Promise<Model | null> {

@@ -12,8 +12,17 @@ import {
   type ModelRevision,
 } from '../../backend/types.js';
 import type { EventBackendConfig } from './config.js';
+import { HistoryCursors } from './history-cursors.js';
 import type { IdAllocator } from './ids.js';
-import { listRevisions, modelOf, readModelHistory } from './model-history.js';
+import {
+  currentOnly,
+  cursorOf,
+  type HistoryWindow,
+  listRead,
+  modelOf,
+  readModelHistory,
+  readModelPage,
+} from './model-history.js';
 import type { PendingWrites } from './pending-writes.js';
 import type { PhaseState } from './phase.js';
 import type { RevisionCompletion } from './revision-completion.js';
@@ -44,6 +53,8 @@ export class HatReads {
   private readonly ids: IdAllocator;
   private readonly pending: PendingWrites;
   private readonly completion: RevisionCompletion;
+  /** Where the next page of a recently listed model's history starts (`history-cursors.ts`). */
+  readonly cursors = new HistoryCursors();
 
   constructor(d: HatReadsDeps) {
     this.config = d.config;
@@ -57,12 +68,40 @@ export class HatReads {
     this.completion = d.completion;
   }
 
-  /** A model's revisions from Hat's time series (`model-history.ts`). */
-  async history(instanceId: number, options?: HistoryOptions): Promise<ModelRevision[] | null> {
+  /**
+   * A model's revisions from Hat's time series (`model-history.ts`): one page forward from a
+   * cursor when the previous page left one at `after`, else newest first down to `after`.
+   */
+  async history(instanceId: number, options: HistoryOptions = {}): Promise<ModelRevision[] | null> {
     const entry = this.historyEntry(instanceId);
     if (entry === null) return null;
-    const read = await this.readHistory(entry);
-    return listRevisions(entry, read, options);
+    const after = Math.max(0, Math.floor(options.after ?? 0));
+    const limit = Math.max(1, Math.floor(options.limit ?? 1000));
+    if (after >= entry.revision) return [];
+    const cursor = after >= 1 ? this.cursors.get(entry, after) : undefined;
+    if (cursor !== undefined) {
+      const page = await readModelPage(
+        this.client(),
+        this.config.modelPrefix,
+        entry,
+        this.config.requestTimeoutMs,
+        cursor,
+        limit,
+      );
+      if (page !== null) {
+        const listed = listRead(entry, page.revisions, page.typeBefore);
+        const last = page.revisions.at(-1);
+        const lastListed = listed.at(-1);
+        if (last !== undefined && lastListed !== undefined)
+          this.cursors.add(entry, [cursorOf(last, lastListed.modelType)]);
+        return listed;
+      }
+      this.cursors.forget(instanceId);
+    }
+    const read = await this.readHistory(entry, { after, limit });
+    if (!read.complete) return [currentOnly(entry)].filter((r) => r.revision > after);
+    this.cursors.add(entry, read.cursors);
+    return listRead(entry, read.revisions, read.typeBefore);
   }
 
   /** One revision's bytes: the current one (`current`: from the state), earlier ones from Hat. */
@@ -74,7 +113,22 @@ export class HatReads {
     const entry = this.historyEntry(instanceId);
     if (entry === null || !Number.isSafeInteger(revision) || revision < 1) return null;
     if (revision === entry.revision) return entry.deleted ? null : current();
-    const read = await this.readHistory(entry);
+    if (revision > entry.revision) return null;
+    const cursor = this.cursors.get(entry, revision - 1);
+    if (cursor !== undefined) {
+      const page = await readModelPage(
+        this.client(),
+        this.config.modelPrefix,
+        entry,
+        this.config.requestTimeoutMs,
+        cursor,
+        1,
+      );
+      const r = page?.revisions[0];
+      if (r !== undefined && r.revision === revision) return modelOf(instanceId, r);
+      this.cursors.forget(instanceId);
+    }
+    const read = await this.readHistory(entry, { after: revision - 1, limit: 1 });
     const r = read.revisions.find((x) => x.revision === revision);
     return r === undefined ? null : modelOf(instanceId, r);
   }
@@ -92,7 +146,7 @@ export class HatReads {
     return this.state.get(instanceId) ?? null;
   }
 
-  private readHistory(entry: ModelEntry) {
+  private client() {
     const conn = this.session.current;
     if (conn === null || this.phase.closed) {
       throw new BackendError(
@@ -100,11 +154,16 @@ export class HatReads {
         `cannot read history from Hat now (${this.phase.detail()})`,
       );
     }
+    return conn.main;
+  }
+
+  private readHistory(entry: ModelEntry, window: HistoryWindow) {
     return readModelHistory(
-      conn.main,
+      this.client(),
       this.config.modelPrefix,
       entry,
       this.config.requestTimeoutMs,
+      window,
     );
   }
 

@@ -117,6 +117,19 @@ export class PendingWrites {
     return [...byId.values()].sort((a, b) => a.instanceId - b.instanceId);
   }
 
+  /** {@link overlay} for the ids in (`after`, `upTo`] (a page of a paged listing). */
+  overlayRange(metas: ModelMeta[], after: number, upTo: number): ModelMeta[] {
+    if (this.durable.size === 0) return metas;
+    const byId = new Map(metas.map((m) => [m.instanceId, m]));
+    for (const id of this.durableIds()) {
+      if (id <= after || id > upTo) continue;
+      const m = this.queuedModel(id);
+      if (m === null) byId.delete(id);
+      else byId.set(id, m.meta);
+    }
+    return [...byId.values()].sort((a, b) => a.instanceId - b.instanceId);
+  }
+
   /** A model as its queued writes leave it (null when they delete it). */
   queuedModel(instanceId: number): { meta: ModelMeta; instance: Uint8Array } | null {
     const p = this.project(instanceId, null);

@@ -44,6 +44,8 @@ export class ModelState {
   private checkpointRef: EventRef | null = null;
   private highWaterId = 0;
   private liveCount = 0;
+  /** Every id of `entries`, ascending, for paged listings; built on first use (null: not built). */
+  private sortedIds: number[] | null = null;
 
   constructor(
     readonly prefix: readonly string[],
@@ -76,6 +78,46 @@ export class ModelState {
     return out.sort((a, b) => a.instanceId - b.instanceId);
   }
 
+  /**
+   * Live model metadata with an id above `after`, ascending, at most `limit`; `scanned` is the
+   * last id looked at (live or deleted), where the next page goes on.
+   */
+  listPage(after: number, limit: number): { metas: ModelMeta[]; scanned: number | null } {
+    const ids = this.ids();
+    let lo = 0;
+    let hi = ids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((ids[mid] as number) <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    const metas: ModelMeta[] = [];
+    let scanned: number | null = null;
+    for (let i = lo; i < ids.length && metas.length < limit; i++) {
+      const id = ids[i] as number;
+      scanned = id;
+      const e = this.entries.get(id);
+      if (e !== undefined && !e.deleted) metas.push(metaOf(e));
+    }
+    return { metas, scanned };
+  }
+
+  private ids(): number[] {
+    this.sortedIds ??= [...this.entries.keys()].sort((a, b) => a - b);
+    return this.sortedIds;
+  }
+
+  private setEntry(entry: ModelEntry): void {
+    const ids = this.sortedIds;
+    if (ids !== null && !this.entries.has(entry.instanceId)) {
+      // Ids mostly arrive ascending (allocated past the high-water mark): append, else rebuild.
+      const last = ids.at(-1);
+      if (last === undefined || last < entry.instanceId) ids.push(entry.instanceId);
+      else this.sortedIds = null;
+    }
+    this.entries.set(entry.instanceId, entry);
+  }
+
   /** Every entry (live and deleted), for diffs after a rebuild. */
   allEntries(): ModelEntry[] {
     return [...this.entries.values()];
@@ -84,6 +126,7 @@ export class ModelState {
   /** Loads state recovered from a snapshot (no events are applied, nothing is emitted). */
   load(entries: Iterable<ModelEntry>, checkpoint: EventRef | null, highWater: number): void {
     this.entries.clear();
+    this.sortedIds = null;
     this.liveCount = 0;
     for (const e of entries) {
       this.entries.set(e.instanceId, e);
@@ -97,6 +140,7 @@ export class ModelState {
   /** Forgets every model and the checkpoint; the high-water mark stays (ids are never reused). */
   reset(): void {
     this.entries.clear();
+    this.sortedIds = null;
     this.liveCount = 0;
     this.checkpointRef = null;
     this.store.clearModels();
@@ -127,7 +171,7 @@ export class ModelState {
       highWater: this.highWaterId,
       revisionsProvisional: false,
     });
-    for (const { entry } of upserts) this.entries.set(entry.instanceId, entry);
+    for (const { entry } of upserts) this.setEntry(entry);
     return upserts.length;
   }
 
@@ -245,7 +289,7 @@ export class ModelState {
     if (staged.size > 0 || moved || highWater !== this.highWaterId) {
       const commit: StoreCommit = { upserts: [...staged.values()], checkpoint, highWater };
       this.store.commit(commit);
-      for (const { entry } of staged.values()) this.entries.set(entry.instanceId, entry);
+      for (const { entry } of staged.values()) this.setEntry(entry);
       this.checkpointRef = checkpoint;
       this.highWaterId = highWater;
       this.liveCount += liveDelta;

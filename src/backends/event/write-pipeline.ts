@@ -26,7 +26,8 @@ export interface PipelineOptions<T> {
  * however many writes arrive.
  */
 export class WritePipeline<T> {
-  private queue: T[] = [];
+  /** Waiting writes from `head` on; the slots before it are cleared as batches are taken. */
+  private queue: (T | undefined)[] = [];
   private head = 0;
   private busy = false;
   private closed = false;
@@ -54,7 +55,7 @@ export class WritePipeline<T> {
 
   /** Removes and returns every waiting write (e.g. to fail them when the connection drops). */
   drain(): T[] {
-    const waiting = this.queue.slice(this.head);
+    const waiting = this.queue.slice(this.head) as T[];
     this.queue = [];
     this.head = 0;
     this.maybeIdle();
@@ -104,6 +105,9 @@ export class WritePipeline<T> {
       if (batch.length > 0 && bytes + size > maxBatchBytes) break;
       batch.push(item);
       bytes += size;
+      // The batch holds it now: a taken write (its payload: up to the largest model) must not stay
+      // reachable from the queue until the next compaction, which may be 1024 writes away.
+      this.queue[this.head] = undefined;
       this.head++;
     }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
@@ -111,6 +115,13 @@ export class WritePipeline<T> {
       this.head = 0;
     }
     return batch;
+  }
+
+  /** Writes the queue still references (waiting ones only, once taken slots are cleared). */
+  get referenced(): number {
+    let n = 0;
+    for (const item of this.queue) if (item !== undefined) n++;
+    return n;
   }
 
   private maybeIdle(): void {

@@ -4,6 +4,7 @@
  * file is locked to us, so there is no other writer to report), metrics and close.
  */
 import { Subject } from 'rxjs';
+import { listWindow } from '../../backend/list-pages.js';
 import { sha256Hex } from '../../backend/sha256.js';
 import {
   type Backend,
@@ -14,6 +15,7 @@ import {
   type CreateOptions,
   type DeleteResult,
   type HistoryOptions,
+  type ListOptions,
   type Model,
   type ModelChange,
   type ModelMeta,
@@ -113,6 +115,13 @@ export class SqliteBackend implements Backend {
     this.checkReadable();
     this.metrics.reads.inc({ op: 'list' });
     return this.store.list();
+  }
+
+  async listModels(options: ListOptions = {}): Promise<ModelMeta[]> {
+    this.checkReadable();
+    this.metrics.reads.inc({ op: 'list' });
+    const { after, limit } = listWindow(options);
+    return this.store.listPage(after, limit);
   }
 
   async getModel(instanceId: number): Promise<Model | null> {

@@ -116,6 +116,10 @@ export class SqliteStore {
         `SELECT id, type, revision, size, sha256, updated FROM aimm_store_model_meta
           WHERE deleted = 0 ORDER BY id`,
       ),
+      listPage: p(
+        `SELECT id, type, revision, size, sha256, updated FROM aimm_store_model_meta
+          WHERE deleted = 0 AND id > ? ORDER BY id LIMIT ?`,
+      ),
       get: p(
         `SELECT m.id AS id, m.type AS type, m.instance AS instance, s.revision AS revision,
                 s.size AS size, s.sha256 AS sha256, s.updated AS updated
@@ -217,6 +221,12 @@ export class SqliteStore {
   list(): ModelMeta[] {
     this.checkOpen();
     return (this.stmt.list.all() as MetaRow[]).map((r) => this.metaOf(r));
+  }
+
+  /** Live models with an id above `after`, ascending, at most `limit` (a keyset query). */
+  listPage(after: number, limit: number): ModelMeta[] {
+    this.checkOpen();
+    return (this.stmt.listPage.all(after, limit) as MetaRow[]).map((r) => this.metaOf(r));
   }
 
   get(instanceId: number): Model | null {
