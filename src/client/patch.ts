@@ -1,6 +1,11 @@
 /**
  * Applies a JSON Patch (RFC 6902: add, remove, replace, move, copy, test) to a JSON value without
  * modifying it: the result shares untouched parts with the input.
+ *
+ * Containers are copied once per patch, not once per operation: a container copied by an earlier
+ * operation of the same patch is changed in place (a state diff adding n models to a state of N
+ * copies the `models` object once, O(N + n), instead of n times, O(N·n)). `move` and `copy` may
+ * make two places share a container, so after them every container is copied again before a change.
  */
 
 export type JsonPatchOp =
@@ -15,10 +20,26 @@ export class PatchError extends Error {
   }
 }
 
+/** Containers created by the patch being applied (changed in place by its later operations). */
+let fresh: WeakSet<object> = new WeakSet();
+
 export function applyPatch(doc: unknown, ops: readonly JsonPatchOp[]): unknown {
-  let cur = doc;
-  for (const op of ops) cur = applyOp(cur, op);
-  return cur;
+  fresh = new WeakSet();
+  try {
+    let cur = doc;
+    for (const op of ops) cur = applyOp(cur, op);
+    return cur;
+  } finally {
+    fresh = new WeakSet();
+  }
+}
+
+/** `c` itself when this patch created it, else a copy that this patch now owns. */
+function own<C extends Container>(c: C): C {
+  if (fresh.has(c)) return c;
+  const copy = (Array.isArray(c) ? c.slice() : { ...c }) as C;
+  fresh.add(copy);
+  return copy;
 }
 
 function applyOp(doc: unknown, op: JsonPatchOp): unknown {
@@ -39,12 +60,14 @@ function applyOp(doc: unknown, op: JsonPatchOp): unknown {
         return setKey(parent, key, op.value);
       });
     case 'move': {
+      fresh = new WeakSet(); // the moved value may be shared from now on
       const from = parsePointer(op.from);
       const value = getPath(doc, from);
       const without = update(doc, from, (parent, key) => removeKey(parent, key));
       return update(without, path, (p, k) => insert(p, k, value));
     }
     case 'copy': {
+      fresh = new WeakSet(); // the copied value is shared from now on
       const value = getPath(doc, parsePointer(op.from));
       return update(doc, path, (p, k) => insert(p, k, value));
     }
@@ -103,32 +126,39 @@ function getPath(doc: unknown, path: string[]): unknown {
 
 function setKey(c: Container, key: string, value: unknown): Container {
   if (Array.isArray(c)) {
-    const copy = c.slice();
-    copy[index(key, c.length - 1)] = value;
+    const i = index(key, c.length - 1);
+    const copy = own(c);
+    copy[i] = value;
     return copy;
   }
-  return { ...c, [key]: value };
+  const copy = own(c);
+  copy[key] = value;
+  return copy;
 }
 
 function insert(c: Container, key: string, value: unknown): Container {
   if (Array.isArray(c)) {
-    const copy = c.slice();
-    if (key === '-') copy.push(value);
-    else copy.splice(index(key, c.length), 0, value);
+    const i = key === '-' ? c.length : index(key, c.length);
+    const copy = own(c);
+    copy.splice(i, 0, value);
     return copy;
   }
-  return { ...c, [key]: value };
+  const copy = own(c);
+  copy[key] = value;
+  return copy;
 }
 
 function removeKey(c: Container, key: string): Container {
   if (Array.isArray(c)) {
-    const copy = c.slice();
-    copy.splice(index(key, c.length - 1), 1);
+    const i = index(key, c.length - 1);
+    const copy = own(c);
+    copy.splice(i, 1);
     return copy;
   }
   if (!Object.hasOwn(c, key)) throw new PatchError(`no member ${JSON.stringify(key)}`);
-  const { [key]: _removed, ...rest } = c;
-  return rest;
+  const copy = own(c);
+  delete copy[key];
+  return copy;
 }
 
 function index(key: string, max: number): number {

@@ -115,7 +115,23 @@ export class MetricsRegistry {
   }
 }
 
+/** The series key of a label set (on every increment: no sorting or arrays for 0–2 labels). */
 function labelKey(labels: Labels): string {
+  let first: string | undefined;
+  let second: string | undefined;
+  let n = 0;
+  for (const k in labels) {
+    if (n === 0) first = k;
+    else if (n === 1) second = k;
+    n++;
+  }
+  if (n === 0) return '';
+  const a = first as string;
+  if (n === 1) return `${a}=${labels[a]}`;
+  if (n === 2) {
+    const b = second as string;
+    return a < b ? `${a}=${labels[a]},${b}=${labels[b]}` : `${b}=${labels[b]},${a}=${labels[a]}`;
+  }
   return Object.keys(labels)
     .sort()
     .map((k) => `${k}=${labels[k]}`)

@@ -212,6 +212,65 @@ describe('sqlite backend: the file', () => {
     });
   });
 
+  it('the group-commit queue is bounded by max_queued_writes / max_queued_bytes: writers wait, none refused', async () => {
+    await withFile(async (path) => {
+      const metrics = new MetricsRegistry();
+      const b = await open(
+        path,
+        { group_commit: { max_writes: 4 }, max_queued_writes: 10, max_queued_bytes: 1_000_000 },
+        metrics,
+      );
+      const gauge = (name: string) => {
+        const g = metrics.gauge(name, '');
+        g.refresh();
+        return g.get();
+      };
+      const writes = Array.from({ length: 100 }, (_, i) => b.createModel('t', buf(`q${i}`)));
+      // Synchronously after the calls: ten joined the queue, the rest wait for room.
+      assert.equal(gauge('sqlite_queue_depth'), 10);
+      assert.equal(gauge('sqlite_queue_waiting_writers'), 90);
+      let most = 0;
+      let done = false;
+      const all = Promise.all(writes).finally(() => {
+        done = true;
+      });
+      while (!done) {
+        most = Math.max(most, gauge('sqlite_queue_depth'));
+        await new Promise((r) => setImmediate(r));
+      }
+      const metas = await all;
+      assert.ok(most <= 10, `at most 10 queued (saw ${most})`);
+      assert.equal(gauge('sqlite_queue_waiting_writers'), 0);
+      assert.deepEqual(
+        metas.map((m) => m.meta.instanceId),
+        [...metas.map((m) => m.meta.instanceId)].sort((x, y) => x - y),
+        'ids in the order of the calls',
+      );
+      assert.equal(counter(metrics, 'sqlite_writes_total', { op: 'create' }), 100);
+      assert.equal(counter(metrics, 'sqlite_commits_total'), 25, 'batches of max_writes 4');
+
+      // Bytes: 2 KiB writes against 5 KiB: two queued at a time.
+      const big = Array.from({ length: 6 }, () => b.createModel('t', Buffer.alloc(2048)));
+      assert.equal(gauge('sqlite_queue_depth'), 6, 'max_queued_bytes default still 1 MB here');
+      await Promise.all(big);
+      await b.close();
+      const mb = new MetricsRegistry();
+      const bb = await open(path, { max_queued_bytes: 5 * 1024 }, mb);
+      const bigs = Array.from({ length: 6 }, () => bb.createModel('t', Buffer.alloc(2048)));
+      const depth = mb.gauge('sqlite_queue_depth', '');
+      const bytes = mb.gauge('sqlite_queue_bytes', '');
+      depth.refresh();
+      bytes.refresh();
+      assert.equal(depth.get(), 2);
+      assert.equal(bytes.get(), 4096);
+      await Promise.all(bigs);
+      // A single write over max_queued_bytes still goes, alone.
+      await bb.createModel('t', Buffer.alloc(10 * 1024));
+      assert.equal((await bb.getModels()).length, 100 + 6 + 6 + 1);
+      await bb.close();
+    });
+  });
+
   it('in one batch, a failing statement fails only its own write; neighbours commit', async () => {
     await withFile(async (path) => {
       let b = await open(path);

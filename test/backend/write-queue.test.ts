@@ -4,12 +4,20 @@ import { test } from 'node:test';
 import { type Outcome, WriteQueue } from '../../src/backends/sqlite/write-queue.js';
 
 function queue(
-  options: { maxWrites?: number; maxBytes?: number; fail?: (op: number) => boolean } = {},
+  options: {
+    maxWrites?: number;
+    maxBytes?: number;
+    maxQueuedWrites?: number;
+    maxQueuedBytes?: number;
+    fail?: (op: number) => boolean;
+  } = {},
 ): { q: WriteQueue<number, number>; batches: number[][] } {
   const batches: number[][] = [];
   const q = new WriteQueue<number, number>({
     maxWrites: options.maxWrites ?? 100,
     maxBytes: options.maxBytes ?? 1_000_000,
+    maxQueuedWrites: options.maxQueuedWrites ?? 10_000,
+    maxQueuedBytes: options.maxQueuedBytes ?? 100_000_000,
     sizeOf: (op) => op,
     execute: (ops): Outcome<number>[] => {
       batches.push([...ops]);
@@ -54,6 +62,8 @@ test('each write gets its own outcome; a throwing execute fails the whole batch'
   const bad = new WriteQueue<number, number>({
     maxWrites: 10,
     maxBytes: 10,
+    maxQueuedWrites: 100,
+    maxQueuedBytes: 100,
     sizeOf: () => 1,
     execute: () => {
       throw new Error('boom');
@@ -64,6 +74,8 @@ test('each write gets its own outcome; a throwing execute fails the whole batch'
   const short = new WriteQueue<number, number>({
     maxWrites: 10,
     maxBytes: 10,
+    maxQueuedWrites: 100,
+    maxQueuedBytes: 100,
     sizeOf: () => 1,
     execute: () => [{ ok: true, value: 1 }],
   });
@@ -78,5 +90,49 @@ test('drain resolves once every queued write ran', async () => {
   await q.drain();
   assert.equal(q.length, 0);
   assert.deepEqual(batches, [[1], [2], [3]]);
+  await Promise.all(all);
+});
+
+test('the queue is bounded by count: writers over it wait, first come first served', async () => {
+  const { q, batches } = queue({ maxWrites: 2, maxQueuedWrites: 3 });
+  const settled: number[] = [];
+  const all = [1, 2, 3, 4, 5, 6, 7].map((op) =>
+    q.push(op).then((v) => {
+      settled.push(v / 2);
+      return v;
+    }),
+  );
+  assert.equal(q.length, 3, 'three joined the queue');
+  assert.equal(q.waiting, 4, 'four wait for room');
+  let most = q.length;
+  while (batches.length < 4) {
+    await new Promise((r) => setImmediate(r));
+    most = Math.max(most, q.length);
+    assert.ok(q.length + batches.flat().length <= 7);
+  }
+  assert.ok(most <= 3, `never more than 3 queued (saw ${most})`);
+  assert.deepEqual(await Promise.all(all), [2, 4, 6, 8, 10, 12, 14]);
+  assert.deepEqual(settled, [1, 2, 3, 4, 5, 6, 7], 'settled in order');
+  assert.deepEqual(batches.flat(), [1, 2, 3, 4, 5, 6, 7], 'executed in order');
+  assert.equal(q.waiting, 0);
+});
+
+test('the queue is bounded by bytes; a larger single write joins an empty queue', async () => {
+  const { q, batches } = queue({ maxQueuedBytes: 10 });
+  const all = [4, 4, 4, 30, 2].map((op) => q.push(op));
+  assert.equal(q.length, 2, 'two writes of 4 fit in 10 bytes');
+  assert.equal(q.queuedBytes, 8);
+  assert.equal(q.waiting, 3);
+  await Promise.all(all);
+  assert.deepEqual(batches, [[4, 4], [4], [30], [2]]);
+  assert.equal(q.queuedBytes, 0);
+});
+
+test('drain waits for writers that were waiting for room', async () => {
+  const { q, batches } = queue({ maxQueuedWrites: 1 });
+  const all = [1, 2, 3].map((op) => q.push(op));
+  await q.drain();
+  assert.deepEqual(batches.flat(), [1, 2, 3]);
+  assert.equal(q.length + q.waiting, 0);
   await Promise.all(all);
 });

@@ -36,6 +36,7 @@
  * in correct order (no LMDB merge quirk).
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { Connection, type ReceivedMsg } from '../../src/hat/chatter/connection.js';
 import { ConnectionClosedError, ProtocolError } from '../../src/hat/chatter/errors.js';
 import {
@@ -79,6 +80,7 @@ import {
   type Timestamp,
 } from '../../src/hat/eventer/common.js';
 import { checkJsonText, pythonJsonDumps } from '../../src/hat/eventer/json.js';
+import { type RegisterCost, registerCostMs, spinUntil } from './register-cost.js';
 
 export interface HatPeerOptions {
   host?: string;
@@ -108,6 +110,11 @@ export interface HatPeerOptions {
    * which answers every timeseries query from every event).
    */
   partitions?: PeerPartition[];
+  /**
+   * CPU time a register request costs the real server (`register-cost.ts`): the peer keeps its
+   * thread busy that long before registering. Default null: the bare peer's own cost only.
+   */
+  registerCost?: RegisterCost | null;
 }
 
 /** One LMDB time-series partition: which events it holds and which timestamp orders them. */
@@ -244,8 +251,11 @@ class PeerConnection {
 }
 
 class Peer implements HatPeer {
-  readonly opts: Required<Omit<HatPeerOptions, 'serverToken' | 'port' | 'partitions'>> & {
+  readonly opts: Required<
+    Omit<HatPeerOptions, 'serverToken' | 'port' | 'partitions' | 'registerCost'>
+  > & {
     serverToken: string | null;
+    registerCost: RegisterCost | null;
   };
   host: string;
   port: number;
@@ -300,6 +310,7 @@ class Peer implements HatPeer {
       latestSubscriptions: options.latestSubscriptions ?? [['*']],
       engineEvents: options.engineEvents ?? true,
       initErrorCloseMs: options.initErrorCloseMs ?? 500,
+      registerCost: options.registerCost ?? null,
     };
     const partitions = options.partitions ?? [
       { orderBy: 'timestamp', subscriptions: [['*']] },
@@ -755,6 +766,7 @@ class Peer implements HatPeer {
   }
 
   private handleRegister(pc: PeerConnection, msg: ReceivedMsg): void {
+    const startedAt = performance.now();
     const requested = decodeRegisterReq(msg.data);
     // Like the server: every payload is parsed before anything is registered; a bad one closes.
     const events = requested.map((e) => {
@@ -764,6 +776,9 @@ class Peer implements HatPeer {
         throw new ProtocolError(`register: ${(err as Error).message}`, { cause: err });
       }
     });
+    const cost = this.opts.registerCost;
+    // The real server's work happens before it registers, notifies and answers.
+    if (cost !== null) spinUntil(startedAt, registerCostMs(cost, events.length, msg.data.length));
     let result: Event[] | null;
     if (this.currentStatus !== 'operational' || this.failingRegisters) result = null;
     else result = this.registerEvents(events);

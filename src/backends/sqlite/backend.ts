@@ -38,6 +38,8 @@ interface Metrics {
   batches: Counter;
   batchMax: Gauge;
   queueDepth: Gauge;
+  queueBytes: Gauge;
+  queueWaiting: Gauge;
   models: Gauge;
 }
 
@@ -60,10 +62,14 @@ export class SqliteBackend implements Backend {
     this.modelCount = models;
     this.metrics = registerMetrics(context);
     this.metrics.queueDepth.collect(() => this.queue.length);
+    this.metrics.queueBytes.collect(() => this.queue.queuedBytes);
+    this.metrics.queueWaiting.collect(() => this.queue.waiting);
     this.metrics.models.collect(() => this.modelCount);
     this.queue = new WriteQueue<WriteOp, WriteOutcome>({
       maxWrites: options.groupCommit.maxWrites,
       maxBytes: options.groupCommit.maxBytes,
+      maxQueuedWrites: options.maxQueuedWrites,
+      maxQueuedBytes: options.maxQueuedBytes,
       sizeOf: (op) => (op.kind === 'delete' ? 0 : op.instance.length),
       execute: (ops) => this.executeBatch(ops),
     });
@@ -436,7 +442,18 @@ function registerMetrics({ metrics }: BackendContext): Metrics {
     ),
     batches: metrics.counter('sqlite_batches_total', 'Committed transactions by number of writes.'),
     batchMax: metrics.gauge('sqlite_batch_size_max', 'Largest group-commit batch since start.'),
-    queueDepth: metrics.gauge('sqlite_queue_depth', 'Writes waiting for their transaction.'),
+    queueDepth: metrics.gauge(
+      'sqlite_queue_depth',
+      'Writes waiting for their transaction (at most max_queued_writes).',
+    ),
+    queueBytes: metrics.gauge(
+      'sqlite_queue_bytes',
+      'Instance bytes of the writes waiting for their transaction (bounded by max_queued_bytes).',
+    ),
+    queueWaiting: metrics.gauge(
+      'sqlite_queue_waiting_writers',
+      'Writers waiting for room in the group-commit queue (backpressure).',
+    ),
     models: metrics.gauge('sqlite_models', 'Models stored.'),
   };
 }

@@ -17,6 +17,9 @@ export interface SqliteOptions {
   busyTimeoutMs: number;
   maxInstanceBytes: number;
   groupCommit: { maxWrites: number; maxBytes: number };
+  /** Backpressure: writes (and their bytes) queued for a transaction before writers wait. */
+  maxQueuedWrites: number;
+  maxQueuedBytes: number;
   /** Earlier revisions kept per model (null: all) and for how long (null: forever). */
   history: { keep: number | null; keepDays: number | null };
 }
@@ -28,6 +31,8 @@ export const DEFAULTS = {
   maxInstanceBytes: 1_000_000_000,
   maxWrites: 256,
   maxBytes: 16 * 1024 * 1024,
+  maxQueuedWrites: 4096,
+  maxQueuedBytes: 64 * 1024 * 1024,
   historyKeep: 10,
 };
 
@@ -53,6 +58,8 @@ export function parseSqliteConf(conf: unknown): SqliteOptions {
     busy_timeout_ms?: number;
     max_instance_bytes?: number;
     group_commit?: { max_writes?: number; max_bytes?: number };
+    max_queued_writes?: number;
+    max_queued_bytes?: number;
     history?: { keep?: number | 'all'; keep_days?: number };
   };
   const keep = c.history?.keep ?? DEFAULTS.historyKeep;
@@ -65,6 +72,8 @@ export function parseSqliteConf(conf: unknown): SqliteOptions {
       maxWrites: c.group_commit?.max_writes ?? DEFAULTS.maxWrites,
       maxBytes: c.group_commit?.max_bytes ?? DEFAULTS.maxBytes,
     },
+    maxQueuedWrites: c.max_queued_writes ?? DEFAULTS.maxQueuedWrites,
+    maxQueuedBytes: c.max_queued_bytes ?? DEFAULTS.maxQueuedBytes,
     history: { keep: keep === 'all' ? null : keep, keepDays: c.history?.keep_days ?? null },
   };
 }

@@ -39,12 +39,30 @@ interface Slot {
   entry: ModelEntry;
 }
 
+/**
+ * What changed from one snapshot's `models` to the next: the ids of every entry added, replaced
+ * or removed, as member names in the objects' own key order (ascending). Every other entry is the
+ * same object in both, so a diff need look only at these.
+ */
+export interface ModelsDelta {
+  readonly from: StateRoot['models'];
+  readonly to: StateRoot['models'];
+  readonly keys: readonly string[];
+}
+
+/** Ids below this are array indices: an object enumerates them in ascending order by itself. */
+const INDEX_LIMIT = 2 ** 32 - 1;
+
 export class ModelView {
   private readonly slots = new Map<number, Slot>();
   /** Deleted ids and their tombstone revision: late reads must not bring them back. */
   private readonly gone = new Map<number, number>();
   private snap: StateRoot = EMPTY_STATE;
   private stale = true;
+  /** Ids changed since the last snapshot. */
+  private changed = new Set<number>();
+  private maxId = 0;
+  private lastDelta: ModelsDelta | null = null;
   private subscription: Subscription | null = null;
   /** Changes waiting for their bytes to be read (state_instances), in order. */
   private pending: Promise<void> | null = null;
@@ -75,13 +93,23 @@ export class ModelView {
   snapshot(): StateRoot {
     if (this.stale) {
       const models: Record<string, ModelEntry> = {};
-      for (const id of [...this.slots.keys()].sort((a, b) => a - b)) {
-        models[String(id)] = (this.slots.get(id) as Slot).entry;
-      }
+      // Integer keys enumerate in ascending order whatever the insertion order: no sort needed
+      // unless an id is too large to be an array index.
+      const ids =
+        this.maxId < INDEX_LIMIT ? this.slots.keys() : [...this.slots.keys()].sort((a, b) => a - b);
+      for (const id of ids) models[String(id)] = (this.slots.get(id) as Slot).entry;
+      const keys = [...this.changed].sort((a, b) => a - b).map(String);
+      this.changed.clear();
+      this.lastDelta = { from: this.snap.models, to: models, keys };
       this.snap = { models, actions: NO_ACTIONS };
       this.stale = false;
     }
     return this.snap;
+  }
+
+  /** What changed between the last two snapshots (null before the first). */
+  get delta(): ModelsDelta | null {
+    return this.lastDelta;
   }
 
   close(): void {
@@ -94,7 +122,7 @@ export class ModelView {
     let applied: Promise<void> | null = null;
     if (c.change === 'deleted') {
       this.gone.set(c.instanceId, Math.max(c.revision, this.gone.get(c.instanceId) ?? 0));
-      if (this.slots.delete(c.instanceId)) this.markStale();
+      if (this.slots.delete(c.instanceId)) this.markStale(c.instanceId);
     } else if (this.withInstances || c.meta === undefined) {
       applied = this.fetch(c.instanceId, c.revision);
     } else {
@@ -130,7 +158,7 @@ export class ModelView {
       provisional,
       entry: modelJson(meta, instanceB64),
     });
-    this.markStale();
+    this.markStale(id);
   }
 
   private async fetch(id: number, minRevision: number): Promise<void> {
@@ -145,7 +173,9 @@ export class ModelView {
     }
   }
 
-  private markStale(): void {
+  private markStale(id: number): void {
+    this.changed.add(id);
+    if (id > this.maxId) this.maxId = id;
     this.stale = true;
     this.listener.dirty();
   }

@@ -16,6 +16,30 @@ export function diff(src: unknown, dst: unknown): PatchOp[] {
   return ops;
 }
 
+/**
+ * The ops {@link diff} gives for the object members `keys` of `src` and `dst` at `path`, when every
+ * other member is the same in both: removed ones first, then added ones, then changed ones, each in
+ * the order of `keys` (which must be the objects' own key order).
+ */
+export function diffMembers(
+  path: string,
+  src: Readonly<Record<string, unknown>>,
+  dst: Readonly<Record<string, unknown>>,
+  keys: readonly string[],
+): PatchOp[] {
+  const ops: PatchOp[] = [];
+  for (const key of keys)
+    if (Object.hasOwn(src, key) && !Object.hasOwn(dst, key))
+      ops.push({ op: 'remove', path: `${path}/${escapePointerSegment(key)}` });
+  for (const key of keys)
+    if (!Object.hasOwn(src, key) && Object.hasOwn(dst, key))
+      ops.push({ op: 'add', path: `${path}/${escapePointerSegment(key)}`, value: dst[key] });
+  for (const key of keys)
+    if (Object.hasOwn(src, key) && Object.hasOwn(dst, key))
+      compare(`${path}/${escapePointerSegment(key)}`, src[key], dst[key], ops);
+  return ops;
+}
+
 export function escapePointerSegment(key: string): string {
   return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }

@@ -21,8 +21,8 @@ import type { Settings } from './conf.js';
 import type { HandlerEnv } from './handlers.js';
 import { KNOWN_REQUESTS } from './handlers.js';
 import { notifyText, stateText } from './messages.js';
-import { EMPTY_STATE, ModelView, type StateRoot } from './model-view.js';
-import { diff } from './patch.js';
+import { EMPTY_STATE, type ModelsDelta, ModelView, type StateRoot } from './model-view.js';
+import { diff, diffMembers, type PatchOp } from './patch.js';
 import { Session, type SessionEvent, type SessionHost } from './session.js';
 
 export interface ServerContext {
@@ -295,7 +295,7 @@ export class JugglerServer implements Control, SessionHost {
     this.batch = [];
     let notifications: { seq: number; text: string }[] | null = null;
     let sent = 0;
-    const texts = new DiffTexts();
+    const texts = new DiffTexts(this.view.delta);
     for (const s of this.sessions) {
       if (!s.ready) continue;
       // The diff and the batch's notifications leave in one write, not one per message.
@@ -343,9 +343,15 @@ export class JugglerServer implements Control, SessionHost {
   }
 }
 
-/** The state message from one state to another, computed once per pair within a flush. */
+/**
+ * The state message from one state to another, computed once per pair within a flush. From the
+ * previous snapshot to the current one (every session that got the last flush), only the models
+ * that changed are compared ({@link ModelsDelta}), not every model.
+ */
 class DiffTexts {
   private readonly cache = new Map<StateRoot | undefined, Map<StateRoot, string | null>>();
+
+  constructor(private readonly delta: ModelsDelta | null) {}
 
   get(from: StateRoot | undefined, to: StateRoot): string | null {
     let byTarget = this.cache.get(from);
@@ -357,12 +363,33 @@ class DiffTexts {
     if (text === undefined) {
       if (from === undefined) text = stateText([{ op: 'replace', path: '', value: to }]);
       else {
-        const ops = diff(from, to);
+        const ops = this.deltaOps(from, to) ?? diff(from, to);
         text = ops.length === 0 ? null : stateText(ops);
       }
       byTarget.set(to, text);
     }
     return text;
+  }
+
+  /** The diff from the delta when `from` → `to` is the last snapshot step; else null. */
+  private deltaOps(from: StateRoot, to: StateRoot): PatchOp[] | null {
+    const d = this.delta;
+    if (d === null || from.models !== d.from || to.models !== d.to) return null;
+    // Everything but `models` must be the same (the role part of a redundant daemon may differ).
+    const a = Object.keys(from);
+    const b = Object.keys(to);
+    if (a.length !== b.length) return null;
+    for (let i = 0; i < a.length; i++) {
+      const k = a[i] as string;
+      if (k !== b[i]) return null;
+      if (
+        k !== 'models' &&
+        (from as unknown as Record<string, unknown>)[k] !==
+          (to as unknown as Record<string, unknown>)[k]
+      )
+        return null;
+    }
+    return diffMembers('/models', d.from, d.to, d.keys);
   }
 }
 

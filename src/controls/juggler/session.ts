@@ -361,8 +361,19 @@ export class Session implements SessionAccess {
 
   /** Something arrived (0.7): restart the idle timer that leads to a ping. */
   private touch(): void {
-    this.stopPingTimers();
-    if (this.closing || this.paused) return;
+    if (this.closing || this.paused) {
+      this.stopPingTimers();
+      return;
+    }
+    if (this.pingTimer !== null) {
+      clearTimeout(this.pingTimer);
+      this.pingTimer = null;
+    }
+    // On every message: restart the pending idle timer rather than make a new one.
+    if (this.idleTimer !== null) {
+      this.idleTimer.refresh();
+      return;
+    }
     const { pingDelayMs, pingTimeoutMs } = this.host.settings;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;

@@ -1,0 +1,56 @@
+/** Child processes for the benchmarks that run the daemon or the Hat peer apart (lone-writer). */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export interface Child {
+  child: ChildProcess;
+  /** The first line of the child's stdout matching `pred` (seen already, or to come). */
+  line(pred: (l: string) => boolean): Promise<string>;
+  /** Ends the child (closes its stdin when it was given one, else SIGTERM) and waits for it. */
+  stop(): Promise<void>;
+}
+
+/** Runs `node argv…`, its stdout read line by line, its stderr inherited. */
+export function startNode(argv: string[], stdin: 'pipe' | 'ignore' = 'ignore'): Child {
+  const child = spawn(process.execPath, argv, { stdio: [stdin, 'pipe', 'inherit'] });
+  let partial = '';
+  const seen: string[] = [];
+  let waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
+  child.stdout?.on('data', (b: Buffer) => {
+    partial += b.toString('utf8');
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      seen.push(l);
+      const matched = waiters.filter((w) => w.pred(l));
+      waiters = waiters.filter((w) => !matched.includes(w));
+      for (const w of matched) w.resolve(l);
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return {
+    child,
+    line: (pred) => {
+      const l = seen.find(pred);
+      if (l !== undefined) return Promise.resolve(l);
+      return new Promise((resolve) => waiters.push({ pred, resolve }));
+    },
+    stop: async () => {
+      if (stdin === 'pipe') child.stdin?.end();
+      else child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** User and system CPU time of a process, in ms (Linux /proc; zeros elsewhere). */
+export function cpuOf(pid: number | undefined): { user: number; system: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // USER_HZ is 100 on Linux: one tick is 10 ms.
+    return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
+  } catch {
+    return { user: 0, system: 0 };
+  }
+}
