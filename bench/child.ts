@@ -4,8 +4,13 @@ import { readFileSync } from 'node:fs';
 
 export interface Child {
   child: ChildProcess;
-  /** The first line of the child's stdout matching `pred` (seen already, or to come). */
+  /** Writes one line to the child's stdin (when it was given one). */
+  send(line: string): void;
+  /** The first line of the child's stdout matching `pred` (seen already, or to come); rejects
+   * if the child exits first. */
   line(pred: (l: string) => boolean): Promise<string>;
+  /** The child's exit code, once it exited. */
+  exited: Promise<number | null>;
   /** Ends the child (closes its stdin when it was given one, else SIGTERM) and waits for it. */
   stop(): Promise<void>;
 }
@@ -27,13 +32,20 @@ export function startNode(argv: string[], stdin: 'pipe' | 'ignore' = 'ignore'): 
       for (const w of matched) w.resolve(l);
     }
   });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   return {
     child,
+    send: (l) => child.stdin?.write(`${l}\n`),
+    exited,
     line: (pred) => {
       const l = seen.find(pred);
       if (l !== undefined) return Promise.resolve(l);
-      return new Promise((resolve) => waiters.push({ pred, resolve }));
+      return Promise.race([
+        new Promise<string>((resolve) => waiters.push({ pred, resolve })),
+        exited.then((c) => {
+          throw new Error(`child exited (${c}) before answering`);
+        }),
+      ]);
     },
     stop: async () => {
       if (stdin === 'pipe') child.stdin?.end();

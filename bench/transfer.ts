@@ -31,7 +31,6 @@
  *    runs one of the two migrate sizes only; `--no-history` skips part 1.
  *    `--profile DIR` runs the N-model migrates under `--cpu-prof`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +48,7 @@ import type { EventId, RegisterEvent, Timestamp } from '../src/hat/eventer/commo
 import { timeseriesQuery } from '../src/hat/eventer/common.js';
 import { createHatConnector } from '../src/hat/eventer/connector.js';
 import { migrateModels } from '../src/transfer/migrate.js';
+import { startNode } from './child.js';
 import { median } from './stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -132,54 +132,6 @@ const fmtMs = (ms: number) =>
 const mb = (bytes: number) => `${(bytes / MIB).toFixed(0)} MiB`;
 
 // ---- child processes ----------------------------------------------------------------------------
-
-interface Child {
-  child: ChildProcess;
-  /** Writes one line to the child's stdin. */
-  send(line: string): void;
-  line(pred: (l: string) => boolean): Promise<string>;
-  exited: Promise<number | null>;
-  stop(): Promise<void>;
-}
-
-function start(argv: string[], stdin: 'pipe' | 'ignore' = 'ignore'): Child {
-  const child = spawn(process.execPath, argv, { stdio: [stdin, 'pipe', 'inherit'] });
-  let partial = '';
-  const seen: string[] = [];
-  let waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
-  child.stdout?.on('data', (b: Buffer) => {
-    partial += b.toString('utf8');
-    const lines = partial.split('\n');
-    partial = lines.pop() ?? '';
-    for (const l of lines) {
-      seen.push(l);
-      const matched = waiters.filter((w) => w.pred(l));
-      waiters = waiters.filter((w) => !matched.includes(w));
-      for (const w of matched) w.resolve(l);
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  return {
-    child,
-    send: (l) => child.stdin?.write(`${l}\n`),
-    exited,
-    line: (pred) => {
-      const l = seen.find(pred);
-      if (l !== undefined) return Promise.resolve(l);
-      return Promise.race([
-        new Promise<string>((resolve) => waiters.push({ pred, resolve })),
-        exited.then((c) => {
-          throw new Error(`child exited (${c}) before answering`);
-        }),
-      ]);
-    },
-    stop: async () => {
-      if (stdin === 'pipe') child.stdin?.end();
-      else child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 /** The Hat test peer's child process: its port, and a reset between runs. */
 interface Peer {
@@ -268,7 +220,7 @@ async function runJob(job: Job): Promise<JobResult> {
 }
 
 async function spawnJob(job: Job, prof: string[] = []): Promise<JobResult> {
-  const c = start(['--expose-gc', ...prof, SELF, '--job', JSON.stringify(job)]);
+  const c = startNode(['--expose-gc', ...prof, SELF, '--job', JSON.stringify(job)]);
   const line = await c.line((l) => l.startsWith('{'));
   const code = await c.exited;
   if (code !== 0) throw new Error(`${job.kind} job exited with ${code}`);
@@ -608,7 +560,7 @@ async function main(): Promise<void> {
   const sizes = at('--sizes') ?? 'both';
   if (!['both', 'small', 'large'].includes(sizes)) throw new Error('--sizes: small, large or both');
   const dir = mkdtempSync(join(tmpdir(), 'aimm-transfer-bench-'));
-  const child = start(['--expose-gc', SELF, '--peer'], 'pipe');
+  const child = startNode(['--expose-gc', SELF, '--peer'], 'pipe');
   const t0 = performance.now();
   console.log(
     `transfer bench${quick ? ' (--quick)' : fullRun ? ' (--full)' : ''}; load average ${loadavg()
