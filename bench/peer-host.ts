@@ -15,7 +15,7 @@ import { modelRegisterEvent, tombstoneRegisterEvent } from '../src/backends/even
 import type { HatPeerOptions } from '../test/peer/hat-peer.js';
 import { startHatPeer } from '../test/peer/hat-peer.js';
 import { blob } from './model-bytes.js';
-import { registerNoise, timePeerQueries } from './peer-load.js';
+import { registerNoise } from './peer-load.js';
 
 /** Per model id under a prefix: [id, events of the id, sha256 of its last instance or null]. */
 export type HatModelRow = [number, number, string | null];
@@ -30,7 +30,6 @@ export interface PeerStats {
 
 const peerOptions = JSON.parse(process.argv[2] ?? '{}') as HatPeerOptions;
 const peer = await startHatPeer(peerOptions);
-const queryTime = timePeerQueries(peer);
 
 const ops: Record<string, (args: Record<string, unknown>) => unknown> = {
   /** `n` unrelated events (`devices` devices, batches of `batch`). */
@@ -75,7 +74,7 @@ const ops: Record<string, (args: Record<string, unknown>) => unknown> = {
   stats: (): PeerStats => ({
     events: peer.events.length,
     walked: peer.walked,
-    queryMs: queryTime.ms,
+    queryMs: peer.queryMs,
   }),
   /** Every model id under `prefix` Hat holds events of (every server id), in id order. */
   models: (a): HatModelRow[] => {

@@ -1,9 +1,11 @@
 /**
  * Recovery on a busy Hat: `node dist/bench/recovery.js [--quick] [--noise N] [--models M]`.
  *
- * The Hat test peer runs in a process of its own (`bench/peer-host.ts`, as a real Hat answers
- * queries in its own process, walking time series in an executor thread: the peer's synchronous
- * walks do not block the backend measured here) with hat-event's default LMDB layout: two catch-all
+ * The Hat test peer runs in a process of its own (`bench/peer-host.ts`: its walks do not block the
+ * backend measured here) and answers timeseries and server queries as hat-event's LMDB backend
+ * does, in one "executor" beside its event loop (the peer's `executor` option: walks in slices,
+ * `latest` queries, registers and notifications answered in between), with hat-event's default
+ * LMDB layout: two catch-all
  * time-series partitions (`timestamp` and `sourceTimestamp`, `[['*']]`) and `latest` for `['*']`;
  * its queries cost what LMDB's do (a walk that decodes every entry it crosses: see
  * `test/peer/hat-peer.ts`). It holds N unrelated events (default 1 000 000; `--quick` 200 000),
@@ -132,7 +134,7 @@ export interface RecoveryRow {
 
 export async function run(o: Options): Promise<RecoveryRow[]> {
   rmSync(o.dir, { recursive: true, force: true });
-  const peer = await startRemotePeer({ flushDelayMs: 1000, engineEvents: false });
+  const peer = await startRemotePeer({ flushDelayMs: 1000, engineEvents: false, executor: true });
   const base = join(o.dir, 'checkpoint.db');
   const work = join(o.dir, 'work.db');
   try {
