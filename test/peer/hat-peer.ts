@@ -1072,7 +1072,9 @@ function insertSorted(xs: number[], index: number, cmp: (a: number, b: number) =
 
 /** One time-series partition: store indices ordered by (key timestamp, event id). */
 class PartitionIndex {
-  private readonly entries: number[] = [];
+  private entries: number[] = [];
+  /** A snapshot walk holds `entries`: the next change copies it first (copy on write). */
+  private shared = false;
 
   constructor(
     readonly orderBy: OrderBy,
@@ -1087,6 +1089,7 @@ class PartitionIndex {
   add(store: readonly Event[], index: number): boolean {
     const e = store[index] as Event;
     if (this.keyOf(e) === null || !matchesAny(e.type, this.types)) return false;
+    this.unshare();
     insertSorted(this.entries, index, (a, b) => {
       const x = store[a] as Event;
       const y = store[b] as Event;
@@ -1100,7 +1103,14 @@ class PartitionIndex {
 
   /** Drops the `n` oldest entries (LMDB's partition `limit`); returns their store indices. */
   dropOldest(n: number): number[] {
+    this.unshare();
     return this.entries.splice(0, Math.min(n, this.entries.length));
+  }
+
+  private unshare(): void {
+    if (!this.shared) return;
+    this.entries = this.entries.slice();
+    this.shared = false;
   }
 
   /**
@@ -1115,7 +1125,8 @@ class PartitionIndex {
     snapshot = false,
   ): Generator<number> {
     const key = (i: number) => this.keyOf(store[i] as Event) as Timestamp;
-    const xs = snapshot ? this.entries.slice() : this.entries;
+    const xs = this.entries;
+    if (snapshot) this.shared = true;
     if (order === 'ascending') {
       let i = from === null ? 0 : lowerBound(xs, (x) => compareTimestamps(key(x), from) < 0);
       for (; i < xs.length; i++) {
@@ -1138,12 +1149,15 @@ class PartitionIndex {
 /** Store indices by event id (LMDB's reference db): one server's events in id order. */
 class IdIndex {
   private readonly byServer = new Map<number, number[]>();
+  /** Lists a snapshot walk holds: the next change copies them first (copy on write). */
+  private readonly shared = new Set<number[]>();
 
   add(store: readonly Event[], index: number): void {
     const server = (store[index] as Event).id.server;
     let xs = this.byServer.get(server);
-    if (xs === undefined) {
-      xs = [];
+    if (xs === undefined || this.shared.has(xs)) {
+      if (xs !== undefined) this.shared.delete(xs);
+      xs = xs === undefined ? [] : xs.slice();
       this.byServer.set(server, xs);
     }
     insertSorted(xs, index, (a, b) =>
@@ -1158,8 +1172,8 @@ class IdIndex {
     after: EventId | null,
     snapshot = false,
   ): Generator<number> {
-    const all = this.byServer.get(server) ?? [];
-    const xs = snapshot ? all.slice() : all;
+    const xs = this.byServer.get(server) ?? [];
+    if (snapshot) this.shared.add(xs);
     let i =
       after === null
         ? 0
