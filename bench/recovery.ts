@@ -1,14 +1,18 @@
 /**
  * Recovery on a busy Hat: `node dist/bench/recovery.js [--quick] [--noise N] [--models M]`.
  *
- * The Hat test peer runs in this process with hat-event's default LMDB layout: two catch-all
+ * The Hat test peer runs in a process of its own (`bench/peer-host.ts`: its walks do not block the
+ * backend measured here) and answers timeseries and server queries as hat-event's LMDB backend
+ * does, in one "executor" beside its event loop (the peer's `executor` option: walks in slices,
+ * `latest` queries, registers and notifications answered in between), with hat-event's default
+ * LMDB layout: two catch-all
  * time-series partitions (`timestamp` and `sourceTimestamp`, `[['*']]`) and `latest` for `['*']`;
  * its queries cost what LMDB's do (a walk that decodes every entry it crosses: see
  * `test/peer/hat-peer.ts`). It holds N unrelated events (default 1 000 000; `--quick` 200 000),
  * then M models of 1 KiB under the prefix (default 3000; `--quick` 1000; 10 % of them updated
  * once, 1 % deleted), then 1 % more unrelated events.
  *
- * **Baseline** (AIMM's start, in the same process, alternating with every case): a plain eventer
+ * **Baseline** (AIMM's start, in this process against the same peer, alternating with every case): a plain eventer
  * client connects, sends one `latest` query for `[...prefix, '*']` and decodes every payload (JSON,
  * then the instance's base64). Each case is create → `whenReady()` of the event backend:
  *
@@ -23,29 +27,25 @@
  * baseline runs just before the case), the median milliseconds for scale, and the peer's own time
  * answering queries.
  */
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import type { Backend, BackendContext } from '../src/backend/types.js';
-import { modelRegisterEvent, tombstoneRegisterEvent } from '../src/backends/event/format.js';
 import { create } from '../src/backends/event.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
-import type { RegisterEvent } from '../src/hat/eventer/common.js';
 import { createHatConnector } from '../src/hat/eventer/connector.js';
 import { copySnapshot, removeSnapshot } from '../test/event-backend/support.js';
-import { type HatPeer, startHatPeer } from '../test/peer/hat-peer.js';
-import { registerNoise, timePeerQueries } from './peer-load.js';
+import { blob } from './model-bytes.js';
+import { type HatModelRow, type RemotePeer, startRemotePeer } from './remote-peer.js';
+import { median } from './stats.js';
 
 /** 1000 devices in batches of 2000. */
 const NOISE = { devices: 1000, batch: 2000 };
 
-import { median } from './stats.js';
-
 const PREFIX = ['bench', 'model'];
+const MODEL = { prefix: PREFIX, type: 'bench.Model', size: 1024 };
 
 export interface Options {
   quick: boolean;
@@ -71,15 +71,8 @@ function context(peer: { host: string; port: number }, lines?: string[]): Backen
   };
 }
 
-function blob(size: number, seed: number): Uint8Array {
-  const b = Buffer.alloc(size);
-  for (let j = 0; j + 4 <= size; j += 4)
-    b.writeUInt32LE((Math.imul(j + 1, 2654435761) ^ seed) >>> 0, j);
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
-
 /** AIMM's start: one `latest` query, every payload's JSON and base64 decoded. */
-async function baseline(peer: HatPeer): Promise<number> {
+async function baseline(peer: RemotePeer): Promise<number> {
   const t0 = performance.now();
   const client = await context(peer).hat?.connect({ subscriptions: [[...PREFIX, '*']] });
   if (client === undefined) throw new Error('no connector');
@@ -99,7 +92,7 @@ async function baseline(peer: HatPeer): Promise<number> {
 }
 
 async function ready(
-  peer: HatPeer,
+  peer: RemotePeer,
   conf: Record<string, unknown>,
   expect: { models: number; revisions: number | null; completes?: number },
 ): Promise<{ ms: number; completeMs: number | null }> {
@@ -141,53 +134,37 @@ export interface RecoveryRow {
 
 export async function run(o: Options): Promise<RecoveryRow[]> {
   rmSync(o.dir, { recursive: true, force: true });
-  const peer = await startHatPeer({ flushDelayMs: 1000, engineEvents: false });
-  const peerTime = timePeerQueries(peer);
+  const peer = await startRemotePeer({ flushDelayMs: 1000, engineEvents: false, executor: true });
   const base = join(o.dir, 'checkpoint.db');
   const work = join(o.dir, 'work.db');
   try {
     const t0 = performance.now();
-    registerNoise(peer, o.noise, NOISE);
-    const data = blob(1024, 1);
-    for (let i = 0; i < o.models; i += 500) {
-      const batch: RegisterEvent[] = [];
-      for (let id = 1 + i; id <= Math.min(o.models, i + 500); id++)
-        batch.push(modelRegisterEvent(PREFIX, id, 'bench.Model', data));
-      peer.register(batch);
-    }
+    await peer.call('noise', { n: o.noise, ...NOISE });
+    await peer.call('create', { ...MODEL, from: 1, to: o.models, seed: 1 });
     const updated = Math.floor(o.models / 10);
     const deleted = Math.floor(o.models / 100);
-    for (let id = 1; id <= updated; id++)
-      peer.register([modelRegisterEvent(PREFIX, id * 7, 'bench.Model', blob(1024, 2))]);
-    for (let id = 1; id <= deleted; id++)
-      peer.register([tombstoneRegisterEvent(PREFIX, id * 11 + 1)]);
+    const ids = (n: number, f: (i: number) => number) =>
+      Array.from({ length: n }, (_, i) => f(i + 1));
+    await peer.call('update', { ...MODEL, ids: ids(updated, (i) => i * 7), seed: 2 });
+    await peer.call('remove', { ...MODEL, ids: ids(deleted, (i) => i * 11 + 1) });
     // Everything up to here: the entries a pruned time series drops (`prunedCases`).
-    const modelsEnd = peer.events.length;
-    registerNoise(peer, Math.floor(o.noise / 100), NOISE);
+    const modelsEnd = (await peer.stats()).events;
+    await peer.call('noise', { n: Math.floor(o.noise / 100), ...NOISE });
     const live = o.models - deleted;
     // What Hat holds under the prefix: live models, and the sum of their exact revisions (the
     // events of their ids, from the first create on: a deleted and re-created id counts all).
-    const expected = () => {
-      const counts = new Map<string, number>();
-      const dead = new Set<string>();
-      for (const e of peer.events) {
-        if (e.type.length !== PREFIX.length + 1 || e.type[0] !== PREFIX[0]) continue;
-        const k = e.type[PREFIX.length] as string;
-        counts.set(k, (counts.get(k) ?? 0) + 1);
-        if (e.payload === null) dead.add(k);
-        else dead.delete(k);
-      }
+    const expected = async () => {
       let revisions = 0;
       let models = 0;
-      for (const [k, c] of counts)
-        if (!dead.has(k)) {
+      for (const [, count, sha] of await hatModels(peer))
+        if (sha !== null) {
           models++;
-          revisions += c;
+          revisions += count;
         }
       return { models, revisions };
     };
     o.log(
-      `  peer: ${peer.events.length} events (${o.noise} unrelated before the models, ${Math.floor(o.noise / 100)} after), ${o.models} models of 1 KiB (${updated} updated, ${deleted} deleted); seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `  peer (own process): ${(await peer.stats()).events} events (${o.noise} unrelated before the models, ${Math.floor(o.noise / 100)} after), ${o.models} models of 1 KiB (${updated} updated, ${deleted} deleted); seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
 
     // The checkpoint both catch-ups start from: a snapshot after the models, then a delta.
@@ -201,8 +178,8 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
     );
     const deltaUpdates = 50;
     for (let i = 1; i <= deltaUpdates; i++) {
-      registerNoise(peer, 10_000 / deltaUpdates, NOISE);
-      peer.register([modelRegisterEvent(PREFIX, i * 13, 'bench.Model', blob(1024, 3))]);
+      await peer.call('noise', { n: 10_000 / deltaUpdates, ...NOISE });
+      await peer.call('update', { ...MODEL, ids: [i * 13], seed: 3 });
     }
 
     type Case = {
@@ -258,7 +235,7 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
         snapshot: true,
       },
     ];
-    const now = expected();
+    const now = await expected();
     // Warm-up (JIT, caches), untimed.
     await baseline(peer);
     await ready(peer, { full_replay: 'latest' }, { models: now.models, revisions: null });
@@ -274,7 +251,7 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
         const b = median([await baseline(peer), await baseline(peer), await baseline(peer)]);
         baselineMs.push(b);
         if (c.snapshot) copySnapshot(base, work);
-        const p0 = peerTime.ms;
+        const p0 = (await peer.stats()).queryMs;
         const conf = c.snapshot ? { ...c.conf, snapshot: { path: work } } : c.conf;
         const { ms, completeMs } = await ready(peer, conf, {
           models: now.models,
@@ -284,7 +261,7 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
         const row = got.get(c.name) ?? { ms: [], peerMs: [], ratio: [], completeMs: [] };
         row.ms.push(ms);
         if (completeMs !== null) row.completeMs.push(completeMs);
-        row.peerMs.push(peerTime.ms - p0);
+        row.peerMs.push((await peer.stats()).queryMs - p0);
         row.ratio.push(ms / b);
         got.set(c.name, row);
         if (c.snapshot) removeSnapshot(work);
@@ -325,27 +302,14 @@ export async function run(o: Options): Promise<RecoveryRow[]> {
   }
 }
 
-/** Per model id under the prefix in Hat: its events (every server id) and the last payload. */
-function hatModels(peer: HatPeer): Map<number, { count: number; last: string | null }> {
-  const out = new Map<number, { count: number; last: string | null }>();
-  for (const e of peer.events) {
-    if (e.type.length !== PREFIX.length + 1 || e.type[0] !== PREFIX[0] || e.type[1] !== PREFIX[1])
-      continue;
-    const id = Number(e.type[PREFIX.length]);
-    const last = e.payload?.kind === 'json' ? e.payload.text : null;
-    out.set(id, { count: (out.get(id)?.count ?? 0) + 1, last });
-  }
-  return out;
-}
-
-function sha256OfPayload(text: string): string {
-  const v = JSON.parse(text) as { instance: string };
-  return createHash('sha256').update(Buffer.from(v.instance, 'base64')).digest('hex');
+/** Per model id under the prefix in Hat: its events (every server id), sha256 of the last instance. */
+async function hatModels(peer: RemotePeer): Promise<HatModelRow[]> {
+  return peer.call<HatModelRow[]>('models', { prefix: PREFIX });
 }
 
 /** Aborts the bench unless `b` serves exactly Hat's models: live set, exact revisions, bytes. */
-async function assertExact(b: Backend, peer: HatPeer, what: string): Promise<void> {
-  const hat = hatModels(peer);
+async function assertExact(b: Backend, peer: RemotePeer, what: string): Promise<void> {
+  const hat = new Map((await hatModels(peer)).map(([id, count, last]) => [id, { count, last }]));
   const models = await b.getModels();
   const live = [...hat].filter(([, v]) => v.last !== null);
   if (models.length !== live.length)
@@ -356,7 +320,7 @@ async function assertExact(b: Backend, peer: HatPeer, what: string): Promise<voi
       throw new Error(`${what}: model ${m.instanceId} is not live in Hat`);
     if (m.revision !== h.count)
       throw new Error(`${what}: model ${m.instanceId} revision ${m.revision}, Hat has ${h.count}`);
-    if (m.sha256 !== sha256OfPayload(h.last))
+    if (m.sha256 !== h.last)
       throw new Error(`${what}: model ${m.instanceId} bytes differ from Hat's`);
   }
 }
@@ -364,7 +328,7 @@ async function assertExact(b: Backend, peer: HatPeer, what: string): Promise<voi
 const statusCompleting = (b: Backend) => /completing history/.test(b.status().detail ?? '');
 
 /**
- * Standby start and promotion (redundancy, issue 15 goal 3), in-process: an active backend keeps
+ * Standby start and promotion (redundancy, issue 15 goal 3): an active backend keeps
  * updating models (4 writers, disjoint ids, updates only) while a new standby without a snapshot
  * starts (`whenReady`); right after it is ready the active is "killed" (its writers stop; what it
  * acknowledged before is the acknowledged set) and the standby is promoted as
@@ -373,7 +337,7 @@ const statusCompleting = (b: Backend) => /completing history/.test(b.status().de
  * compare-and-set write acknowledged (waits for exact revisions). Checked, aborting the bench:
  * every acknowledged write present, and revisions exact once the standby's history is complete.
  */
-async function standbyCases(peer: HatPeer, o: Options): Promise<RecoveryRow[]> {
+async function standbyCases(peer: RemotePeer, o: Options): Promise<RecoveryRow[]> {
   const active = create(
     { module: 'x', model_prefix: PREFIX, full_replay: 'latest' },
     context(peer),
@@ -488,14 +452,14 @@ async function standbyCases(peer: HatPeer, o: Options): Promise<RecoveryRow[]> {
  * then lower bounds: the history they counted is gone).
  */
 async function prunedCases(
-  peer: HatPeer,
+  peer: RemotePeer,
   modelsEnd: number,
   o: Options,
   base: string,
   work: string,
 ): Promise<RecoveryRow[]> {
-  peer.pruneTimeseries(modelsEnd);
-  const hat = hatModels(peer);
+  await peer.call('prune', { n: modelsEnd });
+  const hat = new Map((await hatModels(peer)).map(([id, count, last]) => [id, { count, last }]));
   const live = [...hat.values()].filter((v) => v.last !== null).length;
   const cases = [
     { name: 'pruned: old snapshot, history', conf: { full_replay: 'history' }, snapshot: true },
@@ -531,7 +495,7 @@ async function prunedCases(
         throw new Error(`${c.name}: ${models.length} live models, Hat holds ${live}`);
       for (const m of models) {
         const h = hat.get(m.instanceId);
-        if (h?.last == null || m.sha256 !== sha256OfPayload(h.last) || m.revision > h.count)
+        if (h?.last == null || m.sha256 !== h.last || m.revision > h.count)
           throw new Error(`${c.name}: model ${m.instanceId} differs from Hat's latest`);
       }
       const rec = lines
@@ -575,21 +539,7 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/**
- * The peer's walks decode every entry they cross, and in one synchronous walk over a million
- * entries V8's default young generation promotes garbage and spends most of the time in GC (about
- * 10× the walk itself, unlike Python's reference counting in the real server): the bench runs
- * itself again with a larger semi-space.
- */
-const SEMI_SPACE = '--max-semi-space-size=64';
-
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  if (!process.execArgv.includes(SEMI_SPACE)) {
-    const res = spawnSync(process.execPath, [SEMI_SPACE, ...process.argv.slice(1)], {
-      stdio: 'inherit',
-    });
-    process.exit(res.status ?? 1);
-  }
   const o = parseArgs(process.argv.slice(2));
   const t0 = performance.now();
   o.log(

@@ -79,6 +79,11 @@ export interface ModelMeta {
   size: number;
   sha256: string;
   updated: string;
+  /**
+   * The revision is a lower bound (the event backend is still counting the model's history from
+   * Hat; docs/backend-event.md): the exact one replaces it later.
+   */
+  revision_provisional?: boolean;
   /** Known from the change stream: the last change's origin. */
   origin?: 'local' | 'remote';
 }
@@ -96,7 +101,11 @@ export interface Whoami {
   auth: boolean;
 }
 
-/** The ETag the server gives this revision (docs/http-api.md): `"<revision>-<sha256>"`. */
-export function etagOf(m: { revision: number; sha256: string }): string {
-  return `"${m.revision}-${m.sha256}"`;
+/**
+ * The `If-Match` value for a compare-and-set on a model the server described with `etag` (its
+ * `ETag` header), or null when there is none to compare: no ETag, or a weak one (`W/"…"`, sent
+ * while the revision is provisional), which `If-Match` never matches (RFC 9110).
+ */
+export function compareTag(etag: string | null): string | null {
+  return etag === null || etag === '' || etag.startsWith('W/') ? null : etag;
 }

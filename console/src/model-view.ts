@@ -1,12 +1,14 @@
 /**
- * One model: its current revision, its history (`GET /models/{id}/revisions`), a download of any
- * revision, and for the role `write` an upload of a new revision (compare-and-set on the revision
- * shown, progress from XMLHttpRequest) and a rollback with a confirmation.
+ * One model: its current revision (`HEAD /models/{id}`), its history (`GET /models/{id}/revisions`),
+ * a download of any revision, and for the role `write` an upload of a new revision (compare-and-set
+ * on the revision shown, with the ETag the server sent for it; progress from XMLHttpRequest) and a
+ * rollback with a confirmation. While the server marks the revision provisional (a weak ETag) the
+ * page says so instead of sending a compare-and-set that cannot succeed.
  */
 import {
   ApiError,
   authHeaders,
-  etagOf,
+  compareTag,
   getJson,
   type ModelMeta,
   type Revision,
@@ -16,13 +18,18 @@ import { h, setChildren } from './dom.js';
 import { formatSize, formatTime, shortHash } from './format.js';
 import type { ModelStore } from './store.js';
 
+/** The current revision as `HEAD /models/{id}` described it, with its `ETag` header. */
+interface Current extends ModelMeta {
+  etag: string | null;
+}
+
 export class ModelView {
   readonly root: HTMLElement;
   private readonly body: HTMLDivElement;
   private readonly message: HTMLParagraphElement;
   private readonly notice: HTMLParagraphElement;
   /** The current revision shown (null: none, or deleted). */
-  private shown: ModelMeta | null = null;
+  private shown: Current | null = null;
   private unsubscribe: (() => void) | null = null;
 
   constructor(
@@ -50,12 +57,29 @@ export class ModelView {
     this.unsubscribe = this.store.subscribe((ids) => {
       if (ids !== null && !ids.has(this.id)) return;
       const now = this.store.models.get(this.id);
-      if (this.shown === null || now === undefined || now.revision === this.shown.revision) return;
+      const shown = this.shown;
+      if (shown === null || now === undefined) return;
+      if (
+        now.revision === shown.revision &&
+        (now.revision_provisional ?? false) === (shown.revision_provisional ?? false)
+      )
+        return;
       this.notice.hidden = false;
+      // The exact revision replacing a provisional one (same bytes) is no change by anyone.
+      const exactNow =
+        shown.revision_provisional === true &&
+        now.revision_provisional !== true &&
+        now.sha256 === shown.sha256;
       setChildren(
         this.notice,
-        `This model changed meanwhile: it is now at revision ${now.revision}. `,
-        h('button', { type: 'button', onclick: () => void this.load() }, 'Show the new revision'),
+        exactNow
+          ? `The exact revision of this model is now known: ${now.revision}. `
+          : `This model changed meanwhile: it is now at revision ${now.revision}. `,
+        h(
+          'button',
+          { type: 'button', onclick: () => void this.load() },
+          exactNow ? 'Show it' : 'Show the new revision',
+        ),
       );
     });
     void this.load();
@@ -72,25 +96,24 @@ export class ModelView {
 
   async load(): Promise<void> {
     this.notice.hidden = true;
+    let current: Current | null = null;
+    try {
+      current = await headMeta(this.id);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    }
     let history: Revision[] | null = null;
     let historyNote = '';
     try {
       history = await getJson<Revision[]>(`/models/${this.id}/revisions`);
     } catch (err) {
-      // 404: no such model; 400 or 404: a server without the history routes (older daemon).
-      if (!(err instanceof ApiError) || (err.status !== 404 && err.status !== 400)) throw err;
-      historyNote = 'The history of this model is not available from this server.';
-    }
-    let current: ModelMeta | null = null;
-    if (history !== null) {
-      const c = history.find((r) => r.current && !r.deleted);
-      current = c ?? null;
-    } else {
-      try {
-        current = await headMeta(this.id);
-      } catch (err) {
-        if (!(err instanceof ApiError) || err.status !== 404) throw err;
-      }
+      // 404: no such model; 400 or 404: a server without the history routes (older daemon);
+      // 503: not yet (the event backend is still counting the history from Hat).
+      if (!(err instanceof ApiError) || ![400, 404, 503].includes(err.status)) throw err;
+      historyNote =
+        err.status === 503
+          ? `The history of this model is not available yet: ${err.message}.`
+          : 'The history of this model is not available from this server.';
     }
     this.shown = current;
     setChildren(
@@ -113,7 +136,12 @@ export class ModelView {
         'dl',
         {},
         ...row('Type', m.model_type),
-        ...row('Revision', String(m.revision)),
+        ...row(
+          'Revision',
+          m.revision_provisional === true
+            ? `at least ${m.revision} (not exact yet: the server is still counting this model's history)`
+            : String(m.revision),
+        ),
         ...row('Size', `${formatSize(m.size)} (${m.size} bytes)`),
         ...row('SHA-256', m.sha256),
         ...row('Updated', formatTime(m.updated)),
@@ -225,7 +253,23 @@ export class ModelView {
     }
   }
 
-  private uploadPanel(m: ModelMeta): HTMLElement {
+  /**
+   * The `If-Match` for a compare-and-set on `m`: the ETag the server sent for it; null, after
+   * saying why, while the revision is provisional (its weak ETag never matches).
+   */
+  private ifMatch(m: Current): string | null {
+    const tag = compareTag(m.etag);
+    if (tag !== null && m.revision_provisional !== true) return tag;
+    this.say(
+      `Not sent: revision ${m.revision} is not exact yet (the server is still counting this ` +
+        "model's history), so a compare-and-set on it cannot be checked. Wait until the exact " +
+        'revision is shown, then try again.',
+      'error',
+    );
+    return null;
+  }
+
+  private uploadPanel(m: Current): HTMLElement {
     const file = h('input', { id: 'upload-file', type: 'file' });
     const type = h('input', {
       id: 'upload-type',
@@ -288,16 +332,13 @@ export class ModelView {
     return form;
   }
 
-  private upload(
-    f: File,
-    type: string,
-    m: ModelMeta,
-    progress: HTMLProgressElement,
-  ): Promise<void> {
+  private upload(f: File, type: string, m: Current, progress: HTMLProgressElement): Promise<void> {
+    const tag = this.ifMatch(m);
+    if (tag === null) return Promise.resolve();
     return new Promise((resolve) => {
       const xhr = new XMLHttpRequest();
       xhr.open('PUT', `/models/${this.id}?type=${encodeURIComponent(type)}`);
-      for (const [k, v] of Object.entries(authHeaders({ 'If-Match': etagOf(m) })))
+      for (const [k, v] of Object.entries(authHeaders({ 'If-Match': tag })))
         xhr.setRequestHeader(k, v);
       xhr.setRequestHeader('Content-Type', 'application/octet-stream');
       progress.hidden = false;
@@ -337,7 +378,8 @@ export class ModelView {
     });
   }
 
-  private confirmRollback(to: number, current: ModelMeta): void {
+  private confirmRollback(to: number, current: Current): void {
+    if (this.ifMatch(current) === null) return;
     const dialog = this.body.querySelector<HTMLDialogElement>('#confirm-rollback');
     if (dialog === null) return;
     const cancel = h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel');
@@ -373,11 +415,13 @@ export class ModelView {
     cancel.focus();
   }
 
-  private async rollback(to: number, current: ModelMeta): Promise<void> {
+  private async rollback(to: number, current: Current): Promise<void> {
+    const tag = this.ifMatch(current);
+    if (tag === null) return;
     try {
       const res = await request(`/models/${this.id}/rollback?to=${to}`, {
         method: 'POST',
-        headers: { 'If-Match': etagOf(current) },
+        headers: { 'If-Match': tag },
       });
       const body = parse(await res.text());
       await this.load();
@@ -395,7 +439,7 @@ export class ModelView {
   }
 }
 
-async function headMeta(id: number): Promise<ModelMeta> {
+async function headMeta(id: number): Promise<Current> {
   const res = await request(`/models/${id}`, { method: 'HEAD' });
   const hd = res.headers;
   return {
@@ -405,6 +449,8 @@ async function headMeta(id: number): Promise<ModelMeta> {
     size: Number(hd.get('Content-Length')),
     sha256: hd.get('X-Model-Sha256') ?? '',
     updated: new Date(hd.get('Last-Modified') ?? '').toISOString(),
+    ...(hd.get('X-Model-Revision-Provisional') === 'true' ? { revision_provisional: true } : {}),
+    etag: hd.get('ETag'),
   };
 }
 

@@ -15,6 +15,7 @@ export interface Change {
   size?: number;
   sha256?: string;
   updated?: string;
+  revision_provisional?: boolean;
 }
 
 export class ModelStore {
@@ -114,6 +115,7 @@ function applyTo(models: Map<number, ModelMeta>, c: Change): void {
     sha256: c.sha256 ?? '',
     updated: c.updated ?? '',
     origin: c.origin,
+    ...(c.revision_provisional === true ? { revision_provisional: true } : {}),
   });
 }
 

@@ -11,8 +11,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { modelRegisterEvent } from '../../src/backends/event/format.js';
 import { hashPassword } from '../../src/controls/juggler/auth.js';
 import { DaemonProcess, ROOT, runCli, tempDir, writeJson } from '../daemon/harness.js';
+import { type HatPeer, startHatPeer } from '../peer/hat-peer.js';
 import { launch, noBrowser } from './browser.js';
 
 const T = { timeout: 60_000 };
@@ -346,4 +348,91 @@ describe('web console with users (browser)', { skip: skip ?? false }, () => {
     await page.waitForSelector('#upload-file');
     await page.close();
   });
+});
+
+describe('web console on a provisional revision (browser)', { skip: skip ?? false }, () => {
+  let browser: Browser;
+  let daemon: DaemonProcess;
+  let base: string;
+  let peer: HatPeer;
+
+  before(async () => {
+    // Model 1 has three events in Hat (exact revision 3); the history queries are held, so the
+    // event backend (full_replay latest_then_history, the default) serves revision 1 provisional.
+    peer = await startHatPeer({ flushDelayMs: 10 });
+    const prefix = ['aimm', 'model'];
+    for (const text of ['one', 'two', 'three'])
+      peer.register([modelRegisterEvent(prefix, 1, 'a.B', Buffer.from(text))]);
+    peer.holdHistoryQueries(true);
+    const conf = writeJson(join(dir, 'provisional.json'), {
+      name: 'provisional',
+      backend: { module: 'aimm-store/backends/event', model_prefix: prefix },
+      hat: { eventer_server: { host: peer.host, port: peer.port } },
+      control: [{ module: 'aimm-store/controls/http', server: { host: '127.0.0.1', port: 0 } }],
+      log: { level: 'info' },
+    });
+    daemon = new DaemonProcess(['serve', '--conf', conf]);
+    await daemon.waitForMsg('ready');
+    base = `http://127.0.0.1:${await daemon.port('http')}`;
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await daemon?.stop();
+    await peer?.close();
+  });
+
+  test(
+    'no compare-and-set on a lower bound; the exact revision is announced, then used',
+    T,
+    async () => {
+      const head = await fetch(`${base}/models/1`, { method: 'HEAD' });
+      assert.equal(head.headers.get('x-model-revision-provisional'), 'true');
+      assert.match(head.headers.get('etag') ?? '', /^W\//);
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      const requests: string[] = [];
+      page.on('request', (r) => {
+        if (r.method() !== 'GET' && r.method() !== 'HEAD')
+          requests.push(`${r.method()} ${r.url()}`);
+      });
+      await page.goto(`${base}/console/#/models/1`);
+      await page.waitForSelector('#upload-file');
+      assert.match((await page.textContent('.summary')) ?? '', /at least 1 \(not exact yet/);
+      await page.setInputFiles('#upload-file', {
+        name: 'new.bin',
+        mimeType: 'application/octet-stream',
+        buffer: Buffer.from('four'),
+      });
+      await page.click('#upload-button');
+      await page.waitForSelector('.message.error');
+      assert.match(
+        (await page.textContent('.message')) ?? '',
+        /Not sent: revision 1 is not exact yet/,
+      );
+      assert.deepEqual(requests, [], 'nothing was sent');
+      assert.equal(await (await fetch(`${base}/models/1`)).text(), 'three');
+
+      // The history is counted: the change stream brings the exact revision, the page says so.
+      peer.holdHistoryQueries(false);
+      await page.waitForSelector('.notice:not([hidden])');
+      assert.match(
+        (await page.textContent('.notice')) ?? '',
+        /exact revision of this model is now known: 3/,
+      );
+      await page.click('.notice button');
+      await page.waitForFunction(
+        "document.querySelector('.summary')?.textContent?.includes('Revision3Size')",
+      );
+      await page.setInputFiles('#upload-file', {
+        name: 'new.bin',
+        mimeType: 'application/octet-stream',
+        buffer: Buffer.from('four'),
+      });
+      await page.click('#upload-button');
+      await page.waitForSelector('.message.ok');
+      assert.match((await page.textContent('.message')) ?? '', /Stored as revision 4/);
+      assert.equal(await (await fetch(`${base}/models/1`)).text(), 'four');
+      await page.close();
+    },
+  );
 });

@@ -26,7 +26,10 @@
  *   `maxResults + 1` matches or at `tTo` / the partition's end. A server query seeks to
  *   `lastEventId` in the server's id index and walks every event of that server id (every type).
  *   `latest` is a table (one event per type; exact types are looked up, patterns scanned). So CPU
- *   cost grows with the unrelated events a walk crosses, as the real server's does.
+ *   cost grows with the unrelated events a walk crosses, as the real server's does. By default
+ *   every query is answered synchronously; with `executor` timeseries and server queries queue for
+ *   one walker that proceeds in slices beside the event loop (LMDB's executor thread), each walk
+ *   seeing the store as it was when it began, while `latest`, registers and pings go on.
  * - any protocol violation closes the connection without a reply; pings both ways.
  * - redundancy: `importEvents` stores events synchronised from another server verbatim (same ids)
  *   and notifies them; `onRegistered` reports what this server registers (see `event-cluster.ts`).
@@ -115,6 +118,15 @@ export interface HatPeerOptions {
    * thread busy that long before registering. Default null: the bare peer's own cost only.
    */
   registerCost?: RegisterCost | null;
+  /**
+   * Answer timeseries and server queries as hat-event's LMDB backend does, in one executor thread
+   * beside the event loop (default false: synchronously, in the order received): they queue, one
+   * at a time, and each walks in slices of a few ms with the peer's event loop running in between,
+   * so `latest` queries, registers, notifications and pings are answered during a long walk, as
+   * the real server answers them. Each walk sees the store as it was when it began (LMDB's read
+   * transaction). For benches of a client's time while the server walks.
+   */
+  executor?: boolean;
 }
 
 /** One LMDB time-series partition: which events it holds and which timestamp orders them. */
@@ -142,6 +154,8 @@ export interface HatPeer {
    * matching or not): the work LMDB does, which tests assert on instead of timings.
    */
   readonly walked: number;
+  /** Milliseconds spent answering queries so far (the walks, sliced or not). */
+  readonly queryMs: number;
   /** Open TCP connections (initialised or not). */
   connectionCount(): number;
   /** Init info of the currently connected, initialised clients. */
@@ -252,7 +266,7 @@ class PeerConnection {
 
 class Peer implements HatPeer {
   readonly opts: Required<
-    Omit<HatPeerOptions, 'serverToken' | 'port' | 'partitions' | 'registerCost'>
+    Omit<HatPeerOptions, 'serverToken' | 'port' | 'partitions' | 'registerCost' | 'executor'>
   > & {
     serverToken: string | null;
     registerCost: RegisterCost | null;
@@ -294,6 +308,14 @@ class Peer implements HatPeer {
   private flushTimer: NodeJS.Timeout | null = null;
   private engineStarted = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly executorOn: boolean;
+  /** Queued timeseries and server queries (`executor`), the first one being walked. */
+  private readonly executorJobs: {
+    steps: Generator<void, QueryResult>;
+    done(r: QueryResult): void;
+  }[] = [];
+  private executorTick: NodeJS.Immediate | null = null;
+  private queryTime = 0;
 
   constructor(options: HatPeerOptions) {
     this.opts = {
@@ -317,6 +339,7 @@ class Peer implements HatPeer {
       { orderBy: 'sourceTimestamp', subscriptions: [['*']] },
     ];
     this.partitions = partitions.map((p) => new PartitionIndex(p.orderBy, p.subscriptions));
+    this.executorOn = options.executor ?? false;
     this.host = this.opts.host;
     this.port = options.port ?? 0;
     this.serverId = this.opts.serverId;
@@ -330,6 +353,10 @@ class Peer implements HatPeer {
 
   get walked(): number {
     return this.walkedEntries;
+  }
+
+  get queryMs(): number {
+    return this.queryTime;
   }
 
   get status(): Status {
@@ -385,6 +412,9 @@ class Peer implements HatPeer {
     this.flushTimer = null;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    if (this.executorTick !== null) clearImmediate(this.executorTick);
+    this.executorTick = null;
+    this.executorJobs.length = 0;
   }
 
   private accept(socket: Socket): void {
@@ -798,8 +828,41 @@ class Peer implements HatPeer {
 
   private answerQuery(pc: PeerConnection, conv: ReceivedMsg['conv'], params: QueryParams): void {
     if (!this.connections.has(pc)) return;
-    const result = this.query(params);
-    pc.conn.send(MSG_QUERY_RES, encodeQueryRes(result), { conv, last: true });
+    const send = (result: QueryResult) => {
+      if (this.connections.has(pc))
+        pc.conn.send(MSG_QUERY_RES, encodeQueryRes(result), { conv, last: true });
+    };
+    if (!this.executorOn || params.kind === 'latest') {
+      send(this.query(params));
+      return;
+    }
+    // Invalid parameters close the connection at once, as the synchronous path does.
+    if (params.kind === 'timeseries') this.checkTypes(params.eventTypes);
+    else this.checkServerQuery(params);
+    this.executorJobs.push({ steps: this.querySteps(params, true), done: send });
+    this.runExecutor();
+  }
+
+  /** One slice of the executor's walk (≈ 4 ms), then the event loop, then the next slice. */
+  private runExecutor(): void {
+    if (this.executorTick !== null) return;
+    this.executorTick = setImmediate(() => {
+      this.executorTick = null;
+      const t0 = performance.now();
+      try {
+        while (this.executorJobs.length > 0 && performance.now() - t0 < 4) {
+          const job = this.executorJobs[0] as (typeof this.executorJobs)[number];
+          const step = job.steps.next();
+          if (step.done === true) {
+            this.executorJobs.shift();
+            job.done(step.value);
+          }
+        }
+      } finally {
+        this.queryTime += performance.now() - t0;
+      }
+      if (this.executorJobs.length > 0) this.runExecutor();
+    });
   }
 
   holdHistoryQueries(on: boolean): void {
@@ -824,14 +887,27 @@ class Peer implements HatPeer {
   }
 
   query(params: QueryParams): QueryResult {
-    switch (params.kind) {
-      case 'latest':
-        return this.queryLatest(params);
-      case 'timeseries':
-        return this.queryTimeseries(params);
-      case 'server':
-        return this.queryServer(params);
+    const t0 = performance.now();
+    try {
+      if (params.kind === 'latest') return this.queryLatest(params);
+      const steps = this.querySteps(params, false);
+      for (;;) {
+        const step = steps.next();
+        if (step.done === true) return step.value;
+      }
+    } finally {
+      this.queryTime += performance.now() - t0;
     }
+  }
+
+  /** A timeseries or server query's walk, yielding every 256 entries (the executor's slices). */
+  private querySteps(
+    params: QueryTimeseriesParams | QueryServerParams,
+    snapshot: boolean,
+  ): Generator<void, QueryResult> {
+    return params.kind === 'timeseries'
+      ? this.queryTimeseries(params, snapshot)
+      : this.queryServer(params, snapshot);
   }
 
   private queryLatest(params: QueryLatestParams): QueryResult {
@@ -864,7 +940,16 @@ class Peer implements HatPeer {
     return this.encoded.decode(index);
   }
 
-  private queryTimeseries(p: QueryTimeseriesParams): QueryResult {
+  private checkServerQuery(p: QueryServerParams): void {
+    if (p.lastEventId !== null && p.lastEventId.server !== p.serverId) {
+      throw new ProtocolError('server query: lastEventId.server differs from serverId');
+    }
+  }
+
+  private *queryTimeseries(
+    p: QueryTimeseriesParams,
+    snapshot: boolean,
+  ): Generator<void, QueryResult> {
     this.checkTypes(p.eventTypes);
     const types = p.eventTypes;
     // LMDB answers from the first partition of this order whose subscriptions overlap the query.
@@ -887,7 +972,9 @@ class Peer implements HatPeer {
     const out: Event[] = [];
     let sentinel = p.lastEventId;
     // Seek (LMDB's set_range), then walk entry by entry, decoding each, until max + 1 matches.
-    for (const index of partition.walk(this.store, p.order, from, to)) {
+    let n = 0;
+    for (const index of partition.walk(this.store, p.order, from, to, snapshot)) {
+      if ((++n & 255) === 0) yield;
       const e = this.read(index);
       if (sentinel !== null) {
         // As LMDB's `_Filter.process` (timeseriesdb.py): every walked entry up to and including
@@ -909,14 +996,14 @@ class Peer implements HatPeer {
     return { events: out.slice(0, max), moreFollows: out.length > max };
   }
 
-  private queryServer(p: QueryServerParams): QueryResult {
-    if (p.lastEventId !== null && p.lastEventId.server !== p.serverId) {
-      throw new ProtocolError('server query: lastEventId.server differs from serverId');
-    }
+  private *queryServer(p: QueryServerParams, snapshot: boolean): Generator<void, QueryResult> {
+    this.checkServerQuery(p);
     const max = this.maxResults(p.maxResults);
     const out: Event[] = [];
+    let n = 0;
     // Seek to lastEventId in the reference db, then walk that server's events (every type).
-    for (const index of this.byId.walkServer(this.store, p.serverId, p.lastEventId)) {
+    for (const index of this.byId.walkServer(this.store, p.serverId, p.lastEventId, snapshot)) {
+      if ((++n & 255) === 0) yield;
       if (p.persisted && index >= this.flushedCount) continue;
       if (!this.referenced(index)) continue;
       this.read(index);
@@ -998,7 +1085,9 @@ function insertSorted(xs: number[], index: number, cmp: (a: number, b: number) =
 
 /** One time-series partition: store indices ordered by (key timestamp, event id). */
 class PartitionIndex {
-  private readonly entries: number[] = [];
+  private entries: number[] = [];
+  /** A snapshot walk holds `entries`: the next change copies it first (copy on write). */
+  private shared = false;
 
   constructor(
     readonly orderBy: OrderBy,
@@ -1013,6 +1102,7 @@ class PartitionIndex {
   add(store: readonly Event[], index: number): boolean {
     const e = store[index] as Event;
     if (this.keyOf(e) === null || !matchesAny(e.type, this.types)) return false;
+    this.unshare();
     insertSorted(this.entries, index, (a, b) => {
       const x = store[a] as Event;
       const y = store[b] as Event;
@@ -1026,18 +1116,30 @@ class PartitionIndex {
 
   /** Drops the `n` oldest entries (LMDB's partition `limit`); returns their store indices. */
   dropOldest(n: number): number[] {
+    this.unshare();
     return this.entries.splice(0, Math.min(n, this.entries.length));
   }
 
-  /** Store indices from `from` to `to` (inclusive, null: unbounded) in `order`, lazily. */
+  private unshare(): void {
+    if (!this.shared) return;
+    this.entries = this.entries.slice();
+    this.shared = false;
+  }
+
+  /**
+   * Store indices from `from` to `to` (inclusive, null: unbounded) in `order`, lazily; with
+   * `snapshot`, over the entries as they were at the first step (a walk that yields to writers).
+   */
   *walk(
     store: readonly Event[],
     order: 'ascending' | 'descending',
     from: Timestamp | null,
     to: Timestamp | null,
+    snapshot = false,
   ): Generator<number> {
     const key = (i: number) => this.keyOf(store[i] as Event) as Timestamp;
     const xs = this.entries;
+    if (snapshot) this.shared = true;
     if (order === 'ascending') {
       let i = from === null ? 0 : lowerBound(xs, (x) => compareTimestamps(key(x), from) < 0);
       for (; i < xs.length; i++) {
@@ -1060,12 +1162,15 @@ class PartitionIndex {
 /** Store indices by event id (LMDB's reference db): one server's events in id order. */
 class IdIndex {
   private readonly byServer = new Map<number, number[]>();
+  /** Lists a snapshot walk holds: the next change copies them first (copy on write). */
+  private readonly shared = new Set<number[]>();
 
   add(store: readonly Event[], index: number): void {
     const server = (store[index] as Event).id.server;
     let xs = this.byServer.get(server);
-    if (xs === undefined) {
-      xs = [];
+    if (xs === undefined || this.shared.has(xs)) {
+      if (xs !== undefined) this.shared.delete(xs);
+      xs = xs === undefined ? [] : xs.slice();
       this.byServer.set(server, xs);
     }
     insertSorted(xs, index, (a, b) =>
@@ -1074,8 +1179,14 @@ class IdIndex {
   }
 
   /** The server's events after `after` (all for null), in id order, lazily. */
-  *walkServer(store: readonly Event[], server: number, after: EventId | null): Generator<number> {
+  *walkServer(
+    store: readonly Event[],
+    server: number,
+    after: EventId | null,
+    snapshot = false,
+  ): Generator<number> {
     const xs = this.byServer.get(server) ?? [];
+    if (snapshot) this.shared.add(xs);
     let i =
       after === null
         ? 0

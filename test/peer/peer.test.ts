@@ -327,3 +327,52 @@ describe('peer notifications and lifecycle', { timeout: 20_000 }, () => {
     }
   });
 });
+
+describe('peer executor (LMDB: history queries beside the event loop)', { timeout: 30_000 }, () => {
+  test('a long walk answers after a later latest query and register; it sees its start', async () => {
+    const peer = await startHatPeer({ engineEvents: false, executor: true });
+    try {
+      const noise = Array.from({ length: 40_000 }, (_, i) => ({
+        type: ['noise', String(i % 50)],
+        sourceTimestamp: null,
+        payload: { kind: 'json' as const, text: String(i) },
+      }));
+      for (let i = 0; i < noise.length; i += 2000) peer.register(noise.slice(i, i + 2000));
+      const c = await client(peer);
+      const order: string[] = [];
+      // Walks all 40 000 entries (nothing matches) in slices.
+      const walk = c
+        .query({
+          kind: 'timeseries',
+          eventTypes: [['model', '*']],
+          tFrom: null,
+          tTo: null,
+          sourceTFrom: null,
+          sourceTTo: null,
+          order: 'ascending',
+          orderBy: 'timestamp',
+          maxResults: null,
+          lastEventId: null,
+        })
+        .then((r) => {
+          order.push('walk');
+          return r;
+        });
+      // Once the walk began (its first slice), a register and a latest query.
+      while (peer.walked === 0) await new Promise((r) => setImmediate(r));
+      const reg = c
+        .register([{ type: ['model', '1'], sourceTimestamp: null, payload: null }])
+        .then(() => order.push('register'));
+      const latest = c
+        .query({ kind: 'latest', eventTypes: [['noise', '1']] })
+        .then(() => order.push('latest'));
+      const [res] = await Promise.all([walk, reg, latest]);
+      assert.deepEqual(order, ['register', 'latest', 'walk']);
+      // The model event registered during the walk is not in it (its read transaction began first).
+      assert.deepEqual(res.events, []);
+      assert.ok(peer.walked >= 40_000, `walked ${peer.walked}`);
+    } finally {
+      await peer.close();
+    }
+  });
+});
