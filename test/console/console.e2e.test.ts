@@ -51,6 +51,26 @@ async function put(
 }
 
 /** Every request the page makes, to check that none leaves 127.0.0.1. */
+/**
+ * Polls `test(the matching elements' texts)` from the test's side: Playwright's `waitForFunction` evaluates its
+ * predicate with `eval` in the page, which the console's CSP (no 'unsafe-eval') refuses once it
+ * has to poll.
+ */
+async function waitForText(
+  page: Page,
+  selector: string,
+  test: (texts: string[]) => boolean,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const texts = await page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ''));
+    if (test(texts)) return;
+    if (Date.now() > deadline) throw new Error(`${selector}: text not as expected: ${texts}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
 function recordRequests(page: Page): string[] {
   const urls: string[] = [];
   page.on('request', (r) => urls.push(r.url()));
@@ -132,7 +152,7 @@ describe('web console (browser)', { skip: skip ?? false }, () => {
     assert.equal(await page.textContent('.rows .row[data-id="4"] .c1'), 'cli.Written');
     assert.equal(await page.textContent('.rows .row[data-id="4"] .c5'), 'local');
     await page.fill('#filter', 'resnet');
-    await page.waitForFunction("document.querySelectorAll('.rows .row').length === 1");
+    await waitForText(page, '.rows .row', (rows) => rows.length === 1);
     await page.fill('#filter', '');
     await page.screenshot({ path: join(shots, 'list.png') });
     assertLocal(urls, base);
@@ -420,9 +440,7 @@ describe('web console on a provisional revision (browser)', { skip: skip ?? fals
         /exact revision of this model is now known: 3/,
       );
       await page.click('.notice button');
-      await page.waitForFunction(
-        "document.querySelector('.summary')?.textContent?.includes('Revision3Size')",
-      );
+      await waitForText(page, '.summary', (t) => t.join('').includes('Revision3Size'));
       await page.setInputFiles('#upload-file', {
         name: 'new.bin',
         mimeType: 'application/octet-stream',
