@@ -22,6 +22,12 @@ export interface ModelMeta {
   sha256: string;
   /** ISO-8601 UTC time of the last write (as the backend knows it). */
   updated: string;
+  /**
+   * The media type given with the write of this revision (`CreateOptions.contentType`), where the
+   * backend keeps one (sqlite does, the event backend does not: AIMM's event payload has no
+   * room). Absent: unknown (another writer, or none given).
+   */
+  contentType?: string;
 }
 
 export interface Model extends ModelMeta {
@@ -75,6 +81,12 @@ export interface CreateOptions {
    * returns, so the caller may change its buffer at once.
    */
   handOver?: boolean;
+  /**
+   * The instance's media type (`type/subtype[; params]`, see `backend/content-type.ts`), kept as
+   * `ModelMeta.contentType` of the revision written, by a backend that can (others ignore it).
+   * A write without it leaves the new revision's type unknown.
+   */
+  contentType?: string;
 }
 
 export interface WriteOptions extends CreateOptions {
@@ -114,6 +126,8 @@ export interface ModelRevision {
   available: boolean;
   /** This is the model's current revision (the newest). */
   current: boolean;
+  /** The media type this revision was written with, where the backend keeps it (absent: unknown). */
+  contentType?: string;
 }
 
 export interface HistoryOptions {

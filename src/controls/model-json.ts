@@ -3,7 +3,7 @@
  * replies (`list_instances`, `meta_only`, `get_instance`) and the Juggler state's entries, all with
  * the keys the CLI prints. AIMM's keys come first, in AIMM's order (`instance_id`, `model_type`,
  * and `instance` when the base64 bytes are given), then ours (`revision`, `size`, `sha256`,
- * `updated`). Key order is part of the wire format (the Juggler control writes Python's
+ * `updated`, and `content_type` where the backend kept one). Key order is part of the wire format (the Juggler control writes Python's
  * `json.dumps` text in insertion order).
  */
 import type { ModelMeta, ModelRevision } from '../backend/types.js';
@@ -15,6 +15,7 @@ export function modelJson(meta: ModelMeta, instanceB64?: string): Record<string,
   e.size = meta.size;
   e.sha256 = meta.sha256;
   e.updated = meta.updated;
+  if (meta.contentType !== undefined) e.content_type = meta.contentType;
   return e;
 }
 
@@ -31,5 +32,6 @@ export function revisionJson(r: ModelRevision): Record<string, unknown> {
     origin: r.origin,
     available: r.available,
     current: r.current,
+    ...(r.contentType !== undefined ? { content_type: r.contentType } : {}),
   };
 }
