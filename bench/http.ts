@@ -126,7 +126,12 @@ function startBare(dir: string, fsync: boolean): Promise<Server> {
   );
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+/**
+ * The keep-alive connection of the current measurement: a new one each time, so that a server's
+ * keep-alive timeout (5 s) cannot close a connection idle while the others were measured just as
+ * it is reused (a "socket hang up").
+ */
+let agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
 function httpCall(port: number, method: string, path: string, body?: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -197,6 +202,8 @@ async function measureWith(
   body: Buffer,
 ): Promise<Sample> {
   const pid = c.server.child.pid as number;
+  agent.destroy();
+  agent = new Agent({ keepAlive: true, maxSockets: 1 });
   await new Promise((r) => setTimeout(r, 100));
   const idle = status(pid, 'VmRSS');
   const reset = resetPeak(pid);
