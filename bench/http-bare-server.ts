@@ -2,9 +2,9 @@
  * The baseline of `bench/http.ts`: a bare `node:http` server (no framework, no checks) that stores
  * a `PUT /models/{id}` body with `fs.writeFile` into a temp folder (`--fsync`: open, write,
  * fdatasync, close, as durable as the sqlite backend's commit) and answers `GET /models/{id}`
- * with the file's bytes. Prints `listening <port>` once it listens.
+ * with the file's bytes (`DELETE` unlinks the file). Prints `listening <port>` once it listens.
  */
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -41,6 +41,19 @@ const server = createServer({ requestTimeout: 0 }, (req, res) => {
         },
       );
     });
+    return;
+  }
+  if (req.method === 'DELETE') {
+    rm(path, { force: true }).then(
+      () => {
+        res.writeHead(204);
+        res.end();
+      },
+      () => {
+        res.writeHead(500);
+        res.end();
+      },
+    );
     return;
   }
   readFile(path).then(

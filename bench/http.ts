@@ -1,9 +1,13 @@
 /**
- * HTTP write API benchmark: `node dist/bench/http.js [--quick] [--large]` (after `npm run build`).
+ * HTTP write API benchmark: `node dist/bench/http.js [--quick] [--large] [--rounds N]` (after
+ * `npm run build`).
  *
  * Uploads (`PUT /models/{id}`) and downloads (`GET /models/{id}`) of 1 KiB, 1 MiB and 64 MiB
  * models (`--large`: also 256 MiB), one request at a time on one keep-alive connection, against
- * servers in child processes (so that each one's peak RSS is its own):
+ * servers in child processes (so that each one's peak RSS is its own), **interleaved**: each
+ * round measures every server once per size, in an order rotated from round to round, so that a
+ * change of the machine's load hits all of them alike; the ratios to `bare` are taken per round
+ * and reported as median and range. The servers:
  * - `aimm-store`: the real daemon (`serve`, sqlite backend with its defaults — `synchronous:
  *   full` —, HTTP and Juggler controls);
  * - `bare`: a bare `node:http` server doing `fs.writeFile` of the body into a temp folder
@@ -11,9 +15,12 @@
  *   durable as a sqlite commit);
  * - `juggler`: the same daemon through the Juggler path (the client library's put/get: base64 in
  *   JSON over WebSocket; not at 256 MiB, over the client's WebSocket message limit).
- * Prints MB/s per direction and size, the ratio to `bare`, and each server's peak RSS during the
- * uploads of a size (Linux `VmHWM`, reset before each size through `/proc/<pid>/clear_refs`)
- * against its idle RSS before them.
+ * Prints, per size and server, the median MB/s per direction and the per-round ratios to `bare`
+ * and `bare+fsync` (median, range), and the peak RSS during a round's uploads (Linux `VmHWM`,
+ * reset before each measurement through `/proc/<pid>/clear_refs`) above the RSS just before them,
+ * largest over the rounds, in multiples of the model. The models of a measurement are deleted
+ * after it (outside the timing; the daemon keeps no history in this bench) so that the files do
+ * not grow from round to round.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,18 +31,22 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { JugglerClient } from '../src/client/index.js';
+import { median } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MAIN = join(here, '..', 'src', 'cli', 'main.js');
 const quick = process.argv.includes('--quick');
 const large = process.argv.includes('--large');
+const roundsArg = process.argv.indexOf('--rounds');
+const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : quick ? 3 : 5;
+if (!(Number.isInteger(ROUNDS) && ROUNDS > 0)) throw new Error('--rounds takes a positive integer');
 const MiB = 1024 * 1024;
 
 const SIZES: { label: string; bytes: number; count: number }[] = [
-  { label: '1 KiB', bytes: 1024, count: quick ? 100 : 500 },
-  { label: '1 MiB', bytes: MiB, count: quick ? 10 : 40 },
-  { label: '64 MiB', bytes: 64 * MiB, count: quick ? 2 : 4 },
-  ...(large ? [{ label: '256 MiB', bytes: 256 * MiB, count: 2 }] : []),
+  { label: '1 KiB', bytes: 1024, count: quick ? 50 : 200 },
+  { label: '1 MiB', bytes: MiB, count: quick ? 5 : 16 },
+  { label: '64 MiB', bytes: 64 * MiB, count: quick ? 1 : 2 },
+  ...(large ? [{ label: '256 MiB', bytes: 256 * MiB, count: 1 }] : []),
 ];
 
 interface Server {
@@ -80,7 +91,11 @@ function startDaemon(dir: string): Promise<Server> {
     conf,
     JSON.stringify({
       name: 'bench',
-      backend: { module: 'aimm-store/backends/sqlite', path: join(dir, 'bench.db') },
+      backend: {
+        module: 'aimm-store/backends/sqlite',
+        path: join(dir, 'bench.db'),
+        history: { keep: 0 },
+      },
       control: [
         {
           module: 'aimm-store/controls/juggler',
@@ -111,7 +126,12 @@ function startBare(dir: string, fsync: boolean): Promise<Server> {
   );
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+/**
+ * The keep-alive connection of the current measurement: a new one each time, so that a server's
+ * keep-alive timeout (5 s) cannot close a connection idle while the others were measured just as
+ * it is reused (a "socket hang up").
+ */
+let agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
 function httpCall(port: number, method: string, path: string, body?: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -146,33 +166,58 @@ function resetPeak(pid: number): boolean {
   }
 }
 
-interface Row {
-  server: string;
-  size: string;
+/** One server measured once at one size. */
+interface Sample {
   putMBs: number;
   getMBs: number;
-  idleMiB: number;
-  peakMiB: number;
+  /** Peak RSS during the uploads above the RSS before them (MiB). */
+  extraMiB: number;
 }
 
-async function measure(
-  s: Server,
+interface Contender {
+  name: string;
+  server: Server;
+  /** Through the Juggler control (a client connected for each measurement) instead of HTTP. */
+  juggler: boolean;
+}
+
+let nextId = 1_000;
+
+async function measure(c: Contender, size: (typeof SIZES)[number], body: Buffer): Promise<Sample> {
+  // A fresh Juggler connection each time: a long blocking write elsewhere cannot have timed it out.
+  const juggler = c.juggler
+    ? await JugglerClient.connect(`ws://127.0.0.1:${c.server.juggler}/`)
+    : null;
+  try {
+    return await measureWith(c, juggler, size, body);
+  } finally {
+    await juggler?.close();
+  }
+}
+
+async function measureWith(
+  c: Contender,
+  juggler: JugglerClient | null,
   size: (typeof SIZES)[number],
   body: Buffer,
-  base: number,
-  juggler: JugglerClient | null,
-): Promise<Row> {
-  const pid = s.child.pid as number;
-  await new Promise((r) => setTimeout(r, 200));
+): Promise<Sample> {
+  const pid = c.server.child.pid as number;
+  agent.destroy();
+  agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  await new Promise((r) => setTimeout(r, 100));
   const idle = status(pid, 'VmRSS');
   const reset = resetPeak(pid);
   const ids: number[] = [];
   let t0 = performance.now();
   for (let i = 0; i < size.count; i++) {
-    const id = base + i;
-    if (juggler !== null) ids.push((await juggler.put('bench.Model', body)).instanceId);
-    else {
-      await httpCall(s.http, 'PUT', `/models/${id}?type=bench.Model`, body);
+    if (juggler !== null) {
+      const id = (await juggler.put('bench.Model', body)).instanceId;
+      ids.push(id);
+      // Ids are never reused, even deleted ones: the next PUT takes one above.
+      nextId = Math.max(nextId, id + 1);
+    } else {
+      const id = nextId++;
+      await httpCall(c.server.http, 'PUT', `/models/${id}?type=bench.Model`, body);
       ids.push(id);
     }
   }
@@ -183,19 +228,18 @@ async function measure(
     const got =
       juggler !== null
         ? (await juggler.get(id)).instance
-        : await httpCall(s.http, 'GET', `/models/${id}`);
-    if (got.length !== body.length) throw new Error(`${s.name}: got ${got.length} bytes`);
+        : await httpCall(c.server.http, 'GET', `/models/${id}`);
+    if (got.length !== body.length) throw new Error(`${c.name}: got ${got.length} bytes`);
   }
   const getS = (performance.now() - t0) / 1000;
+  for (const id of ids) await httpCall(c.server.http, 'DELETE', `/models/${id}`);
   const mb = (size.bytes * size.count) / 1e6;
-  return {
-    server: s.name,
-    size: size.label,
-    putMBs: mb / putS,
-    getMBs: mb / getS,
-    idleMiB: idle,
-    peakMiB: peak,
-  };
+  return { putMBs: mb / putS, getMBs: mb / getS, extraMiB: peak - idle };
+}
+
+function range(xs: number[]): string {
+  const f = (x: number) => x.toFixed(2);
+  return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
 }
 
 async function main(): Promise<void> {
@@ -204,43 +248,57 @@ async function main(): Promise<void> {
   try {
     const daemon = await startDaemon(join(dir));
     servers.push(daemon);
-    const bareDir = mkdtempSync(join(dir, 'bare-'));
-    const bare = await startBare(bareDir, false);
+    const bare = await startBare(mkdtempSync(join(dir, 'bare-')), false);
     servers.push(bare);
     const bareSync = await startBare(mkdtempSync(join(dir, 'baresync-')), true);
     servers.push(bareSync);
-    const client = await JugglerClient.connect(`ws://127.0.0.1:${daemon.juggler}/`);
-    const rows: Row[] = [];
-    let base = 1_000;
-    for (const size of SIZES) {
-      const body = randomBytes(size.bytes);
-      for (const [s, j] of [
-        [bare, null],
-        [bareSync, null],
-        [daemon, null],
-        [{ ...daemon, name: 'juggler' }, client],
-      ] as const) {
-        // Beyond ≈ 100 MiB a Juggler message (base64 in JSON) is over the client's WebSocket limit.
-        if (j !== null && size.bytes > 64 * MiB) continue;
-        rows.push(await measure(s, size, body, base, j));
-        base += size.count + 10;
+    const contenders: Contender[] = [
+      { name: 'bare', server: bare, juggler: false },
+      { name: 'bare+fsync', server: bareSync, juggler: false },
+      { name: 'aimm-store', server: daemon, juggler: false },
+      { name: 'juggler', server: daemon, juggler: true },
+    ];
+    // samples[size][contender] = one Sample per round
+    const samples = SIZES.map(() => contenders.map((): Sample[] => []));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [si, size] of SIZES.entries()) {
+        const body = randomBytes(size.bytes);
+        for (let k = 0; k < contenders.length; k++) {
+          const ci = (k + round) % contenders.length;
+          const c = contenders[ci] as Contender;
+          // Beyond ≈ 100 MiB a Juggler message (base64 in JSON) is over the client's WebSocket limit.
+          if (c.juggler && size.bytes > 64 * MiB) continue;
+          samples[si]?.[ci]?.push(await measure(c, size, body));
+        }
       }
+      process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
     }
-    await client.close();
     console.log(
-      'HTTP write API (sqlite backend, synchronous: full) vs bare node:http, one connection:',
+      `HTTP write API (sqlite backend, synchronous: full) vs bare node:http, one connection, ${ROUNDS} interleaved rounds:`,
     );
     console.log(
-      `  ${'size'.padEnd(8)}${'server'.padEnd(12)}${'PUT MB/s'.padStart(10)}${'×bare'.padStart(7)}${'×fsync'.padStart(8)}${'GET MB/s'.padStart(10)}${'×bare'.padStart(7)}   peak RSS − idle (MiB), × model`,
+      `  ${'size'.padEnd(8)}${'server'.padEnd(12)}${'PUT MB/s'.padStart(9)}  ${'PUT ×bare'.padEnd(19)}${'PUT ×fsync'.padEnd(19)}${'GET MB/s'.padStart(9)}  ${'GET ×bare'.padEnd(19)}peak RSS − idle (max MiB, × model)`,
     );
-    for (const size of SIZES) {
-      const of = (n: string) => rows.find((r) => r.size === size.label && r.server === n) as Row;
-      const b = of('bare');
-      const f = of('bare+fsync');
-      for (const r of rows.filter((x) => x.size === size.label)) {
-        const extra = r.peakMiB - r.idleMiB;
+    for (const [si, size] of SIZES.entries()) {
+      const per = samples[si] as Sample[][];
+      const b = per[0] as Sample[];
+      const f = per[1] as Sample[];
+      for (const [ci, c] of contenders.entries()) {
+        const xs = per[ci] as Sample[];
+        if (xs.length === 0) continue;
+        const ratio = (ys: Sample[], k: 'putMBs' | 'getMBs') =>
+          range(xs.map((x, i) => x[k] / (ys[i] as Sample)[k]));
+        const extra = Math.max(...xs.map((x) => x.extraMiB));
         console.log(
-          `  ${r.size.padEnd(8)}${r.server.padEnd(12)}${r.putMBs.toFixed(1).padStart(10)}${(r.putMBs / b.putMBs).toFixed(2).padStart(7)}${(r.putMBs / f.putMBs).toFixed(2).padStart(8)}${r.getMBs.toFixed(1).padStart(10)}${(r.getMBs / b.getMBs).toFixed(2).padStart(7)}   ${r.idleMiB.toFixed(0)} → ${r.peakMiB.toFixed(0)} (+${extra.toFixed(0)}, ${(extra / (size.bytes / MiB)).toFixed(2)}×)`,
+          `  ${size.label.padEnd(8)}${c.name.padEnd(12)}${median(xs.map((x) => x.putMBs))
+            .toFixed(1)
+            .padStart(9)}  ${ratio(b, 'putMBs').padEnd(19)}${ratio(f, 'putMBs').padEnd(19)}${median(
+            xs.map((x) => x.getMBs),
+          )
+            .toFixed(1)
+            .padStart(
+              9,
+            )}  ${ratio(b, 'getMBs').padEnd(19)}+${extra.toFixed(0)} (${(extra / (size.bytes / MiB)).toFixed(2)}×)`,
         );
       }
     }

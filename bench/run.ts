@@ -8,7 +8,9 @@
  * unrelated events vs AIMM's `latest` start), juggler (control vs direct backend calls),
  * daemon (start-to-ready, SIGTERM-to-exit, HTTP model reads vs bare node:http), http (HTTP
  * uploads and downloads vs a bare node:http server writing files, and vs Juggler), lone-writer
- * (sequential 1 KiB writes Juggler → daemon → Hat peer vs a direct eventer client), redundancy
+ * (sequential 1 KiB writes Juggler → daemon → Hat peer vs a direct eventer client), large-models
+ * (1 MiB and 10 MiB models through the daemon's Juggler and HTTP paths, event backend with and
+ * without a snapshot, vs a direct eventer client; the daemon's peak RSS), redundancy
  * (failover times against the monitor's and the event servers' own part), tls (a TLS handshake
  * plus one request, and a 1 MiB model read, against plain HTTP on the HTTP control), transfer
  * (model history listing vs the backend's own listing or Hat's read; migrate sqlite → event backend
@@ -29,6 +31,7 @@ const BENCHES = [
   'daemon',
   'http',
   'lone-writer',
+  'large-models',
   'redundancy',
   'tls',
   'transfer',

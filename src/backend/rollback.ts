@@ -1,6 +1,6 @@
 /**
  * Rolling a model back to an earlier revision, over any backend with history: a new revision with
- * the old bytes and type, written with compare-and-set against the revision the caller saw (or the
+ * the old bytes, model type and content type (where kept), written with compare-and-set against the revision the caller saw (or the
  * current one when read here), so a concurrent write makes the rollback fail with
  * `revision_conflict` instead of being overwritten.
  */
@@ -35,5 +35,6 @@ export async function rollbackModel(
   }
   return backend.updateModel(instanceId, old.modelType, old.instance, {
     expectedRevision: expectedRevision ?? current.revision,
+    ...(old.contentType !== undefined ? { contentType: old.contentType } : {}),
   });
 }

@@ -28,6 +28,12 @@ export interface ModelMeta {
    * revision cannot pass a compare-and-set; an `updated` change with the exact revision follows.
    */
   revisionProvisional?: true;
+  /**
+   * The media type given with the write of this revision (`CreateOptions.contentType`), where the
+   * backend keeps one (sqlite does, the event backend does not: AIMM's event payload has no
+   * room). Absent: unknown (another writer, or none given).
+   */
+  contentType?: string;
 }
 
 export interface Model extends ModelMeta {
@@ -83,6 +89,12 @@ export interface CreateOptions {
    * returns, so the caller may change its buffer at once.
    */
   handOver?: boolean;
+  /**
+   * The instance's media type (`type/subtype[; params]`, see `backend/content-type.ts`), kept as
+   * `ModelMeta.contentType` of the revision written, by a backend that can (others ignore it).
+   * A write without it leaves the new revision's type unknown.
+   */
+  contentType?: string;
 }
 
 export interface WriteOptions extends CreateOptions {
@@ -124,6 +136,8 @@ export interface ModelRevision {
   available: boolean;
   /** This is the model's current revision (the newest). */
   current: boolean;
+  /** The media type this revision was written with, where the backend keeps it (absent: unknown). */
+  contentType?: string;
 }
 
 export interface HistoryOptions {

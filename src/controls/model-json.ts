@@ -3,8 +3,9 @@
  * replies (`list_instances`, `meta_only`, `get_instance`) and the Juggler state's entries, all with
  * the keys the CLI prints. AIMM's keys come first, in AIMM's order (`instance_id`, `model_type`,
  * and `instance` when the base64 bytes are given), then ours (`revision`, `size`, `sha256`,
- * `updated`, and `revision_provisional: true` while the revision is a lower bound). Key order is part of the wire format (the Juggler control writes Python's
- * `json.dumps` text in insertion order).
+ * `updated`, `revision_provisional: true` while the revision is a lower bound, and `content_type`
+ * where the backend kept one). Key order is part of the wire format (the Juggler control writes
+ * Python's `json.dumps` text in insertion order).
  */
 import type { ModelMeta, ModelRevision } from '../backend/types.js';
 
@@ -17,6 +18,7 @@ export function modelJson(meta: ModelMeta, instanceB64?: string): Record<string,
   e.updated = meta.updated;
   // Only while the revision is a lower bound (docs/backend-event.md): exact models keep the shape.
   if (meta.revisionProvisional === true) e.revision_provisional = true;
+  if (meta.contentType !== undefined) e.content_type = meta.contentType;
   return e;
 }
 
@@ -33,5 +35,6 @@ export function revisionJson(r: ModelRevision): Record<string, unknown> {
     origin: r.origin,
     available: r.available,
     current: r.current,
+    ...(r.contentType !== undefined ? { content_type: r.contentType } : {}),
   };
 }

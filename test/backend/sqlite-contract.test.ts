@@ -15,5 +15,5 @@ runBackendContract(
       cleanup: async () => remove(),
     };
   },
-  { acks: ['committed'] },
+  { acks: ['committed'], contentTypes: true },
 );

@@ -210,4 +210,71 @@ describe('sqlite history', () => {
       await b.close();
     }
   });
+
+  it('content types: a write by AIMM resets the type to unknown; the archive keeps the old one', async () => {
+    const path = join(dir(), 'm.db');
+    let b = await open(path);
+    const { meta } = await b.createModel('t.A', buf('ours'), { contentType: 'text/plain' });
+    await b.close();
+    const db = new Database(path);
+    db.prepare('UPDATE models SET instance=:instance WHERE id=:instance_id').run({
+      instance: buf('aimm'),
+      instance_id: meta.instanceId,
+    });
+    db.close();
+    b = await open(path);
+    try {
+      const m = await b.getModel(meta.instanceId);
+      assert.equal(m?.revision, 2);
+      assert.equal(m?.contentType, undefined, "AIMM's write has no content type");
+      assert.deepEqual(
+        (await b.getHistory(meta.instanceId))?.map((r) => [r.revision, r.origin, r.contentType]),
+        [
+          [1, 'local', 'text/plain'],
+          [2, 'remote', undefined],
+        ],
+      );
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('opens a format 2 file from before content types: stays format 2, gains the table and column', async () => {
+    const path = join(dir(), 'm.db');
+    let b = await open(path);
+    const { meta } = await b.createModel('t.A', buf('one'));
+    await b.close();
+    // As an aimm-store without content types left it (its triggers archive no content_type).
+    let db = new Database(path);
+    db.exec(`DROP TABLE aimm_store_content_type;
+      DROP TRIGGER aimm_store_models_insert; DROP TRIGGER aimm_store_models_update;
+      DROP TRIGGER aimm_store_models_delete;
+      ALTER TABLE aimm_store_history DROP COLUMN content_type;`);
+    db.close();
+    b = await open(path);
+    try {
+      const u = await b.updateModel(meta.instanceId, 't.A', buf('two'), {
+        contentType: 'application/json',
+      });
+      assert.equal(u.meta.contentType, 'application/json');
+      await b.updateModel(meta.instanceId, 't.A', buf('three'));
+      assert.deepEqual(
+        (await b.getHistory(meta.instanceId))?.map((r) => [r.revision, r.contentType]),
+        [
+          [1, undefined],
+          [2, 'application/json'],
+          [3, undefined],
+        ],
+      );
+    } finally {
+      await b.close();
+    }
+    db = new Database(path, { readonly: true });
+    try {
+      const v = db.prepare(`SELECT value FROM aimm_store_info WHERE key = 'schema_version'`).get();
+      assert.deepEqual(v, { value: '2' }, 'no format bump: an older aimm-store still opens it');
+    } finally {
+      db.close();
+    }
+  });
 });

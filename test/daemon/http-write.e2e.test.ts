@@ -134,6 +134,76 @@ describe('HTTP writes on the sqlite backend', () => {
   after(() => daemon.stop());
 
   test(
+    'Content-Type kept per revision: GET, HEAD, Range, list, revisions; unknown without one; bad ones 400',
+    T,
+    async () => {
+      const bytes = randomBytes(1000);
+      const created = await call(port, 'POST', '/models?type=ct.Model', bytes, {
+        'Content-Type': 'Application/ONNX; version="1.2"',
+      });
+      assert.equal(created.status, 201, created.body.toString());
+      const id = created.json().instance_id as number;
+      assert.equal(created.json().content_type, 'application/onnx; version="1.2"');
+      for (const method of ['GET', 'HEAD']) {
+        const got = await call(port, method, `/models/${id}`);
+        assert.equal(got.status, 200);
+        assert.equal(got.headers['content-type'], 'application/onnx; version="1.2"');
+        assert.equal(got.headers['content-security-policy'], 'sandbox');
+        assert.equal(got.headers['x-content-type-options'], 'nosniff');
+      }
+      const part = await call(port, 'GET', `/models/${id}`, undefined, { Range: 'bytes=0-9' });
+      assert.equal(part.status, 206);
+      assert.equal(part.headers['content-type'], 'application/onnx; version="1.2"');
+      const list = JSON.parse((await call(port, 'GET', '/models')).body.toString()) as Record<
+        string,
+        unknown
+      >[];
+      assert.equal(
+        list.find((m) => m.instance_id === id)?.content_type,
+        'application/onnx; version="1.2"',
+      );
+
+      // A PUT without a Content-Type: the new revision's type is unknown (the default is served).
+      const plain = await call(port, 'PUT', `/models/${id}?type=ct.Model`, bytes);
+      assert.equal(plain.status, 200, plain.body.toString());
+      assert.equal(plain.json().content_type, undefined);
+      const got2 = await call(port, 'GET', `/models/${id}`);
+      assert.equal(got2.headers['content-type'], 'application/octet-stream');
+      const typed = await call(port, 'PUT', `/models/${id}?type=ct.Model`, bytes, {
+        'Content-Type': 'image/png',
+      });
+      assert.equal(typed.json().content_type, 'image/png');
+
+      // Bad ones: 400 before the body is stored; the model stays at revision 3.
+      for (const bad of ['onnx', 'text/html; charset', `a/${'b'.repeat(300)}`, 'a/b, c/d']) {
+        const r = await call(port, 'PUT', `/models/${id}?type=ct.Model`, bytes, {
+          'Content-Type': bad,
+        });
+        assert.equal(r.status, 400, `${bad}: ${r.body.toString()}`);
+        assert.match(r.json().error as string, /Content-Type/);
+      }
+      assert.equal((await call(port, 'GET', `/models/${id}`)).headers['x-model-revision'], '3');
+
+      // The history keeps each revision's type; an old revision is served with its own.
+      const revs = JSON.parse(
+        (await call(port, 'GET', `/models/${id}/revisions`)).body.toString(),
+      ) as Record<string, unknown>[];
+      assert.deepEqual(
+        revs.map((r) => [r.revision, r.content_type]),
+        [
+          [1, 'application/onnx; version="1.2"'],
+          [2, undefined],
+          [3, 'image/png'],
+        ],
+      );
+      const r1 = await call(port, 'GET', `/models/${id}/revisions/1`);
+      assert.equal(r1.status, 200);
+      assert.equal(r1.headers['content-type'], 'application/onnx; version="1.2"');
+      assert.ok(r1.body.equals(bytes));
+    },
+  );
+
+  test(
     'POST, GET, PUT with If-Match, DELETE: byte-exact, seen by a Juggler watcher and ls',
     T,
     async () => {
@@ -450,6 +520,25 @@ describe('HTTP writes on the event backend', () => {
     await daemon.stop();
     await peer.close();
   });
+
+  test(
+    "Content-Type is not kept (AIMM's event payload has no room): GET serves the default",
+    T,
+    async () => {
+      const created = await call(port, 'POST', '/models?type=e.Typed', Buffer.from('t'), {
+        'Content-Type': 'text/plain',
+      });
+      assert.equal(created.status, 201, created.body.toString());
+      assert.equal(created.json().content_type, undefined);
+      const id = created.json().instance_id as number;
+      const got = await call(port, 'GET', `/models/${id}`);
+      assert.equal(got.headers['content-type'], 'application/octet-stream');
+      const bad = await call(port, 'POST', '/models?type=e.Typed', Buffer.from('t'), {
+        'Content-Type': 'nonsense',
+      });
+      assert.equal(bad.status, 400, 'checked whatever the backend keeps');
+    },
+  );
 
   test(
     'POST, PUT at a chosen id above every id known, GET byte-exact; ids below refused 409',

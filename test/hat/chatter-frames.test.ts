@@ -7,7 +7,13 @@ import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { FrameReader } from '../../src/hat/chatter/framing.js';
-import { type ChatterMsg, decodeBody, encodeFrame } from '../../src/hat/chatter/message.js';
+import {
+  type ChatterMsg,
+  decodeBody,
+  encodeFrame,
+  encodeFrameParts,
+  SEPARATE_DATA_BYTES,
+} from '../../src/hat/chatter/message.js';
 import * as schema from '../../src/hat/eventer/schema.js';
 import { decode } from '../../src/hat/sbs/codec.js';
 import { hex, loadVectors, toVectorValue, unhex } from './vectors.js';
@@ -161,5 +167,32 @@ describe('chatter-frames.json', () => {
       ),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('encodeFrameParts', () => {
+  test('the parts written one after the other are exactly encodeFrame; a large payload is not copied', () => {
+    const sizes = [0, 1, 1000, SEPARATE_DATA_BYTES - 1, SEPARATE_DATA_BYTES, 300_000, 70_000_000];
+    for (const n of sizes) {
+      for (const id of [0, 1, 300, 2 ** 40]) {
+        const data = Buffer.alloc(n, 7);
+        if (n > 0) data[n - 1] = 9;
+        const msg: ChatterMsg = {
+          id,
+          first: id === 0 ? 0 : id - 1,
+          owner: id % 2 === 0,
+          token: true,
+          last: id !== 300,
+          type: 'HatEventer.MsgRegisterReq',
+          data,
+        };
+        const parts = encodeFrameParts(msg);
+        assert.ok(Buffer.concat(parts).equals(encodeFrame(msg)), `${n} bytes, id ${id}`);
+        if (n >= SEPARATE_DATA_BYTES) {
+          assert.equal(parts.length, 2);
+          assert.equal((parts[1] as Buffer).buffer, data.buffer, 'the payload itself');
+        } else assert.equal(parts.length, 1);
+      }
+    }
   });
 });

@@ -68,6 +68,8 @@ export interface ContractOptions {
   changeTimeoutMs?: number;
   /** A test that takes longer fails instead of hanging the run (default 60 s; the random one 4×). */
   testTimeoutMs?: number;
+  /** The backend keeps `contentType` (default false: it must then report none). */
+  contentTypes?: boolean;
 }
 
 const ALL_ACKS: readonly AckLevel[] = ['committed', 'registered', 'persisted', 'queued'];
@@ -84,6 +86,7 @@ export function runBackendContract(
   const propertyRuns = options.propertyRuns ?? 20;
   const changeTimeoutMs = options.changeTimeoutMs ?? 5000;
   const timeout = options.testTimeoutMs ?? 60_000;
+  const contentTypes = options.contentTypes ?? false;
 
   /** Runs `body` against a fresh store, closing every backend and cleaning up afterwards. */
   async function withStore(body: (h: Harness) => Promise<void>): Promise<void> {
@@ -255,7 +258,8 @@ export function runBackendContract(
         }
         await backend.deleteModel(must(ids[3]));
         await backend.deleteModel(must(ids[4]));
-        await backend.updateModel(must(ids[5]), 'u', bytesOf('new'));
+        // With a content type: pages carry what getModels carries (where the backend keeps it).
+        await backend.updateModel(must(ids[5]), 'u', bytesOf('new'), { contentType: 'text/plain' });
         const whole = await backend.getModels();
         assert.equal(whole.length, 10);
         for (const limit of [1, 3, 5, 100]) {
@@ -713,6 +717,69 @@ export function runBackendContract(
           });
           assert.equal(h3.meta.sha256, sha256(given));
           assertBytes(must(await backend.getModel(hid + 1000)).instance, given);
+        }
+      });
+    });
+
+    it(`content type: ${contentTypes ? 'kept per revision, reset by a write without one' : 'accepted and not reported (not kept)'}`, {
+      timeout,
+    }, async () => {
+      await withStore(async ({ backend }) => {
+        const ct = (m: { contentType?: string } | null | undefined) => m?.contentType;
+        const bytes = randomBytes(100);
+        const c = await backend.createModel('typed', bytes, { contentType: 'Application/ONNX' });
+        const id = c.meta.instanceId;
+        const expected = contentTypes ? 'application/onnx' : undefined;
+        assert.equal(ct(c.meta), expected);
+        assert.equal(ct(await backend.getModel(id)), expected);
+        assert.equal(ct((await backend.getModels()).find((m) => m.instanceId === id)), expected);
+        if (!contentTypes) {
+          assert.equal(ct((await backend.getModels())[0]), undefined);
+          return;
+        }
+        if (backend.getModelRange !== undefined) {
+          const r = await backend.getModelRange(id, () => ({ start: 0, end: 1 }));
+          assert.equal(ct(r?.meta), 'application/onnx');
+        }
+        // A write without a type: unknown again (not the previous revision's).
+        const u = await backend.updateModel(id, 'typed', bytes, { expectedRevision: 1 });
+        assert.equal(ct(u.meta), undefined);
+        assert.equal(ct(await backend.getModel(id)), undefined);
+        const u3 = await backend.updateModel(id, 'typed', bytes, {
+          contentType: 'text/plain; charset="utf-8"',
+        });
+        assert.equal(ct(u3.meta), 'text/plain; charset="utf-8"');
+        if (backend.createModelAt !== undefined) {
+          const at = await backend.createModelAt(id + 50, 'typed', bytes, {
+            contentType: 'image/png',
+          });
+          assert.equal(ct(at.meta), 'image/png');
+          assert.equal(ct(await backend.getModel(id + 50)), 'image/png');
+        }
+        // Not a media type, or too long: refused, nothing stored.
+        for (const bad of ['', 'onnx', 'a/b/c', 'text/plain; x', `a/${'b'.repeat(300)}`, 'a b/c']) {
+          await assert.rejects(
+            backend.updateModel(id, 'typed', bytes, { contentType: bad }),
+            (err) => {
+              assertErrorCode(err, ['invalid']);
+              return true;
+            },
+            `content type ${JSON.stringify(bad)}`,
+          );
+        }
+        assert.equal(must(await backend.getModel(id)).revision, 3);
+        if (backend.getHistory !== undefined && backend.getRevision !== undefined) {
+          const h = must(await backend.getHistory(id));
+          assert.deepEqual(
+            h.map((e) => [e.revision, e.contentType]),
+            [
+              [1, 'application/onnx'],
+              [2, undefined],
+              [3, 'text/plain; charset="utf-8"'],
+            ],
+          );
+          assert.equal((await backend.getRevision(id, 1))?.contentType, 'application/onnx');
+          assert.equal((await backend.getRevision(id, 2))?.contentType, undefined);
         }
       });
     });

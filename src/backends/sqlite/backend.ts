@@ -4,6 +4,7 @@
  * file is locked to us, so there is no other writer to report), metrics and close.
  */
 import { Subject } from 'rxjs';
+import { parseContentType } from '../../backend/content-type.js';
 import { listWindow } from '../../backend/list-pages.js';
 import { sha256Hex } from '../../backend/sha256.js';
 import {
@@ -154,11 +155,13 @@ export class SqliteBackend implements Backend {
   ): Promise<WriteResult> {
     this.checkWritable('create');
     const bytes = keep(this.checkInstance(modelType, instance, 'create'), options);
+    const contentType = this.checkContentType(options, 'create');
     const outcome = await this.write('create', {
       kind: 'create',
       modelType,
       instance: bytes,
       sha256: sha256Hex(bytes),
+      contentType,
     });
     return { meta: (outcome as { meta: ModelMeta }).meta, ack: 'committed' };
   }
@@ -173,12 +176,14 @@ export class SqliteBackend implements Backend {
     this.checkWritable('create');
     this.checkId(instanceId, 'create');
     const bytes = keep(this.checkInstance(modelType, instance, 'create'), options);
+    const contentType = this.checkContentType(options, 'create');
     const outcome = await this.write('create', {
       kind: 'createAt',
       instanceId,
       modelType,
       instance: bytes,
       sha256: sha256Hex(bytes),
+      contentType,
     });
     return { meta: (outcome as { meta: ModelMeta }).meta, ack: 'committed' };
   }
@@ -198,6 +203,7 @@ export class SqliteBackend implements Backend {
     this.checkId(instanceId, 'update');
     const expectedRevision = this.checkExpected(options, 'update');
     const checked = this.checkInstance(modelType, instance, 'update');
+    const contentType = this.checkContentType(options, 'update');
     // Refused before copying and hashing (HTTP PUT of a new id tries an update first); the
     // transaction checks again.
     if (!this.store.isLive(instanceId)) {
@@ -211,6 +217,7 @@ export class SqliteBackend implements Backend {
       modelType,
       instance: bytes,
       sha256: sha256Hex(bytes),
+      contentType,
       expectedRevision,
     });
     return { meta: (outcome as { meta: ModelMeta }).meta, ack: 'committed' };
@@ -372,6 +379,16 @@ export class SqliteBackend implements Backend {
       this.invalid(`${op}: expected revision must be a non-negative integer`);
     }
     return r;
+  }
+
+  /** The content type to record (normalized), undefined when none was given. */
+  private checkContentType(options: CreateOptions, op: string): string | undefined {
+    const t = options.contentType;
+    if (t === undefined) return undefined;
+    if (typeof t !== 'string') this.invalid(`${op}: content type must be a string`);
+    const parsed = parseContentType(t);
+    if (!parsed.ok) this.invalid(`${op}: ${parsed.why}`);
+    return parsed.value;
   }
 
   /** Checks type and bytes (the caller then {@link keep}s them). */

@@ -12,6 +12,14 @@
  * besides the current one; no row = keep all). The current revision lives only in `models` and the
  * meta table, so history costs nothing until a model is rewritten. `origin` in the meta table is
  * 'local' for aimm-store's writes and NULL for anyone else's (the triggers cannot tell).
+ *
+ * Content types (still format 2: additive, an older aimm-store of format 2 opens the file as
+ * before): `aimm_store_content_type` holds the media type aimm-store was given with a write,
+ * keyed by id and valid only for the revision it names. Any other write (AIMM's, an older
+ * aimm-store's) moves the revision on, so the recorded type no longer applies and the model's
+ * type is unknown again, without a trigger having to know about the table. The archive copies the
+ * type of the revision it archives into `aimm_store_history.content_type` (a nullable column added
+ * to older files).
  */
 import type { Database } from 'better-sqlite3';
 import { BackendError } from '../../backend/types.js';
@@ -38,8 +46,10 @@ const KEEP = `(SELECT CAST(value AS INTEGER) FROM aimm_store_info WHERE key = 'h
 function archive(id: string, bytes: string, when = '1'): string {
   return `
   INSERT OR REPLACE INTO aimm_store_history
-         (id, revision, type, size, sha256, updated, deleted, origin, instance)
-  SELECT id, revision, type, size, sha256, updated, deleted, origin, ${bytes}
+         (id, revision, type, size, sha256, updated, deleted, origin, instance, content_type)
+  SELECT id, revision, type, size, sha256, updated, deleted, origin, ${bytes},
+         (SELECT c.content_type FROM aimm_store_content_type c
+           WHERE c.id = aimm_store_model_meta.id AND c.revision = aimm_store_model_meta.revision)
     FROM aimm_store_model_meta WHERE id = ${id} AND ${when} AND COALESCE(${KEEP}, 1) > 0;
   DELETE FROM aimm_store_history
    WHERE id = ${id}
@@ -106,6 +116,11 @@ export const SIDE_DDL = [
     instance BLOB,
     PRIMARY KEY (id, revision)
 )`,
+  `CREATE TABLE IF NOT EXISTS aimm_store_content_type (
+    id INTEGER PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    content_type TEXT NOT NULL
+)`,
 ];
 
 export interface ReconcileReport {
@@ -131,6 +146,12 @@ export function installSchema(
   }[];
   if (!columns.some((c) => c.name === 'origin')) {
     db.exec('ALTER TABLE aimm_store_model_meta ADD COLUMN origin TEXT');
+  }
+  const historyColumns = db.prepare('PRAGMA table_info(aimm_store_history)').all() as {
+    name: string;
+  }[];
+  if (!historyColumns.some((c) => c.name === 'content_type')) {
+    db.exec('ALTER TABLE aimm_store_history ADD COLUMN content_type TEXT');
   }
   const row = db.prepare(`SELECT value FROM aimm_store_info WHERE key = 'schema_version'`).get() as
     | { value: string }

@@ -20,17 +20,18 @@ import type { SqliteOptions } from './conf.js';
 import { installSchema, type ReconcileReport } from './schema.js';
 import type { Outcome } from './write-queue.js';
 
+/** What every write that stores bytes carries. `contentType` undefined: unknown. */
+interface BytesOp {
+  modelType: string;
+  instance: Buffer;
+  sha256: string;
+  contentType: string | undefined;
+}
+
 export type WriteOp =
-  | { kind: 'create'; modelType: string; instance: Buffer; sha256: string }
-  | { kind: 'createAt'; instanceId: number; modelType: string; instance: Buffer; sha256: string }
-  | {
-      kind: 'update';
-      instanceId: number;
-      modelType: string;
-      instance: Buffer;
-      sha256: string;
-      expectedRevision: number | undefined;
-    }
+  | ({ kind: 'create' } & BytesOp)
+  | ({ kind: 'createAt'; instanceId: number } & BytesOp)
+  | ({ kind: 'update'; instanceId: number; expectedRevision: number | undefined } & BytesOp)
   | { kind: 'delete'; instanceId: number; expectedRevision: number | undefined };
 
 export type WriteOutcome =
@@ -44,6 +45,8 @@ interface MetaRow {
   size: number;
   sha256: string | null;
   updated: string;
+  /** The content type recorded for this very revision, if any. */
+  content_type: string | null;
 }
 
 interface HistoryRow extends MetaRow {
@@ -57,6 +60,10 @@ export interface OpenReport extends ReconcileReport {
   /** Models whose hash was computed at open (written by another program). */
   hashed: number;
 }
+
+/** The content type recorded for the meta row `s` (NULL unless recorded for its revision). */
+const CONTENT_TYPE = `(SELECT c.content_type FROM aimm_store_content_type c
+                        WHERE c.id = s.id AND c.revision = s.revision) AS content_type`;
 
 export class SqliteStore {
   private closed = false;
@@ -85,17 +92,23 @@ export class SqliteStore {
         `UPDATE aimm_store_model_meta SET sha256 = ?, size = ?, origin = 'local' WHERE id = ?`,
       ),
       backfillHash: p('UPDATE aimm_store_model_meta SET sha256 = ?, size = ? WHERE id = ?'),
+      setContentType: p(
+        `INSERT OR REPLACE INTO aimm_store_content_type (id, revision, content_type)
+         SELECT id, revision, ? FROM aimm_store_model_meta WHERE id = ?`,
+      ),
       history: p(
-        `SELECT id, revision, type, size, sha256, updated, deleted, origin,
+        `SELECT id, revision, type, size, sha256, updated, deleted, origin, content_type,
                 instance IS NOT NULL AS available
            FROM aimm_store_history WHERE id = ? AND revision > ? ORDER BY revision LIMIT ?`,
       ),
       currentRevision: p(
-        `SELECT id, revision, type, size, sha256, updated, deleted, origin, 1 - deleted AS available
-           FROM aimm_store_model_meta WHERE id = ? AND revision > ?`,
+        `SELECT id, revision, type, size, sha256, updated, deleted, origin, ${CONTENT_TYPE},
+                1 - deleted AS available
+           FROM aimm_store_model_meta s WHERE id = ? AND revision > ?`,
       ),
       oldRevision: p(
-        `SELECT id, type, revision, size, sha256, updated, instance FROM aimm_store_history
+        `SELECT id, type, revision, size, sha256, updated, content_type, instance
+           FROM aimm_store_history
           WHERE id = ? AND revision = ? AND deleted = 0 AND instance IS NOT NULL`,
       ),
       setOldHash: p('UPDATE aimm_store_history SET sha256 = ? WHERE id = ? AND revision = ?'),
@@ -105,7 +118,8 @@ export class SqliteStore {
                              WHERE m.id = aimm_store_history.id)`,
       ),
       meta: p(
-        'SELECT id, type, revision, size, sha256, updated FROM aimm_store_model_meta WHERE id = ?',
+        `SELECT id, type, revision, size, sha256, updated, ${CONTENT_TYPE}
+           FROM aimm_store_model_meta s WHERE id = ?`,
       ),
       current: p(
         `SELECT s.type AS type, s.revision AS revision FROM aimm_store_model_meta s
@@ -113,22 +127,22 @@ export class SqliteStore {
       ),
       tombstone: p('SELECT type, revision FROM aimm_store_model_meta WHERE id = ?'),
       list: p(
-        `SELECT id, type, revision, size, sha256, updated FROM aimm_store_model_meta
-          WHERE deleted = 0 ORDER BY id`,
+        `SELECT id, type, revision, size, sha256, updated, ${CONTENT_TYPE}
+           FROM aimm_store_model_meta s WHERE deleted = 0 ORDER BY id`,
       ),
       listPage: p(
-        `SELECT id, type, revision, size, sha256, updated FROM aimm_store_model_meta
-          WHERE deleted = 0 AND id > ? ORDER BY id LIMIT ?`,
+        `SELECT id, type, revision, size, sha256, updated, ${CONTENT_TYPE}
+           FROM aimm_store_model_meta s WHERE deleted = 0 AND id > ? ORDER BY id LIMIT ?`,
       ),
       get: p(
         `SELECT m.id AS id, m.type AS type, m.instance AS instance, s.revision AS revision,
-                s.size AS size, s.sha256 AS sha256, s.updated AS updated
+                s.size AS size, s.sha256 AS sha256, s.updated AS updated, ${CONTENT_TYPE}
            FROM models m JOIN aimm_store_model_meta s ON s.id = m.id WHERE m.id = ?`,
       ),
       instance: p('SELECT instance FROM models WHERE id = ?'),
       liveMeta: p(
         `SELECT s.id AS id, s.type AS type, s.revision AS revision, s.size AS size,
-                s.sha256 AS sha256, s.updated AS updated
+                s.sha256 AS sha256, s.updated AS updated, ${CONTENT_TYPE}
            FROM aimm_store_model_meta s WHERE s.id = ? AND s.deleted = 0`,
       ),
       // substr() of a BLOB counts bytes (1-based); CAST keeps another writer's TEXT as bytes.
@@ -283,6 +297,7 @@ export class SqliteStore {
       origin: r.origin === 'local' ? 'local' : 'remote',
       available: r.available === 1,
       current: r.revision === current,
+      ...(r.deleted === 0 && r.content_type !== null ? { contentType: r.content_type } : {}),
     }));
   }
 
@@ -308,6 +323,7 @@ export class SqliteStore {
       size: instance.length,
       sha256,
       updated: row.updated,
+      ...(row.content_type !== null ? { contentType: row.content_type } : {}),
       instance,
     };
   }
@@ -425,8 +441,9 @@ export class SqliteStore {
   }
 
   /** Stores the hash the triggers cannot compute and reads back what they wrote. */
-  private finishWrite(id: number, op: { instance: Buffer; sha256: string }): ModelMeta {
+  private finishWrite(id: number, op: BytesOp): ModelMeta {
     const { changes } = this.stmt.setHash.run(op.sha256, op.instance.length, id);
+    if (op.contentType !== undefined) this.stmt.setContentType.run(op.contentType, id);
     const row = this.stmt.meta.get(id) as MetaRow | undefined;
     if (changes !== 1 || row === undefined) {
       throw new Error(`no metadata for model ${id}: are the triggers missing?`);
@@ -449,6 +466,9 @@ export class SqliteStore {
       size,
       sha256,
       updated: row.updated,
+      ...(row.content_type !== null && row.content_type !== undefined
+        ? { contentType: row.content_type }
+        : {}),
     };
   }
 

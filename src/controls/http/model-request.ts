@@ -1,4 +1,5 @@
 /** What the model routes check first: readiness, the id in the path, the model type. */
+import { parseContentType } from '../../backend/content-type.js';
 import type { Exchange } from './exchange.js';
 import { header, sendError } from './send.js';
 
@@ -19,6 +20,19 @@ export function instanceIdOf({ req, res, id }: Exchange): number | null {
   const n = Number(id);
   if (ID_PATTERN.test(id) && Number.isSafeInteger(n)) return n;
   sendError(res, req, 400, 'invalid model id: expected a positive integer', { code: 'invalid' });
+  return null;
+}
+
+/**
+ * The media type of an upload (its `Content-Type`, normalized), kept as the model's content type;
+ * undefined when the request has none; null when answered (400: not a media type, too long).
+ */
+export function contentTypeOf({ req, res }: Exchange): string | undefined | null {
+  const raw = header(req, 'content-type');
+  if (raw === undefined) return undefined;
+  const parsed = parseContentType(raw);
+  if (parsed.ok) return parsed.value;
+  sendError(res, req, 400, `Content-Type: ${parsed.why}`, { code: 'invalid' });
   return null;
 }
 

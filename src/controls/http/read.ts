@@ -4,6 +4,7 @@
  * the current ETag), 416 for a range that selects nothing.
  */
 import type { IncomingMessage } from 'node:http';
+import { DEFAULT_CONTENT_TYPE } from '../../backend/content-type.js';
 import type { Model, ModelMeta } from '../../backend/types.js';
 import { modelJson } from '../model-json.js';
 import { etagOf, ifNoneMatchHits, ifRangeHolds } from './conditional.js';
@@ -117,10 +118,23 @@ function sendAnswer(
   if (answer.kind === 'partial') {
     send(res, req, 206, bytes, {
       ...headers,
-      'Content-Type': 'application/octet-stream',
+      ...bodyHeaders(meta),
       'Content-Range': `bytes ${answer.start}-${answer.end}/${meta.size}`,
     });
     return;
   }
-  send(res, req, 200, bytes, { ...headers, 'Content-Type': 'application/octet-stream' });
+  send(res, req, 200, bytes, { ...headers, ...bodyHeaders(meta) });
+}
+
+/**
+ * The model's own media type (the one it was written with, else `application/octet-stream`).
+ * A stored type can be anything an uploader chose (`text/html` too), and the bytes are served
+ * from the console's origin: `Content-Security-Policy: sandbox` makes a browser treat them as
+ * an opaque origin with scripts off.
+ */
+function bodyHeaders(meta: ModelMeta): Record<string, string> {
+  return {
+    'Content-Type': meta.contentType ?? DEFAULT_CONTENT_TYPE,
+    'Content-Security-Policy': 'sandbox',
+  };
 }

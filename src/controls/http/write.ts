@@ -6,7 +6,12 @@
  * read (`body.ts`), so a refused upload is never received.
  */
 import { constants } from 'node:buffer';
-import { BackendError, type ModelMeta, type WriteResult } from '../../backend/types.js';
+import {
+  BackendError,
+  type CreateOptions,
+  type ModelMeta,
+  type WriteResult,
+} from '../../backend/types.js';
 import { modelJson } from '../model-json.js';
 import { BodyError, declaredLength, readBody } from './body.js';
 import {
@@ -19,24 +24,29 @@ import {
 import { sendBackendError } from './errors.js';
 import type { Exchange } from './exchange.js';
 import { modelHeaders } from './model-headers.js';
-import { instanceIdOf, modelTypeOf, ready } from './model-request.js';
+import { contentTypeOf, instanceIdOf, modelTypeOf, ready } from './model-request.js';
 import { header, sendError, sendJson } from './send.js';
 import { BudgetTimeoutError, type Release } from './upload-budget.js';
 
 /**
- * The body is a fresh buffer nothing else references: the backend may keep it instead of copying
- * (a failed write keeps nothing, so the create-or-update retry hands the same buffer on).
+ * The write options of an upload: the body is a fresh buffer nothing else references, so the
+ * backend may keep it instead of copying (a failed write keeps nothing, so the create-or-update
+ * retry hands the same buffer on); the request's `Content-Type`, if any, goes with it.
  */
-const HAND_OVER = { handOver: true } as const;
+function uploadOptions(contentType: string | undefined): CreateOptions {
+  return contentType === undefined ? { handOver: true } : { handOver: true, contentType };
+}
 
 export async function postModel(x: Exchange): Promise<void> {
   if (!ready(x)) return;
   const type = modelTypeOf(x);
   if (type === null) return;
+  const contentType = contentTypeOf(x);
+  if (contentType === null) return;
   await withUpload(x, async (body) => {
     const { backend } = x.options.context;
     try {
-      answerWrite(x, 201, await backend.createModel(type, body, HAND_OVER));
+      answerWrite(x, 201, await backend.createModel(type, body, uploadOptions(contentType)));
     } catch (err) {
       sendBackendError(x.options.context, x.req, x.res, err);
     }
@@ -49,13 +59,15 @@ export async function putModel(x: Exchange): Promise<void> {
   if (id === null) return;
   const type = modelTypeOf(x);
   if (type === null) return;
+  const contentType = contentTypeOf(x);
+  if (contentType === null) return;
   const pre = preconditionOf(x, true);
   if (pre === null) return;
   if (pre.kind === 'never') {
     await preconditionFailed(x, id, neverMatches(pre.tag));
     return;
   }
-  await withUpload(x, (body) => storeUpload(x, id, type, pre, body));
+  await withUpload(x, (body) => storeUpload(x, id, type, pre, body, uploadOptions(contentType)));
 }
 
 /** PUT's write once the body is in: create, update, compare-and-set or create-or-update. */
@@ -65,6 +77,7 @@ async function storeUpload(
   type: string,
   pre: Exclude<WritePrecondition, { kind: 'never' }>,
   body: Buffer,
+  upload: CreateOptions,
 ): Promise<void> {
   const { backend } = x.options.context;
   const createAt = backend.createModelAt?.bind(backend);
@@ -72,11 +85,11 @@ async function storeUpload(
   try {
     if (pre.kind === 'absent') {
       if (createAt === undefined) return cannotCreateAt(x, id);
-      answerWrite(x, 201, await createAt(id, type, body, HAND_OVER));
+      answerWrite(x, 201, await createAt(id, type, body, upload));
       return;
     }
     const options =
-      pre.kind === 'revision' ? { expectedRevision: pre.revision, ...HAND_OVER } : HAND_OVER;
+      pre.kind === 'revision' ? { expectedRevision: pre.revision, ...upload } : upload;
     if (pre.kind !== 'none') {
       answerWrite(x, 200, await backend.updateModel(id, type, body, options));
       return;
@@ -84,14 +97,14 @@ async function storeUpload(
     // Create-or-update: whichever applies; a create that loses a race to another create updates.
     for (let attempt = 0; ; attempt++) {
       try {
-        answerWrite(x, 200, await backend.updateModel(id, type, body, HAND_OVER));
+        answerWrite(x, 200, await backend.updateModel(id, type, body, upload));
         return;
       } catch (err) {
         if (!(err instanceof BackendError && err.code === 'not_found')) throw err;
         if (createAt === undefined) return cannotCreateAt(x, id);
       }
       try {
-        answerWrite(x, 201, await createAt(id, type, body, HAND_OVER));
+        answerWrite(x, 201, await createAt(id, type, body, upload));
         return;
       } catch (err) {
         const lostRace =

@@ -36,7 +36,7 @@ import {
   type ChatterMsg,
   DEFAULT_MAX_FRAME_SIZE,
   decodeBody,
-  encodeFrame,
+  encodeFrameParts,
   PING,
   PONG,
 } from './message.js';
@@ -206,7 +206,8 @@ export class Connection {
   /**
    * Sends one message and returns its conversation. Throws {@link ConnectionClosedError} when the
    * connection is closed. `onWritten` is called once the frame is handed to the OS (or with an
-   * error if the socket fails first).
+   * error if the socket fails first). A `data` of 256 KiB or more is written as it is, not copied:
+   * leave it unchanged until it is written (the eventer's encoders give fresh buffers).
    */
   send(
     type: string,
@@ -221,7 +222,8 @@ export class Connection {
     }
     const id = this.nextId++;
     const conv = options.conv ?? { owner: true, first: id };
-    const frame = encodeFrame({
+    // A large payload is written after its head, not copied into one frame buffer.
+    const parts = encodeFrameParts({
       id,
       first: conv.first,
       owner: conv.owner,
@@ -230,6 +232,7 @@ export class Connection {
       type,
       data,
     });
+    const frame = { length: parts.reduce((n, p) => n + p.length, 0) };
     // Pings and pongs are no work for the peer: only application messages are owed.
     if (type !== PING && type !== PONG) this.sentSinceReceived += frame.length;
     if (options.conv === undefined) {
@@ -240,10 +243,13 @@ export class Connection {
     } else if (conv.owner && (options.last ?? true)) {
       this.answered(conv.first);
     }
+    const last = parts.length - 1;
+    if (last > 0) this.socket.cork();
+    for (let i = 0; i < last; i++) this.socket.write(parts[i] as Buffer);
     if (onWritten === undefined) {
-      this.socket.write(frame);
+      this.socket.write(parts[last] as Buffer);
     } else {
-      this.socket.write(frame, (err) => {
+      this.socket.write(parts[last] as Buffer, (err) => {
         onWritten(
           err
             ? new ConnectionClosedError(`write failed: ${err.message}`, { cause: err })
@@ -251,6 +257,7 @@ export class Connection {
         );
       });
     }
+    if (last > 0) this.socket.uncork();
     return conv;
   }
 

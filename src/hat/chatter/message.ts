@@ -14,6 +14,7 @@ import {
   SbsError,
   string,
   Writer,
+  writeInteger,
 } from '../sbs/codec.js';
 import { ProtocolError } from './errors.js';
 
@@ -73,7 +74,39 @@ export function encodeFrame(msg: ChatterMsg): Buffer {
     last: msg.last,
     data: { type: msg.type, data: msg.data },
   });
-  const k = w.pos - HEADER_ROOM;
+  return withLength(w, w.pos - HEADER_ROOM);
+}
+
+/** Payloads from this size on are not copied into their frame ({@link encodeFrameParts}). */
+export const SEPARATE_DATA_BYTES = 256 * 1024;
+
+/**
+ * The frame of {@link encodeFrame} as the buffers to write one after the other: for a payload of
+ * {@link SEPARATE_DATA_BYTES} or more, the head (length prefix and message up to the payload's
+ * own length) and the payload itself, not copied — the caller must leave `msg.data` unchanged
+ * until it is written. Smaller messages: one buffer, as `encodeFrame` gives it.
+ */
+export function encodeFrameParts(msg: ChatterMsg): Buffer[] {
+  const data = msg.data;
+  if (!(data instanceof Uint8Array) || data.length < SEPARATE_DATA_BYTES) return [encodeFrame(msg)];
+  // `HatChatter.Msg` is a record (fields back to back) whose last field is `data: HatChatter.Data`,
+  // whose last field is `data: Bytes` (its length, then its bytes): everything before the payload
+  // bytes is the head.
+  const w = new Writer(HEADER_ROOM + 48 + msg.type.length * 3);
+  w.pos = HEADER_ROOM;
+  integer.write(w, msg.id);
+  integer.write(w, msg.first);
+  boolean.write(w, msg.owner);
+  boolean.write(w, msg.token);
+  boolean.write(w, msg.last);
+  string.write(w, msg.type);
+  writeInteger(w, data.length, 'Bytes');
+  const head = withLength(w, w.pos - HEADER_ROOM + data.length);
+  return [head, Buffer.from(data.buffer, data.byteOffset, data.length)];
+}
+
+/** The frame's length prefix for a body of `k` bytes, put in front of `w`'s bytes. */
+function withLength(w: Writer, k: number): Buffer {
   let m = 1;
   while (m < 8 && k >= 2 ** (8 * m)) m++;
   const start = HEADER_ROOM - 1 - m;

@@ -203,15 +203,20 @@ export const MSG_QUERY_RES = 'HatEventer.MsgQueryRes';
 const writer = new Writer(64 * 1024);
 
 /**
- * Encodes with a function writing straight into the shared writer. The result is a copy; large
- * values grow the shared buffer only transiently.
+ * Encodes with a function writing straight into the shared writer. The result is the caller's
+ * own: a copy of a small encoding; a large one (the writer had to grow past 1 MiB) is the
+ * writer's grown buffer itself, handed over (the writer starts again from a small one), so that a
+ * large model's register request is not copied once more.
  */
 function encWith(write: (w: Writer) => void): Buffer {
   writer.pos = 0;
   write(writer);
-  const out = Buffer.from(writer.result());
-  if (writer.buf.length > 1024 * 1024) writer.buf = Buffer.allocUnsafe(64 * 1024);
-  return out;
+  if (writer.buf.length > 1024 * 1024) {
+    const out = writer.result();
+    writer.buf = Buffer.allocUnsafe(64 * 1024);
+    return out;
+  }
+  return Buffer.from(writer.result());
 }
 
 function enc<T>(type: SbsType<T>, value: T): Buffer {
