@@ -6,9 +6,9 @@
  * once its register request has been answered or it failed. When the pipeline holds
  * `maxItems` writes or `maxBytes` model bytes, callers wait, first come first served, so a slow
  * or stalled Hat slows the writers down instead of growing the daemon's memory; a write larger
- * than `maxBytes` goes when the pipeline is empty. Writes that are already in memory (the
- * snapshot's queue, sent on reconnect) take room without waiting and may go over the bound:
- * new writers then wait until the backlog is sent.
+ * than `maxBytes` goes when the pipeline is empty. Writes that are already accepted (the event
+ * backend's snapshot queue, sent on reconnect) take room without waiting and may go over the
+ * bound: new writers then wait until the backlog is sent.
  */
 
 /** Room taken by one write; `release` is idempotent. */

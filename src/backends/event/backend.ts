@@ -96,7 +96,12 @@ export class EventBackend implements Backend {
     this.ids = new IdAllocator(config.idStride, config.idOffset);
     this.completion = new RevisionCompletion(config.modelPrefix, this.logger);
     this.phase = new PhaseState(config.queueWhenDisconnected, this.snapshot, this.completion);
-    this.pending = new PendingWrites(this.state, config.modelPrefix);
+    const snapshot = this.snapshot;
+    this.pending = new PendingWrites(
+      this.state,
+      config.modelPrefix,
+      snapshot === null ? null : (seq) => snapshot.readQueuedEvent(seq),
+    );
     if (opened !== null)
       loadSnapshot(opened.store, opened.loaded, {
         state: this.state,

@@ -19,6 +19,7 @@ export interface EventMetrics {
   pipelineHeldBytes: Gauge;
   pipelineWaiting: Gauge;
   snapshotQueueDepth: Gauge;
+  pendingHeldBytes: Gauge;
   models: Gauge;
 }
 
@@ -85,6 +86,10 @@ export function createEventMetrics(registry: MetricsRegistry): EventMetrics {
     snapshotQueueDepth: registry.gauge(
       'event_snapshot_queue_depth',
       'Writes queued durably in the snapshot while Hat is unreachable.',
+    ),
+    pendingHeldBytes: registry.gauge(
+      'event_pending_held_bytes',
+      'Payload bytes (model copies and event text) held in memory by writes not yet in Hat; writes queued in the snapshot hold none.',
     ),
     models: registry.gauge('event_models', 'Live models known to the event backend.'),
   };

@@ -3,11 +3,20 @@
  * order (the projection that compare-and-set and existence checks use), and the durable jobs — the
  * snapshot's queue of writes acked `queued` — by queue sequence, with those already handed to the
  * pipeline. Reads of a model with queued writes are answered from here.
+ *
+ * A durable job holds no payload: its event (the model's bytes) is in the snapshot's queue, read
+ * back when the write is sent or its model is read. Memory holds ids, metadata and order only, so
+ * it does not grow with the bytes written during an outage (`heldBytes` says what jobs do hold).
  */
+
 import { BackendError, type ModelMeta } from '../../backend/types.js';
+import type { RegisterEvent } from '../../hat/eventer/common.js';
 import { decodeModelEvent } from './format.js';
 import type { ModelState } from './state.js';
-import type { WriteJob } from './write-jobs.js';
+import { heldBytesOf, type WriteJob } from './write-jobs.js';
+
+/** Reads a queued write's event back from the snapshot's queue (null: not in the queue). */
+export type QueuedEventReader = (seq: number) => RegisterEvent | null;
 
 /** An id's applied state with its unsettled writes folded in. */
 export interface Projection {
@@ -27,7 +36,28 @@ export class PendingWrites {
   constructor(
     private readonly state: ModelState,
     private readonly prefix: readonly string[],
+    private readonly readQueued: QueuedEventReader | null = null,
   ) {}
+
+  /** Payload bytes (events, model copies) the unsettled jobs hold in memory; queued ones hold none. */
+  get heldBytes(): number {
+    let n = 0;
+    for (const list of this.pending.values()) for (const j of list) n += heldBytesOf(j);
+    return n;
+  }
+
+  /** A job's event: in memory, or read back from the snapshot's queue for a queued write. */
+  eventOf(job: WriteJob): RegisterEvent {
+    if (job.event !== null) return job.event;
+    const event =
+      job.durableSeq === null || this.readQueued === null ? null : this.readQueued(job.durableSeq);
+    if (event === null)
+      throw new BackendError(
+        'internal',
+        `queued write ${job.durableSeq ?? '?'} to model ${job.instanceId} is missing from the snapshot queue`,
+      );
+    return event;
+  }
 
   /** Whether any write to `instanceId` is unsettled. */
   has(instanceId: number): boolean {
@@ -110,9 +140,9 @@ export class PendingWrites {
     if (this.durable.size === 0) return metas;
     const byId = new Map(metas.map((m) => [m.instanceId, m]));
     for (const id of this.durableIds()) {
-      const m = this.queuedModel(id);
+      const m = this.queuedMeta(id);
       if (m === null) byId.delete(id);
-      else byId.set(id, m.meta);
+      else byId.set(id, m);
     }
     return [...byId.values()].sort((a, b) => a.instanceId - b.instanceId);
   }
@@ -123,33 +153,45 @@ export class PendingWrites {
     const byId = new Map(metas.map((m) => [m.instanceId, m]));
     for (const id of this.durableIds()) {
       if (id <= after || id > upTo) continue;
-      const m = this.queuedModel(id);
+      const m = this.queuedMeta(id);
       if (m === null) byId.delete(id);
-      else byId.set(id, m.meta);
+      else byId.set(id, m);
     }
     return [...byId.values()].sort((a, b) => a.instanceId - b.instanceId);
   }
 
+  /** A model's metadata as its queued writes leave it (null when they delete it); reads no bytes. */
+  queuedMeta(instanceId: number): ModelMeta | null {
+    const last = this.lastModelWrite(instanceId);
+    return last === null ? null : last.meta;
+  }
+
   /** A model as its queued writes leave it (null when they delete it). */
   queuedModel(instanceId: number): { meta: ModelMeta; instance: Uint8Array } | null {
+    const last = this.lastModelWrite(instanceId);
+    if (last === null) return null;
+    // A queued write's bytes are read from the snapshot (one model at a time), not kept in memory.
+    const decoded = decodeModelEvent(this.prefix, this.eventOf(last.job));
+    if (decoded.kind !== 'model') return null;
+    return { meta: last.meta, instance: decoded.instance };
+  }
+
+  /** The last create/update of a model with its unsettled writes (null when they delete it). */
+  private lastModelWrite(instanceId: number): { job: WriteJob; meta: ModelMeta } | null {
     const p = this.project(instanceId, null);
     if (!p.exists) return null;
     const jobs = this.pending.get(instanceId) ?? [];
-    const last = [...jobs].reverse().find((j) => j.op !== 'delete');
-    if (last === undefined) return null;
-    const decoded = decodeModelEvent(this.prefix, last.event);
-    if (decoded.kind !== 'model') return null;
-    return {
-      meta: {
-        instanceId,
-        modelType: p.modelType,
-        revision: p.revision,
-        size: last.size,
-        sha256: last.sha256,
-        updated: last.queuedAt,
-      },
-      instance: decoded.instance,
+    const job = [...jobs].reverse().find((j) => j.op !== 'delete');
+    if (job === undefined) return null;
+    const meta: ModelMeta = {
+      instanceId,
+      modelType: p.modelType,
+      revision: p.revision,
+      size: job.size,
+      sha256: job.sha256,
+      updated: job.queuedAt,
     };
+    return { job, meta };
   }
 
   private durableIds(): number[] {

@@ -30,11 +30,21 @@ export interface QueuedWrite {
   queuedAt: string;
 }
 
+/**
+ * A queued write without its event (its payload: the model's bytes as base64 JSON), which stays in
+ * the file until the write is sent ({@link SnapshotStore.readQueuedEvent}); `eventBytes` is what
+ * `registerEventSize` gives for the event.
+ */
+export interface QueuedWriteMeta extends Omit<QueuedWrite, 'event'> {
+  eventBytes: number;
+}
+
 export interface SnapshotState {
   entries: ModelEntry[];
   checkpoint: EventRef | null;
   highWater: number;
-  queue: QueuedWrite[];
+  /** The queue's writes, metadata only (their events are read when they are sent). */
+  queue: QueuedWriteMeta[];
 }
 
 /** Why an existing file could not be used as it was (null: it was fine or new). */
@@ -62,6 +72,18 @@ type ModelRowArray = [
   evS: number,
   evUs: number,
 ];
+
+interface QueueMetaRow {
+  seq: number;
+  id: number;
+  op: string;
+  type: string;
+  event_type: string;
+  payload_len: number | null;
+  size: number;
+  sha256: string;
+  queued: string;
+}
 
 interface QueueRow {
   seq: number;
@@ -187,7 +209,7 @@ export class SnapshotStore implements ModelStore {
     const meta = readMeta(this.db);
     const checkpoint = parseCheckpoint(meta.checkpoint);
     const highWater = Number(meta.high_water ?? '0') || 0;
-    return { entries, checkpoint, highWater, queue: this.listQueue() };
+    return { entries, checkpoint, highWater, queue: this.listQueueMeta() };
   }
 
   commit(commit: StoreCommit): void {
@@ -304,24 +326,47 @@ export class SnapshotStore implements ModelStore {
     }
   }
 
+  /** The whole queue with its events (tests and tools; the backend reads metadata only). */
   listQueue(): QueuedWrite[] {
     return (this.stmts.queue.all() as QueueRow[]).map((r) => ({
       seq: r.seq,
       instanceId: r.id,
       op: r.op as QueuedWrite['op'],
       modelType: r.type,
-      event: {
-        type: JSON.parse(r.event_type) as string[],
-        sourceTimestamp: null,
-        payload:
-          r.payload === null
-            ? null
-            : markTrustedJsonPayload<EventPayloadJson>({ kind: 'json', text: r.payload }),
-      },
+      event: eventOfRow(r),
       size: r.size,
       sha256: r.sha256,
       queuedAt: r.queued,
     }));
+  }
+
+  /** The queue in order, without the payloads (they stay on disk; see {@link readQueuedEvent}). */
+  listQueueMeta(): QueuedWriteMeta[] {
+    const out: QueuedWriteMeta[] = [];
+    for (const r of this.stmts.queueMeta.iterate() as Iterable<QueueMetaRow>) {
+      const type = JSON.parse(r.event_type) as string[];
+      let eventBytes = 16 + (r.payload_len ?? 0);
+      for (const seg of type) eventBytes += seg.length + 2;
+      out.push({
+        seq: r.seq,
+        instanceId: r.id,
+        op: r.op as QueuedWrite['op'],
+        modelType: r.type,
+        eventBytes,
+        size: r.size,
+        sha256: r.sha256,
+        queuedAt: r.queued,
+      });
+    }
+    return out;
+  }
+
+  /** A queued write's event as it was stored, read back to be sent or read (null: not queued). */
+  readQueuedEvent(seq: number): RegisterEvent | null {
+    const row = this.stmts.queuedEvent.get(seq) as
+      | Pick<QueueRow, 'event_type' | 'payload'>
+      | undefined;
+    return row === undefined ? null : eventOfRow(row);
   }
 
   close(): void {
@@ -407,6 +452,22 @@ function prepare(db: Database.Database) {
     ),
     dequeue: db.prepare('DELETE FROM snapshot_queue WHERE seq = ?'),
     queue: db.prepare('SELECT * FROM snapshot_queue ORDER BY seq'),
+    // length() of TEXT counts characters: registerEventSize's count for the (mostly ASCII) JSON text.
+    queueMeta: db.prepare(
+      'SELECT seq, id, op, type, event_type, length(payload) AS payload_len, size, sha256, queued FROM snapshot_queue ORDER BY seq',
+    ),
+    queuedEvent: db.prepare('SELECT event_type, payload FROM snapshot_queue WHERE seq = ?'),
+  };
+}
+
+function eventOfRow(r: Pick<QueueRow, 'event_type' | 'payload'>): RegisterEvent {
+  return {
+    type: JSON.parse(r.event_type) as string[],
+    sourceTimestamp: null,
+    payload:
+      r.payload === null
+        ? null
+        : markTrustedJsonPayload<EventPayloadJson>({ kind: 'json', text: r.payload }),
   };
 }
 

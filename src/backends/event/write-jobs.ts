@@ -8,7 +8,7 @@ import { type AckLevel, BackendError } from '../../backend/types.js';
 import type { RegisterEvent } from '../../hat/eventer/common.js';
 import type { Ticket } from './admission.js';
 import { modelRegisterEvent, registerEventSize, tombstoneRegisterEvent } from './format.js';
-import type { QueuedWrite } from './snapshot.js';
+import type { QueuedWriteMeta } from './snapshot.js';
 import type { KnownModel } from './state.js';
 import type { ModelEntry } from './store.js';
 
@@ -19,7 +19,13 @@ export interface WriteJob {
   op: Op;
   instanceId: number;
   modelType: string;
-  event: RegisterEvent;
+  /**
+   * Its register event; null for a write acked `queued`, whose event (the model's bytes) stays in
+   * the snapshot's queue and is read back only while the write is sent (memory does not grow with
+   * an outage).
+   */
+  event: RegisterEvent | null;
+  /** The register event's size (registerEventSize), also while `event` is not in memory. */
   bytes: number;
   size: number;
   sha256: string;
@@ -73,12 +79,13 @@ export function deleteJob(
   expectedRevision: number | undefined,
   ticket: Ticket,
 ): WriteJob {
-  const job: WriteJob = {
+  const event = tombstoneRegisterEvent(prefix, instanceId);
+  return {
     op: 'delete',
     instanceId,
     modelType,
-    event: tombstoneRegisterEvent(prefix, instanceId),
-    bytes: 0,
+    event,
+    bytes: registerEventSize(event),
     size: 0,
     sha256: '',
     expectedRevision,
@@ -88,18 +95,19 @@ export function deleteJob(
     ticket,
     settle: null,
   };
-  job.bytes = registerEventSize(job.event);
-  return job;
 }
 
-/** A write the snapshot's queue held when the backend started (no caller waits for it). */
-export function restoredJob(q: QueuedWrite): WriteJob {
+/**
+ * A write the snapshot's queue held when the backend started (no caller waits for it); its event
+ * stays in the snapshot until it is sent.
+ */
+export function restoredJob(q: QueuedWriteMeta): WriteJob {
   return {
     op: q.op,
     instanceId: q.instanceId,
     modelType: q.modelType,
-    event: q.event,
-    bytes: registerEventSize(q.event),
+    event: null,
+    bytes: q.eventBytes,
     size: q.size,
     sha256: q.sha256,
     expectedRevision: undefined,
@@ -111,6 +119,11 @@ export function restoredJob(q: QueuedWrite): WriteJob {
   };
 }
 
+/** Model and event bytes a job holds in memory (0 for a queued one whose event is on disk). */
+export function heldBytesOf(job: WriteJob): number {
+  return (job.event === null ? 0 : job.bytes) + (job.instance?.byteLength ?? 0);
+}
+
 /** Gives a write's pipeline room back (once). */
 export function leaveRoom(job: WriteJob): void {
   job.ticket?.release();
@@ -119,7 +132,7 @@ export function leaveRoom(job: WriteJob): void {
 
 /** What we know of our own write's event (see {@link KnownModel}). */
 export function knownOf(job: WriteJob): KnownModel | undefined {
-  if (job.instance === null || job.event.payload?.kind !== 'json') return undefined;
+  if (job.instance === null || job.event?.payload?.kind !== 'json') return undefined;
   return {
     event: {
       kind: 'model',

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { BackendError, type WriteResult } from '../../backend/types.js';
 import { busyAllowanceMs } from '../../hat/chatter/connection.js';
-import type { Event } from '../../hat/eventer/common.js';
+import type { Event, RegisterEvent } from '../../hat/eventer/common.js';
 import { Admission, type Ticket } from './admission.js';
 import { checkChosenIdAtSend } from './chosen-id.js';
 import type { EventBackendConfig } from './config.js';
@@ -70,6 +70,9 @@ export class WritePath {
     this.metrics.pipelineHeld.collect(() => this.room.held);
     this.metrics.pipelineHeldBytes.collect(() => this.room.heldBytes);
     this.metrics.pipelineWaiting.collect(() => this.room.waiting);
+    this.metrics.pendingHeldBytes.collect(() => this.pending.heldBytes);
+    // Read at render time: also right after a restart restored the queue, before any write.
+    this.metrics.snapshotQueueDepth.collect(() => this.pending.durableCount);
     this.pipeline = new WritePipeline<WriteJob>({
       maxBatchItems: config.maxBatchEvents,
       maxBatchBytes: config.maxBatchBytes,
@@ -94,10 +97,16 @@ export class WritePath {
     return this.room.acquire(bytes);
   }
 
-  /** Sends the queued writes first, in their order (the backend just went online). */
+  /**
+   * Sends the queued writes first, in their order (the backend just went online). They enter the
+   * pipeline as metadata: each batch reads its writes' events back from the snapshot when it is
+   * sent, so the backlog holds at most a batch (`max_batch_events`, `max_batch_bytes`) of bytes.
+   * They take room without waiting (counted as writes, not bytes: their bytes are on disk), so new
+   * writers wait behind the backlog and per-model order holds.
+   */
   sendQueued(): void {
     for (const job of this.pending.takeDurableToSend()) {
-      job.ticket = this.room.force(job.size); // already in memory: room without waiting
+      job.ticket = this.room.force(0);
       this.pipeline.push(job);
     }
     this.updateGauges();
@@ -140,12 +149,13 @@ export class WritePath {
     if (mode === 'queued') {
       leaveRoom(job); // the snapshot's queue holds it, not the pipeline
       const snapshot = this.snapshot as SnapshotStore;
+      const event = this.pending.eventOf(job);
       try {
         job.durableSeq = snapshot.enqueue({
           instanceId: job.instanceId,
           op: job.op,
           modelType: job.modelType,
-          event: job.event,
+          event,
           size: job.size,
           sha256: job.sha256,
           queuedAt: job.queuedAt,
@@ -157,6 +167,10 @@ export class WritePath {
           cause: err,
         });
       }
+      // Durable in the snapshot now: its bytes are read back from there when sent or read, so a
+      // long outage grows the snapshot file, not the daemon's memory.
+      job.event = null;
+      job.instance = null;
       this.pending.addDurable(job);
       this.metrics.writes.inc({ op: job.op, result: 'queued' });
       this.updateGauges();
@@ -203,7 +217,21 @@ export class WritePath {
     }
     const toSend = batch.filter((j) => this.validateAtSend(j));
     if (toSend.length === 0) return;
-    const events = toSend.map((j) => j.event);
+    let events: RegisterEvent[];
+    try {
+      // Queued writes' events are read back from the snapshot here, one batch at a time; the
+      // batch's array is the only place they are held, and it is dropped once the request is done.
+      events = toSend.map((j) => this.pending.eventOf(j));
+    } catch (err) {
+      this.logger.error({ err }, 'event backend: cannot read queued writes from the snapshot');
+      for (const j of toSend)
+        this.failJob(j, new BackendError('internal', 'cannot read the write from the snapshot'));
+      // Later batches must not overtake the failed ones: reconnecting sends the queue again.
+      this.phase.current = 'offline';
+      this.phase.lastError = `cannot read queued writes from the snapshot: ${(err as Error).message}`;
+      void this.session.dropConnection();
+      return;
+    }
     const requestBytes = toSend.reduce((n, j) => n + j.bytes, 0);
     this.metrics.registerEvents.inc({}, events.length);
     this.metrics.registerBytes.inc({}, requestBytes);
@@ -363,6 +391,5 @@ export class WritePath {
 
   private updateGauges(): void {
     this.metrics.pipelineDepth.set(this.pipeline.depth);
-    this.metrics.snapshotQueueDepth.set(this.pending.durableCount);
   }
 }
