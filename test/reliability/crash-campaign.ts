@@ -424,7 +424,15 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
         pingDelay: null,
       });
       try {
-        const metas = await client.list();
+        // Without a snapshot the default start (`latest_then_history`) serves lower bounds, marked
+        // provisional, until the history is counted: the checker compares exact revisions.
+        let metas = await client.list();
+        const deadline = Date.now() + 60_000;
+        while (metas.some((m) => m.revisionProvisional === true)) {
+          if (Date.now() > deadline) throw new Error('revisions still provisional after 60 s');
+          await new Promise((res) => setTimeout(res, 20));
+          metas = await client.list();
+        }
         const observed: ObservedModel[] = [];
         for (const m of metas) {
           const model = await client.get(m.instanceId);

@@ -441,12 +441,14 @@ function eventDaemonConfig(
   host: string,
   port: number,
   snapshot: boolean,
+  backendExtra: Record<string, unknown> = {},
 ): string {
   return writeConfig(join(dir, `${name}.json`), {
     name,
     backend: {
       module: 'aimm-store/backends/event',
       model_prefix: PREFIX,
+      ...backendExtra,
       reconnect: { min_delay_ms: 20, max_delay_ms: 200 },
       request_timeout_ms: 2000,
       ...(snapshot ? { snapshot: { path: join(dir, `${name}-snapshot.db`) } } : {}),
@@ -498,8 +500,12 @@ export async function hatEventsWire(
     m.live = c.kind === 'model' ? { modelType: c.modelType, sha: sha256(c.instance) } : null;
     expect.models.set(c.id, m);
   };
-  // No snapshot: a restart replays the whole history, every malformed event again.
-  const config = eventDaemonConfig(dir, 'events-fuzz', peer.host, peer.port, false);
+  // No snapshot and `full_replay: history`: a restart replays the whole history, every malformed
+  // event again, and serves exact revisions when ready. (The default, `latest_then_history`,
+  // applies only each id's newest event before ready: test/event-backend/latest-then-history.)
+  const config = eventDaemonConfig(dir, 'events-fuzz', peer.host, peer.port, false, {
+    full_replay: 'history',
+  });
   let daemon = new Daemon(config, { secrets: [TOKEN] });
   // The top of the id space is tried once, at the end (it ends id allocation for good).
   const top = String(Number.MAX_SAFE_INTEGER);
