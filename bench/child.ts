@@ -1,6 +1,6 @@
 /** Child processes for the benchmarks that run the daemon or the Hat peer apart (lone-writer). */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface Child {
   child: ChildProcess;
@@ -64,5 +64,23 @@ export function cpuOf(pid: number | undefined): { user: number; system: number }
     return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
   } catch {
     return { user: 0, system: 0 };
+  }
+}
+
+/** A memory figure of a process from /proc/PID/status, in MiB (NaN when absent). */
+export function procStatusMiB(pid: number, key: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(
+    readFileSync(`/proc/${pid}/status`, 'utf8'),
+  );
+  return Number(m?.[1] ?? Number.NaN) / 1024;
+}
+
+/** Resets a process's peak RSS (VmHWM) to its current RSS; false where Linux refuses. */
+export function resetPeak(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
   }
 }

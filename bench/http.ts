@@ -24,13 +24,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { JugglerClient } from '../src/client/index.js';
+import { procStatusMiB, resetPeak } from './child.js';
 import { median } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -150,22 +151,6 @@ function httpCall(port: number, method: string, path: string, body?: Buffer): Pr
   });
 }
 
-function status(pid: number, key: 'VmHWM' | 'VmRSS'): number {
-  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(
-    readFileSync(`/proc/${pid}/status`, 'utf8'),
-  );
-  return Number(m?.[1] ?? Number.NaN) / 1024;
-}
-
-function resetPeak(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** One server measured once at one size. */
 interface Sample {
   putMBs: number;
@@ -205,7 +190,7 @@ async function measureWith(
   agent.destroy();
   agent = new Agent({ keepAlive: true, maxSockets: 1 });
   await new Promise((r) => setTimeout(r, 100));
-  const idle = status(pid, 'VmRSS');
+  const idle = procStatusMiB(pid, 'VmRSS');
   const reset = resetPeak(pid);
   const ids: number[] = [];
   let t0 = performance.now();
@@ -222,7 +207,7 @@ async function measureWith(
     }
   }
   const putS = (performance.now() - t0) / 1000;
-  const peak = reset ? status(pid, 'VmHWM') : Number.NaN;
+  const peak = reset ? procStatusMiB(pid, 'VmHWM') : Number.NaN;
   t0 = performance.now();
   for (const id of ids) {
     const got =

@@ -1,26 +1,4 @@
-/**
- * Large models through the daemon (issue 11, goal 2): `node dist/bench/large-models.js [--quick]
- * [--rounds N] [--profile DIR]` (after `npm run build`).
- *
- * One writer, sequential writes of a 1 MiB and a 10 MiB model (updates of one model, so that the
- * stores hold one copy and the daemon's RSS measures the write path, not the models kept), each
- * awaited before the next, against the Hat test peer in a child process of its own:
- * - `direct`: our eventer client (`src/hat/eventer`) in this process registering the AIMM event of
- *   each write (base64 JSON payload, as AIMM writes it) and awaiting `MsgRegisterRes`, subscribed
- *   to its prefix as a Hat client of models is (so Hat's notification comes back to it too);
- * - the daemon (a child process: `serve`, event backend, ack `registered`) without a snapshot and,
- *   a second daemon, with one, each through the Juggler client library (`aimm-store/client`'s
- *   `put` with the id: base64 in JSON over WebSocket) and through HTTP `PUT /models/{id}` (raw
- *   bytes).
- * Every writer has a prefix of its own (no one sees another's notifications). The contenders are
- * interleaved: each round measures each once per size, in an order rotated from round to round;
- * ratios to `direct` are per round (median, range). Also printed: the daemon's peak RSS during a
- * measurement (Linux `VmHWM`, reset through `/proc/<pid>/clear_refs`) above its RSS just before,
- * in multiples of the model (the goal: ≤ 3×), and its CPU time per write (user + system).
- * `--profile DIR` runs the daemons with `--cpu-prof` into DIR.
- */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -30,6 +8,7 @@ import { modelRegisterEvent } from '../src/backends/event/format.js';
 import { JugglerClient } from '../src/client/index.js';
 import { connect } from '../src/hat/eventer/client.js';
 import type { EventerClient } from '../src/hat/eventer/common.js';
+import { type Child, cpuOf, procStatusMiB, resetPeak, startNode } from './child.js';
 import { median } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -49,69 +28,10 @@ const SIZES = [
   { label: '10 MiB', bytes: 10 * MiB, count: quick ? 2 : 3 },
 ];
 
-interface Child {
-  child: ChildProcess;
-  line(pred: (l: string) => boolean): Promise<string>;
-  stop(): Promise<void>;
-}
-
-function start(argv: string[], stdin: 'pipe' | 'ignore' = 'ignore'): Child {
-  const child = spawn(process.execPath, argv, { stdio: [stdin, 'pipe', 'inherit'] });
-  let partial = '';
-  const seen: string[] = [];
-  let waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
-  child.stdout?.on('data', (b: Buffer) => {
-    partial += b.toString('utf8');
-    const lines = partial.split('\n');
-    partial = lines.pop() ?? '';
-    for (const l of lines) {
-      seen.push(l);
-      const matched = waiters.filter((w) => w.pred(l));
-      waiters = waiters.filter((w) => !matched.includes(w));
-      for (const w of matched) w.resolve(l);
-    }
-  });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  return {
-    child,
-    line: (pred) => {
-      const l = seen.find(pred);
-      if (l !== undefined) return Promise.resolve(l);
-      return new Promise((resolve) => waiters.push({ pred, resolve }));
-    },
-    stop: async () => {
-      if (stdin === 'pipe') child.stdin?.end();
-      else child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 /** User + system CPU time of a process, in ms (Linux /proc; 0 elsewhere). */
 function cpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100
-  } catch {
-    return 0;
-  }
-}
-
-function status(pid: number, key: 'VmHWM' | 'VmRSS'): number {
-  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(
-    readFileSync(`/proc/${pid}/status`, 'utf8'),
-  );
-  return Number(m?.[1] ?? Number.NaN) / 1024;
-}
-
-function resetPeak(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
+  const { user, system } = cpuOf(pid);
+  return user + system;
 }
 
 // ---- the daemons -------------------------------------------------------------------------------
@@ -143,7 +63,7 @@ async function startDaemon(dir: string, name: string, port: number, snapshot: bo
     }),
   );
   const prof = profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
-  const proc = start([...prof, MAIN, 'serve', '--conf', conf]);
+  const proc = startNode([...prof, MAIN, 'serve', '--conf', conf]);
   const portOf = async (control: string) =>
     (
       JSON.parse(
@@ -269,14 +189,14 @@ interface Sample {
 async function measure(c: Contender, body: Buffer, count: number): Promise<Sample> {
   const pid = c.daemon?.pid;
   await new Promise((r) => setTimeout(r, 150));
-  const idle = pid === undefined ? Number.NaN : status(pid, 'VmRSS');
+  const idle = pid === undefined ? Number.NaN : procStatusMiB(pid, 'VmRSS');
   const reset = pid !== undefined && resetPeak(pid);
   const cpu0 = pid === undefined ? 0 : cpuMs(pid);
   const t0 = performance.now();
   await c.run(body, count);
   const ms = performance.now() - t0;
   const cpu = pid === undefined ? Number.NaN : cpuMs(pid) - cpu0;
-  const peak = reset && pid !== undefined ? status(pid, 'VmHWM') : Number.NaN;
+  const peak = reset && pid !== undefined ? procStatusMiB(pid, 'VmHWM') : Number.NaN;
   return { perSec: (count / ms) * 1000, extraMiB: peak - idle, cpuMsPerWrite: cpu / count };
 }
 
@@ -287,7 +207,7 @@ function range(xs: number[]): string {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'aimm-large-models-'));
-  const peer = start([fileURLToPath(import.meta.url), '--peer'], 'pipe');
+  const peer = startNode([fileURLToPath(import.meta.url), '--peer'], 'pipe');
   const daemons: Daemon[] = [];
   const direct = { close: async () => {} } as ReturnType<typeof directContender>;
   let opened: ReturnType<typeof directContender> | null = null;
