@@ -207,18 +207,7 @@ export class EventBackend implements Backend {
     }
     const e = this.state.get(instanceId);
     if (e === undefined || e.deleted) return null;
-    let bytes: Uint8Array | null;
-    try {
-      bytes = this.state.store.readInstance(instanceId);
-    } catch (err) {
-      this.logger.error(
-        { err, instanceId },
-        'event backend: cannot read a model from the snapshot',
-      );
-      throw new BackendError('internal', `model ${instanceId} cannot be read from the snapshot`, {
-        cause: err,
-      });
-    }
+    const bytes = this.readStored(instanceId, () => this.state.store.readInstance(instanceId));
     if (bytes === null) return null;
     return this.completion.markMeta({
       ...metaOf(e),
@@ -245,9 +234,16 @@ export class EventBackend implements Backend {
     const meta = this.completion.markMeta(metaOf(e));
     const span = pick(meta);
     if (span === null) return { meta, span, bytes: new Uint8Array(0) };
-    let bytes: Uint8Array | null;
+    const bytes = this.readStored(instanceId, () =>
+      this.state.store.readRange(instanceId, span.start, span.end),
+    );
+    return bytes === null ? null : { meta, span, bytes };
+  }
+
+  /** A read of the model store (memory or snapshot); a failing snapshot read is logged, `internal`. */
+  private readStored<T>(instanceId: number, read: () => T): T {
     try {
-      bytes = this.state.store.readRange(instanceId, span.start, span.end);
+      return read();
     } catch (err) {
       this.logger.error(
         { err, instanceId },
@@ -257,7 +253,6 @@ export class EventBackend implements Backend {
         cause: err,
       });
     }
-    return bytes === null ? null : { meta, span, bytes };
   }
 
   // ---- writes --------------------------------------------------------------------------------

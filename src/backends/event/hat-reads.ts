@@ -17,6 +17,7 @@ import type { IdAllocator } from './ids.js';
 import {
   currentOnly,
   cursorOf,
+  type HistoryCursor,
   type HistoryWindow,
   listRead,
   modelOf,
@@ -80,14 +81,7 @@ export class HatReads {
     if (after >= entry.revision) return [];
     const cursor = after >= 1 ? this.cursors.get(entry, after) : undefined;
     if (cursor !== undefined) {
-      const page = await readModelPage(
-        this.client(),
-        this.config.modelPrefix,
-        entry,
-        this.config.requestTimeoutMs,
-        cursor,
-        limit,
-      );
+      const page = await this.readPage(entry, cursor, limit);
       if (page !== null) {
         const listed = listRead(entry, page.revisions, page.typeBefore);
         const last = page.revisions.at(-1);
@@ -116,14 +110,7 @@ export class HatReads {
     if (revision > entry.revision) return null;
     const cursor = this.cursors.get(entry, revision - 1);
     if (cursor !== undefined) {
-      const page = await readModelPage(
-        this.client(),
-        this.config.modelPrefix,
-        entry,
-        this.config.requestTimeoutMs,
-        cursor,
-        1,
-      );
+      const page = await this.readPage(entry, cursor, 1);
       const r = page?.revisions[0];
       if (r !== undefined && r.revision === revision) return modelOf(instanceId, r);
       this.cursors.forget(instanceId);
@@ -155,6 +142,17 @@ export class HatReads {
       );
     }
     return conn.main;
+  }
+
+  private readPage(entry: ModelEntry, cursor: HistoryCursor, limit: number) {
+    return readModelPage(
+      this.client(),
+      this.config.modelPrefix,
+      entry,
+      this.config.requestTimeoutMs,
+      cursor,
+      limit,
+    );
   }
 
   private readHistory(entry: ModelEntry, window: HistoryWindow) {
