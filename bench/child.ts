@@ -15,9 +15,24 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-/** Runs `node argv…`, its stdout read line by line, its stderr inherited. */
-export function startNode(argv: string[], stdin: 'pipe' | 'ignore' = 'ignore'): Child {
-  const child = spawn(process.execPath, argv, { stdio: [stdin, 'pipe', 'inherit'] });
+/**
+ * glibc's malloc asking the kernel for transparent huge pages (glibc 2.35+, ignored by older
+ * ones): on a VM where a page fault is expensive, a fresh 10 MiB buffer costs several times less.
+ * See docs/operations.md (memory allocator).
+ */
+export const HUGE_PAGES_ENV = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' } as const;
+
+/** Runs `node argv…`, its stdout read line by line, its stderr inherited; `env` is added to the
+ * bench's own environment. */
+export function startNode(
+  argv: string[],
+  stdin: 'pipe' | 'ignore' = 'ignore',
+  env: Record<string, string> = {},
+): Child {
+  const child = spawn(process.execPath, argv, {
+    stdio: [stdin, 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   let partial = '';
   const seen: string[] = [];
   let waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
