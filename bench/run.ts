@@ -15,7 +15,8 @@
  * plus one request, and a 1 MiB model read, against plain HTTP on the HTTP control), transfer
  * (model history listing vs the backend's own listing or Hat's read; migrate sqlite → event backend
  * vs the event backend's write ceiling, and its peak RSS), console (the
- * web console in headless Chromium with 10 000 models: first paint, usable list, transfer size).
+ * web console in headless Chromium with 10 000 models: first paint, usable list, transfer size),
+ * allocator (the daemon with glibc's huge-pages tunable vs without; one upload's peak after a GC).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
  */
 import { spawnSync } from 'node:child_process';
@@ -36,6 +37,7 @@ const BENCHES = [
   'tls',
   'transfer',
   'console',
+  'allocator',
 ] as const;
 
 const args = process.argv.slice(2);
