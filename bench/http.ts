@@ -1,7 +1,7 @@
 /**
  * HTTP write API benchmark (after `npm run build`):
  * `node dist/bench/http.js [--quick] [--large] [--rounds N] [--sizes LIST] [--no-juggler]
- *  [--huge-pages | --both-modes] [--page-size BYTES] [--help]`.
+ *  [--huge-pages | --both-modes] [--page-size LIST] [--help]`.
  *
  * Uploads (`PUT /models/{id}`) and downloads (`GET /models/{id}`) of 1 KiB, 1 MiB and 64 MiB
  * models (`--large`: also 256 MiB; `--sizes 1k,1m,64m,256m`: these only), one request at a time
@@ -10,7 +10,8 @@
  * rotated from round to round, so that a change of the machine's load hits all of them alike; the
  * ratios to `bare` are taken per round and reported as median and range. The servers:
  * - `aimm-store`: the real daemon (`serve`, sqlite backend with its defaults — `synchronous:
- *   full` —, `--page-size`: that `page_size`, HTTP and Juggler controls);
+ *   full` —, HTTP and Juggler controls; `--page-size 4096,16384`: one daemon per `page_size`,
+ *   named `aimm-store/4096`…);
  * - `bare`: a bare `node:http` server doing `fs.writeFile` of the body into a temp folder
  *   (`bench/http-bare-server.ts`), and `bare+fsync`: the same with an fdatasync per file (as
  *   durable as a sqlite commit);
@@ -42,7 +43,7 @@ import { median } from './stats.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const MAIN = join(here, '..', 'src', 'cli', 'main.js');
 const USAGE = `usage: node dist/bench/http.js [--quick] [--large] [--rounds N] [--sizes LIST]
-  [--no-juggler] [--huge-pages | --both-modes] [--page-size BYTES]
+  [--no-juggler] [--huge-pages | --both-modes] [--page-size LIST]
   --quick          fewer requests per measurement, 3 rounds
   --large          also 256 MiB models
   --rounds N       interleaved rounds (default 5, --quick 3)
@@ -52,7 +53,8 @@ const USAGE = `usage: node dist/bench/http.js [--quick] [--large] [--rounds N] [
     .map(([k, v]) => `${k}=${v}`)
     .join(' ')}
   --both-modes     every server twice, plain and with huge pages (+hp), interleaved
-  --page-size B    the daemon's sqlite page_size (default: the backend's default)`;
+  --page-size LIST one daemon per sqlite page_size, e.g. 4096,16384 (default: one, the
+                   backend's default)`;
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {
   console.log(USAGE);
@@ -72,8 +74,10 @@ const MODES: ('plain' | 'huge')[] = argv.includes('--both-modes')
   : argv.includes('--huge-pages')
     ? ['huge']
     : ['plain'];
-const pageSizeArg = flagValue('--page-size');
-const PAGE_SIZE = pageSizeArg === undefined ? undefined : Number(pageSizeArg);
+/** The daemons' sqlite `page_size`s (one daemon each; undefined: the backend's default). */
+const PAGE_SIZES: (number | undefined)[] = flagValue('--page-size')?.split(',').map(Number) ?? [
+  undefined,
+];
 const MiB = 1024 * 1024;
 
 const ALL_SIZES: { key: string; label: string; bytes: number; count: number }[] = [
@@ -133,7 +137,12 @@ function startChild(
   });
 }
 
-function startDaemon(dir: string, name: string, env: Record<string, string>): Promise<Server> {
+function startDaemon(
+  dir: string,
+  name: string,
+  env: Record<string, string>,
+  pageSize: number | undefined,
+): Promise<Server> {
   const conf = join(dir, 'bench.json');
   writeFileSync(
     conf,
@@ -143,7 +152,7 @@ function startDaemon(dir: string, name: string, env: Record<string, string>): Pr
         module: 'aimm-store/backends/sqlite',
         path: join(dir, 'bench.db'),
         history: { keep: 0 },
-        ...(PAGE_SIZE === undefined ? {} : { page_size: PAGE_SIZE }),
+        ...(pageSize === undefined ? {} : { page_size: pageSize }),
       },
       control: [
         {
@@ -291,7 +300,6 @@ async function main(): Promise<void> {
     for (const mode of MODES) {
       const env: Record<string, string> = mode === 'huge' ? { ...HUGE_PAGES_ENV } : {};
       const sfx = MODES.length > 1 && mode === 'huge' ? '+hp' : '';
-      const daemon = await startDaemon(mkdtempSync(join(dir, 'daemon-')), `aimm-store${sfx}`, env);
       const bare = await startBare(mkdtempSync(join(dir, 'bare-')), `bare${sfx}`, false, env);
       const bareSync = await startBare(
         mkdtempSync(join(dir, 'sync-')),
@@ -299,22 +307,29 @@ async function main(): Promise<void> {
         true,
         env,
       );
-      servers.push(daemon, bare, bareSync);
+      servers.push(bare, bareSync);
       const b = contenders.length;
       const f = b + 1;
       contenders.push(
         { name: bare.name, server: bare, juggler: false, bare: b, bareSync: f },
         { name: bareSync.name, server: bareSync, juggler: false, bare: b, bareSync: f },
-        { name: daemon.name, server: daemon, juggler: false, bare: b, bareSync: f },
       );
-      if (withJuggler) {
+      for (const pageSize of PAGE_SIZES) {
+        const ps = PAGE_SIZES.length > 1 ? `/${pageSize}` : '';
+        const daemonDir = mkdtempSync(join(dir, 'daemon-'));
+        const daemon = await startDaemon(daemonDir, `aimm-store${ps}${sfx}`, env, pageSize);
+        servers.push(daemon);
         contenders.push({
-          name: `juggler${sfx}`,
+          name: daemon.name,
           server: daemon,
-          juggler: true,
+          juggler: false,
           bare: b,
           bareSync: f,
         });
+        if (withJuggler) {
+          const name = `juggler${ps}${sfx}`;
+          contenders.push({ name, server: daemon, juggler: true, bare: b, bareSync: f });
+        }
       }
     }
     // samples[size][contender] = one Sample per round
@@ -333,10 +348,10 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
     }
     console.log(
-      `HTTP write API (sqlite backend, synchronous: full${PAGE_SIZE === undefined ? '' : `, page_size ${PAGE_SIZE}`}) vs bare node:http, one connection, ${ROUNDS} interleaved rounds, ${MODES.length > 1 ? 'plain and huge pages (+hp)' : MODES[0] === 'huge' ? 'huge pages' : 'no huge pages'}:`,
+      `HTTP write API (sqlite backend, synchronous: full${PAGE_SIZES[0] === undefined ? '' : `, page_size ${PAGE_SIZES.join(' / ')}`}) vs bare node:http, one connection, ${ROUNDS} interleaved rounds, ${MODES.length > 1 ? 'plain and huge pages (+hp)' : MODES[0] === 'huge' ? 'huge pages' : 'no huge pages'}:`,
     );
     console.log(
-      `  ${'size'.padEnd(8)}${'server'.padEnd(15)}${'PUT MB/s'.padStart(9)}  ${'PUT ×bare'.padEnd(19)}${'PUT ×fsync'.padEnd(19)}${'GET MB/s'.padStart(9)}  ${'GET ×bare'.padEnd(19)}peak RSS − idle (max MiB, × model)`,
+      `  ${'size'.padEnd(8)}${'server'.padEnd(20)}${'PUT MB/s'.padStart(9)}  ${'PUT ×bare'.padEnd(19)}${'PUT ×fsync'.padEnd(19)}${'GET MB/s'.padStart(9)}  ${'GET ×bare'.padEnd(19)}peak RSS − idle (max MiB, × model)`,
     );
     for (const [si, size] of SIZES.entries()) {
       const per = samples[si] as Sample[][];
@@ -349,7 +364,7 @@ async function main(): Promise<void> {
           range(xs.map((x, i) => x[k] / (ys[i] as Sample)[k]));
         const extra = Math.max(...xs.map((x) => x.extraMiB));
         console.log(
-          `  ${size.label.padEnd(8)}${c.name.padEnd(15)}${median(xs.map((x) => x.putMBs))
+          `  ${size.label.padEnd(8)}${c.name.padEnd(20)}${median(xs.map((x) => x.putMBs))
             .toFixed(1)
             .padStart(9)}  ${ratio(b, 'putMBs').padEnd(19)}${ratio(f, 'putMBs').padEnd(19)}${median(
             xs.map((x) => x.getMBs),
