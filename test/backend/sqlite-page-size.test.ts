@@ -1,5 +1,5 @@
 /**
- * The sqlite backend's `page_size`: a file it creates gets the configured size (default 16384); an
+ * The sqlite backend's `page_size`: a file it creates gets the configured size (default 4096); an
  * existing file keeps its own (AIMM's, or one created earlier with another size) and stays
  * readable and writable by AIMM's plain connection; values that are not a power of two from 512
  * to 65536 are refused naming the config path and rule.
@@ -59,10 +59,11 @@ async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
 }
 
 describe('sqlite backend: page_size', () => {
-  it('a file it creates gets 16384 by default, or the configured size', async () => {
+  it('a file it creates gets 4096 by default, or the configured size', async () => {
     await withDir(async (dir) => {
       for (const [name, extra, want] of [
-        ['default.db', {}, 16384],
+        ['default.db', {}, 4096],
+        ['mid.db', { page_size: 16384 }, 16384],
         ['small.db', { page_size: 4096 }, 4096],
         ['large.db', { page_size: 65536 }, 65536],
       ] as const) {
