@@ -1,20 +1,26 @@
 /**
- * HTTP write API benchmark: `node dist/bench/http.js [--quick] [--large] [--rounds N]` (after
- * `npm run build`).
+ * HTTP write API benchmark (after `npm run build`):
+ * `node dist/bench/http.js [--quick] [--large] [--rounds N] [--sizes LIST] [--no-juggler]
+ *  [--huge-pages | --both-modes] [--page-size LIST] [--help]`.
  *
  * Uploads (`PUT /models/{id}`) and downloads (`GET /models/{id}`) of 1 KiB, 1 MiB and 64 MiB
- * models (`--large`: also 256 MiB), one request at a time on one keep-alive connection, against
- * servers in child processes (so that each one's peak RSS is its own), **interleaved**: each
- * round measures every server once per size, in an order rotated from round to round, so that a
- * change of the machine's load hits all of them alike; the ratios to `bare` are taken per round
- * and reported as median and range. The servers:
+ * models (`--large`: also 256 MiB; `--sizes 1k,1m,64m,256m`: these only), one request at a time
+ * on one keep-alive connection, against servers in child processes (so that each one's peak RSS
+ * is its own), **interleaved**: each round measures every server once per size, in an order
+ * rotated from round to round, so that a change of the machine's load hits all of them alike; the
+ * ratios to `bare` are taken per round and reported as median and range. The servers:
  * - `aimm-store`: the real daemon (`serve`, sqlite backend with its defaults — `synchronous:
- *   full` —, HTTP and Juggler controls);
+ *   full` —, HTTP and Juggler controls; `--page-size 4096,16384`: one daemon per `page_size`,
+ *   named `aimm-store/4096`…);
  * - `bare`: a bare `node:http` server doing `fs.writeFile` of the body into a temp folder
  *   (`bench/http-bare-server.ts`), and `bare+fsync`: the same with an fdatasync per file (as
  *   durable as a sqlite commit);
  * - `juggler`: the same daemon through the Juggler path (the client library's put/get: base64 in
- *   JSON over WebSocket; not at 256 MiB, over the client's WebSocket message limit).
+ *   JSON over WebSocket; not at 256 MiB, over the client's WebSocket message limit; left out with
+ *   `--no-juggler`).
+ * `--huge-pages` starts every server with `HUGE_PAGES_ENV` (glibc's malloc asking for transparent
+ * huge pages); `--both-modes` runs each server twice, plain and with huge pages (names suffixed
+ * `+hp`), all interleaved, each mode's ratios taken to the bare servers of the same mode.
  * Prints, per size and server, the median MB/s per direction and the per-round ratios to `bare`
  * and `bare+fsync` (median, range), and the peak RSS during a round's uploads (Linux `VmHWM`,
  * reset before each measurement through `/proc/<pid>/clear_refs`) above the RSS just before them,
@@ -31,24 +37,62 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { JugglerClient } from '../src/client/index.js';
-import { procStatusMiB, resetPeak } from './child.js';
+import { HUGE_PAGES_ENV, procStatusMiB, resetPeak } from './child.js';
 import { median } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MAIN = join(here, '..', 'src', 'cli', 'main.js');
-const quick = process.argv.includes('--quick');
-const large = process.argv.includes('--large');
-const roundsArg = process.argv.indexOf('--rounds');
-const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : quick ? 3 : 5;
+const USAGE = `usage: node dist/bench/http.js [--quick] [--large] [--rounds N] [--sizes LIST]
+  [--no-juggler] [--huge-pages | --both-modes] [--page-size LIST]
+  --quick          fewer requests per measurement, 3 rounds
+  --large          also 256 MiB models
+  --rounds N       interleaved rounds (default 5, --quick 3)
+  --sizes LIST     only these sizes, of 1k,1m,64m,256m (comma-separated)
+  --no-juggler     leave out the Juggler path
+  --huge-pages     start every server with ${Object.entries(HUGE_PAGES_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')}
+  --both-modes     every server twice, plain and with huge pages (+hp), interleaved
+  --page-size LIST one daemon per sqlite page_size, e.g. 4096,16384 (default: one, the
+                   backend's default)`;
+const argv = process.argv.slice(2);
+if (argv.includes('--help')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+function flagValue(flag: string): string | undefined {
+  const i = argv.indexOf(flag);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+const quick = argv.includes('--quick');
+const large = argv.includes('--large');
+const ROUNDS = Number(flagValue('--rounds') ?? (quick ? 3 : 5));
 if (!(Number.isInteger(ROUNDS) && ROUNDS > 0)) throw new Error('--rounds takes a positive integer');
+const withJuggler = !argv.includes('--no-juggler');
+const MODES: ('plain' | 'huge')[] = argv.includes('--both-modes')
+  ? ['plain', 'huge']
+  : argv.includes('--huge-pages')
+    ? ['huge']
+    : ['plain'];
+/** The daemons' sqlite `page_size`s (one daemon each; undefined: the backend's default). */
+const PAGE_SIZES: (number | undefined)[] = flagValue('--page-size')?.split(',').map(Number) ?? [
+  undefined,
+];
 const MiB = 1024 * 1024;
 
-const SIZES: { label: string; bytes: number; count: number }[] = [
-  { label: '1 KiB', bytes: 1024, count: quick ? 50 : 200 },
-  { label: '1 MiB', bytes: MiB, count: quick ? 5 : 16 },
-  { label: '64 MiB', bytes: 64 * MiB, count: quick ? 1 : 2 },
-  ...(large ? [{ label: '256 MiB', bytes: 256 * MiB, count: 1 }] : []),
+const ALL_SIZES: { key: string; label: string; bytes: number; count: number }[] = [
+  { key: '1k', label: '1 KiB', bytes: 1024, count: quick ? 50 : 200 },
+  { key: '1m', label: '1 MiB', bytes: MiB, count: quick ? 5 : 16 },
+  { key: '64m', label: '64 MiB', bytes: 64 * MiB, count: quick ? 1 : 2 },
+  { key: '256m', label: '256 MiB', bytes: 256 * MiB, count: 1 },
 ];
+const sizesArg = flagValue('--sizes')?.split(',');
+for (const k of sizesArg ?? []) {
+  if (!ALL_SIZES.some((s) => s.key === k)) throw new Error(`--sizes: unknown size '${k}'`);
+}
+const SIZES = ALL_SIZES.filter((s) =>
+  sizesArg === undefined ? s.key !== '256m' || large : sizesArg.includes(s.key),
+);
 
 interface Server {
   name: string;
@@ -60,9 +104,13 @@ interface Server {
 function startChild(
   name: string,
   args: string[],
+  env: Record<string, string>,
   ports: (line: string) => Partial<Server>,
 ): Promise<Server> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   return new Promise((resolve, reject) => {
     let text = '';
     const found: Partial<Server> = {};
@@ -72,7 +120,10 @@ function startChild(
       const lines = text.split('\n');
       text = lines.pop() ?? '';
       for (const l of lines) Object.assign(found, ports(l));
-      if (found.http !== undefined && (name !== 'aimm-store' || found.juggler !== undefined)) {
+      if (
+        found.http !== undefined &&
+        (!name.startsWith('aimm-store') || found.juggler !== undefined)
+      ) {
         child.stdout?.removeAllListeners('data');
         child.stdout?.resume();
         resolve({
@@ -86,7 +137,12 @@ function startChild(
   });
 }
 
-function startDaemon(dir: string): Promise<Server> {
+function startDaemon(
+  dir: string,
+  name: string,
+  env: Record<string, string>,
+  pageSize: number | undefined,
+): Promise<Server> {
   const conf = join(dir, 'bench.json');
   writeFileSync(
     conf,
@@ -96,6 +152,7 @@ function startDaemon(dir: string): Promise<Server> {
         module: 'aimm-store/backends/sqlite',
         path: join(dir, 'bench.db'),
         history: { keep: 0 },
+        ...(pageSize === undefined ? {} : { page_size: pageSize }),
       },
       control: [
         {
@@ -108,7 +165,7 @@ function startDaemon(dir: string): Promise<Server> {
       log: { level: 'info' },
     }),
   );
-  return startChild('aimm-store', [MAIN, 'serve', '--conf', conf], (l) => {
+  return startChild(name, [MAIN, 'serve', '--conf', conf], env, (l) => {
     let j: Record<string, unknown>;
     try {
       j = JSON.parse(l) as Record<string, unknown>;
@@ -120,9 +177,14 @@ function startDaemon(dir: string): Promise<Server> {
   });
 }
 
-function startBare(dir: string, fsync: boolean): Promise<Server> {
+function startBare(
+  dir: string,
+  name: string,
+  fsync: boolean,
+  env: Record<string, string>,
+): Promise<Server> {
   const args = [join(here, 'http-bare-server.js'), dir, ...(fsync ? ['--fsync'] : [])];
-  return startChild(fsync ? 'bare+fsync' : 'bare', args, (l) =>
+  return startChild(name, args, env, (l) =>
     l.startsWith('listening ') ? { http: Number(l.slice(10)) } : {},
   );
 }
@@ -161,6 +223,9 @@ interface Sample {
 
 interface Contender {
   name: string;
+  /** Index (in the contender list) of the `bare` and `bare+fsync` servers of the same mode. */
+  bare: number;
+  bareSync: number;
   server: Server;
   /** Through the Juggler control (a client connected for each measurement) instead of HTTP. */
   juggler: boolean;
@@ -231,18 +296,42 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'aimm-bench-http-'));
   const servers: Server[] = [];
   try {
-    const daemon = await startDaemon(join(dir));
-    servers.push(daemon);
-    const bare = await startBare(mkdtempSync(join(dir, 'bare-')), false);
-    servers.push(bare);
-    const bareSync = await startBare(mkdtempSync(join(dir, 'baresync-')), true);
-    servers.push(bareSync);
-    const contenders: Contender[] = [
-      { name: 'bare', server: bare, juggler: false },
-      { name: 'bare+fsync', server: bareSync, juggler: false },
-      { name: 'aimm-store', server: daemon, juggler: false },
-      { name: 'juggler', server: daemon, juggler: true },
-    ];
+    const contenders: Contender[] = [];
+    for (const mode of MODES) {
+      const env: Record<string, string> = mode === 'huge' ? { ...HUGE_PAGES_ENV } : {};
+      const sfx = MODES.length > 1 && mode === 'huge' ? '+hp' : '';
+      const bare = await startBare(mkdtempSync(join(dir, 'bare-')), `bare${sfx}`, false, env);
+      const bareSync = await startBare(
+        mkdtempSync(join(dir, 'sync-')),
+        `bare+fsync${sfx}`,
+        true,
+        env,
+      );
+      servers.push(bare, bareSync);
+      const b = contenders.length;
+      const f = b + 1;
+      contenders.push(
+        { name: bare.name, server: bare, juggler: false, bare: b, bareSync: f },
+        { name: bareSync.name, server: bareSync, juggler: false, bare: b, bareSync: f },
+      );
+      for (const pageSize of PAGE_SIZES) {
+        const ps = PAGE_SIZES.length > 1 ? `/${pageSize}` : '';
+        const daemonDir = mkdtempSync(join(dir, 'daemon-'));
+        const daemon = await startDaemon(daemonDir, `aimm-store${ps}${sfx}`, env, pageSize);
+        servers.push(daemon);
+        contenders.push({
+          name: daemon.name,
+          server: daemon,
+          juggler: false,
+          bare: b,
+          bareSync: f,
+        });
+        if (withJuggler) {
+          const name = `juggler${ps}${sfx}`;
+          contenders.push({ name, server: daemon, juggler: true, bare: b, bareSync: f });
+        }
+      }
+    }
     // samples[size][contender] = one Sample per round
     const samples = SIZES.map(() => contenders.map((): Sample[] => []));
     for (let round = 0; round < ROUNDS; round++) {
@@ -259,23 +348,23 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
     }
     console.log(
-      `HTTP write API (sqlite backend, synchronous: full) vs bare node:http, one connection, ${ROUNDS} interleaved rounds:`,
+      `HTTP write API (sqlite backend, synchronous: full${PAGE_SIZES[0] === undefined ? '' : `, page_size ${PAGE_SIZES.join(' / ')}`}) vs bare node:http, one connection, ${ROUNDS} interleaved rounds, ${MODES.length > 1 ? 'plain and huge pages (+hp)' : MODES[0] === 'huge' ? 'huge pages' : 'no huge pages'}:`,
     );
     console.log(
-      `  ${'size'.padEnd(8)}${'server'.padEnd(12)}${'PUT MB/s'.padStart(9)}  ${'PUT ×bare'.padEnd(19)}${'PUT ×fsync'.padEnd(19)}${'GET MB/s'.padStart(9)}  ${'GET ×bare'.padEnd(19)}peak RSS − idle (max MiB, × model)`,
+      `  ${'size'.padEnd(8)}${'server'.padEnd(20)}${'PUT MB/s'.padStart(9)}  ${'PUT ×bare'.padEnd(19)}${'PUT ×fsync'.padEnd(19)}${'GET MB/s'.padStart(9)}  ${'GET ×bare'.padEnd(19)}peak RSS − idle (max MiB, × model)`,
     );
     for (const [si, size] of SIZES.entries()) {
       const per = samples[si] as Sample[][];
-      const b = per[0] as Sample[];
-      const f = per[1] as Sample[];
       for (const [ci, c] of contenders.entries()) {
         const xs = per[ci] as Sample[];
+        const b = per[c.bare] as Sample[];
+        const f = per[c.bareSync] as Sample[];
         if (xs.length === 0) continue;
         const ratio = (ys: Sample[], k: 'putMBs' | 'getMBs') =>
           range(xs.map((x, i) => x[k] / (ys[i] as Sample)[k]));
         const extra = Math.max(...xs.map((x) => x.extraMiB));
         console.log(
-          `  ${size.label.padEnd(8)}${c.name.padEnd(12)}${median(xs.map((x) => x.putMBs))
+          `  ${size.label.padEnd(8)}${c.name.padEnd(20)}${median(xs.map((x) => x.putMBs))
             .toFixed(1)
             .padStart(9)}  ${ratio(b, 'putMBs').padEnd(19)}${ratio(f, 'putMBs').padEnd(19)}${median(
             xs.map((x) => x.getMBs),

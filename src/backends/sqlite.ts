@@ -33,6 +33,8 @@ export async function create(conf: BackendConf, context: BackendContext): Promis
 export interface SqliteBackendConf {
   path: string;
   synchronous?: 'full' | 'normal' | 'extra';
+  /** Page size of a file created here (a power of two, 512–65536; default 4096). */
+  page_size?: number;
   busy_timeout_ms?: number;
   max_instance_bytes?: number;
   group_commit?: { max_writes?: number; max_bytes?: number };

@@ -96,6 +96,7 @@ describe('sqlite backend: the file', () => {
         journalMode: 'wal',
         lockingMode: 'exclusive',
         synchronous: 'full',
+        pageSize: 4096,
       });
       assert.ok(existsSync(`${path}-wal`), 'WAL file exists while open');
       await b.close();

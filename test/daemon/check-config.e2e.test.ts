@@ -58,6 +58,11 @@ const cases: Case[] = [
     expect: [['$.backend.path', 'required']],
   },
   {
+    name: 'the sqlite backend with a page size that is not a power of two',
+    file: json({ backend: { ...sqlite, page_size: 10_000 }, control: [http(0)] }),
+    expect: [['$.backend.page_size', 'enum']],
+  },
+  {
     name: 'a backend module that does not exist',
     file: json({ backend: { module: 'aimm-store/backends/nosuch' }, control: [http(0)] }),
     expect: [['$.backend.module', 'module']],

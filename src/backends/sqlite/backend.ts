@@ -112,8 +112,8 @@ export class SqliteBackend implements Backend {
     return this.options.path;
   }
 
-  /** The file's SQLite settings in effect (journal mode, locking mode, synchronous level). */
-  settings(): { journalMode: string; lockingMode: string; synchronous: string } {
+  /** The file's SQLite settings in effect (journal, locking mode, synchronous level, page size). */
+  settings(): { journalMode: string; lockingMode: string; synchronous: string; pageSize: number } {
     this.checkReadable();
     return this.store.settings();
   }

@@ -1,7 +1,7 @@
 /**
- * The SQLite file: opening (folders, exclusive lock, WAL, schema, reconciliation, hash backfill),
- * reads, and one batch of writes in one transaction with a savepoint per write. Synchronous, like
- * better-sqlite3; the backend around it does queueing, change events and metrics.
+ * The SQLite file: opening (folders, exclusive lock, page size of a new file, WAL, schema,
+ * reconciliation, hash backfill), reads, and one batch of writes in one transaction with a
+ * savepoint per write. Synchronous, like better-sqlite3; the backend around it does queueing, change events and metrics.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -184,6 +184,11 @@ export class SqliteStore {
     }
     try {
       db.pragma('locking_mode = EXCLUSIVE');
+      // Only a file without pages yet takes the configured size (before WAL writes the header);
+      // an existing one keeps its own: changing it would need a VACUUM, never done implicitly.
+      if (Number(db.pragma('page_count', { simple: true })) === 0) {
+        db.pragma(`page_size = ${options.pageSize}`);
+      }
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal') throw new Error(`cannot switch to WAL (journal mode stays '${mode}')`);
       db.pragma(`synchronous = ${options.synchronous.toUpperCase()}`);
@@ -496,7 +501,12 @@ export class SqliteStore {
   }
 
   /** The connection's settings, as SQLite reports them (for status pages and tests). */
-  settings(): { journalMode: string; lockingMode: string; synchronous: string } {
+  settings(): {
+    journalMode: string;
+    lockingMode: string;
+    synchronous: string;
+    pageSize: number;
+  } {
     this.checkOpen();
     const levels = ['off', 'normal', 'full', 'extra'];
     const sync = Number(this.db.pragma('synchronous', { simple: true }));
@@ -504,6 +514,7 @@ export class SqliteStore {
       journalMode: String(this.db.pragma('journal_mode', { simple: true })),
       lockingMode: String(this.db.pragma('locking_mode', { simple: true })),
       synchronous: levels[sync] ?? String(sync),
+      pageSize: Number(this.db.pragma('page_size', { simple: true })),
     };
   }
 
