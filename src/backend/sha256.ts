@@ -8,3 +8,10 @@ export function sha256Hex(bytes: Uint8Array): string {
   if (oneShot !== undefined) return oneShot('sha256', bytes);
   return crypto.createHash('sha256').update(bytes).digest('hex');
 }
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** The instance's hash: the caller's (`CreateOptions.sha256`) when it gave a well-formed one. */
+export function sha256Of(bytes: Uint8Array, given: string | undefined): string {
+  return given !== undefined && HEX64.test(given) ? given : sha256Hex(bytes);
+}

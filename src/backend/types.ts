@@ -90,6 +90,13 @@ export interface CreateOptions {
    */
   handOver?: boolean;
   /**
+   * The instance's SHA-256 (64 lowercase hex digits) as the caller computed it from exactly these
+   * bytes, e.g. chunk by chunk while receiving them: a backend may use it instead of hashing the
+   * bytes again (others ignore it). Set it only for bytes you hashed yourself; a value that is not
+   * 64 hex digits is ignored.
+   */
+  sha256?: string;
+  /**
    * The instance's media type (`type/subtype[; params]`, see `backend/content-type.ts`), kept as
    * `ModelMeta.contentType` of the revision written, by a backend that can (others ignore it).
    * A write without it leaves the new revision's type unknown.

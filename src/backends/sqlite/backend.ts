@@ -6,7 +6,7 @@
 import { Subject } from 'rxjs';
 import { parseContentType } from '../../backend/content-type.js';
 import { listWindow } from '../../backend/list-pages.js';
-import { sha256Hex } from '../../backend/sha256.js';
+import { sha256Of } from '../../backend/sha256.js';
 import {
   type Backend,
   type BackendContext,
@@ -160,7 +160,7 @@ export class SqliteBackend implements Backend {
       kind: 'create',
       modelType,
       instance: bytes,
-      sha256: sha256Hex(bytes),
+      sha256: sha256Of(bytes, options.sha256),
       contentType,
     });
     return { meta: (outcome as { meta: ModelMeta }).meta, ack: 'committed' };
@@ -182,7 +182,7 @@ export class SqliteBackend implements Backend {
       instanceId,
       modelType,
       instance: bytes,
-      sha256: sha256Hex(bytes),
+      sha256: sha256Of(bytes, options.sha256),
       contentType,
     });
     return { meta: (outcome as { meta: ModelMeta }).meta, ack: 'committed' };
@@ -216,7 +216,7 @@ export class SqliteBackend implements Backend {
       instanceId,
       modelType,
       instance: bytes,
-      sha256: sha256Hex(bytes),
+      sha256: sha256Of(bytes, options.sha256),
       contentType,
       expectedRevision,
     });

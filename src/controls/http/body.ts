@@ -7,6 +7,7 @@
  * `idleTimeoutMs` fails with 408; one cut off (client gone, connection reset, fewer bytes than
  * announced) fails as `aborted`: nothing of it is used.
  */
+import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { header } from './send.js';
 
@@ -44,6 +45,19 @@ export function declaredLength(req: IncomingMessage, maxBytes: number): number |
   return length;
 }
 
+/** A received body; `sha256` (hex) when it was hashed chunk by chunk as it came in. */
+export interface Body {
+  bytes: Buffer;
+  sha256?: string;
+}
+
+/**
+ * Bodies above this are hashed while they arrive (the hash overlaps the transfer and the backend
+ * need not hash them again); smaller ones come in a chunk or two, and one-shot hashing them later
+ * is cheaper than a streaming hash object.
+ */
+const HASH_WHILE_RECEIVING = 64 * 1024;
+
 /**
  * Reads the body (after `declaredLength`). Sends `100 Continue` first when the client asked for
  * it. Rejects with a {@link BodyError}; the caller answers it (with `Connection: close`, the rest
@@ -54,10 +68,12 @@ export function readBody(
   res: ServerResponse,
   length: number | null,
   limits: { maxBytes: number; idleTimeoutMs: number },
-): Promise<Buffer> {
+): Promise<Body> {
   if (/^\s*100-continue\s*$/i.test(header(req, 'expect') ?? '')) res.writeContinue();
-  return new Promise<Buffer>((resolve, reject) => {
+  return new Promise<Body>((resolve, reject) => {
     let buffer: Buffer | null = null;
+    const hash: Hash | null =
+      length === null || length > HASH_WHILE_RECEIVING ? createHash('sha256') : null;
     const chunks: Buffer[] = [];
     let received = 0;
     let done = false;
@@ -76,8 +92,9 @@ export function readBody(
       req.off('close', onClose);
       req.off('error', onError);
       if (err === null) {
-        if (buffer !== null) resolve(buffer);
-        else resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received));
+        const bytes =
+          buffer ?? (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received));
+        resolve(hash === null ? { bytes } : { bytes, sha256: hash.digest('hex') });
         return;
       }
       req.pause();
@@ -103,6 +120,7 @@ export function readBody(
         }
         chunks.push(chunk);
       }
+      hash?.update(chunk);
       received += chunk.length;
     };
     const onEnd = () => {

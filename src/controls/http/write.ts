@@ -13,7 +13,7 @@ import {
   type WriteResult,
 } from '../../backend/types.js';
 import { modelJson } from '../model-json.js';
-import { BodyError, declaredLength, readBody } from './body.js';
+import { type Body, BodyError, declaredLength, readBody } from './body.js';
 import {
   etagOf,
   isProvisionalEtag,
@@ -31,10 +31,14 @@ import { BudgetTimeoutError, type Release } from './upload-budget.js';
 /**
  * The write options of an upload: the body is a fresh buffer nothing else references, so the
  * backend may keep it instead of copying (a failed write keeps nothing, so the create-or-update
- * retry hands the same buffer on); the request's `Content-Type`, if any, goes with it.
+ * retry hands the same buffer on); its hash if it was computed while it arrived; the request's
+ * `Content-Type`, if any.
  */
-function uploadOptions(contentType: string | undefined): CreateOptions {
-  return contentType === undefined ? { handOver: true } : { handOver: true, contentType };
+function uploadOptions(body: Body, contentType: string | undefined): CreateOptions {
+  const options: CreateOptions = { handOver: true };
+  if (body.sha256 !== undefined) options.sha256 = body.sha256;
+  if (contentType !== undefined) options.contentType = contentType;
+  return options;
 }
 
 export async function postModel(x: Exchange): Promise<void> {
@@ -46,7 +50,11 @@ export async function postModel(x: Exchange): Promise<void> {
   await withUpload(x, async (body) => {
     const { backend } = x.options.context;
     try {
-      answerWrite(x, 201, await backend.createModel(type, body, uploadOptions(contentType)));
+      answerWrite(
+        x,
+        201,
+        await backend.createModel(type, body.bytes, uploadOptions(body, contentType)),
+      );
     } catch (err) {
       sendBackendError(x.options.context, x.req, x.res, err);
     }
@@ -67,7 +75,9 @@ export async function putModel(x: Exchange): Promise<void> {
     await preconditionFailed(x, id, neverMatches(pre.tag));
     return;
   }
-  await withUpload(x, (body) => storeUpload(x, id, type, pre, body, uploadOptions(contentType)));
+  await withUpload(x, (body) =>
+    storeUpload(x, id, type, pre, body.bytes, uploadOptions(body, contentType)),
+  );
 }
 
 /** PUT's write once the body is in: create, update, compare-and-set or create-or-update. */
@@ -177,7 +187,7 @@ export function uploadLimit(x: Exchange): number {
  * `write` with it and gives the room back once `write` is done (the body's memory is in use until
  * then). Answers itself when there is no body to give (refused, timed out, or the client gone).
  */
-async function withUpload(x: Exchange, write: (body: Buffer) => Promise<void>): Promise<void> {
+async function withUpload(x: Exchange, write: (body: Body) => Promise<void>): Promise<void> {
   const maxBytes = uploadLimit(x);
   let length: number | null;
   try {
@@ -189,7 +199,7 @@ async function withUpload(x: Exchange, write: (body: Buffer) => Promise<void>): 
   const release = await reserve(x, length);
   if (release === null) return;
   try {
-    let body: Buffer;
+    let body: Body;
     try {
       body = await readBody(x.req, x.res, length, {
         maxBytes,
