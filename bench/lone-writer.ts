@@ -24,7 +24,8 @@
  * (the JIT: without it the first thousand writes cost the daemon several times more).
  * `--profile DIR` runs the daemon with `--cpu-prof` into DIR. `--windows 1,2,4` (many, event backend):
  * one daemon (and peer) per register window (`max_registers_in_flight`), their rounds interleaved
- * (default: the backend's default window only).
+ * (default: the backend's default window only). `--answer-delay MS`: the peer sends each register
+ * answer MS ms late, in order (a Hat on another host; its CPU cost model unchanged).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,6 +56,7 @@ const optionOf = (name: string): string | null => {
 };
 const profileDir = optionOf('--profile');
 const only = optionOf('--only');
+const answerDelayMs = Number(optionOf('--answer-delay') ?? 0);
 const windows = (optionOf('--windows') ?? '')
   .split(',')
   .filter((w) => w !== '')
@@ -93,7 +95,10 @@ class Setup {
     let peer: Child | null = null;
     let port = 0;
     if (backend === 'event') {
-      peer = startNode([fileURLToPath(import.meta.url), '--peer', peerKind], 'pipe');
+      peer = startNode(
+        [fileURLToPath(import.meta.url), '--peer', peerKind, String(answerDelayMs)],
+        'pipe',
+      );
       port = (JSON.parse(await peer.line((l) => l.startsWith('{'))) as { port: number }).port;
     }
     const conf = join(dir, 'daemon.json');
@@ -343,6 +348,7 @@ if (args[0] === '--peer') {
     flushDelayMs: 1000,
     engineEvents: false,
     registerCost: args[1] === 'realistic' ? REALISTIC_REGISTER_COST : null,
+    registerAnswerDelayMs: Number(args[2] ?? 0),
   });
   process.stdout.write(`${JSON.stringify({ port: peer.port })}\n`);
   process.stdin.resume();
