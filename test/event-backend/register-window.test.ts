@@ -254,6 +254,54 @@ describe('event backend register window', () => {
     }
   });
 
+  it('a timed-out request fails the later ones in flight too, even answered; recovery brings Hat back', async () => {
+    peer.resetStore();
+    const ctx = peerContext(peer);
+    const inFlight = new InFlight();
+    const never = gate();
+    let intercepting = false;
+    interceptRegisters(ctx, async (events, client) => {
+      if (!intercepting) return client.register(events);
+      const n = inFlight.enter();
+      try {
+        // The first request is registered, but its answer is lost; the second is answered.
+        if (n === 1) return await heldRegister(client, events, never.promise);
+        return await client.register(events);
+      } finally {
+        inFlight.leave();
+      }
+    });
+    const b = await openBackend(ctx, { max_registers_in_flight: 4, request_timeout_ms: 300 });
+    try {
+      const x = (await b.createModel('t', text('x0'))).meta.instanceId;
+      const y = (await b.createModel('t', text('y0'))).meta.instanceId;
+      intercepting = true;
+      const w1 = b.updateModel(x, 't', text('x1'));
+      await waitFor(() => inFlight.calls === 1, 'request 1 sent');
+      const w2 = b.updateModel(y, 't', text('y1'));
+      await waitFor(() => inFlight.calls === 2, 'request 2 sent');
+      const settled = await withTimeout(Promise.allSettled([w1, w2]), 10_000, 'writes');
+      for (const r of settled) {
+        assert.equal(r.status, 'rejected', 'the answered request is not applied over the lost one');
+        assert.match(
+          ((r as PromiseRejectedResult).reason as Error).message,
+          /may or may not be stored/,
+        );
+      }
+      intercepting = false;
+      await waitFor(
+        async () =>
+          b.status().ready === true && (await b.getModels()).every((m) => m.revision === 2),
+        'reconnected and recovered both writes',
+      );
+      await assertMatchesHat(b, peer, 'after the timeout');
+      assert.equal(ctx.logs.find(/went backwards/).length, 0);
+    } finally {
+      never.open();
+      await b.close();
+    }
+  });
+
   it('flushes the snapshot queue through the window in order, each write once', async () => {
     peer.resetStore();
     const { dir, remove } = tempDir();
