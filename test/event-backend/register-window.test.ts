@@ -302,6 +302,40 @@ describe('event backend register window', () => {
     }
   });
 
+  it("ack 'persisted' under the window: every write waits for its own persisted notification", async () => {
+    peer.resetStore();
+    const ctx = peerContext(peer);
+    const inFlight = new InFlight();
+    interceptRegisters(ctx, async (events, client) => {
+      inFlight.enter();
+      try {
+        const answer = client.register(events);
+        await sleep(Math.floor(Math.random() * 4));
+        return await answer;
+      } finally {
+        inFlight.leave();
+      }
+    });
+    const b = await openBackend(ctx, {
+      ack: 'persisted',
+      max_registers_in_flight: 3,
+      max_batch_events: 2,
+    });
+    try {
+      const results = await withTimeout(
+        Promise.all(Array.from({ length: 24 }, (_, i) => b.createModel('t', text(`m${i}`)))),
+        10_000,
+        'writes',
+      );
+      assert.ok(results.every((r) => r.ack === 'persisted'));
+      assert.equal(new Set(results.map((r) => r.meta.instanceId)).size, 24);
+      assert.ok(inFlight.max >= 2, `requests in flight at once: ${inFlight.max}`);
+      await assertMatchesHat(b, peer, 'after the persisted writes');
+    } finally {
+      await b.close();
+    }
+  });
+
   it('flushes the snapshot queue through the window in order, each write once', async () => {
     peer.resetStore();
     const { dir, remove } = tempDir();
