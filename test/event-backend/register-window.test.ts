@@ -394,4 +394,43 @@ describe('event backend register window', () => {
       remove();
     }
   });
+
+  it('a refused batch of queued writes is not overtaken by a later queued write to its model', async () => {
+    peer.resetStore();
+    const { dir, remove } = tempDir();
+    const ctx = peerContext(peer);
+    let refuseNext = false;
+    interceptRegisters(ctx, async (events, client) => {
+      if (refuseNext) {
+        refuseNext = false;
+        return null;
+      }
+      return client.register(events);
+    });
+    const conf = {
+      snapshot: { path: join(dir, 'event.db') },
+      queue_when_disconnected: true,
+      max_registers_in_flight: 2,
+      max_batch_events: 1,
+    };
+    const b = await openBackend(ctx, conf);
+    try {
+      const id = (await b.createModel('t', text('v0'))).meta.instanceId;
+      await peer.stop();
+      await waitFor(() => b.status().connected === false, 'disconnected');
+      for (const v of ['v1', 'v2', 'v3'])
+        assert.equal((await b.updateModel(id, 't', text(v))).ack, 'queued');
+      refuseNext = true; // the first batch of the flush (v1) is refused
+      await peer.start();
+      await waitFor(
+        () => /aimm_store_event_snapshot_queue_depth 0/.test(ctx.metrics.render()),
+        'queue flushed',
+      );
+      assert.deepEqual(hatTexts(peer).get(id), ['v0', 'v1', 'v2', 'v3']);
+      await assertMatchesHat(b, peer, 'after the flush');
+    } finally {
+      await b.close();
+      remove();
+    }
+  });
 });

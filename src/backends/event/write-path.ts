@@ -305,6 +305,13 @@ export class WritePath {
         : `Hat answered ${res?.length} events for ${events.length}`;
       this.logger.warn({ events: events.length }, `event backend: ${why}`);
       for (const j of toSend) this.failJob(j, new BackendError('unavailable', why));
+      if (toSend.some((j) => j.durableSeq !== null) && this.phase.current === 'online') {
+        // Queued writes stay queued: the queue's later writes (to the same models too) must not
+        // overtake them; reconnecting sends the queue again, in order, once Hat takes writes.
+        this.phase.current = 'offline';
+        this.phase.lastError = why;
+        void this.session.dropConnection();
+      }
       return;
     }
     this.metrics.registerRequests.inc({ result: 'events' });
