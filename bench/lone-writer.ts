@@ -1,6 +1,6 @@
 /**
  * Write path through the daemon (issue 11): `node dist/bench/lone-writer.js [--quick]
- * [--profile DIR] [--only lone|many]` (after `npm run build`).
+ * [--profile DIR] [--only lone|many] [--windows 1,2,4]` (after `npm run build`).
  *
  * lone — one writer, sequential 1 KiB writes, each awaited before the next:
  * - ours: the `aimm-store/client` Juggler client → the daemon (a child process: `serve`, event
@@ -22,7 +22,10 @@
  * medians of ours/baseline. Also printed: the daemon's CPU time per write (user and system, from
  * /proc, over our rounds only), which the peer's cost cannot hide. Each path is warmed up first
  * (the JIT: without it the first thousand writes cost the daemon several times more).
- * `--profile DIR` runs the daemon with `--cpu-prof` into DIR.
+ * `--profile DIR` runs the daemon with `--cpu-prof` into DIR. `--windows 1,2,4` (many, event backend):
+ * one daemon (and peer) per register window (`max_registers_in_flight`), their rounds interleaved
+ * (default: the backend's default window only). `--answer-delay MS`: the peer sends each register
+ * answer MS ms late, in order (a Hat on another host; its CPU cost model unchanged).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,6 +56,11 @@ const optionOf = (name: string): string | null => {
 };
 const profileDir = optionOf('--profile');
 const only = optionOf('--only');
+const answerDelayMs = Number(optionOf('--answer-delay') ?? 0);
+const windows = (optionOf('--windows') ?? '')
+  .split(',')
+  .filter((w) => w !== '')
+  .map(Number);
 
 type PeerKind = 'bare' | 'realistic';
 
@@ -78,12 +86,19 @@ class Setup {
     readonly url: string,
   ) {}
 
-  static async start(backend: 'event' | 'sqlite', peerKind: PeerKind): Promise<Setup> {
+  static async start(
+    backend: 'event' | 'sqlite',
+    peerKind: PeerKind,
+    window: number | null = null,
+  ): Promise<Setup> {
     const dir = mkdtempSync(join(tmpdir(), 'aimm-lone-writer-'));
     let peer: Child | null = null;
     let port = 0;
     if (backend === 'event') {
-      peer = startNode([fileURLToPath(import.meta.url), '--peer', peerKind], 'pipe');
+      peer = startNode(
+        [fileURLToPath(import.meta.url), '--peer', peerKind, String(answerDelayMs)],
+        'pipe',
+      );
       port = (JSON.parse(await peer.line((l) => l.startsWith('{'))) as { port: number }).port;
     }
     const conf = join(dir, 'daemon.json');
@@ -93,7 +108,11 @@ class Setup {
         name: 'bench',
         backend:
           backend === 'event'
-            ? { module: 'aimm-store/backends/event', model_prefix: PREFIX }
+            ? {
+                module: 'aimm-store/backends/event',
+                model_prefix: PREFIX,
+                ...(window === null ? {} : { max_registers_in_flight: window }),
+              }
             : { module: 'aimm-store/backends/sqlite', path: join(dir, 'models.db') },
         ...(backend === 'event' ? { hat: { eventer_server: { host: '127.0.0.1', port } } } : {}),
         control: [
@@ -197,12 +216,13 @@ async function alternate(
   rounds: number,
   baseline: () => Promise<number>,
   ours: () => Promise<OursResult>,
+  firstRound = 0,
 ): Promise<Rounds> {
   const r: Rounds = { base: [], ours: [], ratios: [], user: [], system: [] };
   for (let i = 0; i < rounds; i++) {
     let b = 0;
     let u: OursResult = { perSec: 0, userUs: 0, systemUs: 0 };
-    for (const which of i % 2 === 0 ? ['base', 'ours'] : ['ours', 'base']) {
+    for (const which of (firstRound + i) % 2 === 0 ? ['base', 'ours'] : ['ours', 'base']) {
       if (which === 'base') b = await baseline();
       else u = await ours();
     }
@@ -267,23 +287,44 @@ async function manySqlite(): Promise<void> {
 }
 
 async function manyEvent(): Promise<void> {
-  const s = await Setup.start('event', 'realistic');
+  const ws: (number | null)[] = windows.length === 0 ? [null] : windows;
+  const setups: Setup[] = [];
   try {
+    for (const w of ws) setups.push(await Setup.start('event', 'realistic', w));
     const n = quick ? 3000 : 10_000;
     const rounds = quick ? 2 : 3;
-    await s.direct(2000, MANY);
-    await s.ours(quick ? 2000 : 5000, MANY);
-    const r = await alternate(
-      rounds,
-      () => s.direct(n, MANY),
-      () => s.ours(n, MANY),
-    );
-    console.log(
-      `${MANY} writers, 1 KiB, event backend, realistic peer, n=${n} x ${rounds} rounds:`,
-    );
-    report(`direct client, acked batches of ${MANY}`, 'Juggler -> daemon -> peer', r);
+    for (const s of setups) {
+      await s.direct(2000, MANY);
+      await s.ours(quick ? 2000 : 5000, MANY);
+    }
+    // Rounds interleave the windows (and, within each, baseline and ours).
+    const all = ws.map(() => ({ base: [], ours: [], ratios: [], user: [], system: [] }) as Rounds);
+    for (let i = 0; i < rounds; i++) {
+      for (const [k, s] of setups.entries()) {
+        const r = await alternate(
+          1,
+          () => s.direct(n, MANY),
+          () => s.ours(n, MANY),
+          i,
+        );
+        const into = all[k] as Rounds;
+        for (const key of ['base', 'ours', 'ratios', 'user', 'system'] as const)
+          into[key].push(...r[key]);
+      }
+    }
+    for (const [k, w] of ws.entries()) {
+      const label = w === null ? 'default window' : `window ${w}`;
+      console.log(
+        `${MANY} writers, 1 KiB, event backend, realistic peer, ${label}, n=${n} x ${rounds} rounds:`,
+      );
+      report(
+        `direct client, acked batches of ${MANY}`,
+        'Juggler -> daemon -> peer',
+        all[k] as Rounds,
+      );
+    }
   } finally {
-    await s.stop();
+    for (const s of setups) await s.stop();
   }
 }
 
@@ -307,6 +348,7 @@ if (args[0] === '--peer') {
     flushDelayMs: 1000,
     engineEvents: false,
     registerCost: args[1] === 'realistic' ? REALISTIC_REGISTER_COST : null,
+    registerAnswerDelayMs: Number(args[2] ?? 0),
   });
   process.stdout.write(`${JSON.stringify({ port: peer.port })}\n`);
   process.stdin.resume();

@@ -21,6 +21,7 @@ import {
   decodeBody,
 } from '../../src/hat/chatter/message.js';
 import {
+  type Event,
   type EventerClient,
   jsonPayload,
   type QueryParams,
@@ -238,6 +239,31 @@ export function interceptQueries(
       return new Proxy(client, {
         get(target, prop, receiver) {
           if (prop === 'query') return (params: QueryParams) => answer(params, target);
+          const v = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+    },
+  };
+}
+
+/**
+ * Makes every eventer client the context's connector opens send its register requests through
+ * `register` (which gets the events and the real client): to hold, refuse or reorder answers.
+ */
+export function interceptRegisters(
+  ctx: BackendContext,
+  register: (events: RegisterEvent[], client: EventerClient) => Promise<Event[] | null>,
+): void {
+  const hat = ctx.hat;
+  if (hat === null) throw new Error('no Hat connector');
+  ctx.hat = {
+    addresses: hat.addresses,
+    connect: async (options) => {
+      const client = await hat.connect(options);
+      return new Proxy(client, {
+        get(target, prop, receiver) {
+          if (prop === 'register') return (events: RegisterEvent[]) => register(events, target);
           const v = Reflect.get(target, prop, receiver);
           return typeof v === 'function' ? v.bind(target) : v;
         },

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseConfig } from '../../src/backends/event/config.js';
-import type { EventRef } from '../../src/backends/event/event-ref.js';
+import { type EventRef, refOf } from '../../src/backends/event/event-ref.js';
 import {
   decodeModelEvent,
   decodePaddedBase64,
@@ -291,6 +291,30 @@ describe('intake', () => {
     assert.deepEqual(applied, ['1:1:remote', '1:2:local']);
     assert.deepEqual(outcomes, ['0:applied']);
   });
+  it('with several registers in flight, an answer applies the held events up to its last one', () => {
+    const st = new ModelState(P, new MemoryStore());
+    const applied: string[] = [];
+    const intake = new EventIntake((events, originOf) => {
+      const res = st.apply(events, originOf);
+      for (const c of res.changes) applied.push(`${c.instanceId}:${c.revision}:${c.origin}`);
+      return res.outcomes;
+    });
+    intake.holdRegister(); // request A
+    intake.holdRegister(); // request B
+    const a = ev(1, 1, '1', model('t', 'a'));
+    const remote = ev(2, 1, '2', model('t', 'remote'));
+    const b = ev(3, 1, '3', model('t', 'b'));
+    intake.push([a, remote, b]); // Hat notifies A's, a remote event and B's before answering A
+    const settled: string[] = [];
+    intake.addLocal([a], (_i, o) => settled.push(`a:${o.kind}`));
+    intake.releaseRegister(refOf(a));
+    assert.deepEqual(applied, ['1:1:local'], "only up to A's event: B's is not known as ours yet");
+    assert.deepEqual(settled, ['a:applied']);
+    intake.addLocal([b], (_i, o) => settled.push(`b:${o.kind}`));
+    intake.releaseRegister(refOf(b));
+    assert.deepEqual(applied, ['1:1:local', '2:1:remote', '3:1:local']);
+    assert.deepEqual(settled, ['a:applied', 'b:applied']);
+  });
 });
 
 describe('write pipeline', () => {
@@ -368,6 +392,54 @@ describe('write pipeline', () => {
     await pipeline.whenIdle();
     assert.equal(processed, total);
     assert.ok(batches <= total / 50, `${batches} batches`);
+    pipeline.close();
+  });
+
+  it('keeps up to `window` batches in flight, in push order; a batch sharing a key waits for the window to empty', async () => {
+    const sent: number[][] = [];
+    const applied: number[][] = [];
+    const answers: (() => void)[] = [];
+    const pipeline = new WritePipeline<number>({
+      maxBatchItems: 2,
+      maxBatchBytes: 1000,
+      sizeOf: () => 1,
+      window: 3,
+      keyOf: (n) => n % 10,
+      process: async (batch, previous) => {
+        sent.push(batch);
+        await new Promise<void>((r) => answers.push(r));
+        await previous;
+        applied.push(batch);
+      },
+      onProcessError: () => {},
+    });
+    for (const n of [1, 2, 3, 4, 5, 6, 7, 8]) pipeline.push(n);
+    await waitUntil(() => sent.length === 3);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(sent, [[1], [2, 3], [4, 5]], 'three in flight, no more');
+    // Answers arrive in reverse order: results are still applied in send order.
+    (answers[2] as () => void)();
+    (answers[1] as () => void)();
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(applied, []);
+    (answers[0] as () => void)();
+    await waitUntil(() => sent.length === 5);
+    assert.deepEqual(applied, [[1], [2, 3], [4, 5]]);
+    assert.deepEqual(sent.slice(3), [[6, 7], [8]]);
+    // 16 shares key 6 with [6, 7] in flight: it waits until nothing is in flight.
+    pipeline.push(16);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(sent.length, 5, '16 waits while [6, 7] is in flight');
+    (answers[3] as () => void)();
+    await waitUntil(() => applied.length === 4);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(sent.length, 5, '... and then until the window is empty ([8] is in flight)');
+    (answers[4] as () => void)();
+    await waitUntil(() => sent.length === 6);
+    assert.deepEqual(sent[5], [16]);
+    (answers[5] as () => void)();
+    await pipeline.whenIdle();
+    assert.deepEqual(applied, sent, 'everything applied in send order');
     pipeline.close();
   });
 
@@ -487,3 +559,8 @@ describe('backoff and config', () => {
     assert.throws(() => parseConfig({ module: 'x', model_prefix: [], ack: 'maybe' }), /ack must/);
   });
 });
+
+async function waitUntil(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+  assert.ok(cond(), 'condition never became true');
+}

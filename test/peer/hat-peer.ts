@@ -119,6 +119,11 @@ export interface HatPeerOptions {
    */
   registerCost?: RegisterCost | null;
   /**
+   * Sends each register response this many ms after registering (default 0: at once), in order:
+   * the time a response takes to reach a client on another host. Notifications are not delayed.
+   */
+  registerAnswerDelayMs?: number;
+  /**
    * Answer timeseries and server queries as hat-event's LMDB backend does, in one executor thread
    * beside the event loop (default false: synchronously, in the order received): they queue, one
    * at a time, and each walks in slices of a few ms with the peer's event loop running in between,
@@ -266,10 +271,14 @@ class PeerConnection {
 
 class Peer implements HatPeer {
   readonly opts: Required<
-    Omit<HatPeerOptions, 'serverToken' | 'port' | 'partitions' | 'registerCost' | 'executor'>
+    Omit<
+      HatPeerOptions,
+      'serverToken' | 'port' | 'partitions' | 'registerCost' | 'registerAnswerDelayMs' | 'executor'
+    >
   > & {
     serverToken: string | null;
     registerCost: RegisterCost | null;
+    registerAnswerDelayMs: number;
   };
   host: string;
   port: number;
@@ -333,6 +342,7 @@ class Peer implements HatPeer {
       engineEvents: options.engineEvents ?? true,
       initErrorCloseMs: options.initErrorCloseMs ?? 500,
       registerCost: options.registerCost ?? null,
+      registerAnswerDelayMs: options.registerAnswerDelayMs ?? 0,
     };
     const partitions = options.partitions ?? [
       { orderBy: 'timestamp', subscriptions: [['*']] },
@@ -812,9 +822,19 @@ class Peer implements HatPeer {
     let result: Event[] | null;
     if (this.currentStatus !== 'operational' || this.failingRegisters) result = null;
     else result = this.registerEvents(events);
-    if (!msg.last) {
-      pc.conn.send(MSG_REGISTER_RES, encodeRegisterRes(result), { conv: msg.conv, last: true });
+    if (msg.last) return;
+    const answer = encodeRegisterRes(result);
+    const delay = this.opts.registerAnswerDelayMs;
+    if (delay <= 0) {
+      pc.conn.send(MSG_REGISTER_RES, answer, { conv: msg.conv, last: true });
+      return;
     }
+    // Timers of one duration fire in the order they were set: the answers keep their order.
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (pc.conn.isOpen) pc.conn.send(MSG_REGISTER_RES, answer, { conv: msg.conv, last: true });
+    }, delay);
+    this.timers.add(timer);
   }
 
   private handleQuery(pc: PeerConnection, msg: ReceivedMsg): void {

@@ -42,3 +42,47 @@ test('a peer with a register cost still registers and answers every request', as
     await peer.close();
   }
 });
+
+test('several register requests in flight are registered and answered in order (also with an answer delay)', async () => {
+  for (const registerAnswerDelayMs of [0, 3]) {
+    const peer = await startHatPeer({
+      registerCost: REALISTIC_REGISTER_COST,
+      registerAnswerDelayMs,
+      engineEvents: false,
+    });
+    try {
+      const client = await connect(
+        { host: peer.host, port: peer.port },
+        { clientName: 'order', subscriptions: [] },
+      );
+      try {
+        const answered: number[] = [];
+        const requests = Array.from({ length: 8 }, (_, i) =>
+          client
+            .register([
+              {
+                type: ['a', String(i)],
+                sourceTimestamp: null,
+                payload: { kind: 'json', text: '1' },
+              },
+            ])
+            .then((events) => {
+              answered.push(i);
+              return events?.[0]?.id.session ?? -1;
+            }),
+        );
+        const sessions = await Promise.all(requests);
+        assert.deepEqual(answered, [0, 1, 2, 3, 4, 5, 6, 7], 'answered in send order');
+        for (let i = 1; i < sessions.length; i++)
+          assert.ok(
+            (sessions[i] as number) > (sessions[i - 1] as number),
+            'registered in send order',
+          );
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await peer.close();
+    }
+  }
+});

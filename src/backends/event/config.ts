@@ -18,6 +18,8 @@ export interface EventBackendConfig {
   idOffset: number;
   maxBatchEvents: number;
   maxBatchBytes: number;
+  /** Register requests in flight at once on the connection (the register window; 1: one). */
+  maxRegistersInFlight: number;
   /** Backpressure: writes (and their model bytes) the pipeline holds before writers wait. */
   maxQueuedWrites: number;
   maxQueuedBytes: number;
@@ -54,6 +56,8 @@ export const DEFAULTS = {
   fullReplay: 'latest_then_history' as FullReplay,
   maxBatchEvents: 1000,
   maxBatchBytes: 8 * 1024 * 1024,
+  // The register window (docs/backend-event.md, "Register window"; docs/performance.md).
+  maxRegistersInFlight: 2,
   // Backpressure (docs/backend-event.md, "Backpressure"): a few batches' worth.
   maxQueuedWrites: 4096,
   maxQueuedBytes: 64 * 1024 * 1024,
@@ -150,6 +154,12 @@ export function parseConfig(conf: Record<string, unknown>): EventBackendConfig {
     idOffset,
     maxBatchEvents: optInt(conf.max_batch_events, 'max_batch_events', 1, DEFAULTS.maxBatchEvents),
     maxBatchBytes: optInt(conf.max_batch_bytes, 'max_batch_bytes', 1, DEFAULTS.maxBatchBytes),
+    maxRegistersInFlight: optInt(
+      conf.max_registers_in_flight,
+      'max_registers_in_flight',
+      1,
+      DEFAULTS.maxRegistersInFlight,
+    ),
     maxQueuedWrites: optInt(
       conf.max_queued_writes,
       'max_queued_writes',

@@ -6,10 +6,16 @@
  * registering subscriber *before* its MsgRegisterRes, so our own events must wait for the response
  * to be recognised as ours by their event ids). On release the held events and our registered
  * events are merged, sorted by event id and applied; duplicates are skipped by the state.
+ *
+ * Several register requests may be in flight on one connection (the register window): each holds
+ * the intake with {@link holdRegister}. When one is answered (in send order) while later ones are
+ * still out, only the held events up to its last event id are applied: Hat handles a connection's
+ * requests one after another, so everything up to there has been notified, while later events may
+ * be a later request's own, not yet recognisable as ours.
  */
 import type { ChangeOrigin } from '../../backend/types.js';
 import type { Event } from '../../hat/eventer/common.js';
-import { type EventRef, refKey } from './event-ref.js';
+import { compareRefs, type EventRef, refKey, refOf } from './event-ref.js';
 import type { EventOutcome, KnownModel } from './state.js';
 
 export type ApplyFn = (
@@ -21,6 +27,8 @@ export type ApplyFn = (
 export class EventIntake {
   private deferred: Event[] = [];
   private holds = 0;
+  /** Register requests in flight (their holds). */
+  private registers = 0;
   private readonly localKeys = new Set<string>();
   private readonly known = new Map<string, KnownModel>();
   private readonly waiters = new Map<string, (outcome: EventOutcome) => void>();
@@ -30,7 +38,7 @@ export class EventIntake {
   /** Notified events (origin remote unless registered by us). */
   push(events: readonly Event[]): void {
     if (events.length === 0) return;
-    if (this.holds > 0) {
+    if (this.holds > 0 || this.registers > 0) {
       for (const e of events) this.deferred.push(e);
       return;
     }
@@ -44,11 +52,40 @@ export class EventIntake {
   release(): void {
     if (this.holds === 0) return;
     this.holds--;
-    if (this.holds === 0 && this.deferred.length > 0) {
+    this.applyReleased(null);
+  }
+
+  /** Held while a register request is in flight. */
+  holdRegister(): void {
+    this.registers++;
+  }
+
+  /**
+   * The register request answered first among those in flight is done. `upTo`: its last event
+   * (null when it registered nothing or failed): with other requests still in flight, the held
+   * events up to it are applied and the later ones stay held.
+   */
+  releaseRegister(upTo: EventRef | null): void {
+    if (this.registers === 0) return;
+    this.registers--;
+    this.applyReleased(upTo);
+  }
+
+  private applyReleased(upTo: EventRef | null): void {
+    if (this.holds > 0 || this.deferred.length === 0) return;
+    if (this.registers === 0) {
       const events = this.deferred;
       this.deferred = [];
       this.applyNow(events);
+      return;
     }
+    if (upTo === null) return;
+    const now: Event[] = [];
+    const later: Event[] = [];
+    for (const e of this.deferred) (compareRefs(refOf(e), upTo) <= 0 ? now : later).push(e);
+    if (now.length === 0) return;
+    this.deferred = later;
+    this.applyNow(now);
   }
 
   /**

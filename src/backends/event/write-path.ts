@@ -12,7 +12,7 @@ import type { Event, RegisterEvent } from '../../hat/eventer/common.js';
 import { Admission, type Ticket } from './admission.js';
 import { checkChosenIdAtSend } from './chosen-id.js';
 import type { EventBackendConfig } from './config.js';
-import { refKey } from './event-ref.js';
+import { compareRefs, type EventRef, refKey, refOf } from './event-ref.js';
 import type { EventIntake } from './intake.js';
 import type { EventMetrics } from './metrics.js';
 import { checkProjection, type PendingWrites } from './pending-writes.js';
@@ -53,6 +53,13 @@ export class WritePath {
   /** Room in the pipeline: writers wait here when it is full (backpressure). */
   private readonly room: Admission;
   private readonly pipeline: WritePipeline<WriteJob>;
+  /**
+   * Counts register requests whose outcome is unknown (failed, timed out, answered wrongly): a
+   * request sent before such a failure and answered after it is not applied (see processBatch).
+   */
+  private epoch = 0;
+  /** Request bytes of the register requests in flight (their timeouts allow for all of them). */
+  private bytesInFlight = 0;
 
   constructor(deps: WritePathDeps) {
     this.config = deps.config;
@@ -77,9 +84,11 @@ export class WritePath {
       maxBatchItems: config.maxBatchEvents,
       maxBatchBytes: config.maxBatchBytes,
       sizeOf: (j) => j.bytes,
-      process: async (batch) => {
+      window: config.maxRegistersInFlight,
+      keyOf: (j) => j.instanceId,
+      process: async (batch, previous) => {
         try {
-          await this.processBatch(batch);
+          await this.processBatch(batch, previous);
         } finally {
           for (const j of batch) leaveRoom(j);
         }
@@ -203,8 +212,11 @@ export class WritePath {
     });
   }
 
-  /** Sends one batch as one register request and settles its writes from the response. */
-  private async processBatch(batch: WriteJob[]): Promise<void> {
+  /**
+   * Sends one batch as one register request and settles its writes from the response, once the
+   * batch sent before it (`previous`) is done.
+   */
+  private async processBatch(batch: WriteJob[], previous: Promise<void>): Promise<void> {
     this.updateGauges();
     const conn = this.session.current;
     if (this.phase.current !== 'online' || conn === null) {
@@ -235,20 +247,34 @@ export class WritePath {
     const requestBytes = toSend.reduce((n, j) => n + j.bytes, 0);
     this.metrics.registerEvents.inc({}, events.length);
     this.metrics.registerBytes.inc({}, requestBytes);
-    this.intake.hold();
-    let res: Event[] | null;
-    try {
-      // Hat works through a large request for a while (it decodes, stores, notifies and answers
-      // with the events): the timeout grows with its bytes as the chatter ping allowance does.
-      res = await withTimeout(
-        conn.main.register(events),
-        this.config.requestTimeoutMs + busyAllowanceMs(requestBytes),
-        'register request',
-      );
-    } catch (err) {
-      this.intake.release();
+    this.intake.holdRegister();
+    const epoch = this.epoch;
+    // Hat works through the requests ahead of this one first, and a large request takes a while
+    // (it decodes, stores, notifies and answers with the events): the timeout grows with the bytes
+    // in flight as the chatter ping allowance does.
+    this.bytesInFlight += requestBytes;
+    const answer = withTimeout(
+      conn.main.register(events),
+      this.config.requestTimeoutMs + busyAllowanceMs(this.bytesInFlight),
+      'register request',
+    ).then(
+      (res) => ({ res, err: null }),
+      (err: Error) => ({ res: null, err }),
+    );
+    const outcome = await answer;
+    this.bytesInFlight -= requestBytes;
+    // Results are applied in send order: after every batch sent before this one is done.
+    await previous;
+    let failure = outcome.err;
+    if (failure === null && this.epoch !== epoch)
+      failure = new Error('a register request sent before it on this connection failed');
+    if (failure !== null) {
+      // Whatever this request did in Hat is unknown; the requests sent after it must not be
+      // applied over it either (recovery after reconnecting reads them from Hat).
+      this.epoch++;
+      this.intake.releaseRegister(null);
       this.metrics.registerRequests.inc({ result: 'error' });
-      const msg = (err as Error).message;
+      const msg = failure.message;
       for (const j of toSend)
         this.failJob(
           j,
@@ -257,7 +283,7 @@ export class WritePath {
             `Hat connection failed before the register response (${msg}); the write may or may not be stored`,
           ),
         );
-      if (err instanceof RequestTimeoutError && this.phase.current === 'online') {
+      if (failure instanceof RequestTimeoutError && this.phase.current === 'online') {
         // The connection is suspect: stop using it now and reconnect.
         this.phase.current = 'offline';
         this.phase.lastError = msg;
@@ -265,15 +291,27 @@ export class WritePath {
       }
       return;
     }
+    const res = outcome.res;
     if (res === null || res.length !== events.length) {
-      this.intake.release();
       const refused = res === null;
+      // A refusal registered nothing: the batches after it are about other models (the window
+      // never holds two batches sharing one) and go on. A wrong count is a broken answer: the
+      // batches after it fail as a connection failure would.
+      if (!refused) this.epoch++;
+      this.intake.releaseRegister(null);
       this.metrics.registerRequests.inc({ result: refused ? 'failure' : 'error' });
       const why = refused
         ? `Hat event server refused the register request (status: ${this.phase.serverStatus ?? 'unknown'})`
         : `Hat answered ${res?.length} events for ${events.length}`;
       this.logger.warn({ events: events.length }, `event backend: ${why}`);
       for (const j of toSend) this.failJob(j, new BackendError('unavailable', why));
+      if (toSend.some((j) => j.durableSeq !== null) && this.phase.current === 'online') {
+        // Queued writes stay queued: the queue's later writes (to the same models too) must not
+        // overtake them; reconnecting sends the queue again, in order, once Hat takes writes.
+        this.phase.current = 'offline';
+        this.phase.lastError = why;
+        void this.session.dropConnection();
+      }
       return;
     }
     this.metrics.registerRequests.inc({ result: 'events' });
@@ -287,9 +325,10 @@ export class WritePath {
           this.settleRegistered(toSend[i] as WriteJob, registered[i] as Event, outcome),
         toSend.map(knownOf),
       );
-      this.intake.release();
+      this.intake.releaseRegister(lastRefOf(registered));
       this.snapshot?.flushDequeue();
     } catch (err) {
+      this.epoch++;
       this.logger.error({ err }, 'event backend: cannot apply registered events; reconnecting');
       for (const j of toSend)
         this.failJob(
@@ -392,4 +431,14 @@ export class WritePath {
   private updateGauges(): void {
     this.metrics.pipelineDepth.set(this.pipeline.depth);
   }
+}
+
+/** The latest of a register response's events (Hat's order). */
+function lastRefOf(events: readonly Event[]): EventRef | null {
+  let last: EventRef | null = null;
+  for (const e of events) {
+    const ref = refOf(e);
+    if (last === null || compareRefs(ref, last) > 0) last = ref;
+  }
+  return last;
 }

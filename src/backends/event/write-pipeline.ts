@@ -1,19 +1,32 @@
 /**
  * The write pipeline: an RxJS stream that turns concurrent writes into few register requests.
  *
- * Natural batching: the first write goes out at once; writes that arrive while a request is in
+ * Natural batching: the first write goes out at once; writes that arrive while requests are in
  * flight wait and then leave together, bounded by a count and a byte budget (a single write larger
- * than the budget goes alone). One request is in flight at a time, so writes reach Hat in the order
- * they were pushed (per-model order follows). The pipeline knows nothing of models: `process`
- * sends a batch and settles its items.
+ * than the budget goes alone). Up to `window` requests are in flight at a time (the register
+ * window, `window-slots.ts`): batches are sent in the order their writes were pushed, and each
+ * batch's result is applied only after the batch sent before it is done, so writes reach Hat, and
+ * are settled, in push order. Two batches in flight never share a key (a model): a batch that
+ * would waits until the window is empty. The pipeline knows nothing of models beyond `keyOf`:
+ * `process` sends a batch and settles its items.
  */
 import { concatMap, from, Subject, type Subscription } from 'rxjs';
+import { WindowSlots } from './window-slots.js';
 
 export interface PipelineOptions<T> {
   maxBatchItems: number;
   maxBatchBytes: number;
   sizeOf(item: T): number;
-  process(batch: T[]): Promise<void>;
+  /** Batches in flight at most (default 1: one at a time). */
+  window?: number;
+  /** Items with equal keys (a model's writes) are never in two batches in flight at once. */
+  keyOf?(item: T): unknown;
+  /**
+   * Sends `batch` (synchronously, before its first await: batches leave in push order) and settles
+   * its items; it must apply what it learns only once `previous` — the batch sent before it is
+   * done (never rejects) — has resolved.
+   */
+  process(batch: T[], previous: Promise<void>): Promise<void>;
   /** Called if `process` throws anyway (a bug): the batch's items are handed back to be failed. */
   onProcessError(err: unknown, batch: T[]): void;
 }
@@ -34,12 +47,19 @@ export class WritePipeline<T> {
   private readonly kick$ = new Subject<void>();
   private readonly subscription: Subscription;
   private idleWaiters: (() => void)[] = [];
+  private readonly slots: WindowSlots;
 
   constructor(private readonly options: PipelineOptions<T>) {
+    this.slots = new WindowSlots(options.window ?? 1, () => this.maybeIdle());
     this.subscription = this.kick$.pipe(concatMap(() => from(this.run()))).subscribe();
   }
 
-  /** Writes waiting to be sent (not counting the batch in flight). */
+  /** Batches in flight. */
+  get inFlight(): number {
+    return this.slots.inFlight;
+  }
+
+  /** Writes waiting to be sent (not counting the batches in flight). */
   get depth(): number {
     return this.queue.length - this.head;
   }
@@ -64,7 +84,7 @@ export class WritePipeline<T> {
 
   /** Resolves when nothing is waiting or in flight. */
   whenIdle(): Promise<void> {
-    if (!this.busy && this.depth === 0) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -76,7 +96,7 @@ export class WritePipeline<T> {
     this.maybeIdle();
   }
 
-  /** Sends batch after batch until the queue is empty; never rejects. */
+  /** Sends batch after batch, up to `window` in flight, until the queue is empty; never rejects. */
   private async run(): Promise<void> {
     for (;;) {
       if (this.depth === 0 || this.closed) {
@@ -86,13 +106,39 @@ export class WritePipeline<T> {
         this.maybeIdle();
         return;
       }
-      const batch = this.takeBatch();
-      try {
-        await this.options.process(batch);
-      } catch (err) {
-        this.options.onProcessError(err, batch);
+      if (this.slots.full) {
+        await this.slots.whenFree();
+        continue;
       }
+      if (this.slots.inFlight > 0) {
+        // Writes arriving in the same burst (one socket read's messages) join this batch.
+        await new Promise<void>((r) => setImmediate(r));
+        if (this.depth === 0 || this.closed) continue;
+      }
+      const batch = this.takeBatch();
+      const keyOf = this.options.keyOf ?? ((item: T) => item);
+      const keys = batch.map(keyOf);
+      // A batch sharing a model with one in flight would be validated against writes whose fate is
+      // not known yet: it waits until the window is empty.
+      if (this.slots.overlaps(keys)) await this.slots.whenEmpty();
+      this.start(batch, keys);
     }
+  }
+
+  /** Sends `batch` now; its slot is freed once it and every batch before it are done. */
+  private start(batch: T[], keys: unknown[]): void {
+    const previous = this.slots.tail;
+    let processing: Promise<void>;
+    try {
+      processing = this.options.process(batch, previous);
+    } catch (err) {
+      processing = Promise.reject(err);
+    }
+    const done = processing.catch((err: unknown) => this.options.onProcessError(err, batch));
+    this.slots.add(
+      keys,
+      Promise.all([previous, done]).then(() => undefined),
+    );
   }
 
   private takeBatch(): T[] {
@@ -124,8 +170,12 @@ export class WritePipeline<T> {
     return n;
   }
 
+  private isIdle(): boolean {
+    return !this.busy && this.depth === 0 && (this.closed || this.slots.inFlight === 0);
+  }
+
   private maybeIdle(): void {
-    if (this.busy || this.depth > 0) return;
+    if (!this.isIdle()) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
