@@ -8,7 +8,7 @@ import { modelRegisterEvent } from '../src/backends/event/format.js';
 import { JugglerClient } from '../src/client/index.js';
 import { connect } from '../src/hat/eventer/client.js';
 import type { EventerClient } from '../src/hat/eventer/common.js';
-import { type Child, cpuOf, procStatusMiB, resetPeak, startNode } from './child.js';
+import { type Child, cpuOf, HUGE_PAGES_ENV, procStatusMiB, resetPeak, startNode } from './child.js';
 import { median } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -16,14 +16,26 @@ const MAIN = join(HERE, '..', 'src', 'cli', 'main.js');
 const MiB = 1024 * 1024;
 
 const args = process.argv.slice(2);
+if (args.includes('--help')) {
+  console.log(`usage: node dist/bench/large-models.js [--quick] [--rounds N] [--huge-pages] [--profile DIR]
+  --quick        2 rounds, fewer writes per size
+  --rounds N     interleaved rounds (default 4)
+  --huge-pages   also a daemon started with ${Object.entries(HUGE_PAGES_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')}
+  --profile DIR  the daemons write CPU profiles into DIR`);
+  process.exit(0);
+}
 const quick = args.includes('--quick');
 const roundsAt = args.indexOf('--rounds');
 const ROUNDS = roundsAt >= 0 ? Number(args[roundsAt + 1]) : quick ? 2 : 4;
 if (!(Number.isInteger(ROUNDS) && ROUNDS > 0)) throw new Error('--rounds takes a positive integer');
 const profileAt = args.indexOf('--profile');
 const profileDir = profileAt >= 0 ? (args[profileAt + 1] ?? null) : null;
+const hugePages = args.includes('--huge-pages');
 
 const SIZES = [
+  { label: '4 KiB', bytes: 4 * 1024, count: quick ? 20 : 50 },
   { label: '1 MiB', bytes: MiB, count: quick ? 4 : 10 },
   { label: '10 MiB', bytes: 10 * MiB, count: quick ? 2 : 3 },
 ];
@@ -43,7 +55,13 @@ interface Daemon {
   http: number;
 }
 
-async function startDaemon(dir: string, name: string, port: number, snapshot: boolean) {
+async function startDaemon(
+  dir: string,
+  name: string,
+  port: number,
+  snapshot: boolean,
+  env: Record<string, string> = {},
+) {
   const conf = join(dir, `${name}.json`);
   writeFileSync(
     conf,
@@ -63,7 +81,7 @@ async function startDaemon(dir: string, name: string, port: number, snapshot: bo
     }),
   );
   const prof = profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
-  const proc = startNode([...prof, MAIN, 'serve', '--conf', conf]);
+  const proc = startNode([...prof, MAIN, 'serve', '--conf', conf], 'ignore', env);
   const portOf = async (control: string) =>
     (
       JSON.parse(
@@ -181,6 +199,8 @@ function httpContender(name: string, daemon: Daemon): Contender {
 
 interface Sample {
   perSec: number;
+  /** The daemon's RSS before the writes, MiB (NaN for the direct client). */
+  idleMiB: number;
   /** The daemon's peak RSS above its RSS before, MiB (NaN for the direct client). */
   extraMiB: number;
   cpuMsPerWrite: number;
@@ -197,7 +217,26 @@ async function measure(c: Contender, body: Buffer, count: number): Promise<Sampl
   const ms = performance.now() - t0;
   const cpu = pid === undefined ? Number.NaN : cpuMs(pid) - cpu0;
   const peak = reset && pid !== undefined ? procStatusMiB(pid, 'VmHWM') : Number.NaN;
-  return { perSec: (count / ms) * 1000, extraMiB: peak - idle, cpuMsPerWrite: cpu / count };
+  return {
+    perSec: (count / ms) * 1000,
+    idleMiB: idle,
+    extraMiB: peak - idle,
+    cpuMsPerWrite: cpu / count,
+  };
+}
+
+/** One result line: throughput, ratio to the direct client, and (daemons only) CPU and memory. */
+function row(xs: Sample[], base: Sample[], modelBytes: number): string {
+  const perSec = median(xs.map((x) => x.perSec)).toFixed(1);
+  const ratio = range(xs.map((x, i) => x.perSec / (base[i] as Sample).perSec));
+  const head = `${perSec.padStart(9)}  ${ratio.padEnd(19)}`;
+  if (Number.isNaN(xs[0]?.idleMiB)) return head;
+  const cpu = `${median(xs.map((x) => x.cpuMsPerWrite)).toFixed(0)} ms`;
+  const idle = `${median(xs.map((x) => x.idleMiB)).toFixed(0)} MiB`;
+  const extras = xs.map((x) => x.extraMiB);
+  const max = Math.max(...extras);
+  const times = (max * MiB) / modelBytes;
+  return `${head}${cpu.padStart(10)}${idle.padStart(10)}   ${median(extras).toFixed(1)}, ${max.toFixed(1)} (${times.toFixed(times < 10 ? 2 : 0)}×)`;
 }
 
 function range(xs: number[]): string {
@@ -217,6 +256,8 @@ async function main(): Promise<void> {
     daemons.push(plain);
     const snap = await startDaemon(dir, 'snap', port, true);
     daemons.push(snap);
+    const huge = hugePages ? await startDaemon(dir, 'huge', port, false, HUGE_PAGES_ENV) : null;
+    if (huge !== null) daemons.push(huge);
     opened = directContender(port);
     await opened.open();
     const contenders: Contender[] = [
@@ -225,11 +266,14 @@ async function main(): Promise<void> {
       httpContender('http', plain),
       jugglerContender('juggler, snapshot', snap),
       httpContender('http, snapshot', snap),
+      ...(huge === null
+        ? []
+        : [jugglerContender('juggler, huge pages', huge), httpContender('http, huge pages', huge)]),
     ];
     // The models exist before the rounds (every measured write is an update) and every path has
     // run once.
     const warm = Buffer.alloc(64 * 1024, 7);
-    for (const d of [plain, snap]) {
+    for (const d of daemons) {
       const client = await JugglerClient.connect(d.juggler);
       await client.put('bench.Model', warm); // id 1
       await client.close();
@@ -254,23 +298,14 @@ async function main(): Promise<void> {
       `large models, one writer, sequential updates, event backend (ack registered), ${ROUNDS} interleaved rounds, Hat test peer in its own process:`,
     );
     console.log(
-      `  ${'size'.padEnd(8)}${'path'.padEnd(20)}${'writes/s'.padStart(9)}  ${'× direct'.padEnd(19)}${'daemon CPU/write'.padStart(17)}   peak RSS − before (max MiB, × model)`,
+      `  ${'size'.padEnd(8)}${'path'.padEnd(21)}${'writes/s'.padStart(9)}  ${'× direct'.padEnd(19)}${'CPU/write'.padStart(10)}${'idle RSS'.padStart(10)}   peak RSS − idle: median, max MiB (max × model)`,
     );
     for (const [si, size] of SIZES.entries()) {
       const per = samples[si] as Sample[][];
       const base = per[0] as Sample[];
       for (const [ci, c] of contenders.entries()) {
         const xs = per[ci] as Sample[];
-        const ratio = range(xs.map((x, i) => x.perSec / (base[i] as Sample).perSec));
-        const extra = Math.max(...xs.map((x) => x.extraMiB));
-        const cpu = median(xs.map((x) => x.cpuMsPerWrite));
-        console.log(
-          `  ${size.label.padEnd(8)}${c.name.padEnd(20)}${median(xs.map((x) => x.perSec))
-            .toFixed(1)
-            .padStart(
-              9,
-            )}  ${ratio.padEnd(19)}${(c.daemon === null ? '' : `${cpu.toFixed(0)} ms`).padStart(17)}   ${c.daemon === null ? '' : `+${extra.toFixed(0)} (${(extra / (size.bytes / MiB)).toFixed(2)}×)`}`,
-        );
+        console.log(`  ${size.label.padEnd(8)}${c.name.padEnd(21)}${row(xs, base, size.bytes)}`);
       }
     }
   } finally {
