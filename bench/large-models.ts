@@ -49,6 +49,8 @@ function cpuMs(pid: number): number {
 // ---- the daemons -------------------------------------------------------------------------------
 
 interface Daemon {
+  /** RSS after start and warm-up, MiB (set by main before the rounds). */
+  idleMiB?: number;
   proc: Child;
   pid: number;
   juggler: string;
@@ -199,17 +201,17 @@ function httpContender(name: string, daemon: Daemon): Contender {
 
 interface Sample {
   perSec: number;
-  /** The daemon's RSS before the writes, MiB (NaN for the direct client). */
-  idleMiB: number;
-  /** The daemon's peak RSS above its RSS before, MiB (NaN for the direct client). */
-  extraMiB: number;
+  /** The daemon's RSS just before the writes, MiB (NaN for the direct client). */
+  beforeMiB: number;
+  /** The daemon's peak RSS during the writes, MiB (NaN for the direct client). */
+  peakMiB: number;
   cpuMsPerWrite: number;
 }
 
 async function measure(c: Contender, body: Buffer, count: number): Promise<Sample> {
   const pid = c.daemon?.pid;
   await new Promise((r) => setTimeout(r, 150));
-  const idle = pid === undefined ? Number.NaN : procStatusMiB(pid, 'VmRSS');
+  const before = pid === undefined ? Number.NaN : procStatusMiB(pid, 'VmRSS');
   const reset = pid !== undefined && resetPeak(pid);
   const cpu0 = pid === undefined ? 0 : cpuMs(pid);
   const t0 = performance.now();
@@ -219,24 +221,33 @@ async function measure(c: Contender, body: Buffer, count: number): Promise<Sampl
   const peak = reset && pid !== undefined ? procStatusMiB(pid, 'VmHWM') : Number.NaN;
   return {
     perSec: (count / ms) * 1000,
-    idleMiB: idle,
-    extraMiB: peak - idle,
+    beforeMiB: before,
+    peakMiB: peak,
     cpuMsPerWrite: cpu / count,
   };
 }
 
-/** One result line: throughput, ratio to the direct client, and (daemons only) CPU and memory. */
-function row(xs: Sample[], base: Sample[], modelBytes: number): string {
+/**
+ * One result line: throughput, ratio to the direct client, and (daemons only) CPU per write, the
+ * daemon's idle RSS (after start and warm-up), its peak above that idle RSS (median, max over the
+ * rounds, the max in multiples of the model: the goal is at most 3×) and its peak above its RSS
+ * just before the writes (median: what the writes added to what the daemon already held).
+ */
+function row(xs: Sample[], base: Sample[], modelBytes: number, idleMiB: number): string {
   const perSec = median(xs.map((x) => x.perSec)).toFixed(1);
   const ratio = range(xs.map((x, i) => x.perSec / (base[i] as Sample).perSec));
   const head = `${perSec.padStart(9)}  ${ratio.padEnd(19)}`;
-  if (Number.isNaN(xs[0]?.idleMiB)) return head;
+  if (Number.isNaN(idleMiB)) return head;
   const cpu = `${median(xs.map((x) => x.cpuMsPerWrite)).toFixed(0)} ms`;
-  const idle = `${median(xs.map((x) => x.idleMiB)).toFixed(0)} MiB`;
-  const extras = xs.map((x) => x.extraMiB);
-  const max = Math.max(...extras);
+  const overIdle = xs.map((x) => x.peakMiB - idleMiB);
+  const max = Math.max(...overIdle);
   const times = (max * MiB) / modelBytes;
-  return `${head}${cpu.padStart(10)}${idle.padStart(10)}   ${median(extras).toFixed(1)}, ${max.toFixed(1)} (${times.toFixed(times < 10 ? 2 : 0)}×)`;
+  const overBefore = median(xs.map((x) => x.peakMiB - x.beforeMiB));
+  return (
+    `${head}${cpu.padStart(8)}${idleMiB.toFixed(0).padStart(6)}   ${median(overIdle).toFixed(0)}, ${max.toFixed(0)} (${times.toFixed(times < 10 ? 1 : 0)}×)`.padEnd(
+      74,
+    ) + `  ${overBefore.toFixed(1)}`
+  );
 }
 
 function range(xs: number[]): string {
@@ -280,6 +291,8 @@ async function main(): Promise<void> {
       await httpPut(d.http, `/models/${MODEL_ID + 1}?type=bench.Model`, warm);
     }
     for (const c of contenders) await c.run(warm, 2);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const d of daemons) d.idleMiB = procStatusMiB(d.pid, 'VmRSS');
 
     const samples = SIZES.map(() => contenders.map((): Sample[] => []));
     for (let round = 0; round < ROUNDS; round++) {
@@ -298,14 +311,15 @@ async function main(): Promise<void> {
       `large models, one writer, sequential updates, event backend (ack registered), ${ROUNDS} interleaved rounds, Hat test peer in its own process:`,
     );
     console.log(
-      `  ${'size'.padEnd(8)}${'path'.padEnd(21)}${'writes/s'.padStart(9)}  ${'× direct'.padEnd(19)}${'CPU/write'.padStart(10)}${'idle RSS'.padStart(10)}   peak RSS − idle: median, max MiB (max × model)`,
+      `  ${'size'.padEnd(8)}${'path'.padEnd(21)}${'writes/s'.padStart(9)}  ${'× direct'.padEnd(19)}${'CPU/w'.padStart(8)}${'idle'.padStart(6)}   ${'peak − idle: med, max (× model)'.padEnd(34)}peak − before: med (MiB)`,
     );
     for (const [si, size] of SIZES.entries()) {
       const per = samples[si] as Sample[][];
       const base = per[0] as Sample[];
       for (const [ci, c] of contenders.entries()) {
         const xs = per[ci] as Sample[];
-        console.log(`  ${size.label.padEnd(8)}${c.name.padEnd(21)}${row(xs, base, size.bytes)}`);
+        const line = row(xs, base, size.bytes, c.daemon?.idleMiB ?? Number.NaN);
+        console.log(`  ${size.label.padEnd(8)}${c.name.padEnd(21)}${line}`);
       }
     }
   } finally {
