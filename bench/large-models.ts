@@ -243,11 +243,8 @@ function row(xs: Sample[], base: Sample[], modelBytes: number, idleMiB: number):
   const max = Math.max(...overIdle);
   const times = (max * MiB) / modelBytes;
   const overBefore = median(xs.map((x) => x.peakMiB - x.beforeMiB));
-  return (
-    `${head}${cpu.padStart(8)}${idleMiB.toFixed(0).padStart(6)}   ${median(overIdle).toFixed(0)}, ${max.toFixed(0)} (${times.toFixed(times < 10 ? 1 : 0)}×)`.padEnd(
-      74,
-    ) + `  ${overBefore.toFixed(1)}`
-  );
+  const mem = `${median(overIdle).toFixed(0)}, ${max.toFixed(0)} (${times.toFixed(times < 10 ? 1 : 0)}×)`;
+  return `${head}${cpu.padStart(8)}${idleMiB.toFixed(0).padStart(6)}   ${mem.padEnd(34)}${overBefore.toFixed(1)}`;
 }
 
 function range(xs: number[]): string {
