@@ -8,7 +8,15 @@ import { modelRegisterEvent } from '../src/backends/event/format.js';
 import { JugglerClient } from '../src/client/index.js';
 import { connect } from '../src/hat/eventer/client.js';
 import type { EventerClient } from '../src/hat/eventer/common.js';
-import { type Child, cpuOf, HUGE_PAGES_ENV, procStatusMiB, resetPeak, startNode } from './child.js';
+import {
+  type Child,
+  cpuOf,
+  HUGE_PAGES_ENV,
+  MMAP_THRESHOLD_ENV,
+  procStatusMiB,
+  resetPeak,
+  startNode,
+} from './child.js';
 import { median } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -17,10 +25,13 @@ const MiB = 1024 * 1024;
 
 const args = process.argv.slice(2);
 if (args.includes('--help')) {
-  console.log(`usage: node dist/bench/large-models.js [--quick] [--rounds N] [--huge-pages] [--profile DIR]
+  console.log(`usage: node dist/bench/large-models.js [--quick] [--rounds N] [--huge-pages] [--mmap-threshold] [--profile DIR]
   --quick        2 rounds, fewer writes per size
   --rounds N     interleaved rounds (default 4)
   --huge-pages   also a daemon started with ${Object.entries(HUGE_PAGES_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')}
+  --mmap-threshold  also a daemon started with ${Object.entries(MMAP_THRESHOLD_ENV)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ')}
   --profile DIR  the daemons write CPU profiles into DIR`);
@@ -33,6 +44,7 @@ if (!(Number.isInteger(ROUNDS) && ROUNDS > 0)) throw new Error('--rounds takes a
 const profileAt = args.indexOf('--profile');
 const profileDir = profileAt >= 0 ? (args[profileAt + 1] ?? null) : null;
 const hugePages = args.includes('--huge-pages');
+const mmapThreshold = args.includes('--mmap-threshold');
 
 const SIZES = [
   { label: '4 KiB', bytes: 4 * 1024, count: quick ? 20 : 50 },
@@ -266,6 +278,10 @@ async function main(): Promise<void> {
     daemons.push(snap);
     const huge = hugePages ? await startDaemon(dir, 'huge', port, false, HUGE_PAGES_ENV) : null;
     if (huge !== null) daemons.push(huge);
+    const mapped = mmapThreshold
+      ? await startDaemon(dir, 'mapped', port, false, MMAP_THRESHOLD_ENV)
+      : null;
+    if (mapped !== null) daemons.push(mapped);
     opened = directContender(port);
     await opened.open();
     const contenders: Contender[] = [
@@ -277,6 +293,12 @@ async function main(): Promise<void> {
       ...(huge === null
         ? []
         : [jugglerContender('juggler, huge pages', huge), httpContender('http, huge pages', huge)]),
+      ...(mapped === null
+        ? []
+        : [
+            jugglerContender('juggler, mmap 128K', mapped),
+            httpContender('http, mmap 128K', mapped),
+          ]),
     ];
     // The models exist before the rounds (every measured write is an update) and every path has
     // run once.
