@@ -22,6 +22,13 @@ export interface Child {
  */
 export const HUGE_PAGES_ENV = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' } as const;
 
+/**
+ * glibc's malloc with a fixed mmap threshold of 128 KiB: large buffers are always mapped apart and
+ * unmapped when freed. By default the threshold grows (up to 32 MiB) once a large buffer has been
+ * freed, after which 10 MiB buffers come from the heap and stay resident once freed.
+ */
+export const MMAP_THRESHOLD_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' } as const;
+
 /** Runs `node argv…`, its stdout read line by line, its stderr inherited; `env` is added to the
  * bench's own environment. */
 export function startNode(

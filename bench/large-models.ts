@@ -8,7 +8,15 @@ import { modelRegisterEvent } from '../src/backends/event/format.js';
 import { JugglerClient } from '../src/client/index.js';
 import { connect } from '../src/hat/eventer/client.js';
 import type { EventerClient } from '../src/hat/eventer/common.js';
-import { type Child, cpuOf, procStatusMiB, resetPeak, startNode } from './child.js';
+import {
+  type Child,
+  cpuOf,
+  HUGE_PAGES_ENV,
+  MMAP_THRESHOLD_ENV,
+  procStatusMiB,
+  resetPeak,
+  startNode,
+} from './child.js';
 import { median } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -16,14 +24,30 @@ const MAIN = join(HERE, '..', 'src', 'cli', 'main.js');
 const MiB = 1024 * 1024;
 
 const args = process.argv.slice(2);
+if (args.includes('--help')) {
+  console.log(`usage: node dist/bench/large-models.js [--quick] [--rounds N] [--huge-pages] [--mmap-threshold] [--profile DIR]
+  --quick        2 rounds, fewer writes per size
+  --rounds N     interleaved rounds (default 4)
+  --huge-pages   also a daemon started with ${Object.entries(HUGE_PAGES_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')}
+  --mmap-threshold  also a daemon started with ${Object.entries(MMAP_THRESHOLD_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')}
+  --profile DIR  the daemons write CPU profiles into DIR`);
+  process.exit(0);
+}
 const quick = args.includes('--quick');
 const roundsAt = args.indexOf('--rounds');
 const ROUNDS = roundsAt >= 0 ? Number(args[roundsAt + 1]) : quick ? 2 : 4;
 if (!(Number.isInteger(ROUNDS) && ROUNDS > 0)) throw new Error('--rounds takes a positive integer');
 const profileAt = args.indexOf('--profile');
 const profileDir = profileAt >= 0 ? (args[profileAt + 1] ?? null) : null;
+const hugePages = args.includes('--huge-pages');
+const mmapThreshold = args.includes('--mmap-threshold');
 
 const SIZES = [
+  { label: '4 KiB', bytes: 4 * 1024, count: quick ? 20 : 50 },
   { label: '1 MiB', bytes: MiB, count: quick ? 4 : 10 },
   { label: '10 MiB', bytes: 10 * MiB, count: quick ? 2 : 3 },
 ];
@@ -37,13 +61,21 @@ function cpuMs(pid: number): number {
 // ---- the daemons -------------------------------------------------------------------------------
 
 interface Daemon {
+  /** RSS after start and warm-up, MiB (set by main before the rounds). */
+  idleMiB?: number;
   proc: Child;
   pid: number;
   juggler: string;
   http: number;
 }
 
-async function startDaemon(dir: string, name: string, port: number, snapshot: boolean) {
+async function startDaemon(
+  dir: string,
+  name: string,
+  port: number,
+  snapshot: boolean,
+  env: Record<string, string> = {},
+) {
   const conf = join(dir, `${name}.json`);
   writeFileSync(
     conf,
@@ -63,7 +95,7 @@ async function startDaemon(dir: string, name: string, port: number, snapshot: bo
     }),
   );
   const prof = profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
-  const proc = startNode([...prof, MAIN, 'serve', '--conf', conf]);
+  const proc = startNode([...prof, MAIN, 'serve', '--conf', conf], 'ignore', env);
   const portOf = async (control: string) =>
     (
       JSON.parse(
@@ -181,15 +213,17 @@ function httpContender(name: string, daemon: Daemon): Contender {
 
 interface Sample {
   perSec: number;
-  /** The daemon's peak RSS above its RSS before, MiB (NaN for the direct client). */
-  extraMiB: number;
+  /** The daemon's RSS just before the writes, MiB (NaN for the direct client). */
+  beforeMiB: number;
+  /** The daemon's peak RSS during the writes, MiB (NaN for the direct client). */
+  peakMiB: number;
   cpuMsPerWrite: number;
 }
 
 async function measure(c: Contender, body: Buffer, count: number): Promise<Sample> {
   const pid = c.daemon?.pid;
   await new Promise((r) => setTimeout(r, 150));
-  const idle = pid === undefined ? Number.NaN : procStatusMiB(pid, 'VmRSS');
+  const before = pid === undefined ? Number.NaN : procStatusMiB(pid, 'VmRSS');
   const reset = pid !== undefined && resetPeak(pid);
   const cpu0 = pid === undefined ? 0 : cpuMs(pid);
   const t0 = performance.now();
@@ -197,7 +231,32 @@ async function measure(c: Contender, body: Buffer, count: number): Promise<Sampl
   const ms = performance.now() - t0;
   const cpu = pid === undefined ? Number.NaN : cpuMs(pid) - cpu0;
   const peak = reset && pid !== undefined ? procStatusMiB(pid, 'VmHWM') : Number.NaN;
-  return { perSec: (count / ms) * 1000, extraMiB: peak - idle, cpuMsPerWrite: cpu / count };
+  return {
+    perSec: (count / ms) * 1000,
+    beforeMiB: before,
+    peakMiB: peak,
+    cpuMsPerWrite: cpu / count,
+  };
+}
+
+/**
+ * One result line: throughput, ratio to the direct client, and (daemons only) CPU per write, the
+ * daemon's idle RSS (after start and warm-up), its peak above that idle RSS (median, max over the
+ * rounds, the max in multiples of the model: the goal is at most 3×) and its peak above its RSS
+ * just before the writes (median: what the writes added to what the daemon already held).
+ */
+function row(xs: Sample[], base: Sample[], modelBytes: number, idleMiB: number): string {
+  const perSec = median(xs.map((x) => x.perSec)).toFixed(1);
+  const ratio = range(xs.map((x, i) => x.perSec / (base[i] as Sample).perSec));
+  const head = `${perSec.padStart(9)}  ${ratio.padEnd(19)}`;
+  if (Number.isNaN(idleMiB)) return head;
+  const cpu = `${median(xs.map((x) => x.cpuMsPerWrite)).toFixed(0)} ms`;
+  const overIdle = xs.map((x) => x.peakMiB - idleMiB);
+  const max = Math.max(...overIdle);
+  const times = (max * MiB) / modelBytes;
+  const overBefore = median(xs.map((x) => x.peakMiB - x.beforeMiB));
+  const mem = `${median(overIdle).toFixed(0)}, ${max.toFixed(0)} (${times.toFixed(times < 10 ? 1 : 0)}×)`;
+  return `${head}${cpu.padStart(8)}${idleMiB.toFixed(0).padStart(6)}   ${mem.padEnd(34)}${overBefore.toFixed(1)}`;
 }
 
 function range(xs: number[]): string {
@@ -217,6 +276,12 @@ async function main(): Promise<void> {
     daemons.push(plain);
     const snap = await startDaemon(dir, 'snap', port, true);
     daemons.push(snap);
+    const huge = hugePages ? await startDaemon(dir, 'huge', port, false, HUGE_PAGES_ENV) : null;
+    if (huge !== null) daemons.push(huge);
+    const mapped = mmapThreshold
+      ? await startDaemon(dir, 'mapped', port, false, MMAP_THRESHOLD_ENV)
+      : null;
+    if (mapped !== null) daemons.push(mapped);
     opened = directContender(port);
     await opened.open();
     const contenders: Contender[] = [
@@ -225,17 +290,28 @@ async function main(): Promise<void> {
       httpContender('http', plain),
       jugglerContender('juggler, snapshot', snap),
       httpContender('http, snapshot', snap),
+      ...(huge === null
+        ? []
+        : [jugglerContender('juggler, huge pages', huge), httpContender('http, huge pages', huge)]),
+      ...(mapped === null
+        ? []
+        : [
+            jugglerContender('juggler, mmap 128K', mapped),
+            httpContender('http, mmap 128K', mapped),
+          ]),
     ];
     // The models exist before the rounds (every measured write is an update) and every path has
     // run once.
     const warm = Buffer.alloc(64 * 1024, 7);
-    for (const d of [plain, snap]) {
+    for (const d of daemons) {
       const client = await JugglerClient.connect(d.juggler);
       await client.put('bench.Model', warm); // id 1
       await client.close();
       await httpPut(d.http, `/models/${MODEL_ID + 1}?type=bench.Model`, warm);
     }
     for (const c of contenders) await c.run(warm, 2);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const d of daemons) d.idleMiB = procStatusMiB(d.pid, 'VmRSS');
 
     const samples = SIZES.map(() => contenders.map((): Sample[] => []));
     for (let round = 0; round < ROUNDS; round++) {
@@ -254,23 +330,15 @@ async function main(): Promise<void> {
       `large models, one writer, sequential updates, event backend (ack registered), ${ROUNDS} interleaved rounds, Hat test peer in its own process:`,
     );
     console.log(
-      `  ${'size'.padEnd(8)}${'path'.padEnd(20)}${'writes/s'.padStart(9)}  ${'× direct'.padEnd(19)}${'daemon CPU/write'.padStart(17)}   peak RSS − before (max MiB, × model)`,
+      `  ${'size'.padEnd(8)}${'path'.padEnd(21)}${'writes/s'.padStart(9)}  ${'× direct'.padEnd(19)}${'CPU/w'.padStart(8)}${'idle'.padStart(6)}   ${'peak − idle: med, max (× model)'.padEnd(34)}peak − before: med (MiB)`,
     );
     for (const [si, size] of SIZES.entries()) {
       const per = samples[si] as Sample[][];
       const base = per[0] as Sample[];
       for (const [ci, c] of contenders.entries()) {
         const xs = per[ci] as Sample[];
-        const ratio = range(xs.map((x, i) => x.perSec / (base[i] as Sample).perSec));
-        const extra = Math.max(...xs.map((x) => x.extraMiB));
-        const cpu = median(xs.map((x) => x.cpuMsPerWrite));
-        console.log(
-          `  ${size.label.padEnd(8)}${c.name.padEnd(20)}${median(xs.map((x) => x.perSec))
-            .toFixed(1)
-            .padStart(
-              9,
-            )}  ${ratio.padEnd(19)}${(c.daemon === null ? '' : `${cpu.toFixed(0)} ms`).padStart(17)}   ${c.daemon === null ? '' : `+${extra.toFixed(0)} (${(extra / (size.bytes / MiB)).toFixed(2)}×)`}`,
-        );
+        const line = row(xs, base, size.bytes, c.daemon?.idleMiB ?? Number.NaN);
+        console.log(`  ${size.label.padEnd(8)}${c.name.padEnd(21)}${line}`);
       }
     }
   } finally {

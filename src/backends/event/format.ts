@@ -15,6 +15,7 @@ import type {
   RegisterEvent,
 } from '../../hat/eventer/common.js';
 import { markTrustedJsonPayload, pythonJsonString } from '../../hat/eventer/json.js';
+import { jsonPayloadSize, PartsJsonPayload } from '../../hat/eventer/payload.js';
 
 /** A decoded model event. */
 export type ModelEvent =
@@ -37,12 +38,20 @@ export type MalformedReason =
   | 'not_aimm_shaped'
   | 'bad_base64';
 
-/** The exact JSON payload text AIMM writes for a model. */
-export function modelPayloadText(modelType: string, instance: Uint8Array): string {
+/**
+ * The exact JSON payload text AIMM writes for a model, in three parts: head, the model's base64,
+ * tail (sent one after another, never joined into one large string).
+ */
+export function modelPayloadParts(modelType: string, instance: Uint8Array): string[] {
   const b64 = Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString(
     'base64',
   );
-  return `{"type": ${pythonJsonString(modelType)}, "instance": "${b64}"}`;
+  return [`{"type": ${pythonJsonString(modelType)}, "instance": "`, b64, '"}'];
+}
+
+/** The exact JSON payload text AIMM writes for a model. */
+export function modelPayloadText(modelType: string, instance: Uint8Array): string {
+  return modelPayloadParts(modelType, instance).join('');
 }
 
 export function modelEventType(prefix: readonly string[], instanceId: number): string[] {
@@ -60,10 +69,9 @@ export function modelRegisterEvent(
     type: modelEventType(prefix, instanceId),
     sourceTimestamp: null,
     // Built here from a JSON-escaped string and base64: valid JSON, no need to re-check it.
-    payload: markTrustedJsonPayload<EventPayloadJson>({
-      kind: 'json',
-      text: modelPayloadText(modelType, instance),
-    }),
+    payload: markTrustedJsonPayload<EventPayloadJson>(
+      new PartsJsonPayload(modelPayloadParts(modelType, instance)),
+    ),
   };
 }
 
@@ -80,7 +88,7 @@ export function registerEventSize(event: RegisterEvent): number {
   let n = 16;
   for (const seg of event.type) n += seg.length + 2;
   const p = event.payload;
-  if (p !== null) n += p.kind === 'json' ? p.text.length : p.data.length + p.type.length;
+  if (p !== null) n += p.kind === 'json' ? jsonPayloadSize(p) : p.data.length + p.type.length;
   return n;
 }
 

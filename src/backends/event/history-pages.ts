@@ -25,6 +25,7 @@ import type {
   Timestamp,
 } from '../../hat/eventer/common.js';
 import { matchesAny, serverQuery, timeseriesQuery } from '../../hat/eventer/common.js';
+import { jsonPayloadSize } from '../../hat/eventer/payload.js';
 import { compareRefs, type EventRef, eventIdOf, refKey, refOf } from './event-ref.js';
 import { withTimeout } from './timeout.js';
 
@@ -248,7 +249,7 @@ function pageBytesOf(events: readonly Event[]): number {
     n += 64;
     for (const seg of e.type) n += seg.length;
     const p = e.payload;
-    if (p !== null) n += p.kind === 'json' ? p.text.length : p.data.length;
+    if (p !== null) n += p.kind === 'json' ? jsonPayloadSize(p) : p.data.length;
   }
   return n;
 }

@@ -6,7 +6,8 @@
  */
 import { sha256Hex } from '../../backend/sha256.js';
 import type { ChangeOrigin, ModelChange, ModelMeta } from '../../backend/types.js';
-import type { Event } from '../../hat/eventer/common.js';
+import type { Event, EventPayloadJson } from '../../hat/eventer/common.js';
+import { sameJsonText } from '../../hat/eventer/payload.js';
 import { compareRefs, type EventRef, isoOf, refOf } from './event-ref.js';
 import {
   decodeModelEvent,
@@ -24,13 +25,13 @@ export type EventOutcome =
 
 /**
  * What this daemon already knows about an event it registered itself (the caller's bytes, their
- * hash and the payload text it sent): when the server's event carries the same text, it need not
- * be parsed, base64-decoded and hashed again.
+ * hash and the payload it sent): when the server's event carries the same text (compared as bytes,
+ * see `sameJsonText`), it need not be decoded, parsed, base64-decoded and hashed again.
  */
 export interface KnownModel {
   event: ModelEvent;
   sha256: string;
-  payloadText: string | null;
+  payload: EventPayloadJson;
 }
 
 export interface ApplyResult {
@@ -203,8 +204,8 @@ export class ModelState {
 
     for (const { e, ref } of sorted) {
       const known = knownOf(ref);
-      const text = e.payload?.kind === 'json' ? e.payload.text : null;
-      const useKnown = known !== undefined && known.payloadText === text;
+      const useKnown =
+        known !== undefined && e.payload?.kind === 'json' && sameJsonText(e.payload, known.payload);
       if (!useKnown) {
         // A copy of an event already applied — most often our own write, echoed by the
         // subscription after its register response was applied — is skipped by its type and id

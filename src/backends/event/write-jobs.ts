@@ -141,7 +141,7 @@ export function knownOf(job: WriteJob): KnownModel | undefined {
       instance: job.instance,
     },
     sha256: job.sha256,
-    payloadText: job.event.payload.text,
+    payload: job.event.payload,
   };
 }
 

@@ -21,7 +21,11 @@ export interface EventId {
   instance: number;
 }
 
-/** A JSON payload kept as the text received; parse it on demand with {@link parseJsonPayload}. */
+/**
+ * A JSON payload kept as the text received; parse it on demand with {@link parseJsonPayload}. A
+ * text of 64 KiB or more is received as a `ReceivedJsonPayload` (`payload.ts`), whose `text` is
+ * decoded from the received bytes on each access.
+ */
 export interface EventPayloadJson {
   readonly kind: 'json';
   readonly text: string;

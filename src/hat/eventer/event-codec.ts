@@ -25,6 +25,7 @@ import type {
   RegisterEvent,
   Timestamp,
 } from './common.js';
+import { readJsonPayload, writeJsonPayload } from './payload.js';
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -98,10 +99,9 @@ function writeOptionalPayload(w: Writer, p: EventPayload | null | undefined): vo
     return;
   }
   if (p.kind === 'json') {
-    if (typeof p.text !== 'string') throw new TypeError('json payload text must be a string');
     w.byte(0x81);
     w.byte(0x81);
-    string.write(w, p.text);
+    writeJsonPayload(w, p);
     return;
   }
   if (p.kind === 'binary') {
@@ -150,7 +150,7 @@ function readOptionalTimestamp(r: Reader): Timestamp | null {
 function readOptionalPayload(r: Reader): EventPayload | null {
   if (!readOptionIndex(r, 'Optional(HatEventer.EventPayload)')) return null;
   if (readChoiceIndex(r, 'HatEventer.EventPayload', 2) === 1) {
-    return { kind: 'json', text: string.read(r) };
+    return readJsonPayload(r);
   }
   const type = string.read(r);
   return { kind: 'binary', type, data: bytes.read(r) };

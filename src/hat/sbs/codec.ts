@@ -420,6 +420,23 @@ class StringType extends SbsType<string> {
   }
 }
 
+/**
+ * Writes the concatenation of `parts` as one SBS String without joining them (e.g. a large text
+ * made of a head, a long run and a tail): each part is encoded straight into the output. A part
+ * must not end inside a surrogate pair.
+ */
+export function writeStringParts(w: Writer, parts: readonly string[]): void {
+  let len = 0;
+  for (const p of parts) {
+    if (typeof p !== 'string')
+      throw new SbsError('String', w.pos, `expected a string, got ${typeof p}`);
+    len += Buffer.byteLength(p, 'utf8');
+  }
+  writeInteger(w, len, 'String');
+  w.ensure(len);
+  for (const p of parts) w.pos += w.buf.write(p, w.pos, 'utf8');
+}
+
 export const none: SbsType<null> = new NoneType();
 export const boolean: SbsType<boolean> = new BooleanType();
 export const integer: SbsType<Int> = new IntegerType();

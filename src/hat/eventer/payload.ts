@@ -1,0 +1,138 @@
+/**
+ * Large JSON payload texts without large strings.
+ *
+ * A JSON payload received with a text of at least {@link LARGE_JSON_TEXT_BYTES} UTF-8 bytes is kept
+ * as those bytes ({@link ReceivedJsonPayload}): its `text` is decoded only when asked for, and
+ * re-encoding the event writes the bytes as they came. A payload to send may give its text in parts
+ * ({@link PartsJsonPayload}, e.g. a head, a long base64 run and a tail), written one after another
+ * into the request without being joined. {@link sameJsonText} compares any two payload texts as
+ * UTF-8 bytes, chunk by chunk, so a received payload can be recognised as one we sent without
+ * decoding it.
+ */
+import { isUtf8 } from 'node:buffer';
+import {
+  type Reader,
+  readLength,
+  SbsError,
+  string,
+  type Writer,
+  writeInteger,
+  writeStringParts,
+} from '../sbs/codec.js';
+import type { EventPayloadJson } from './common.js';
+
+/** Received texts of at least this many bytes are kept as bytes. */
+export const LARGE_JSON_TEXT_BYTES = 64 * 1024;
+
+/**
+ * A JSON payload kept as the UTF-8 bytes received (already checked to be valid UTF-8). `bytes` is
+ * a view on the received frame: frames are never reused (the chatter reader gives each body its
+ * own buffer or a view on a socket chunk, neither written again). `text` decodes on each access.
+ */
+export class ReceivedJsonPayload implements EventPayloadJson {
+  readonly kind = 'json' as const;
+  constructor(readonly bytes: Uint8Array) {}
+  get text(): string {
+    const b = this.bytes;
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+  }
+}
+
+/**
+ * A JSON payload whose text is the concatenation of `parts` (none ending inside a surrogate pair);
+ * `text` joins them on each access.
+ */
+export class PartsJsonPayload implements EventPayloadJson {
+  readonly kind = 'json' as const;
+  constructor(readonly parts: readonly string[]) {
+    for (const p of parts) if (typeof p !== 'string') throw new TypeError('parts must be strings');
+  }
+  get text(): string {
+    return this.parts.join('');
+  }
+}
+
+/** Reads a json payload's text (a SBS String): as bytes when it is large, else as a string. */
+export function readJsonPayload(r: Reader): EventPayloadJson {
+  const at = r.pos;
+  const n = readLength(r, string.name);
+  if (n < LARGE_JSON_TEXT_BYTES) {
+    r.pos = at;
+    return { kind: 'json', text: string.read(r) };
+  }
+  const bytes = r.buf.subarray(r.pos, r.pos + n);
+  if (!isUtf8(bytes)) throw new SbsError(string.name, at, 'invalid UTF-8');
+  r.pos += n;
+  return new ReceivedJsonPayload(bytes);
+}
+
+/** Writes a json payload's text as a SBS String: bytes as received, parts one by one, or the text. */
+export function writeJsonPayload(w: Writer, p: EventPayloadJson): void {
+  if (p instanceof ReceivedJsonPayload) {
+    writeInteger(w, p.bytes.length, string.name);
+    w.bytes(p.bytes);
+    return;
+  }
+  if (p instanceof PartsJsonPayload) {
+    writeStringParts(w, p.parts);
+    return;
+  }
+  if (typeof p.text !== 'string') throw new TypeError('json payload text must be a string');
+  string.write(w, p.text);
+}
+
+/**
+ * The size of a payload's text for accounting, without decoding or joining it: its UTF-8 bytes
+ * when kept as bytes, else its length in UTF-16 units (as `text.length`).
+ */
+export function jsonPayloadSize(p: EventPayloadJson): number {
+  if (p instanceof ReceivedJsonPayload) return p.bytes.length;
+  if (p instanceof PartsJsonPayload) {
+    let n = 0;
+    for (const part of p.parts) n += part.length;
+    return n;
+  }
+  return p.text.length;
+}
+
+/** True when the two payloads have the same text, compared as UTF-8 bytes (no large string made). */
+export function sameJsonText(a: EventPayloadJson, b: EventPayloadJson): boolean {
+  if (a instanceof ReceivedJsonPayload) return bytesEqualTo(a.bytes, b);
+  if (b instanceof ReceivedJsonPayload) return bytesEqualTo(b.bytes, a);
+  return partsOf(a).join('') === partsOf(b).join('');
+}
+
+function partsOf(p: EventPayloadJson): readonly string[] {
+  return p instanceof PartsJsonPayload ? p.parts : [p.text];
+}
+
+function bytesEqualTo(bytes: Uint8Array, p: EventPayloadJson): boolean {
+  if (p instanceof ReceivedJsonPayload) return Buffer.compare(bytes, p.bytes) === 0;
+  let pos = 0;
+  for (const part of partsOf(p)) {
+    pos = matchString(bytes, pos, part);
+    if (pos < 0) return false;
+  }
+  return pos === bytes.length;
+}
+
+const CHUNK_CHARS = 16 * 1024;
+let scratch: Buffer | null = null;
+
+/** Matches `s` as UTF-8 against `bytes` from `pos`: the position after it, or -1 on a difference. */
+function matchString(bytes: Uint8Array, pos: number, s: string): number {
+  scratch ??= Buffer.allocUnsafe(CHUNK_CHARS * 3);
+  let i = 0;
+  while (i < s.length) {
+    let end = Math.min(s.length, i + CHUNK_CHARS);
+    // Never split a surrogate pair between two chunks.
+    const last = s.charCodeAt(end - 1);
+    if (end < s.length && last >= 0xd800 && last < 0xdc00) end--;
+    const n = scratch.write(end - i === s.length ? s : s.slice(i, end), 0, 'utf8');
+    if (pos + n > bytes.length) return -1;
+    if (Buffer.compare(scratch.subarray(0, n), bytes.subarray(pos, pos + n)) !== 0) return -1;
+    pos += n;
+    i = end;
+  }
+  return pos;
+}

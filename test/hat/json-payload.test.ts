@@ -1,0 +1,157 @@
+/**
+ * Large JSON payload texts kept as the received bytes (src/hat/eventer/payload.ts): decoded only
+ * when asked for, re-encoded byte-identically, compared as bytes; small ones stay strings; a text
+ * given in parts encodes like the joined text.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  decodeEventsNotify,
+  decodeRegisterReq,
+  encodeEventsNotify,
+  encodeRegisterReq,
+} from '../../src/hat/eventer/codec.js';
+import {
+  type Event,
+  type EventPayloadJson,
+  parseJsonPayload,
+} from '../../src/hat/eventer/common.js';
+import {
+  jsonPayloadSize,
+  LARGE_JSON_TEXT_BYTES,
+  PartsJsonPayload,
+  ReceivedJsonPayload,
+  sameJsonText,
+} from '../../src/hat/eventer/payload.js';
+
+function event(text: string): Event {
+  return {
+    id: { server: 1, session: 2, instance: 3 },
+    type: ['a', 'b'],
+    timestamp: { s: 10, us: 5 },
+    sourceTimestamp: null,
+    payload: { kind: 'json', text },
+  };
+}
+
+/** A large text with multi-byte characters (2, 3 and 4 bytes) spread through it. */
+function largeText(bytes: number): string {
+  const unit = 'abcdefgh-é-模-😀-'.repeat(64);
+  let s = '';
+  while (Buffer.byteLength(s) < bytes) s += unit;
+  return JSON.stringify({ type: 'm', instance: s });
+}
+
+/** Counts decodes of received payload texts while `fn` runs. */
+function countTextReads(fn: () => void): number {
+  const desc = Object.getOwnPropertyDescriptor(ReceivedJsonPayload.prototype, 'text');
+  const get = desc?.get as () => string;
+  let n = 0;
+  Object.defineProperty(ReceivedJsonPayload.prototype, 'text', {
+    configurable: true,
+    get() {
+      n++;
+      return get.call(this);
+    },
+  });
+  try {
+    fn();
+  } finally {
+    Object.defineProperty(ReceivedJsonPayload.prototype, 'text', desc as PropertyDescriptor);
+  }
+  return n;
+}
+
+describe('large JSON payloads kept as bytes', () => {
+  const text = largeText(LARGE_JSON_TEXT_BYTES + 1000);
+  const wire = encodeEventsNotify([event(text)]);
+
+  test('a received large text is kept as its bytes and decodes to the original text', () => {
+    const [e] = decodeEventsNotify(wire);
+    const p = e?.payload as EventPayloadJson;
+    assert.ok(p instanceof ReceivedJsonPayload);
+    assert.equal(p.bytes.length, Buffer.byteLength(text));
+    assert.equal(jsonPayloadSize(p), Buffer.byteLength(text));
+    assert.equal(p.text, text);
+    assert.deepEqual(parseJsonPayload(p), JSON.parse(text));
+  });
+
+  test('re-encoding a received event writes its bytes as they came, without decoding', () => {
+    const events = decodeEventsNotify(wire);
+    let again: Buffer = Buffer.alloc(0);
+    assert.equal(
+      countTextReads(() => {
+        again = encodeEventsNotify(events);
+      }),
+      0,
+    );
+    assert.ok(again.equals(wire));
+  });
+
+  test('a text at the threshold is kept as bytes, one byte below stays a string', () => {
+    for (const n of [LARGE_JSON_TEXT_BYTES - 1, LARGE_JSON_TEXT_BYTES]) {
+      const t = `"${'x'.repeat(n - 2)}"`;
+      const p = decodeEventsNotify(encodeEventsNotify([event(t)]))[0]?.payload as EventPayloadJson;
+      assert.equal(p instanceof ReceivedJsonPayload, n >= LARGE_JSON_TEXT_BYTES);
+      assert.equal(p.text, t);
+    }
+  });
+
+  test('small payloads decode to plain objects as before', () => {
+    const [e] = decodeEventsNotify(encodeEventsNotify([event('{"a": 1}')]));
+    assert.deepEqual(e?.payload, { kind: 'json', text: '{"a": 1}' });
+  });
+
+  test('invalid UTF-8 in a large text is still refused when received', () => {
+    const bad = Buffer.from(wire);
+    const at = bad.indexOf(Buffer.from('abcdefgh'));
+    bad[at] = 0xff;
+    assert.throws(() => decodeEventsNotify(bad), /invalid UTF-8/);
+  });
+});
+
+describe('texts in parts', () => {
+  test('a parts payload encodes like its joined text, and its text is the joined text', () => {
+    const parts = ['{"type": "m", "instance": "', 'é模😀'.repeat(30_000), '"}'];
+    const joined = parts.join('');
+    const reg = (payload: EventPayloadJson) => [{ type: ['x'], sourceTimestamp: null, payload }];
+    const p = new PartsJsonPayload(parts);
+    assert.equal(p.text, joined);
+    assert.equal(jsonPayloadSize(p), joined.length);
+    const wire = encodeRegisterReq(reg(p));
+    assert.ok(wire.equals(encodeRegisterReq(reg({ kind: 'json', text: joined }))));
+    // What the server would see comes back as bytes equal to what was sent.
+    const back = decodeRegisterReq(wire)[0]?.payload as EventPayloadJson;
+    assert.ok(back instanceof ReceivedJsonPayload);
+    assert.equal(
+      countTextReads(() => assert.ok(sameJsonText(back, p))),
+      0,
+    );
+  });
+});
+
+describe('sameJsonText', () => {
+  const base = largeText(LARGE_JSON_TEXT_BYTES * 2);
+  const received = (t: string) =>
+    decodeEventsNotify(encodeEventsNotify([event(t)]))[0]?.payload as EventPayloadJson;
+
+  test('equal texts in every form compare equal', () => {
+    const forms: EventPayloadJson[] = [
+      { kind: 'json', text: base },
+      new PartsJsonPayload([base.slice(0, 100), base.slice(100, 70_001), base.slice(70_001)]),
+      received(base),
+    ];
+    for (const a of forms) for (const b of forms) assert.ok(sameJsonText(a, b));
+  });
+
+  test('a text differing in one character, or in length, compares different', () => {
+    const i = base.lastIndexOf('é');
+    const changed = `${base.slice(0, i)}e${base.slice(i + 1)}`;
+    const r = received(base);
+    assert.ok(!sameJsonText(r, { kind: 'json', text: changed }));
+    assert.ok(!sameJsonText(r, received(changed)));
+    assert.ok(!sameJsonText(r, new PartsJsonPayload([base, ' '])));
+    assert.ok(!sameJsonText(r, new PartsJsonPayload([base.slice(0, -1)])));
+    assert.ok(!sameJsonText({ kind: 'json', text: base }, { kind: 'json', text: changed }));
+  });
+});
