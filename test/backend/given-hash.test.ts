@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { create, type SqliteBackend } from '../../src/backends/sqlite.js';
 import { type Body, declaredLength, readBody } from '../../src/controls/http/body.js';
+import { openBackend, peerContext, startPeer } from '../event-backend/support.js';
 import { tempDir, testContext } from './support/context.js';
 
 const hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -41,6 +42,24 @@ describe('a hash given with the bytes', () => {
     } finally {
       await backend?.close();
       remove();
+    }
+  });
+
+  it('the event backend uses a well-formed given hash and hashes the bytes otherwise', async () => {
+    const peer = await startPeer();
+    const backend = await openBackend(peerContext(peer));
+    try {
+      const bytes = randomBytes(3000);
+      const other = hex(Buffer.from('not these bytes'));
+      const a = await backend.createModel('t', bytes, { sha256: other });
+      assert.equal(a.meta.sha256, other);
+      const b = await backend.updateModel(a.meta.instanceId, 't', bytes, { sha256: 'XYZ' });
+      assert.equal(b.meta.sha256, hex(bytes));
+      const c = await backend.createModel('t', bytes, { sha256: hex(bytes) });
+      assert.equal(c.meta.sha256, hex(bytes));
+    } finally {
+      await backend.close();
+      await peer.close();
     }
   });
 

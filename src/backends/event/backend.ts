@@ -276,6 +276,7 @@ export class EventBackend implements Backend {
         modelType,
         copy,
         undefined,
+        options.sha256,
       );
       job.ticket = ticket;
       return this.writes.submit(job, mode);
@@ -314,6 +315,7 @@ export class EventBackend implements Backend {
         modelType,
         copy,
         undefined,
+        options.sha256,
       );
       job.chosenId = true;
       job.ticket = ticket;
@@ -351,6 +353,7 @@ export class EventBackend implements Backend {
         modelType,
         copy,
         options.expectedRevision,
+        options.sha256,
       );
       job.ticket = ticket;
       const res = await this.writes.submit(job, mode);

@@ -3,7 +3,7 @@
  * register event, sizes, sha256), how a write restored from the snapshot's queue becomes one, what
  * we tell the state about our own write's event, and the checks of a write's arguments.
  */
-import { sha256Hex } from '../../backend/sha256.js';
+import { sha256Of } from '../../backend/sha256.js';
 import { type AckLevel, BackendError } from '../../backend/types.js';
 import type { RegisterEvent } from '../../hat/eventer/common.js';
 import type { Ticket } from './admission.js';
@@ -44,7 +44,10 @@ export interface WriteJob {
   } | null;
 }
 
-/** A create or update; `copy`: the job's own copy of the caller's bytes. */
+/**
+ * A create or update; `copy`: the job's own copy of the caller's bytes; `givenSha256`: the
+ * caller's hash of them (`CreateOptions.sha256`), used instead of hashing again when well-formed.
+ */
 export function modelJob(
   prefix: readonly string[],
   op: Op,
@@ -52,6 +55,7 @@ export function modelJob(
   modelType: string,
   copy: Uint8Array,
   expectedRevision: number | undefined,
+  givenSha256?: string,
 ): WriteJob {
   const event = modelRegisterEvent(prefix, instanceId, modelType, copy);
   return {
@@ -62,7 +66,7 @@ export function modelJob(
     instance: copy,
     bytes: registerEventSize(event),
     size: copy.length,
-    sha256: sha256Hex(copy),
+    sha256: sha256Of(copy, givenSha256),
     expectedRevision,
     durableSeq: null,
     queuedAt: new Date().toISOString(),
