@@ -8,32 +8,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { jsonPayload } from '../../src/hat/eventer/common.js';
-import { LARGE_JSON_TEXT_BYTES, ReceivedJsonPayload } from '../../src/hat/eventer/payload.js';
+import { LARGE_JSON_TEXT_BYTES } from '../../src/hat/eventer/payload.js';
 import type { HatPeer } from '../peer/hat-peer.js';
+import { spyTextReads } from '../support/text-reads.js';
 import { openBackend, PREFIX, peerContext, sleep, startPeer, waitFor } from './support.js';
 
 /**
  * Counts decodes of received payload texts made by the event backend's own code (the test peer
  * runs in this process and decodes the requests it receives: those are not counted).
  */
-function spyBackendTextReads(): { count(): number; restore(): void } {
-  const desc = Object.getOwnPropertyDescriptor(ReceivedJsonPayload.prototype, 'text');
-  const get = desc?.get as () => string;
-  let n = 0;
-  Object.defineProperty(ReceivedJsonPayload.prototype, 'text', {
-    configurable: true,
-    get() {
-      const caller = new Error().stack?.split('\n')[2] ?? '';
-      if (caller.includes('/backends/event/')) n++;
-      return get.call(this);
-    },
-  });
-  return {
-    count: () => n,
-    restore: () =>
-      Object.defineProperty(ReceivedJsonPayload.prototype, 'text', desc as PropertyDescriptor),
-  };
-}
+const spyBackendTextReads = () => spyTextReads((caller) => caller.includes('/backends/event/'));
 
 describe('event backend: own large writes are recognised as bytes', () => {
   let peer: HatPeer;

@@ -72,6 +72,25 @@ async function heldRegister(
   return Promise.race([answer, closed]);
 }
 
+/**
+ * Hat gets each register request at once (in send order); its answer reaches the backend after a
+ * random delay below `maxDelayMs`, so later requests' answers often overtake earlier ones.
+ */
+function delayAnswers(ctx: TestContext, maxDelayMs: number): InFlight {
+  const inFlight = new InFlight();
+  interceptRegisters(ctx, async (events, client) => {
+    inFlight.enter();
+    try {
+      const answer = client.register(events);
+      await sleep(Math.floor(Math.random() * maxDelayMs));
+      return await answer;
+    } finally {
+      inFlight.leave();
+    }
+  });
+  return inFlight;
+}
+
 function gate(): { promise: Promise<void>; open: () => void } {
   let open: () => void = () => {};
   const promise = new Promise<void>((r) => {
@@ -92,19 +111,7 @@ describe('event backend register window', () => {
   it('keeps per-model order and applies answers in send order, also when they arrive out of order', async () => {
     peer.resetStore();
     const ctx = peerContext(peer);
-    const inFlight = new InFlight();
-    // Hat gets each request at once (in send order); its answer reaches the backend after a
-    // random delay, so later requests' answers often overtake earlier ones.
-    interceptRegisters(ctx, async (events, client) => {
-      inFlight.enter();
-      try {
-        const answer = client.register(events);
-        await sleep(Math.floor(Math.random() * 6));
-        return await answer;
-      } finally {
-        inFlight.leave();
-      }
-    });
+    const inFlight = delayAnswers(ctx, 6);
     const b = await openBackend(ctx, { max_registers_in_flight: 4, max_batch_events: 4 });
     try {
       const models = 12;
@@ -305,17 +312,7 @@ describe('event backend register window', () => {
   it("ack 'persisted' under the window: every write waits for its own persisted notification", async () => {
     peer.resetStore();
     const ctx = peerContext(peer);
-    const inFlight = new InFlight();
-    interceptRegisters(ctx, async (events, client) => {
-      inFlight.enter();
-      try {
-        const answer = client.register(events);
-        await sleep(Math.floor(Math.random() * 4));
-        return await answer;
-      } finally {
-        inFlight.leave();
-      }
-    });
+    const inFlight = delayAnswers(ctx, 4);
     const b = await openBackend(ctx, {
       ack: 'persisted',
       max_registers_in_flight: 3,
@@ -340,17 +337,7 @@ describe('event backend register window', () => {
     peer.resetStore();
     const { dir, remove } = tempDir();
     const ctx = peerContext(peer);
-    const inFlight = new InFlight();
-    interceptRegisters(ctx, async (events, client) => {
-      inFlight.enter();
-      try {
-        const answer = client.register(events);
-        await sleep(Math.floor(Math.random() * 4));
-        return await answer;
-      } finally {
-        inFlight.leave();
-      }
-    });
+    const inFlight = delayAnswers(ctx, 4);
     const conf = {
       snapshot: { path: join(dir, 'event.db') },
       queue_when_disconnected: true,

@@ -222,13 +222,16 @@ export async function startRecordingProxy(target: {
 }
 
 /**
- * Makes every eventer client the context's connector opens answer queries through `answer`
- * (which gets the query and the real client): to simulate a Hat whose time series holds less than
- * its server history, or loses an event between two pages.
+ * Makes every eventer client the context's connector opens call `replacement` (which gets the
+ * method's arguments and the real client) instead of its own method `name`.
  */
-export function interceptQueries(
+function interceptMethod<K extends 'query' | 'register'>(
   ctx: BackendContext,
-  answer: (params: QueryParams, client: EventerClient) => Promise<QueryResult>,
+  name: K,
+  replacement: (
+    arg: Parameters<EventerClient[K]>[0],
+    client: EventerClient,
+  ) => ReturnType<EventerClient[K]>,
 ): void {
   const hat = ctx.hat;
   if (hat === null) throw new Error('no Hat connector');
@@ -238,13 +241,26 @@ export function interceptQueries(
       const client = await hat.connect(options);
       return new Proxy(client, {
         get(target, prop, receiver) {
-          if (prop === 'query') return (params: QueryParams) => answer(params, target);
+          if (prop === name)
+            return (arg: Parameters<EventerClient[K]>[0]) => replacement(arg, target);
           const v = Reflect.get(target, prop, receiver);
           return typeof v === 'function' ? v.bind(target) : v;
         },
       });
     },
   };
+}
+
+/**
+ * Makes every eventer client the context's connector opens answer queries through `answer`
+ * (which gets the query and the real client): to simulate a Hat whose time series holds less than
+ * its server history, or loses an event between two pages.
+ */
+export function interceptQueries(
+  ctx: BackendContext,
+  answer: (params: QueryParams, client: EventerClient) => Promise<QueryResult>,
+): void {
+  interceptMethod(ctx, 'query', answer);
 }
 
 /**
@@ -255,24 +271,9 @@ export function interceptRegisters(
   ctx: BackendContext,
   register: (events: RegisterEvent[], client: EventerClient) => Promise<Event[] | null>,
 ): void {
-  const hat = ctx.hat;
-  if (hat === null) throw new Error('no Hat connector');
-  ctx.hat = {
-    addresses: hat.addresses,
-    connect: async (options) => {
-      const client = await hat.connect(options);
-      return new Proxy(client, {
-        get(target, prop, receiver) {
-          if (prop === 'register') return (events: RegisterEvent[]) => register(events, target);
-          const v = Reflect.get(target, prop, receiver);
-          return typeof v === 'function' ? v.bind(target) : v;
-        },
-      });
-    },
-  };
+  interceptMethod(ctx, 'register', register);
 }
 
-/** A counter's value in the context's metrics (0 when absent). */
 export function metricValue(ctx: BackendContext, name: string, labels = ''): number {
   const re = new RegExp(
     `^aimm_store_${name}${labels === '' ? '' : `\\{${labels.replace(/[{}]/g, '')}\\}`} (\\S+)$`,

@@ -269,15 +269,21 @@ describe('model state', () => {
   });
 });
 
+/** An intake applying to a fresh model state; `applied` lists each change as `id:revision:origin`. */
+function intakeOnState(): { intake: EventIntake; applied: string[] } {
+  const st = new ModelState(P, new MemoryStore());
+  const applied: string[] = [];
+  const intake = new EventIntake((events, originOf) => {
+    const res = st.apply(events, originOf);
+    for (const c of res.changes) applied.push(`${c.instanceId}:${c.revision}:${c.origin}`);
+    return res.outcomes;
+  });
+  return { intake, applied };
+}
+
 describe('intake', () => {
   it('holds notifications while a register is in flight and applies ours as local, in id order', () => {
-    const st = new ModelState(P, new MemoryStore());
-    const applied: string[] = [];
-    const intake = new EventIntake((events, originOf) => {
-      const res = st.apply(events, originOf);
-      for (const c of res.changes) applied.push(`${c.instanceId}:${c.revision}:${c.origin}`);
-      return res.outcomes;
-    });
+    const { intake, applied } = intakeOnState();
     intake.hold();
     const remoteBefore = ev(1, 1, '1', model('t', 'remote'));
     const ours = ev(2, 1, '1', model('t', 'ours'));
@@ -292,13 +298,7 @@ describe('intake', () => {
     assert.deepEqual(outcomes, ['0:applied']);
   });
   it('with several registers in flight, an answer applies the held events up to its last one', () => {
-    const st = new ModelState(P, new MemoryStore());
-    const applied: string[] = [];
-    const intake = new EventIntake((events, originOf) => {
-      const res = st.apply(events, originOf);
-      for (const c of res.changes) applied.push(`${c.instanceId}:${c.revision}:${c.origin}`);
-      return res.outcomes;
-    });
+    const { intake, applied } = intakeOnState();
     intake.holdRegister(); // request A
     intake.holdRegister(); // request B
     const a = ev(1, 1, '1', model('t', 'a'));

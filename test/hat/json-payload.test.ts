@@ -23,6 +23,7 @@ import {
   ReceivedJsonPayload,
   sameJsonText,
 } from '../../src/hat/eventer/payload.js';
+import { spyTextReads } from '../support/text-reads.js';
 
 function event(text: string): Event {
   return {
@@ -44,22 +45,13 @@ function largeText(bytes: number): string {
 
 /** Counts decodes of received payload texts while `fn` runs. */
 function countTextReads(fn: () => void): number {
-  const desc = Object.getOwnPropertyDescriptor(ReceivedJsonPayload.prototype, 'text');
-  const get = desc?.get as () => string;
-  let n = 0;
-  Object.defineProperty(ReceivedJsonPayload.prototype, 'text', {
-    configurable: true,
-    get() {
-      n++;
-      return get.call(this);
-    },
-  });
+  const spy = spyTextReads();
   try {
     fn();
   } finally {
-    Object.defineProperty(ReceivedJsonPayload.prototype, 'text', desc as PropertyDescriptor);
+    spy.restore();
   }
-  return n;
+  return spy.count();
 }
 
 describe('large JSON payloads kept as bytes', () => {
