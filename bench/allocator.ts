@@ -14,12 +14,20 @@
  * paced by how much external memory has grown: tens of MiB).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { type Child, HUGE_PAGES_ENV, procStatusMiB, resetPeak, startNode } from './child.js';
+import {
+  type Child,
+  HUGE_PAGES_ENV,
+  listeningPort,
+  procStatusMiB,
+  resetPeak,
+  startNode,
+} from './child.js';
+import { httpPut } from './http-put.js';
 import { median } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -55,8 +63,7 @@ async function startDaemon(env: Record<string, string>, gcHook: boolean): Promis
   );
   const pre = gcHook ? ['--expose-gc', '--import', GC_HOOK] : [];
   const proc = startNode([...pre, MAIN, 'serve', '--conf', conf], 'ignore', env);
-  const port = (JSON.parse(await proc.line((l) => l.includes('"listening"'))) as { port: number })
-    .port;
+  const port = await listeningPort(proc, 'http');
   await proc.line((l) => l.includes('"msg":"ready"'));
   return { proc, pid: proc.child.pid as number, port, dir };
 }
@@ -69,28 +76,7 @@ async function stopDaemon(d: Daemon): Promise<void> {
 const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
 function put(port: number, id: number, body: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'PUT',
-        path: `/models/${id}?type=bench`,
-        agent,
-        headers: { 'Content-Length': String(body.length) },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () =>
-          (res.statusCode ?? 0) >= 300
-            ? reject(new Error(`PUT ${id}: ${res.statusCode}`))
-            : resolve(),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  return httpPut(agent, port, `/models/${id}?type=bench`, body);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -106,3 +106,11 @@ export function resetPeak(pid: number): boolean {
     return false;
   }
 }
+
+/** The port a daemon's control listens on, from its `listening` log line (port-0 configs). */
+export async function listeningPort(proc: Child, control: string): Promise<number> {
+  const line = await proc.line(
+    (l) => l.includes('"listening"') && l.includes(`"control":"${control}"`),
+  );
+  return (JSON.parse(line) as { port: number }).port;
+}

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -12,11 +12,13 @@ import {
   type Child,
   cpuOf,
   HUGE_PAGES_ENV,
+  listeningPort,
   MMAP_THRESHOLD_ENV,
   procStatusMiB,
   resetPeak,
   startNode,
 } from './child.js';
+import { httpPut } from './http-put.js';
 import { median } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -96,49 +98,17 @@ async function startDaemon(
   );
   const prof = profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
   const proc = startNode([...prof, MAIN, 'serve', '--conf', conf], 'ignore', env);
-  const portOf = async (control: string) =>
-    (
-      JSON.parse(
-        await proc.line((l) => l.includes('"listening"') && l.includes(`"control":"${control}"`)),
-      ) as { port: number }
-    ).port;
   const d: Daemon = {
     proc,
     pid: proc.child.pid as number,
-    juggler: `ws://127.0.0.1:${await portOf('juggler')}/`,
-    http: await portOf('http'),
+    juggler: `ws://127.0.0.1:${await listeningPort(proc, 'juggler')}/`,
+    http: await listeningPort(proc, 'http'),
   };
   await proc.line((l) => l.includes('"msg":"ready"'));
   return d;
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-
-function httpPut(port: number, path: string, body: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'PUT',
-        path,
-        agent,
-        headers: { 'Content-Length': String(body.length) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          if ((res.statusCode ?? 0) >= 300)
-            reject(new Error(`PUT ${path}: ${res.statusCode} ${Buffer.concat(chunks)}`));
-          else resolve();
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 // ---- the contenders ----------------------------------------------------------------------------
 
@@ -205,7 +175,7 @@ function httpContender(name: string, daemon: Daemon): Contender {
     daemon,
     async run(body, count) {
       for (let i = 0; i < count; i++) {
-        await httpPut(daemon.http, `/models/${MODEL_ID + 1}?type=bench.Model`, body);
+        await httpPut(agent, daemon.http, `/models/${MODEL_ID + 1}?type=bench.Model`, body);
       }
     },
   };
@@ -307,7 +277,7 @@ async function main(): Promise<void> {
       const client = await JugglerClient.connect(d.juggler);
       await client.put('bench.Model', warm); // id 1
       await client.close();
-      await httpPut(d.http, `/models/${MODEL_ID + 1}?type=bench.Model`, warm);
+      await httpPut(agent, d.http, `/models/${MODEL_ID + 1}?type=bench.Model`, warm);
     }
     for (const c of contenders) await c.run(warm, 2);
     await new Promise((r) => setTimeout(r, 300));
