@@ -60,7 +60,8 @@ async function jugglerConnections(): Promise<number> {
 
 describe('CLI client commands against serve', () => {
   test('put/get/ls/rm round trips; watch sees the changes of other CLI processes', T, async () => {
-    // watch, in its own process; connected once the daemon counts its connection.
+    // watch, in its own process; it prints changes made after it says `watching` on stderr (once
+    // it holds the daemon's state: a change before that is part of the state, not printed).
     const watch: ChildProcess = spawn(process.execPath, [MAIN, 'watch', '--address', address], {
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -69,8 +70,15 @@ describe('CLI client commands against serve', () => {
     watch.stdout?.on('data', (b: Buffer) => {
       watched += b.toString();
     });
+    let watchErr = '';
+    watch.stderr?.on('data', (b: Buffer) => {
+      watchErr += b.toString();
+    });
     const watchExit = new Promise<number | null>((r) => watch.on('exit', (code) => r(code)));
-    while ((await jugglerConnections()) < 1) await new Promise((r) => setTimeout(r, 20));
+    while (!watchErr.includes('aimm-store watch: watching')) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(await jugglerConnections(), 1);
 
     // put from a file, and from stdin
     const a = randomBytes(100_000);
