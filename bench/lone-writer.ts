@@ -1,6 +1,7 @@
 /**
  * Write path through the daemon (issue 11): `node dist/bench/lone-writer.js [--quick]
- * [--profile DIR] [--only lone|many] [--windows 1,2,4]` (after `npm run build`).
+ * [--profile DIR] [--only lone|many|many-sqlite|many-event] [--windows 1,2,4]` (after
+ * `npm run build`).
  *
  * lone — one writer, sequential 1 KiB writes, each awaited before the next:
  * - ours: the `aimm-store/client` Juggler client → the daemon (a child process: `serve`, event
@@ -333,10 +334,8 @@ async function main(): Promise<void> {
     await lone('bare');
     await lone('realistic');
   }
-  if (only === null || only === 'many') {
-    await manySqlite();
-    await manyEvent();
-  }
+  if (only === null || only === 'many' || only === 'many-sqlite') await manySqlite();
+  if (only === null || only === 'many' || only === 'many-event') await manyEvent();
 }
 
 // ---- the peer in its own process ---------------------------------------------------------------

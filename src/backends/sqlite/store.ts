@@ -1,7 +1,8 @@
 /**
  * The SQLite file: opening (folders, exclusive lock, page size of a new file, WAL, schema,
- * reconciliation, hash backfill), reads, and one batch of writes in one transaction with a
- * savepoint per write. Synchronous, like better-sqlite3; the backend around it does queueing, change events and metrics.
+ * reconciliation, hash backfill), reads, and one batch of writes in one transaction (a savepoint
+ * per write only when one of them fails). Synchronous, like better-sqlite3; the backend around it
+ * does queueing, change events and metrics.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -346,8 +347,9 @@ export class SqliteStore {
   }
 
   /**
-   * Runs `ops` in one transaction (a savepoint each): one outcome per op, in order. `committed`
-   * says whether the transaction committed (when it did not, every op failed and nothing is stored).
+   * Runs `ops` in one transaction (all at once; when one fails, again with a savepoint each): one
+   * outcome per op, in order. `committed` says whether the transaction committed (when it did not,
+   * every op failed and nothing is stored).
    */
   applyBatch(ops: readonly WriteOp[]): { committed: boolean; outcomes: Outcome<WriteOutcome>[] } {
     this.checkOpen();
@@ -360,6 +362,13 @@ export class SqliteStore {
         this.stmt.commit.run();
         return { committed: true, outcomes: [{ ok: true, value }] };
       }
+      const values = this.tryAll(ops);
+      if (values !== null) {
+        this.stmt.commit.run();
+        return { committed: true, outcomes: values.map((value) => ({ ok: true, value })) };
+      }
+      // One op failed: everything was rolled back; again, with a savepoint per op.
+      this.stmt.begin.run();
       for (const op of ops) {
         this.stmt.savepoint.run();
         try {
@@ -386,6 +395,23 @@ export class SqliteStore {
       }
       const error = ops.length === 1 ? writeError(this.path, err) : storageError(this.path, err);
       return { committed: false, outcomes: ops.map(() => ({ ok: false, error })) };
+    }
+  }
+
+  /**
+   * Every op of a batch without a savepoint each (two statements fewer per write: the usual case
+   * is that none fails). When one fails, the transaction is rolled back and null returned.
+   */
+  private tryAll(ops: readonly WriteOp[]): WriteOutcome[] | null {
+    const values: WriteOutcome[] = [];
+    try {
+      for (const op of ops) values.push(this.applyOne(op));
+      return values;
+    } catch (err) {
+      // SQLite rolled the whole transaction back itself (I/O error, disk full): nothing is stored.
+      if (!this.db.inTransaction) throw err;
+      this.stmt.rollback.run();
+      return null;
     }
   }
 

@@ -17,6 +17,8 @@ export const pyString = pythonJsonString;
 
 /** A number as Python's json writes it (integers, and floats in exponent form). */
 export function pyNumber(n: number): string {
+  // Ids, revisions, sizes: JavaScript and Python write safe integers alike.
+  if (Number.isSafeInteger(n)) return String(n);
   if (Number.isNaN(n)) return 'NaN';
   if (n === Number.POSITIVE_INFINITY) return 'Infinity';
   if (n === Number.NEGATIVE_INFINITY) return '-Infinity';
