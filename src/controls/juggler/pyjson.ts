@@ -25,8 +25,27 @@ export function pyNumber(n: number): string {
   return String(n).replace(/e([+-])(\d)$/, 'e$10$2');
 }
 
-/** Serializes like `json.dumps(value)`; `undefined` object members are skipped (as JSON.stringify). */
+/**
+ * Serializes like `json.dumps(value)`; `undefined` object members are skipped (as JSON.stringify).
+ * Array elements are flattened (see {@link flatten}); the text itself may be a rope.
+ */
 export function pyDumps(value: unknown): string {
+  return dumps(value);
+}
+
+/**
+ * `s` as one flat string. A text built by `+=` is a rope (a tree of the pieces), and its pieces
+ * stay alive as long as it does: the state diff of a busy flush, thousands of entries of dozens of
+ * pieces each, survived the young generation's collections and made them copy it. Converting a
+ * rope to a number makes V8 flatten it in place (the `flatstr` trick), after which the pieces are
+ * garbage; the result of the conversion is not needed.
+ */
+export function flatten(s: string): string {
+  Number(s);
+  return s;
+}
+
+function dumps(value: unknown): string {
   if (value === null || value === undefined) return 'null';
   switch (typeof value) {
     case 'string':
@@ -41,12 +60,10 @@ export function pyDumps(value: unknown): string {
       throw new TypeError(`cannot serialize a ${typeof value} as JSON`);
   }
   if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) out += ', ';
-      out += pyDumps(value[i]);
-    }
-    return `${out}]`;
+    // Each element flat, then one join: a long array (a state diff) never becomes one huge rope.
+    const parts = new Array<string>(value.length);
+    for (let i = 0; i < value.length; i++) parts[i] = flatten(dumps(value[i]));
+    return `[${parts.join(', ')}]`;
   }
   const obj = value as Record<string, unknown>;
   let out = '{';
@@ -59,7 +76,7 @@ export function pyDumps(value: unknown): string {
     first = false;
     out += pyString(key);
     out += ': ';
-    out += pyDumps(v);
+    out += dumps(v);
   }
   return `${out}}`;
 }

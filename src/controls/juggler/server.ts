@@ -23,6 +23,7 @@ import { KNOWN_REQUESTS } from './handlers.js';
 import { notifyText, stateText } from './messages.js';
 import { EMPTY_STATE, type ModelsDelta, ModelView, type StateRoot } from './model-view.js';
 import { diff, diffMembers, type PatchOp } from './patch.js';
+import { flatten } from './pyjson.js';
 import { Session, type SessionEvent, type SessionHost } from './session.js';
 
 export interface ServerContext {
@@ -307,7 +308,8 @@ export class JugglerServer implements Control, SessionHost {
         if (s.authorized && batch.length > 0) {
           notifications ??= batch.map((b) => ({
             seq: b.seq,
-            text: notifyText('model_change', changeData(b.change)),
+            // Flat: the batch's texts all live until the last session got them.
+            text: flatten(notifyText('model_change', changeData(b.change))),
           }));
           // Only changes made since this session could see them (login, or framing known).
           for (const n of notifications) {
