@@ -67,16 +67,27 @@ function dumps(value: unknown): string {
   }
   const obj = value as Record<string, unknown>;
   let out = '{';
-  let first = true;
+  let sep = '';
   // Plain objects only (what this module builds, or JSON.parse made): no inherited members.
   for (const key in obj) {
     const v = obj[key];
     if (v === undefined) continue;
-    if (!first) out += ', ';
-    first = false;
-    out += pyString(key);
-    out += ': ';
-    out += dumps(v);
+    out += sep + keyText(key) + dumps(v);
+    sep = ', ';
   }
   return `${out}}`;
+}
+
+/** Member names seen, as `"name": ` (a message has a few names, repeated in every message). */
+const keyTexts = new Map<string, string>();
+/** Names from clients' data may be anything: only so many are kept. */
+const KEY_TEXTS_LIMIT = 4096;
+
+function keyText(key: string): string {
+  let t = keyTexts.get(key);
+  if (t === undefined) {
+    t = `${pyString(key)}: `;
+    if (keyTexts.size < KEY_TEXTS_LIMIT) keyTexts.set(key, t);
+  }
+  return t;
 }

@@ -12,17 +12,17 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import type { Backend, ModelChange } from '../../backend/types.js';
 import { formatAddress } from '../../common/address.js';
 import type { MetricsRegistry } from '../../common/metrics.js';
-import { changeData } from '../change-json.js';
 import { listenError } from '../listen-error.js';
 import { ServerTls } from '../tls.js';
 import type { Control, DaemonStatus } from '../types.js';
 import { Users } from './auth.js';
 import type { Settings } from './conf.js';
+import { modelChangeText, modelsDeltaText } from './fast-texts.js';
 import type { HandlerEnv } from './handlers.js';
 import { KNOWN_REQUESTS } from './handlers.js';
-import { notifyText, stateText } from './messages.js';
+import { stateText } from './messages.js';
 import { EMPTY_STATE, type ModelsDelta, ModelView, type StateRoot } from './model-view.js';
-import { diff, diffMembers, type PatchOp } from './patch.js';
+import { diff } from './patch.js';
 import { flatten } from './pyjson.js';
 import { Session, type SessionEvent, type SessionHost } from './session.js';
 
@@ -33,9 +33,6 @@ export interface ServerContext {
   /** The daemon's status (its role in a redundant group goes into the state). */
   status?: () => DaemonStatus;
 }
-
-/** Data of a `model_change` notification (shared with the HTTP control's change stream). */
-export { changeData };
 
 export class JugglerServer implements Control, SessionHost {
   readonly env: HandlerEnv;
@@ -309,7 +306,7 @@ export class JugglerServer implements Control, SessionHost {
           notifications ??= batch.map((b) => ({
             seq: b.seq,
             // Flat: the batch's texts all live until the last session got them.
-            text: flatten(notifyText('model_change', changeData(b.change))),
+            text: flatten(modelChangeText(b.change)),
           }));
           // Only changes made since this session could see them (login, or framing known).
           for (const n of notifications) {
@@ -364,8 +361,10 @@ class DiffTexts {
     let text = byTarget.get(to);
     if (text === undefined) {
       if (from === undefined) text = stateText([{ op: 'replace', path: '', value: to }]);
-      else {
-        const ops = this.deltaOps(from, to) ?? diff(from, to);
+      else if (this.delta !== null && this.isDeltaStep(from, to, this.delta)) {
+        text = modelsDeltaText(this.delta);
+      } else {
+        const ops = diff(from, to);
         text = ops.length === 0 ? null : stateText(ops);
       }
       byTarget.set(to, text);
@@ -373,25 +372,24 @@ class DiffTexts {
     return text;
   }
 
-  /** The diff from the delta when `from` → `to` is the last snapshot step; else null. */
-  private deltaOps(from: StateRoot, to: StateRoot): PatchOp[] | null {
-    const d = this.delta;
-    if (d === null || from.models !== d.from || to.models !== d.to) return null;
+  /** Whether `from` → `to` is the view's last step `d` (then the diff is the delta's). */
+  private isDeltaStep(from: StateRoot, to: StateRoot, d: ModelsDelta): boolean {
+    if (from.models !== d.from || to.models !== d.to) return false;
     // Everything but `models` must be the same (the role part of a redundant daemon may differ).
     const a = Object.keys(from);
     const b = Object.keys(to);
-    if (a.length !== b.length) return null;
+    if (a.length !== b.length) return false;
     for (let i = 0; i < a.length; i++) {
       const k = a[i] as string;
-      if (k !== b[i]) return null;
+      if (k !== b[i]) return false;
       if (
         k !== 'models' &&
         (from as unknown as Record<string, unknown>)[k] !==
           (to as unknown as Record<string, unknown>)[k]
       )
-        return null;
+        return false;
     }
-    return diffMembers('/models', d.from, d.to, d.keys);
+    return true;
   }
 }
 
