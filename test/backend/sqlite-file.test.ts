@@ -383,6 +383,37 @@ describe('sqlite backend: the file', () => {
     });
   });
 
+  it('the metadata a write returns is what a read returns, also for strings SQLite changes', async () => {
+    await withFile(async (path) => {
+      const b = await open(path);
+      // A lone surrogate comes back as U+FFFD: the write must report what was stored.
+      const types = ['t', 'é模型😀', 'a\ud800b', '\udfff', 'nul\u0000inside'];
+      const contentTypes = [undefined, 'text/plain; charset=utf-8'];
+      const ids = new Map<string, number>();
+      for (const modelType of types) {
+        for (const contentType of contentTypes) {
+          const opts = contentType === undefined ? {} : { contentType };
+          const created = await b.createModel(modelType, buf(modelType), opts);
+          const read = await b.getModel(created.meta.instanceId);
+          assert.ok(read !== null);
+          const { instance: _, ...readMeta } = read;
+          assert.deepEqual(created.meta, readMeta, JSON.stringify({ modelType, contentType }));
+          const updated = await b.updateModel(created.meta.instanceId, modelType, buf('x'), opts);
+          const again = await b.getModel(created.meta.instanceId);
+          assert.ok(again !== null);
+          const { instance: __, ...againMeta } = again;
+          assert.deepEqual(updated.meta, againMeta);
+          ids.set(modelType, created.meta.instanceId);
+          assert.equal(updated.meta.revision, 2);
+        }
+      }
+      // The case is real: SQLite gave back other text than the write gave it.
+      const stored = (await b.getModel(ids.get('a\ud800b') ?? 0))?.modelType;
+      assert.ok(stored !== undefined && stored !== 'a\ud800b' && stored.includes('\ufffd'), stored);
+      await b.close();
+    });
+  });
+
   it('refuses bad input and oversized instances with clear errors, counting them', async () => {
     await withFile(async (path) => {
       const metrics = new MetricsRegistry();
