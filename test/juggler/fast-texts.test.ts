@@ -4,12 +4,17 @@ import { test } from 'node:test';
 import type { ModelChange, ModelMeta } from '../../src/backend/types.js';
 import { changeData } from '../../src/controls/change-json.js';
 import {
+  fullStateText,
   modelChangeText,
   modelEntryText,
   modelsDeltaText,
 } from '../../src/controls/juggler/fast-texts.js';
 import { notifyText, stateText } from '../../src/controls/juggler/messages.js';
-import type { ModelEntry } from '../../src/controls/juggler/model-view.js';
+import {
+  EMPTY_STATE,
+  type ModelEntry,
+  type StateRoot,
+} from '../../src/controls/juggler/model-view.js';
 import { diffMembers } from '../../src/controls/juggler/patch.js';
 import { pyDumps } from '../../src/controls/juggler/pyjson.js';
 import { modelJson } from '../../src/controls/model-json.js';
@@ -123,4 +128,41 @@ test('a step of the model view is written as stateText(diffMembers) writes it', 
     models = ordered;
   }
   assert.ok(nonEmpty > 300, `steps with a diff: ${nonEmpty}`);
+});
+
+test('a first state (the whole root) is written as stateText(replace the root) writes it', () => {
+  const next = rng(10);
+  const full = (root: StateRoot) => stateText([{ op: 'replace', path: '', value: root }]);
+  assert.equal(fullStateText(EMPTY_STATE), full(EMPTY_STATE));
+  for (let i = 0; i < 200; i++) {
+    const models: Record<string, ModelEntry> = {};
+    const n = Math.floor(next() * 30);
+    for (let k = 0; k < n; k++) {
+      const id = next() < 0.1 ? 2 ** 40 + k : 1 + Math.floor(next() * 1000);
+      models[String(id)] = modelJson(meta(next, id), next() < 0.2 ? 'AAEC' : undefined);
+    }
+    let root = { models, actions: {} } as StateRoot;
+    if (next() < 0.5) {
+      const redundancy = { role: 'standby', group: text(next), active: false, event_server: null };
+      root = { ...root, redundancy } as StateRoot;
+    }
+    assert.equal(fullStateText(root), full(root));
+  }
+});
+
+test('large states and steps (texts joined a chunk at a time) are written as stateText writes them', () => {
+  const next = rng(12);
+  for (const n of [1023, 1024, 1025, 2048, 3001]) {
+    const models: Record<string, ModelEntry> = {};
+    for (let id = 1; id <= n; id++) models[String(id)] = modelJson(meta(next, id));
+    const root = { models, actions: {} } as StateRoot;
+    assert.equal(
+      fullStateText(root),
+      stateText([{ op: 'replace', path: '', value: root }]),
+      `${n} models`,
+    );
+    const keys = Object.keys(models);
+    const delta = { from: {}, to: models, keys };
+    assert.equal(modelsDeltaText(delta), stateText(diffMembers('/models', {}, models, keys)));
+  }
 });

@@ -17,7 +17,7 @@ import { ServerTls } from '../tls.js';
 import type { Control, DaemonStatus } from '../types.js';
 import { Users } from './auth.js';
 import type { Settings } from './conf.js';
-import { modelChangeText, modelsDeltaText } from './fast-texts.js';
+import { fullStateText, modelChangeText, modelsDeltaText } from './fast-texts.js';
 import type { HandlerEnv } from './handlers.js';
 import { KNOWN_REQUESTS } from './handlers.js';
 import { stateText } from './messages.js';
@@ -360,7 +360,7 @@ class DiffTexts {
     }
     let text = byTarget.get(to);
     if (text === undefined) {
-      if (from === undefined) text = stateText([{ op: 'replace', path: '', value: to }]);
+      if (from === undefined) text = fullStateText(to);
       else if (this.delta !== null && this.isDeltaStep(from, to, this.delta)) {
         text = modelsDeltaText(this.delta);
       } else {
