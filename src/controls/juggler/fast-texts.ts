@@ -12,7 +12,7 @@
 import type { ModelChange } from '../../backend/types.js';
 import type { ModelEntry, ModelsDelta, StateRoot } from './model-view.js';
 import { diffMembers, type PatchOp } from './patch.js';
-import { flatten, pyDumps, pyNumber, pyString } from './pyjson.js';
+import { flatten, JoinedTexts, pyDumps, pyNumber, pyString } from './pyjson.js';
 
 /** `pyDumps(entry)` for an entry made by `modelJson` (its members, in its order). */
 export function modelEntryText(entry: ModelEntry): string {
@@ -73,33 +73,6 @@ function modelsText(models: StateRoot['models']): string {
   }
   return `{${texts.join()}}`;
 }
-
-/**
- * Texts joined with `", "`, a chunk at a time: tens of thousands of small strings held until one
- * final join survive the young generation's collections and are copied by each of them (half the
- * time of a 60 000-model state went there); joined by the thousand, only a chunk's pieces live.
- */
-class JoinedTexts {
-  private readonly chunks: string[] = [];
-  private pieces: string[] = [];
-
-  push(text: string): void {
-    this.pieces.push(text);
-    if (this.pieces.length === CHUNK) {
-      this.chunks.push(this.pieces.join(', '));
-      this.pieces = [];
-    }
-  }
-
-  join(): string {
-    if (this.pieces.length > 0 || this.chunks.length === 0)
-      this.chunks.push(this.pieces.join(', '));
-    this.pieces = [];
-    return this.chunks.length === 1 ? (this.chunks[0] as string) : this.chunks.join(', ');
-  }
-}
-
-const CHUNK = 1024;
 
 const MODELS_PREFIX = '/models/';
 
