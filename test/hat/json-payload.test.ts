@@ -146,4 +146,25 @@ describe('sameJsonText', () => {
     assert.ok(!sameJsonText(r, new PartsJsonPayload([base.slice(0, -1)])));
     assert.ok(!sameJsonText({ kind: 'json', text: base }, { kind: 'json', text: changed }));
   });
+
+  test('a small text and parts (a register answer and what we sent) compare without joining', () => {
+    const text = '{"type": "m", "instance": "QUJD", "é": 1}';
+    const at = [0, 5, 12, 30, text.length];
+    const parts = new PartsJsonPayload(at.slice(1).map((end, k) => text.slice(at[k], end)));
+    const plain = { kind: 'json' as const, text };
+    assert.ok(sameJsonText(plain, parts) && sameJsonText(parts, plain));
+    assert.ok(sameJsonText(plain, new PartsJsonPayload(['', text, ''])));
+    for (const other of [
+      new PartsJsonPayload([text.slice(0, 10), 'X', text.slice(11)]),
+      new PartsJsonPayload([text, ' ']),
+      new PartsJsonPayload([text.slice(0, -1)]),
+      new PartsJsonPayload([]),
+    ]) {
+      assert.ok(!sameJsonText(plain, other), other.text);
+      assert.ok(!sameJsonText(other, plain), other.text);
+    }
+    assert.ok(!sameJsonText({ kind: 'json', text: `${text} ` }, parts));
+    assert.ok(!sameJsonText({ kind: 'json', text: '' }, parts));
+    assert.ok(sameJsonText({ kind: 'json', text: '' }, new PartsJsonPayload([])));
+  });
 });

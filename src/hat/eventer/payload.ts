@@ -99,7 +99,19 @@ export function jsonPayloadSize(p: EventPayloadJson): number {
 export function sameJsonText(a: EventPayloadJson, b: EventPayloadJson): boolean {
   if (a instanceof ReceivedJsonPayload) return bytesEqualTo(a.bytes, b);
   if (b instanceof ReceivedJsonPayload) return bytesEqualTo(b.bytes, a);
-  return partsOf(a).join('') === partsOf(b).join('');
+  if (!(a instanceof PartsJsonPayload)) return textEqualsParts(a.text, partsOf(b));
+  if (!(b instanceof PartsJsonPayload)) return textEqualsParts(b.text, a.parts);
+  return a.parts.join('') === b.parts.join('');
+}
+
+/** `text === parts.join('')` without joining (a register response compared with what we sent). */
+function textEqualsParts(text: string, parts: readonly string[]): boolean {
+  let pos = 0;
+  for (const part of parts) {
+    if (!text.startsWith(part, pos)) return false;
+    pos += part.length;
+  }
+  return pos === text.length;
 }
 
 function partsOf(p: EventPayloadJson): readonly string[] {
