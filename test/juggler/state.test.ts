@@ -113,6 +113,48 @@ describe('state and notifications', () => {
     );
   });
 
+  test('writes while no session is ready, then a session: it gets every model, then diffs that keep it equal', () =>
+    withHarness({}, async (h) => {
+      const first = await RawClient.open(h.url, '0.7');
+      first.sendFrame('2');
+      await until(() => stateOf(first) !== null, 'first push');
+      const a = await h.backend.createModel('t', Buffer.from('a'));
+      await until(() => stateOf(first)?.models['1'] !== undefined, 'a seen');
+      await first.close();
+      // Several flush periods with nobody connected: writes, an update, a delete.
+      const b = await h.backend.createModel('t', Buffer.from('b'));
+      await h.backend.updateModel(a.meta.instanceId, 't2', Buffer.from('a2'));
+      await sleep(60);
+      const c = await h.backend.createModel('t', Buffer.from('c'));
+      await h.backend.deleteModel(b.meta.instanceId);
+      await sleep(60);
+      const late = await RawClient.open(h.url, '0.7');
+      late.sendFrame('2');
+      const stored = async () =>
+        Object.fromEntries(
+          (await h.backend.getModels()).map((m) => [
+            String(m.instanceId),
+            [m.modelType, m.revision],
+          ]),
+        );
+      const seen = () =>
+        Object.fromEntries(
+          Object.entries(stateOf(late)?.models ?? {}).map(([k, e]) => [
+            k,
+            [e.model_type, e.revision],
+          ]),
+        );
+      await until(() => stateOf(late) !== null, 'late push');
+      assert.deepEqual(seen(), await stored());
+      assert.deepEqual(Object.keys(seen()), ['1', '3']);
+      // Then changes again: each reaches it as a diff.
+      await h.backend.updateModel(c.meta.instanceId, 't3', Buffer.from('c2'));
+      await h.backend.createModel('t', Buffer.from('d'));
+      await until(() => Object.keys(seen()).length === 3 && seen()['3']?.[0] === 't3', 'diffs');
+      assert.deepEqual(seen(), await stored());
+      await late.close();
+    }));
+
   test('state_instances: entries carry the base64 instance, also for models stored before start', async () => {
     const backend = new RemoteCapableBackend();
     await backend.createModel('t', Buffer.from('before'));

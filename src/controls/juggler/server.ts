@@ -288,9 +288,12 @@ export class JugglerServer implements Control, SessionHost {
 
   /** Sends every ready session its state diff, then the batch's notifications. */
   private flush(): void {
-    const snapshot = this.stateRoot();
     const batch = this.batch;
     this.batch = [];
+    // Nobody to send to: no snapshot (it costs O(models)); the view keeps collecting what changed
+    // and the next snapshot's delta covers it. A session that becomes ready gets the whole state.
+    if (!this.anyReady()) return;
+    const snapshot = this.stateRoot();
     let notifications: { seq: number; text: string }[] | null = null;
     let sent = 0;
     const texts = new DiffTexts(this.view.delta);
@@ -318,6 +321,11 @@ export class JugglerServer implements Control, SessionHost {
       });
     }
     if (sent > 0) this.m.notifications.inc({}, sent);
+  }
+
+  private anyReady(): boolean {
+    for (const s of this.sessions) if (s.ready) return true;
+    return false;
   }
 
   private async doClose(): Promise<void> {
