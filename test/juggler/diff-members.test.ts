@@ -2,14 +2,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { diff, diffMembers } from '../../src/controls/juggler/patch.js';
+import { Rng } from '../reliability/support.js';
 
-/** Deterministic pseudo-random numbers (no flaky seeds). */
+/** Deterministic pseudo-random numbers (the campaigns' seeded source: no flaky seeds). */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 test('diffMembers over the changed keys gives exactly what diff gives', () => {

@@ -18,14 +18,12 @@ import {
 import { diffMembers } from '../../src/controls/juggler/patch.js';
 import { pyDumps } from '../../src/controls/juggler/pyjson.js';
 import { modelJson } from '../../src/controls/model-json.js';
+import { Rng } from '../reliability/support.js';
 
-/** Deterministic pseudo-random numbers (no flaky seeds). */
+/** Deterministic pseudo-random numbers (the campaigns' seeded source: no flaky seeds). */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** Strings with everything the Python format escapes: quotes, backslashes, controls, non-ASCII. */
