@@ -477,26 +477,24 @@ export class SqliteStore {
   private finishWrite(id: number, op: BytesOp): ModelMeta {
     const { changes } = this.stmt.setHash.run(op.sha256, op.instance.length, id);
     if (op.contentType !== undefined) this.stmt.setContentType.run(op.contentType, id);
-    if (changes === 1 && storedAsGiven(op)) {
-      // Only what the triggers chose is read back: the rest is what this write just stored.
-      const row = this.stmt.written.get(id) as { revision: number; updated: string } | undefined;
-      if (row !== undefined) {
-        return {
-          instanceId: id,
-          modelType: op.modelType,
-          revision: row.revision,
-          size: op.instance.length,
-          sha256: op.sha256,
-          updated: row.updated,
-          ...(op.contentType !== undefined ? { contentType: op.contentType } : {}),
-        };
-      }
+    if (changes !== 1) throw noMetadata(id);
+    if (!storedAsGiven(op)) {
+      const row = this.stmt.meta.get(id) as MetaRow | undefined;
+      if (row === undefined) throw noMetadata(id);
+      return this.metaOf(row);
     }
-    const row = this.stmt.meta.get(id) as MetaRow | undefined;
-    if (changes !== 1 || row === undefined) {
-      throw new Error(`no metadata for model ${id}: are the triggers missing?`);
-    }
-    return this.metaOf(row);
+    // Only what the triggers chose is read back: the rest is what this write just stored.
+    const row = this.stmt.written.get(id) as { revision: number; updated: string } | undefined;
+    if (row === undefined) throw noMetadata(id);
+    return {
+      instanceId: id,
+      modelType: op.modelType,
+      revision: row.revision,
+      size: op.instance.length,
+      sha256: op.sha256,
+      updated: row.updated,
+      ...(op.contentType !== undefined ? { contentType: op.contentType } : {}),
+    };
   }
 
   private metaOf(row: MetaRow, instance?: Buffer): ModelMeta {
@@ -639,7 +637,11 @@ function storageError(path: string, err: unknown): BackendError {
   return new BackendError('internal', `${where}: write failed: ${messageOf(err)}`, { cause: err });
 }
 
-/** A lone UTF-16 surrogate: SQLite stores U+FFFD in its place. */
+function noMetadata(id: number): Error {
+  return new Error(`no metadata for model ${id}: are the triggers missing?`);
+}
+
+/** A lone UTF-16 surrogate: SQLite gives back U+FFFD characters in its place. */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 /**
