@@ -13,7 +13,7 @@
 import type { ModelChange } from '../../backend/types.js';
 import type { ModelEntry, ModelsDelta, StateRoot } from './model-view.js';
 import { diffMembers, type PatchOp } from './patch.js';
-import { flatten, JoinedTexts, pyDumps, pyNumber, pyString } from './pyjson.js';
+import { JoinedTexts, pyDumps, pyNumber, pyString } from './pyjson.js';
 
 /** `pyDumps(entry)` for an entry made by `modelJson` (its members, in its order). */
 export function modelEntryText(entry: ModelEntry): string {
@@ -61,7 +61,7 @@ export function fullStateText(root: StateRoot): string {
   for (const [key, value] of Object.entries(root)) {
     if (value === undefined) continue;
     members.push(
-      `${pyString(key)}: ${key === 'models' ? modelsText(value as StateRoot['models']) : flatten(pyDumps(value))}`,
+      `${pyString(key)}: ${key === 'models' ? modelsText(value as StateRoot['models']) : pyDumps(value)}`,
     );
   }
   return `{"type": "state", "diff": [{"op": "replace", "path": "", "value": {${members.join(', ')}}}]}`;
