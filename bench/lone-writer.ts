@@ -27,6 +27,9 @@
  * one daemon (and peer) per register window (`max_registers_in_flight`), their rounds interleaved
  * (default: the backend's default window only). `--answer-delay MS`: the peer sends each register
  * answer MS ms late, in order (a Hat on another host; its CPU cost model unchanged).
+ * `--juggler-window N`: the Juggler control's `max_pending_requests` (default 32; a build from before
+ * the window refused requests beyond it instead of pushing back, so it needs 64 for 64 writers).
+ * `AIMM_BENCH_DAEMON=<other build>/dist/src/cli/main.js` runs another build's daemon instead.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,7 +44,11 @@ import { type Child, cpuOf, startNode } from './child.js';
 import { median } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const MAIN = join(HERE, '..', 'src', 'cli', 'main.js');
+/**
+ * The daemon's entry point; `AIMM_BENCH_DAEMON` names another build's `dist/src/cli/main.js` to
+ * measure it against this one with the same driver (a "before" build, docs/performance.md).
+ */
+const MAIN = process.env.AIMM_BENCH_DAEMON ?? join(HERE, '..', 'src', 'cli', 'main.js');
 const PREFIX = ['bench', 'model'];
 /** The direct client's own prefix: the daemon (subscribed to PREFIX) never sees its events. */
 const DIRECT_PREFIX = ['bench', 'direct'];
@@ -58,6 +65,7 @@ const optionOf = (name: string): string | null => {
 const profileDir = optionOf('--profile');
 const only = optionOf('--only');
 const answerDelayMs = Number(optionOf('--answer-delay') ?? 0);
+const jugglerWindow = optionOf('--juggler-window');
 const windows = (optionOf('--windows') ?? '')
   .split(',')
   .filter((w) => w !== '')
@@ -117,7 +125,11 @@ class Setup {
             : { module: 'aimm-store/backends/sqlite', path: join(dir, 'models.db') },
         ...(backend === 'event' ? { hat: { eventer_server: { host: '127.0.0.1', port } } } : {}),
         control: [
-          { module: 'aimm-store/controls/juggler', server: { host: '127.0.0.1', port: 0 } },
+          {
+            module: 'aimm-store/controls/juggler',
+            server: { host: '127.0.0.1', port: 0 },
+            ...(jugglerWindow === null ? {} : { max_pending_requests: Number(jugglerWindow) }),
+          },
         ],
         log: { level: 'info' },
       }),

@@ -17,14 +17,13 @@ import { ServerTls } from '../tls.js';
 import type { Control, DaemonStatus } from '../types.js';
 import { Users } from './auth.js';
 import type { Settings } from './conf.js';
-import { fullStateText, modelChangeText, modelsDeltaText } from './fast-texts.js';
+import { modelChangeText } from './fast-texts.js';
 import type { HandlerEnv } from './handlers.js';
 import { KNOWN_REQUESTS } from './handlers.js';
-import { stateText } from './messages.js';
-import { EMPTY_STATE, type ModelsDelta, ModelView, type StateRoot } from './model-view.js';
-import { diff } from './patch.js';
+import { ModelView } from './model-view.js';
 import { flatten } from './pyjson.js';
 import { Session, type SessionEvent, type SessionHost } from './session.js';
+import { type PushedState, type SentState, StateTexts } from './state-texts.js';
 
 export interface ServerContext {
   logger: Logger;
@@ -45,9 +44,10 @@ export class JugglerServer implements Control, SessionHost {
   private batch: { seq: number; change: ModelChange }[] = [];
   private seq = 0;
   private flushTimer: NodeJS.Timeout | null = null;
-  /** In a redundant group: the role part of the state, and the root that carries it. */
+  /** In a redundant group: the role part of the state. */
   private role: { key: string; value: Readonly<Record<string, unknown>> } | null = null;
-  private rooted: { snapshot: StateRoot; role: object; root: StateRoot } | null = null;
+  /** The state the last flush pushed (the same object while neither part changed). */
+  private pushed: PushedState | null = null;
   private roleTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private listenAddress: { host: string; port: number } = { host: '', port: 0 };
@@ -276,32 +276,31 @@ export class JugglerServer implements Control, SessionHost {
     return true;
   }
 
-  /** The models snapshot, plus `redundancy` in a redundant group (same object while unchanged). */
-  private stateRoot(): StateRoot {
-    const snapshot = this.view.snapshot();
-    const role = this.role?.value;
-    if (role === undefined) return snapshot;
-    if (this.rooted?.snapshot !== snapshot || this.rooted.role !== role)
-      this.rooted = { snapshot, role, root: { ...snapshot, redundancy: role } as StateRoot };
-    return this.rooted.root;
+  /** The models' current version, plus `redundancy` in a redundant group. */
+  private statePushed(): PushedState {
+    const version = this.view.snapshot();
+    const redundancy = this.role?.value;
+    if (this.pushed?.version !== version || this.pushed.redundancy !== redundancy)
+      this.pushed = { version, redundancy };
+    return this.pushed;
   }
 
   /** Sends every ready session its state diff, then the batch's notifications. */
   private flush(): void {
     const batch = this.batch;
     this.batch = [];
-    // Nobody to send to: no snapshot (it costs O(models)); the view keeps collecting what changed
-    // and the next snapshot's delta covers it. A session that becomes ready gets the whole state.
+    // Nobody to send to: no new version; the view keeps collecting what changed and the next
+    // version's step covers it. A session that becomes ready gets the whole state.
     if (!this.anyReady()) return;
-    const snapshot = this.stateRoot();
+    const pushed = this.statePushed();
     let notifications: { seq: number; text: string }[] | null = null;
     let sent = 0;
-    const texts = new DiffTexts(this.view.delta);
+    const texts = new StateTexts(this.view);
     for (const s of this.sessions) {
       if (!s.ready) continue;
       // The diff and the batch's notifications leave in one write, not one per message.
       s.corked(() => {
-        const target = s.authorized ? snapshot : EMPTY_STATE;
+        const target: SentState = s.authorized ? pushed : 'empty';
         const text = texts.get(s.lastSent, target);
         s.lastSent = target;
         if (text !== null) s.sendText(text);
@@ -347,57 +346,6 @@ export class JugglerServer implements Control, SessionHost {
     http?.closeAllConnections();
     await listenerClosed;
     this.logger.info({ control: 'juggler' }, 'closed');
-  }
-}
-
-/**
- * The state message from one state to another, computed once per pair within a flush. From the
- * previous snapshot to the current one (every session that got the last flush), only the models
- * that changed are compared ({@link ModelsDelta}), not every model.
- */
-class DiffTexts {
-  private readonly cache = new Map<StateRoot | undefined, Map<StateRoot, string | null>>();
-
-  constructor(private readonly delta: ModelsDelta | null) {}
-
-  get(from: StateRoot | undefined, to: StateRoot): string | null {
-    let byTarget = this.cache.get(from);
-    if (byTarget === undefined) {
-      byTarget = new Map();
-      this.cache.set(from, byTarget);
-    }
-    let text = byTarget.get(to);
-    if (text === undefined) {
-      if (from === undefined) text = fullStateText(to);
-      else if (this.delta !== null && this.isDeltaStep(from, to, this.delta)) {
-        text = modelsDeltaText(this.delta);
-      } else {
-        const ops = diff(from, to);
-        text = ops.length === 0 ? null : stateText(ops);
-      }
-      byTarget.set(to, text);
-    }
-    return text;
-  }
-
-  /** Whether `from` → `to` is the view's last step `d` (then the diff is the delta's). */
-  private isDeltaStep(from: StateRoot, to: StateRoot, d: ModelsDelta): boolean {
-    if (from.models !== d.from || to.models !== d.to) return false;
-    // Everything but `models` must be the same (the role part of a redundant daemon may differ).
-    const a = Object.keys(from);
-    const b = Object.keys(to);
-    if (a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) {
-      const k = a[i] as string;
-      if (k !== b[i]) return false;
-      if (
-        k !== 'models' &&
-        (from as unknown as Record<string, unknown>)[k] !==
-          (to as unknown as Record<string, unknown>)[k]
-      )
-        return false;
-    }
-    return true;
   }
 }
 

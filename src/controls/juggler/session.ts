@@ -25,8 +25,8 @@ import {
 } from './framing.js';
 import { type ErrorCode, type HandlerEnv, handleRequest, type SessionAccess } from './handlers.js';
 import { type MessageError, parseRequest, responseText } from './messages.js';
-import type { StateRoot } from './model-view.js';
 import { tooLargeText } from './size-limit.js';
+import type { SentState } from './state-texts.js';
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -56,7 +56,7 @@ export class Session implements SessionAccess {
   user: string | null = null;
   role: Role = 'write';
   /** The state this client holds (undefined until the first push). */
-  lastSent: StateRoot | undefined;
+  lastSent: SentState | undefined;
   /** Notifications are due for changes after this sequence number (see SessionHost.changeSeq). */
   notifyAfter = Number.POSITIVE_INFINITY;
   private pending = 0;
