@@ -11,20 +11,28 @@
  *   notification (autoflush_delay 0), against the baseline of a plain `ws` server sending one
  *   pre-encoded text to N plain `ws` clients;
  * - JSON: Python-format serialization (`pyDumps`) of a 1000-model state and of a 1 MiB response,
- *   against `JSON.stringify`.
+ *   against `JSON.stringify`;
+ * - push: CPU per state push (a flush: 64 new models, one session on the last step) with 1 000,
+ *   60 000 and 1 000 000 models stored (100 000 with `--quick`), against the baseline of the push
+ *   before versions (the whole `models` object built per push, the diff over the changed keys).
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
+import { Subject } from 'rxjs';
 import WebSocket, { WebSocketServer } from 'ws';
+import type { Backend, ModelChange, ModelMeta } from '../src/backend/types.js';
 import { JugglerClient } from '../src/client/index.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
+import { modelsDeltaText } from '../src/controls/juggler/fast-texts.js';
+import { type ModelEntry, ModelView } from '../src/controls/juggler/model-view.js';
 import { pyDumps } from '../src/controls/juggler/pyjson.js';
+import { type PushedState, StateTexts } from '../src/controls/juggler/state-texts.js';
 import { create } from '../src/controls/juggler.js';
 import { modelJson } from '../src/controls/model-json.js';
 import type { Control } from '../src/controls/types.js';
 import { MemoryBackend } from '../test/support/memory-backend.js';
-import { percentile } from './stats.js';
+import { median, percentile } from './stats.js';
 
 interface Row {
   [key: string]: string | number;
@@ -282,6 +290,90 @@ function json(log: (s: string) => void): Row[] {
   return rows;
 }
 
+/** Pushes of 64 new models each: ours (the view's versions) against a whole-state push. */
+async function push(quick: boolean, log: (s: string) => void): Promise<Row[]> {
+  const rows: Row[] = [];
+  const meta = (id: number): ModelMeta => ({
+    instanceId: id,
+    modelType: 'bench.Model',
+    revision: 1,
+    size: 1024,
+    sha256: 'ab'.repeat(32),
+    updated: '2026-12-06T00:00:00.000Z',
+  });
+  const PER_PUSH = 64;
+  const PUSHES = 50;
+  for (const n of quick ? [1_000, 100_000] : [1_000, 60_000, 1_000_000]) {
+    const changes = new Subject<ModelChange>();
+    const stored = Array.from({ length: n }, (_, i) => meta(i + 1));
+    const backend = { changes$: changes, getModels: async () => stored } as unknown as Backend;
+    const view = new ModelView(backend, false, pino({ level: 'silent' }), {
+      change: () => {},
+      dirty: () => {},
+    });
+    await view.start();
+    let sent: PushedState = { version: view.snapshot(), redundancy: undefined };
+    // The baseline keeps its own entries, as the view did before versions: a Map by id, and the
+    // whole models object of the last push.
+    const entries = new Map<number, ModelEntry>(stored.map((m) => [m.instanceId, modelJson(m)]));
+    let whole: Record<string, ModelEntry> = {};
+    for (const [id, e] of entries) whole[id] = e;
+    let next = n;
+    const ours = (): void => {
+      for (let i = 0; i < PER_PUSH; i++) {
+        const m = meta(++next);
+        changes.next({
+          change: 'created',
+          instanceId: m.instanceId,
+          modelType: m.modelType,
+          revision: 1,
+          origin: 'local',
+          meta: m,
+        });
+      }
+      const to: PushedState = { version: view.snapshot(), redundancy: undefined };
+      if (new StateTexts(view).get(sent, to) === null) throw new Error('no state text');
+      sent = to;
+    };
+    const baseline = (): void => {
+      const keys: string[] = [];
+      for (let i = 0; i < PER_PUSH; i++) {
+        const m = meta(++next);
+        entries.set(m.instanceId, modelJson(m));
+        keys.push(String(m.instanceId));
+      }
+      const models: Record<string, ModelEntry> = {};
+      for (const [id, e] of entries) models[id] = e;
+      if (modelsDeltaText({ from: whole, to: models, keys }) === null) throw new Error('no text');
+      whole = models;
+    };
+    const cpuPerPush = (fn: () => void): number => {
+      const t = process.cpuUsage();
+      for (let i = 0; i < PUSHES; i++) fn();
+      const u = process.cpuUsage(t);
+      return (u.user + u.system) / PUSHES / 1000;
+    };
+    ours();
+    baseline();
+    const o: number[] = [];
+    const b: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      o.push(cpuPerPush(ours));
+      b.push(cpuPerPush(baseline));
+    }
+    const row = {
+      models: n,
+      wholeStatePushMs: Number(median(b).toFixed(3)),
+      oursPushMs: Number(median(o).toFixed(3)),
+      ratio: Number((median(o) / median(b)).toFixed(3)),
+    };
+    log(`push ${JSON.stringify(row)}`);
+    rows.push(row);
+    view.close();
+  }
+  return rows;
+}
+
 export async function runJugglerBench(options: { quick: boolean; log?: (s: string) => void }) {
   const log = options.log ?? ((s: string) => process.stdout.write(`${s}\n`));
   return {
@@ -289,6 +381,7 @@ export async function runJugglerBench(options: { quick: boolean; log?: (s: strin
     reads: await reads(options.quick, log),
     fanout: await fanout(options.quick, log),
     json: json(log),
+    push: await push(options.quick, log),
   };
 }
 
