@@ -232,6 +232,12 @@ describe('strict base64', () => {
       'aGVsbG9=', // non-zero trailing bits
       'aGVs*G8=',
       'aGVsbG8_', // URL-safe alphabet
+      'aGVsbG-=',
+      '\u0141UJD', // decodes as 'AUJD' (the low byte)
+      'QU=D',
+      'QQ==QQ==',
+      '====',
+      'aGVs\u0000G8=',
       '=',
       'a===',
     ]) {
@@ -246,7 +252,25 @@ describe('strict base64', () => {
       const bytes = Buffer.from(t, 'base64');
       return bytes.toString('base64') === t ? bytes : null;
     };
-    const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ '.split('');
+    // The alphabet, padding, the URL-safe pair, whitespace and controls, other ASCII, Latin-1,
+    // and characters above U+00FF whose low byte is in the alphabet (Node's decoder reads those).
+    const chars = [
+      ...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ '.split(''),
+      ...[
+        '\n',
+        '\t',
+        '\u0000',
+        '!',
+        '.',
+        '\u007f',
+        '\u00e9',
+        '\u00ff',
+        '\u0141',
+        '\u012b',
+        '\u2f2f',
+        '\u{1F600}',
+      ],
+    ];
     const texts = fc.oneof(
       fc.array(fc.constantFrom(...chars), { maxLength: 16 }).map((a) => a.join('')),
       // Canonical texts with their last sextets and padding changed.

@@ -9,20 +9,30 @@ export function encodeBase64(bytes: Uint8Array): string {
 
 /**
  * Strict standard base64 (RFC 4648 §4, padded, no whitespace or line breaks): what AIMM's client
- * sends in `instance_b64`. Node's decoder is lenient (it skips junk and accepts missing padding),
- * so a text is accepted only when it is exactly the canonical encoding of what it decodes to.
+ * sends in `instance_b64`. Node's decoder is lenient, so a text is accepted only when it is
+ * exactly the canonical encoding of what it decodes to. Node's decoder also reads `-` and `_` (the
+ * URL-safe alphabet) and a character above U+00FF by its low byte, and it skips any other
+ * character outside the alphabet (padding included): such a text decodes to fewer bytes than its
+ * length promises, which is how it is caught without a scan of its characters in JavaScript.
  */
 export function decodeStrictBase64(text: string): Buffer | null {
-  if (text.length % 4 !== 0 || !BASE64.test(text)) return null;
+  const n = text.length;
+  if (n % 4 !== 0) return null;
+  if (text.indexOf('-') !== -1 || text.indexOf('_') !== -1) return null;
+  // Non-ASCII (a UTF-8 length other than the string's): one native pass, no JavaScript loop.
+  if (Buffer.byteLength(text, 'utf8') !== n) return null;
+  const pad =
+    n === 0 || text.charCodeAt(n - 1) !== EQUALS ? 0 : text.charCodeAt(n - 2) === EQUALS ? 2 : 1;
   // Canonical: the bits past the last byte (2 with one `=`, 4 with two) are zero.
-  const pad = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
   if (pad > 0) {
-    const last = SEXTET.indexOf(text.charAt(text.length - pad - 1));
+    // (Not a sextet: -1, whose low bits are set.)
+    const last = SEXTET.indexOf(text.charAt(n - pad - 1));
     if ((last & (pad === 2 ? 0x0f : 0x03)) !== 0) return null;
   }
-  return Buffer.from(text, 'base64');
+  const bytes = Buffer.from(text, 'base64');
+  // Every character but the padding is a sextet: one skipped makes the result shorter.
+  return bytes.length === (n / 4) * 3 - pad ? bytes : null;
 }
 
-/** The standard alphabet, then at most two `=` at the end (the length is checked apart). */
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const EQUALS = 0x3d;
 const SEXTET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
