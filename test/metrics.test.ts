@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MetricsRegistry } from '../src/common/metrics.js';
+import { MetricsRegistry, seriesBy } from '../src/common/metrics.js';
 
 test('metrics render counters and gauges in Prometheus text format', () => {
   const m = new MetricsRegistry('t_');
@@ -17,4 +17,19 @@ test('metrics render counters and gauges in Prometheus text format', () => {
   assert.equal(m.counter('writes_total', 'Writes.'), c);
   assert.throws(() => m.gauge('writes_total', 'x'), /already registered/);
   assert.throws(() => c.inc({}, -1), /cannot decrease/);
+});
+
+test('seriesBy: a series made on first use counts into the same series as inc(labels)', () => {
+  const m = new MetricsRegistry('t_');
+  const c = m.counter('ops_total', 'Ops.');
+  const ok = seriesBy(c, (op: string) => ({ result: 'ok', op }));
+  assert.doesNotMatch(m.render(), /t_ops_total\{/); // nothing made before it is counted
+  ok('get').inc();
+  ok('get').inc(2);
+  c.inc({ op: 'get', result: 'ok' });
+  assert.equal(ok('get'), ok('get'));
+  assert.equal(c.get({ op: 'get', result: 'ok' }), 4);
+  assert.doesNotMatch(m.render(), /op="put"/);
+  assert.match(m.render(), /^t_ops_total\{op="get",result="ok"\} 4$/m);
+  assert.throws(() => ok('get').inc(-1), /cannot decrease/);
 });

@@ -35,6 +35,11 @@ abstract class Metric {
   }
 }
 
+/** One series of a counter, for a caller that counts it often: no label key is built per count. */
+export interface CounterSeries {
+  inc(by?: number): void;
+}
+
 export class Counter extends Metric {
   constructor(name: string, help: string) {
     super(name, help, 'counter');
@@ -43,6 +48,36 @@ export class Counter extends Metric {
     if (by < 0) throw new RangeError(`counter ${this.name} cannot decrease`);
     this.entry(labels).value += by;
   }
+  /** The series of `labels` (rendered from now on, at 0 until counted: see {@link seriesBy}). */
+  seriesOf(labels: Labels = {}): CounterSeries {
+    const s = this.entry(labels);
+    return {
+      inc: (by = 1) => {
+        if (by < 0) throw new RangeError(`counter ${this.name} cannot decrease`);
+        s.value += by;
+      },
+    };
+  }
+}
+
+/**
+ * The series of `counter` by one value (an operation, a request name), each made on its first use,
+ * so that a series appears only once counted and a count builds no label key. For hot paths; the
+ * values must be few (each keeps its series).
+ */
+export function seriesBy<V extends string>(
+  counter: Counter,
+  labels: (value: V) => Labels,
+): (value: V) => CounterSeries {
+  const made = new Map<V, CounterSeries>();
+  return (value) => {
+    let s = made.get(value);
+    if (s === undefined) {
+      s = counter.seriesOf(labels(value));
+      made.set(value, s);
+    }
+    return s;
+  };
 }
 
 export class Gauge extends Metric {

@@ -25,7 +25,7 @@ import {
   type WriteOptions,
   type WriteResult,
 } from '../backend/types.js';
-import type { MetricsRegistry } from '../common/metrics.js';
+import { type CounterSeries, type MetricsRegistry, seriesBy } from '../common/metrics.js';
 
 export type Operation = 'list' | 'get' | 'history' | 'revision' | 'create' | 'update' | 'delete';
 
@@ -51,6 +51,8 @@ export class ServedBackend implements Backend {
   /** Present when the backend has it; counted as `list`. */
   readonly listModels?: (options?: ListOptions) => Promise<ModelMeta[]>;
   private readonly ready: Promise<void>;
+  /** Recovery is done: a call need not wait a turn for `ready`. */
+  private isReady = false;
   private rejectWaiters: ((err: Error) => void) | null = null;
   private stopping = false;
   private inFlight = 0;
@@ -59,6 +61,7 @@ export class ServedBackend implements Backend {
   private writesDrained: (() => void)[] = [];
   private writeGate: WriteGate = () => null;
   private readonly operations;
+  private readonly okCount: (op: Operation) => CounterSeries;
   private readonly inFlightGauge;
 
   constructor(
@@ -81,12 +84,16 @@ export class ServedBackend implements Backend {
       'operations_total',
       'Backend operations requested by clients, by operation and result (ok or error code)',
     );
+    this.okCount = seriesBy(this.operations, (op) => ({ op, result: 'ok' }));
     this.inFlightGauge = metrics.gauge('operations_in_flight', 'Backend operations in progress');
     this.inFlightGauge.collect(() => this.inFlight);
     // Waiters are released by recovery, or rejected when it fails or the daemon stops first.
     this.ready = new Promise<void>((resolve, reject) => {
       this.rejectWaiters = reject;
-      inner.whenReady().then(resolve, reject);
+      inner.whenReady().then(() => {
+        this.isReady = true;
+        resolve();
+      }, reject);
     });
     this.ready.catch(() => {});
   }
@@ -197,7 +204,7 @@ export class ServedBackend implements Backend {
     const write = WRITES.has(op);
     let passed = false;
     try {
-      await this.ready;
+      if (!this.isReady) await this.ready;
       if (write) {
         // Checked after recovery and right before the call: nothing awaits between the check and
         // the count, so a role change that drains writes sees every write it let through.
@@ -207,7 +214,7 @@ export class ServedBackend implements Backend {
         this.writesInFlight++;
       }
       const result = await call();
-      this.operations.inc({ op, result: 'ok' });
+      this.okCount(op).inc();
       return result;
     } catch (err) {
       this.operations.inc({ op, result: err instanceof BackendError ? err.code : 'internal' });

@@ -25,7 +25,7 @@ import {
   type WriteOptions,
   type WriteResult,
 } from '../../backend/types.js';
-import type { Counter, Gauge } from '../../common/metrics.js';
+import { type Counter, type CounterSeries, type Gauge, seriesBy } from '../../common/metrics.js';
 import type { SqliteOptions } from './conf.js';
 import { SqliteStore, type WriteOp, type WriteOutcome } from './store.js';
 import { type Outcome, WriteQueue } from './write-queue.js';
@@ -49,6 +49,7 @@ export class SqliteBackend implements Backend {
   readonly changes$ = this.subject.asObservable();
   private readonly queue: WriteQueue<WriteOp, WriteOutcome>;
   private readonly metrics: Metrics;
+  private readonly writeCount: (op: 'create' | 'update' | 'delete') => CounterSeries;
   private closing: Promise<void> | undefined;
   private modelCount: number;
   private largestBatch = 0;
@@ -62,6 +63,7 @@ export class SqliteBackend implements Backend {
   ) {
     this.modelCount = models;
     this.metrics = registerMetrics(context);
+    this.writeCount = seriesBy(this.metrics.writes, (op) => ({ op }));
     this.metrics.queueDepth.collect(() => this.queue.length);
     this.metrics.queueBytes.collect(() => this.queue.queuedBytes);
     this.metrics.queueWaiting.collect(() => this.queue.waiting);
@@ -319,7 +321,7 @@ export class SqliteBackend implements Backend {
       const v = o.value;
       if (v.change === 'deleted') {
         this.modelCount--;
-        m.writes.inc({ op: 'delete' });
+        this.writeCount('delete').inc();
         this.subject.next({
           change: 'deleted',
           instanceId: v.instanceId,
@@ -329,7 +331,7 @@ export class SqliteBackend implements Backend {
         });
       } else {
         if (v.change === 'created') this.modelCount++;
-        m.writes.inc({ op: v.change === 'created' ? 'create' : 'update' });
+        this.writeCount(v.change === 'created' ? 'create' : 'update').inc();
         this.subject.next({
           change: v.change,
           instanceId: v.meta.instanceId,

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Backend, ModelChange } from '../../backend/types.js';
 import { formatAddress } from '../../common/address.js';
-import type { MetricsRegistry } from '../../common/metrics.js';
+import { type CounterSeries, type MetricsRegistry, seriesBy } from '../../common/metrics.js';
 import { listenError } from '../listen-error.js';
 import { ServerTls } from '../tls.js';
 import type { Control, DaemonStatus } from '../types.js';
@@ -52,6 +52,8 @@ export class JugglerServer implements Control, SessionHost {
   private closing: Promise<void> | null = null;
   private listenAddress: { host: string; port: number } = { host: '', port: 0 };
   private readonly m;
+  private readonly requestsOk: (name: string) => CounterSeries;
+  private readonly requestsFailed: (name: string) => CounterSeries;
 
   constructor(
     readonly settings: Settings,
@@ -84,6 +86,8 @@ export class JugglerServer implements Control, SessionHost {
         'Messages received from paused connections and waiting for room in their window',
       ),
     };
+    this.requestsOk = seriesBy(this.m.requests, (name) => ({ name, result: 'ok' }));
+    this.requestsFailed = seriesBy(this.m.requests, (name) => ({ name, result: 'error' }));
     this.m.inFlight.collect(() => this.sum((s) => s.inFlight));
     this.m.backlog.collect(() => this.sum((s) => s.backlogLength));
     this.env = {
@@ -223,7 +227,7 @@ export class JugglerServer implements Control, SessionHost {
   count(e: SessionEvent): void {
     if (e.kind === 'request') {
       const name = KNOWN_REQUESTS.has(e.name) ? e.name : 'other';
-      this.m.requests.inc({ name, result: e.success ? 'ok' : 'error' });
+      (e.success ? this.requestsOk : this.requestsFailed)(name).inc();
     } else if (e.kind === 'rejected') {
       this.m.rejected.inc({ reason: e.reason });
     } else if (e.kind === 'paused') {
