@@ -5,7 +5,7 @@
  */
 import type { Observable, Subscription } from 'rxjs';
 import type { BackendStatus, ModelChange } from '../backend/types.js';
-import type { MetricsRegistry } from '../common/metrics.js';
+import { type MetricsRegistry, seriesBy } from '../common/metrics.js';
 import { packageVersion } from '../common/version.js';
 
 export interface DaemonMetricsSource {
@@ -49,8 +49,12 @@ export function countChanges(
   metrics: MetricsRegistry,
 ): Subscription {
   const counter = metrics.counter('model_changes_total', 'Model changes by kind and origin');
+  const byOrigin = {
+    local: seriesBy(counter, (change: ModelChange['change']) => ({ change, origin: 'local' })),
+    remote: seriesBy(counter, (change: ModelChange['change']) => ({ change, origin: 'remote' })),
+  };
   return changes$.subscribe({
-    next: (c) => counter.inc({ change: c.change, origin: c.origin }),
+    next: (c) => byOrigin[c.origin](c.change).inc(),
     error: () => {},
   });
 }
