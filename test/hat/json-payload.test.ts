@@ -168,3 +168,36 @@ describe('sameJsonText', () => {
     assert.ok(sameJsonText({ kind: 'json', text: '' }, new PartsJsonPayload([])));
   });
 });
+
+describe('ASCII parts', () => {
+  /** A large ASCII payload (as the event backend makes them: escaped JSON around base64). */
+  const b64 = Buffer.alloc(3 * LARGE_JSON_TEXT_BYTES, 7).toString('base64');
+  const parts = ['{"type": "m\\u00e9", "instance": "', b64, '"}'];
+  const text = parts.join('');
+  const reg = (payload: EventPayloadJson) => [{ type: ['x'], sourceTimestamp: null, payload }];
+  const received = (t: string) =>
+    decodeEventsNotify(encodeEventsNotify([event(t)]))[0]?.payload as EventPayloadJson;
+
+  test('encode exactly like the same parts encoded as UTF-8', () => {
+    for (const cut of [0, 1, 40, 50_000, b64.length - 1]) {
+      const ps = [parts[0] as string, b64.slice(0, cut), b64.slice(cut), '"}'];
+      const ascii = encodeRegisterReq(reg(new PartsJsonPayload(ps, true)));
+      assert.ok(ascii.equals(encodeRegisterReq(reg(new PartsJsonPayload(ps)))), `cut ${cut}`);
+      assert.ok(ascii.equals(encodeRegisterReq(reg({ kind: 'json', text }))), `cut ${cut}`);
+    }
+  });
+
+  test('compare with received bytes: equal, one byte changed anywhere, longer or shorter', () => {
+    const mine = new PartsJsonPayload(parts, true);
+    assert.ok(sameJsonText(received(text), mine));
+    assert.ok(sameJsonText(mine, received(text)));
+    for (const at of [0, 10, text.length - 40_000, text.length - 3, text.length - 1]) {
+      const c = text[at] === 'A' ? 'B' : 'A';
+      const changed = `${text.slice(0, at)}${c}${text.slice(at + 1)}`;
+      assert.ok(!sameJsonText(received(changed), mine), `changed at ${at}`);
+    }
+    assert.ok(!sameJsonText(received(`${text} `), mine));
+    assert.ok(!sameJsonText(received(text.slice(0, -1)), mine));
+    assert.ok(!sameJsonText(received(text), new PartsJsonPayload([...parts, ' '], true)));
+  });
+});

@@ -40,7 +40,8 @@ export type MalformedReason =
 
 /**
  * The exact JSON payload text AIMM writes for a model, in three parts: head, the model's base64,
- * tail (sent one after another, never joined into one large string).
+ * tail (sent one after another, never joined into one large string). All ASCII: the model type is
+ * escaped as Python escapes it (non-ASCII as `\uXXXX`), the rest is base64 and punctuation.
  */
 export function modelPayloadParts(modelType: string, instance: Uint8Array): string[] {
   const b64 = Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString(
@@ -68,9 +69,10 @@ export function modelRegisterEvent(
   return {
     type: modelEventType(prefix, instanceId),
     sourceTimestamp: null,
-    // Built here from a JSON-escaped string and base64: valid JSON, no need to re-check it.
+    // Built here from a JSON-escaped string and base64: valid JSON (no need to re-check it) and
+    // ASCII (written byte for byte).
     payload: markTrustedJsonPayload<EventPayloadJson>(
-      new PartsJsonPayload(modelPayloadParts(modelType, instance)),
+      new PartsJsonPayload(modelPayloadParts(modelType, instance), true),
     ),
   };
 }

@@ -40,11 +40,17 @@ export class ReceivedJsonPayload implements EventPayloadJson {
 
 /**
  * A JSON payload whose text is the concatenation of `parts` (none ending inside a surrogate pair);
- * `text` joins them on each access.
+ * `text` joins them on each access. `ascii`: the maker guarantees every part is ASCII (as JSON
+ * with non-ASCII escaped and base64 are), so that writing and comparing the text copies it byte
+ * for byte instead of measuring and encoding it as UTF-8 (a part that is not ASCII would then be
+ * written wrong: only for texts made so).
  */
 export class PartsJsonPayload implements EventPayloadJson {
   readonly kind = 'json' as const;
-  constructor(readonly parts: readonly string[]) {
+  constructor(
+    readonly parts: readonly string[],
+    readonly ascii = false,
+  ) {
     for (const p of parts) if (typeof p !== 'string') throw new TypeError('parts must be strings');
   }
   get text(): string {
@@ -74,7 +80,7 @@ export function writeJsonPayload(w: Writer, p: EventPayloadJson): void {
     return;
   }
   if (p instanceof PartsJsonPayload) {
-    writeStringParts(w, p.parts);
+    writeStringParts(w, p.parts, p.ascii);
     return;
   }
   if (typeof p.text !== 'string') throw new TypeError('json payload text must be a string');
@@ -120,9 +126,10 @@ function partsOf(p: EventPayloadJson): readonly string[] {
 
 function bytesEqualTo(bytes: Uint8Array, p: EventPayloadJson): boolean {
   if (p instanceof ReceivedJsonPayload) return Buffer.compare(bytes, p.bytes) === 0;
+  const ascii = p instanceof PartsJsonPayload && p.ascii;
   let pos = 0;
   for (const part of partsOf(p)) {
-    pos = matchString(bytes, pos, part);
+    pos = ascii ? matchAscii(bytes, pos, part) : matchString(bytes, pos, part);
     if (pos < 0) return false;
   }
   return pos === bytes.length;
@@ -130,6 +137,19 @@ function bytesEqualTo(bytes: Uint8Array, p: EventPayloadJson): boolean {
 
 const CHUNK_CHARS = 16 * 1024;
 let scratch: Buffer | null = null;
+
+/** {@link matchString} for an ASCII `s`: its characters are its bytes (copied, not encoded). */
+function matchAscii(bytes: Uint8Array, pos: number, s: string): number {
+  if (pos + s.length > bytes.length) return -1;
+  scratch ??= Buffer.allocUnsafe(CHUNK_CHARS * 3);
+  const step = scratch.length;
+  for (let i = 0; i < s.length; i += step) {
+    const n = scratch.write(i === 0 && s.length <= step ? s : s.slice(i, i + step), 0, 'latin1');
+    if (Buffer.compare(scratch.subarray(0, n), bytes.subarray(pos, pos + n)) !== 0) return -1;
+    pos += n;
+  }
+  return pos;
+}
 
 /** Matches `s` as UTF-8 against `bytes` from `pos`: the position after it, or -1 on a difference. */
 function matchString(bytes: Uint8Array, pos: number, s: string): number {
