@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import {
   type Child,
+  DAEMON_MAIN,
   HUGE_PAGES_ENV,
   listeningPort,
   procStatusMiB,
@@ -31,7 +32,7 @@ import { httpPut } from './http-put.js';
 import { median } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const MAIN = join(HERE, '..', 'src', 'cli', 'main.js');
+const MAIN = DAEMON_MAIN;
 const GC_HOOK = join(HERE, 'gc-on-signal.js');
 
 const args = process.argv.slice(2);

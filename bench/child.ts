@@ -1,6 +1,8 @@
 /** Child processes for the benchmarks that run the daemon or the Hat peer apart (lone-writer). */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface Child {
   child: ChildProcess;
@@ -14,6 +16,15 @@ export interface Child {
   /** Ends the child (closes its stdin when it was given one, else SIGTERM) and waits for it. */
   stop(): Promise<void>;
 }
+
+/**
+ * The daemon's entry point the benchmarks run: this build's, or another build's
+ * `dist/src/cli/main.js` named by `AIMM_BENCH_DAEMON` (a "before" build measured with the same
+ * driver, alternately with this one: docs/performance.md).
+ */
+export const DAEMON_MAIN =
+  process.env.AIMM_BENCH_DAEMON ??
+  join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
 /**
  * glibc's malloc asking the kernel for transparent huge pages (glibc 2.35+, ignored by older

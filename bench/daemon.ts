@@ -18,18 +18,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, get, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { openSqliteBackend } from '../src/backends/sqlite.js';
 import { MetricsRegistry } from '../src/common/metrics.js';
 import { create as createHttpControl } from '../src/controls/http.js';
 import type { Control } from '../src/controls/types.js';
 import { MemoryBackend } from '../test/support/memory-backend.js';
+import { DAEMON_MAIN } from './child.js';
 import { median } from './stats.js';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+const MAIN = DAEMON_MAIN;
 const quick = process.argv.includes('--quick');
 
 const ms = (x: number) => `${x.toFixed(1)} ms`;

@@ -37,11 +37,11 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { JugglerClient } from '../src/client/index.js';
-import { HUGE_PAGES_ENV, procStatusMiB, resetPeak } from './child.js';
+import { DAEMON_MAIN, HUGE_PAGES_ENV, procStatusMiB, resetPeak } from './child.js';
 import { median } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const MAIN = join(here, '..', 'src', 'cli', 'main.js');
+const MAIN = DAEMON_MAIN;
 const USAGE = `usage: node dist/bench/http.js [--quick] [--large] [--rounds N] [--sizes LIST]
   [--no-juggler] [--huge-pages | --both-modes] [--page-size LIST]
   --quick          fewer requests per measurement, 3 rounds

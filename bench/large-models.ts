@@ -11,6 +11,7 @@ import type { EventerClient } from '../src/hat/eventer/common.js';
 import {
   type Child,
   cpuOf,
+  DAEMON_MAIN,
   HUGE_PAGES_ENV,
   listeningPort,
   MMAP_THRESHOLD_ENV,
@@ -21,8 +22,8 @@ import {
 import { httpPut } from './http-put.js';
 import { median } from './stats.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const MAIN = join(HERE, '..', 'src', 'cli', 'main.js');
+const _HERE = dirname(fileURLToPath(import.meta.url));
+const MAIN = DAEMON_MAIN;
 const MiB = 1024 * 1024;
 
 const args = process.argv.slice(2);

@@ -40,15 +40,11 @@ import Database from 'better-sqlite3';
 import { modelRegisterEvent } from '../src/backends/event/format.js';
 import { JugglerClient } from '../src/client/index.js';
 import { connect } from '../src/hat/eventer/client.js';
-import { type Child, cpuOf, startNode } from './child.js';
+import { type Child, cpuOf, DAEMON_MAIN, startNode } from './child.js';
 import { median } from './stats.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-/**
- * The daemon's entry point; `AIMM_BENCH_DAEMON` names another build's `dist/src/cli/main.js` to
- * measure it against this one with the same driver (a "before" build, docs/performance.md).
- */
-const MAIN = process.env.AIMM_BENCH_DAEMON ?? join(HERE, '..', 'src', 'cli', 'main.js');
+const _HERE = dirname(fileURLToPath(import.meta.url));
+const MAIN = DAEMON_MAIN;
 const PREFIX = ['bench', 'model'];
 /** The direct client's own prefix: the daemon (subscribed to PREFIX) never sees its events. */
 const DIRECT_PREFIX = ['bench', 'direct'];
