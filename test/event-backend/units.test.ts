@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseConfig } from '../../src/backends/event/config.js';
-import { type EventRef, refOf } from '../../src/backends/event/event-ref.js';
+import { type EventRef, isoOf, refOf } from '../../src/backends/event/event-ref.js';
 import {
   decodeModelEvent,
   decodePaddedBase64,
@@ -564,3 +564,28 @@ async function waitUntil(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setImmediate(r));
   assert.ok(cond(), 'condition never became true');
 }
+
+describe('event time as text', () => {
+  /** What isoOf promises: Date's ISO text of the millisecond, the epoch for what is no date. */
+  const reference = (s: number, us: number): string => {
+    const d = new Date(s * 1000 + Math.floor(us / 1000));
+    return Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
+  };
+
+  it('equals the ISO text of the millisecond, in order, out of order and at the edges', () => {
+    const timestamps = fc.tuple(
+      fc.oneof(
+        fc.integer({ min: 1_700_000_000, max: 1_700_000_003 }), // runs within one second
+        fc.integer({ min: -62_167_219_300, max: 253_402_300_900 }), // years 0 to 10 000
+        fc.constantFrom(0, -1, 253_402_300_799, 253_402_300_800, -62_167_219_201, 8.64e12, 1e13),
+      ),
+      fc.integer({ min: 0, max: 999_999 }),
+    );
+    fc.assert(
+      fc.property(fc.array(timestamps, { minLength: 1, maxLength: 20 }), (ts) => {
+        for (const [s, us] of ts) assert.equal(isoOf({ s, us }), reference(s, us), `${s} ${us}`);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -41,14 +41,24 @@ export function refKey(ref: Pick<EventRef, 'server' | 'session' | 'instance'>): 
   return `${ref.server}/${ref.session}/${ref.instance}`;
 }
 
-let lastIso = { s: Number.NaN, us: Number.NaN, text: '' };
+let lastSecond = { s: Number.NaN, head: '' };
 
-/** ISO-8601 UTC text of a server timestamp (events of one session share one: the last is kept). */
+/**
+ * ISO-8601 UTC text of a server timestamp, to the millisecond (`YYYY-MM-DDTHH:MM:SS.mmmZ`, as
+ * `Date.prototype.toISOString`). Events come in time order, so the text up to the second is kept
+ * from the last call and only the milliseconds are written anew.
+ */
 export function isoOf(ref: Pick<EventRef, 's' | 'us'>): string {
-  if (ref.s === lastIso.s && ref.us === lastIso.us) return lastIso.text;
   const ms = ref.s * 1000 + Math.floor(ref.us / 1000);
+  const second = Math.floor(ms / 1000);
+  if (second === lastSecond.s) {
+    const milli = ms - second * 1000;
+    return `${lastSecond.head}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+  }
   const d = new Date(ms);
-  const text = Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
-  lastIso = { s: ref.s, us: ref.us, text };
+  if (Number.isNaN(d.getTime())) return new Date(0).toISOString();
+  const text = d.toISOString();
+  // A year past 9999 or before 0 is written with six digits and a sign: not kept.
+  if (text.length === 24) lastSecond = { s: second, head: text.slice(0, 20) };
   return text;
 }
