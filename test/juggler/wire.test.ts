@@ -117,7 +117,7 @@ describe('framing', () => {
         });
         const asm = new SegmentAssembler(1000);
         let out: unknown = null;
-        for (const f of frames) out = asm.push(f.slice(1), f[0] === '0');
+        for (const f of frames) out = asm.push(Buffer.from(f.slice(1)), f[0] === '0');
         assert.deepEqual(out, { kind: 'message', text: s });
       }),
     );
@@ -128,14 +128,14 @@ describe('framing', () => {
     const asm = new SegmentAssembler(100);
     const json = `{"type": "request", "id": 7, "name": "add_instance", "data": "${'x'.repeat(200)}"}`;
     const frames = encodeFrames('0.7', json, 30);
-    const results = frames.map((f) => asm.push(f.slice(1), f[0] === '0'));
+    const results = frames.map((f) => asm.push(Buffer.from(f.slice(1)), f[0] === '0'));
     const last = results.at(-1);
     assert.equal(last?.kind, 'too_large');
     assert.equal(last?.kind === 'too_large' && last.length, json.length);
     assert.equal(last?.kind === 'too_large' && peekRequestId(last.head), 7);
     assert.equal(asm.buffered, 0);
     // The next message is fine again.
-    assert.deepEqual(asm.push('{}', true), { kind: 'message', text: '{}' });
+    assert.deepEqual(asm.push(Buffer.from('{}'), true), { kind: 'message', text: '{}' });
   });
 
   test('peekRequestId reads only a request id before the data', () => {

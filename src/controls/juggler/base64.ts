@@ -15,12 +15,13 @@ export function encodeBase64(bytes: Uint8Array): string {
  * character outside the alphabet (padding included): such a text decodes to fewer bytes than its
  * length promises, which is how it is caught without a scan of its characters in JavaScript.
  */
-export function decodeStrictBase64(text: string): Buffer | null {
+export function decodeStrictBase64(text: string, knownAscii = false): Buffer | null {
   const n = text.length;
   if (n % 4 !== 0) return null;
   if (text.indexOf('-') !== -1 || text.indexOf('_') !== -1) return null;
   // Non-ASCII (a UTF-8 length other than the string's): one native pass, no JavaScript loop.
-  if (Buffer.byteLength(text, 'utf8') !== n) return null;
+  // (`knownAscii`: the caller read the text from bytes it checked to be ASCII.)
+  if (!knownAscii && Buffer.byteLength(text, 'utf8') !== n) return null;
   const pad =
     n === 0 || text.charCodeAt(n - 1) !== EQUALS ? 0 : text.charCodeAt(n - 2) === EQUALS ? 2 : 1;
   // Canonical: the bits past the last byte (2 with one `=`, 4 with two) are zero.

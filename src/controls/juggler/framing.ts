@@ -6,6 +6,8 @@
  * Detection is by the first character of the first message a client sends.
  */
 
+import { isAscii } from 'node:buffer';
+
 export type Framing = '0.6' | '0.7';
 
 /** The framing a connection's first message announces, or null when it is neither. */
@@ -32,17 +34,25 @@ export function encodeFrames(framing: Framing, json: string, maxSegmentSize: num
 export type AssembleResult =
   | { kind: 'partial' }
   | { kind: 'message'; text: string }
+  /** A message of at least {@link LARGE_MESSAGE_BYTES} that is all ASCII, as its bytes. */
+  | { kind: 'ascii'; bytes: Buffer }
   /** The message grew over the limit; `head` is its first characters (to find the request id). */
   | { kind: 'too_large'; head: string; length: number };
+
+/** Messages from this size on are handed over as bytes when they are all ASCII (large-request.ts). */
+export const LARGE_MESSAGE_BYTES = 64 * 1024;
 
 const HEAD_CHARS = 512;
 
 /**
- * Joins 0.7 segments into JSON texts, refusing to hold more than `maxMessageSize` characters:
- * past the limit only the head is kept and the rest of the message is counted and dropped.
+ * Joins 0.7 segments (their bytes, after the type character) into JSON texts, refusing to hold
+ * more than `maxMessageSize` characters: past the limit only the head is kept and the rest of the
+ * message is counted and dropped. ASCII segments are kept as bytes (their characters are their
+ * bytes); a message made of them only and large enough is handed over as bytes, not as a string.
  */
 export class SegmentAssembler {
-  private parts: string[] = [];
+  private parts: (Buffer | string)[] = [];
+  private ascii = true;
   private length = 0;
   private overflowHead: string | null = null;
 
@@ -53,15 +63,18 @@ export class SegmentAssembler {
     return this.overflowHead === null ? this.length : 0;
   }
 
-  push(payload: string, last: boolean): AssembleResult {
-    this.length += payload.length;
+  push(payload: Buffer, last: boolean): AssembleResult {
+    const isAsciiPart = isAscii(payload);
+    const part = isAsciiPart ? payload : payload.toString('utf8');
+    this.length += part.length;
     if (this.overflowHead === null) {
       if (this.length > this.maxMessageSize) {
-        const joined = this.parts.join('') + payload.slice(0, HEAD_CHARS);
-        this.overflowHead = joined.slice(0, HEAD_CHARS);
+        this.overflowHead = headOf([...this.parts, part]);
         this.parts = [];
+        this.ascii = true;
       } else {
-        this.parts.push(payload);
+        this.parts.push(part);
+        if (!isAsciiPart) this.ascii = false;
       }
     }
     if (!last) return { kind: 'partial' };
@@ -72,10 +85,32 @@ export class SegmentAssembler {
       this.overflowHead = null;
       return { kind: 'too_large', head, length };
     }
-    const text = this.parts.length === 1 ? (this.parts[0] as string) : this.parts.join('');
+    const parts = this.parts;
+    const ascii = this.ascii;
     this.parts = [];
-    return { kind: 'message', text };
+    this.ascii = true;
+    if (ascii) {
+      const bytes = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts as Buffer[]);
+      if (bytes.length >= LARGE_MESSAGE_BYTES) return { kind: 'ascii', bytes };
+      return { kind: 'message', text: bytes.toString('latin1', 0, bytes.length) };
+    }
+    return { kind: 'message', text: parts.map(textOf).join('') };
   }
+}
+
+/** The first {@link HEAD_CHARS} characters of the parts' text. */
+function headOf(parts: readonly (Buffer | string)[]): string {
+  let head = '';
+  for (const p of parts) {
+    if (head.length >= HEAD_CHARS) break;
+    head += typeof p === 'string' ? p.slice(0, HEAD_CHARS) : p.toString('latin1', 0, HEAD_CHARS);
+  }
+  return head.slice(0, HEAD_CHARS);
+}
+
+/** An ASCII part's text is its Latin-1 reading. */
+function textOf(p: Buffer | string): string {
+  return typeof p === 'string' ? p : p.toString('latin1', 0, p.length);
 }
 
 /**

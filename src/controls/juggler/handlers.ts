@@ -17,6 +17,7 @@ import { modelJson, revisionJson } from '../model-json.js';
 import { allows, type Role } from '../roles.js';
 import type { Users } from './auth.js';
 import { decodeStrictBase64, encodeBase64 } from './base64.js';
+import { decodedInstanceOf } from './large-request.js';
 
 /** What a handler may do to its session. */
 export interface SessionAccess {
@@ -271,7 +272,8 @@ function instanceIdOf(d: Record<string, unknown>): number {
 
 function instanceOf(d: Record<string, unknown>): { b64: string; bytes: Buffer } {
   if (typeof d.instance_b64 !== 'string') throw new RequestError('instance_b64 must be a string');
-  const bytes = decodeStrictBase64(d.instance_b64);
+  // A large request was decoded while it was read from its bytes (large-request.ts).
+  const bytes = decodedInstanceOf(d, d.instance_b64) ?? decodeStrictBase64(d.instance_b64);
   if (bytes === null)
     throw new RequestError(
       'instance_b64 is not valid standard base64 (A-Z a-z 0-9 + /, padded with =, no line breaks)',

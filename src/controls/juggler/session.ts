@@ -11,6 +11,8 @@
  * once the backlog is empty and the window has room, reading resumes. Memory per connection stays
  * bounded: the window's messages, what the WebSocket layer had buffered, one unfinished message.
  */
+
+import { isAscii } from 'node:buffer';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
@@ -20,11 +22,13 @@ import {
   detectFraming,
   encodeFrames,
   type Framing,
+  LARGE_MESSAGE_BYTES,
   peekRequestId,
   SegmentAssembler,
 } from './framing.js';
 import { type ErrorCode, type HandlerEnv, handleRequest, type SessionAccess } from './handlers.js';
-import { type MessageError, parseRequest, responseText } from './messages.js';
+import { parseLargeRequest } from './large-request.js';
+import { type MessageError, parseRequest, type Request, responseText } from './messages.js';
 import { tooLargeText } from './size-limit.js';
 import type { SentState } from './state-texts.js';
 
@@ -49,6 +53,12 @@ export type SessionEvent =
   | { kind: 'login'; success: boolean };
 
 const OPEN = 1;
+/** The 0.7 type characters, and the brace a JSON text starts with. */
+const SEGMENT_LAST = 0x30;
+const SEGMENT_MORE = 0x31;
+const PING = 0x32;
+const PONG = 0x33;
+const OPEN_BRACE = 0x7b;
 
 export class Session implements SessionAccess {
   framing: Framing | null;
@@ -274,13 +284,14 @@ export class Session implements SessionAccess {
       this.reject(1003, 'binary messages are not supported (Juggler uses text messages)', 'binary');
       return;
     }
-    const text = Buffer.isBuffer(raw)
-      ? raw.toString('utf8')
+    const bytes = Buffer.isBuffer(raw)
+      ? raw
       : Array.isArray(raw)
-        ? Buffer.concat(raw).toString('utf8')
-        : Buffer.from(raw).toString('utf8');
+        ? Buffer.concat(raw)
+        : Buffer.from(raw);
     if (this.framing === null) {
-      const f = detectFraming(text);
+      // Both framings announce themselves by an ASCII character: its byte tells.
+      const f = detectFraming(bytes.length === 0 ? '' : String.fromCharCode(bytes[0] as number));
       if (f === null) {
         this.reject(
           1002,
@@ -292,11 +303,28 @@ export class Session implements SessionAccess {
       this.setFraming(f);
     }
     if (this.framing === '0.6') {
-      this.onJson06(text);
+      this.onMessage06(bytes);
     } else {
       this.touch();
-      this.onFrame07(text);
+      this.onFrame07(bytes);
     }
+  }
+
+  private onMessage06(bytes: Buffer): void {
+    // A large ASCII message (a model) is read from its bytes (its characters are its bytes).
+    if (bytes.length < LARGE_MESSAGE_BYTES || !isAscii(bytes)) {
+      this.onJson06(bytes.toString('utf8'));
+      return;
+    }
+    if (bytes.length > this.host.settings.maxMessageSize) {
+      this.tooLarge(bytes.toString('latin1', 0, 512), bytes.length);
+      return;
+    }
+    if (bytes[0] !== OPEN_BRACE && bytes[1] === OPEN_BRACE) {
+      this.reject(1002, 'expected hat-juggler 0.6 framing (this connection speaks 0.6)', 'framing');
+      return;
+    }
+    this.onRequest(() => parseLargeRequest(bytes));
   }
 
   private onJson06(text: string): void {
@@ -311,27 +339,31 @@ export class Session implements SessionAccess {
     this.onJson(text);
   }
 
-  private onFrame07(frame: string): void {
-    const type = frame.charAt(0);
-    const payload = frame.slice(1);
-    if (type === '0' || type === '1') {
-      const r = this.assembler.push(payload, type === '0');
+  private onFrame07(frame: Buffer): void {
+    const type = frame[0];
+    if (type === SEGMENT_LAST || type === SEGMENT_MORE) {
+      const r = this.assembler.push(frame.subarray(1), type === SEGMENT_LAST);
       if (r.kind === 'message') this.onJson(r.text);
+      else if (r.kind === 'ascii') this.onRequest(() => parseLargeRequest(r.bytes));
       else if (r.kind === 'too_large') this.tooLarge(r.head, r.length);
-    } else if (type === '2') {
-      this.ws.send(`3${payload}`);
-    } else if (type === '3') {
+    } else if (type === PING) {
+      this.ws.send(`3${frame.toString('utf8', 1)}`);
+    } else if (type === PONG) {
       // pong: touch() already restarted the idle timer
     } else {
-      const hint = type === '{' ? ' (this connection speaks 0.7: prefix 0)' : '';
+      const hint = type === OPEN_BRACE ? ' (this connection speaks 0.7: prefix 0)' : '';
       this.reject(1002, `unsupported 0.7 message type${hint}`, 'framing');
     }
   }
 
   private onJson(text: string): void {
-    let req: { id: number; name: string; data: unknown };
+    this.onRequest(() => parseRequest(text));
+  }
+
+  private onRequest(parse: () => Request): void {
+    let req: Request;
     try {
-      req = parseRequest(text);
+      req = parse();
     } catch (err) {
       const e = err as MessageError;
       if (e.id !== null) this.respond(e.id, false, e.message, 'invalid');
