@@ -171,10 +171,10 @@ function stringEnd(b: Buffer, at: number): number {
   for (;;) {
     const close = b.indexOf(QUOTE, i);
     if (close < 0) return -1;
-    const escape = b.subarray(i, close).indexOf(BACKSLASH);
-    if (escape < 0) return close + 1;
+    const backslash = b.subarray(i, close).indexOf(BACKSLASH);
+    if (backslash < 0) return close + 1;
     // Skip the escaped character (it may be a quote), then look again.
-    i += escape + 2;
+    i += backslash + 2;
     if (i > b.length) return -1;
   }
 }
