@@ -234,3 +234,28 @@ async function withJuggler(fn: (h: Harness) => Promise<void>): Promise<void> {
     await h.close();
   }
 }
+
+describe('0.6 messages that are not 0.6 JSON, small and large alike', () => {
+  const pad = 'A'.repeat(LARGE_VALUE_BYTES);
+  for (const size of ['small', 'large'] as const) {
+    const body = `{"type": "request", "id": 2, "name": "x", "data": "${size === 'large' ? pad : ''}"}`;
+    test(`${size}: a 0.7 segment on a 0.6 connection is a framing error`, () =>
+      withJuggler(async (h) => {
+        const c = await RawClient.open(h.url, '0.6');
+        await c.request('list', null); // the connection speaks 0.6
+        c.sendFrame(`0${body}`);
+        await c.waitClosed();
+        assert.equal(c.closeCode, 1002);
+        assert.match(c.closeReason, /expected hat-juggler 0.6 framing/);
+      }));
+    test(`${size}: another character before the brace is not JSON`, () =>
+      withJuggler(async (h) => {
+        const c = await RawClient.open(h.url, '0.6');
+        await c.request('list', null);
+        c.sendFrame(`x${body}`);
+        await c.waitClosed();
+        assert.equal(c.closeCode, 1002);
+        assert.match(c.closeReason, /not valid JSON/);
+      }));
+  }
+});

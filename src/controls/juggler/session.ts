@@ -320,7 +320,8 @@ export class Session implements SessionAccess {
       this.tooLarge(bytes.toString('latin1', 0, 512), bytes.length);
       return;
     }
-    if (bytes[0] !== OPEN_BRACE && bytes[1] === OPEN_BRACE) {
+    const first = bytes[0] as number;
+    if (first >= SEGMENT_LAST && first <= PONG && bytes[1] === OPEN_BRACE) {
       this.reject(1002, 'expected hat-juggler 0.6 framing (this connection speaks 0.6)', 'framing');
       return;
     }
