@@ -49,6 +49,17 @@ function meta(id: number, revision: number, r: Rng): ModelMeta {
   };
 }
 
+function created(m: ModelMeta): ModelChange {
+  return {
+    change: 'created',
+    instanceId: m.instanceId,
+    modelType: m.modelType,
+    revision: m.revision,
+    origin: 'local',
+    meta: m,
+  };
+}
+
 /** What the state was before versions: the whole root, ids ascending. */
 function plainRoot(models: Map<number, ModelMeta>, redundancy: object | undefined): StateRoot {
   const out: Record<string, unknown> = {};
@@ -98,14 +109,7 @@ test('every flush text equals the generic diff of the whole states, whatever the
         revisions.set(id, 1);
         const m = meta(id, 1, r);
         models.set(id, m);
-        changes.next({
-          change: 'created',
-          instanceId: id,
-          modelType: m.modelType,
-          revision: 1,
-          origin: 'local',
-          meta: m,
-        });
+        changes.next(created(m));
       } else {
         const ids = [...models.keys()];
         const id = r.pick(ids);
@@ -202,15 +206,7 @@ test('a version older than the one before the current is gone: asking for its mo
   const versions: ModelsVersion[] = [];
   const r = new Rng(1);
   for (let id = 1; id <= 3; id++) {
-    const m = meta(id, 1, r);
-    changes.next({
-      change: 'created',
-      instanceId: id,
-      modelType: m.modelType,
-      revision: 1,
-      origin: 'local',
-      meta: m,
-    });
+    changes.next(created(meta(id, 1, r)));
     versions.push(view.snapshot());
   }
   assert.deepEqual(Object.keys(view.models(versions[2] as ModelsVersion)), ['1', '2', '3']);
