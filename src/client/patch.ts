@@ -132,8 +132,18 @@ function setKey(c: Container, key: string, value: unknown): Container {
     return copy;
   }
   const copy = own(c);
-  copy[key] = value;
+  putMember(copy, key, value);
   return copy;
+}
+
+/**
+ * Sets an object's own member, also one named `__proto__` (an assignment would set the object's
+ * prototype instead: JSON may name a member so, and a peer's patch must not change prototypes).
+ */
+function putMember(o: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__')
+    Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true });
+  else o[key] = value;
 }
 
 function insert(c: Container, key: string, value: unknown): Container {
@@ -144,7 +154,7 @@ function insert(c: Container, key: string, value: unknown): Container {
     return copy;
   }
   const copy = own(c);
-  copy[key] = value;
+  putMember(copy, key, value);
   return copy;
 }
 

@@ -175,6 +175,17 @@ describe('JSON Patch', () => {
     );
   });
 
+  test('a member named __proto__ is a member like any other, never a prototype', () => {
+    const b = JSON.parse('{"__proto__": {"x": 1}, "a": {"__proto__": null}}');
+    const ops = diff({ a: {} }, b);
+    const out = applyPatch({ a: {} }, ops as never) as Record<string, unknown>;
+    assert.deepEqual(out, b);
+    assert.equal(Object.getPrototypeOf(out), Object.prototype);
+    assert.equal(Object.getPrototypeOf(out.a), Object.prototype);
+    const back = applyPatch(out, diff(out, { a: {} }) as never);
+    assert.deepEqual(back, { a: {} });
+  });
+
   test('object members: removed first, then added, then changed (recursively); keys escaped', () => {
     const a = { models: { '1': { x: 1, y: 2 }, '2': {} }, 'a/b~': 1 };
     const b = { models: { '1': { x: 1, y: 3 }, '3': {} }, 'a/b~': 2 };
