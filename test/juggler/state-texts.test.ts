@@ -190,7 +190,6 @@ test('every flush text equals the generic diff of the whole states, whatever the
     }
   }
   // Every kind of step was exercised.
-  process.stderr.write(`${JSON.stringify([...kinds])}\n`);
   for (const k of ['first', 'step', 'same', 'login/logout', 'role', 'skipped'])
     assert.ok((kinds.get(k) ?? 0) >= 5, `${k}: ${kinds.get(k)}`);
   view.close();
