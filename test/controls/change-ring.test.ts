@@ -30,6 +30,23 @@ describe('ChangeRing', () => {
     assert.equal(r.get(4)?.data, '{"id":4}');
   });
 
+  test("a change's text is made once, when first asked for (never without a stream)", () => {
+    let made = 0;
+    const r = new ChangeRing(
+      4,
+      (c) => {
+        made++;
+        return JSON.stringify({ id: c.instanceId });
+      },
+      BOOT,
+    );
+    for (let i = 1; i <= 6; i++) r.push(change(i));
+    assert.equal(made, 0);
+    assert.equal(r.get(5)?.data, '{"id":5}');
+    assert.equal(r.get(5)?.data, '{"id":5}');
+    assert.equal(made, 1);
+  });
+
   test('event ids are <boot>-<seq>; a random boot per ring', () => {
     assert.equal(ring(2).id(7), `${BOOT}-7`);
     const a = new ChangeRing(2, () => '');

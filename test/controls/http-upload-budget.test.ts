@@ -221,6 +221,27 @@ describe('UploadBudget', () => {
     assert.equal(budget.peak, 100);
   });
 
+  test('tryReserve: room now and nobody waiting, else null (it never jumps the queue)', async () => {
+    const budget = new UploadBudget(100);
+    const r1 = budget.tryReserve(60);
+    assert.ok(r1 !== null);
+    assert.equal(budget.tryReserve(50), null);
+    const p2 = budget.reserve(50, 10_000);
+    assert.equal(budget.tryReserve(10), null); // fits, but the 50 waits first
+    r1();
+    const r2 = await p2;
+    const r3 = budget.tryReserve(10);
+    assert.ok(r3 !== null);
+    assert.equal(budget.inFlight, 60);
+    r2();
+    r3();
+    const all = budget.tryReserve(null); // unknown length: the whole budget
+    assert.ok(all !== null);
+    assert.equal(budget.inFlight, 100);
+    all();
+    assert.equal(budget.inFlight, 0);
+  });
+
   test('an aborted waiter leaves the queue and lets the next one through', async () => {
     const budget = new UploadBudget(100);
     const r1 = await budget.reserve(90, 10_000);

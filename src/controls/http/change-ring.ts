@@ -11,8 +11,22 @@ import type { ModelChange } from '../../backend/types.js';
 export interface RingEntry {
   readonly seq: number;
   readonly change: ModelChange;
-  /** The change's JSON text (`changeData`), made once for every stream. */
+  /** The change's JSON text (`changeData`), made once, when a stream first sends it. */
   readonly data: string;
+}
+
+/** An entry whose text is made on first use: with no stream open, none is ever made. */
+class LazyEntry implements RingEntry {
+  private text: string | undefined;
+  constructor(
+    readonly seq: number,
+    readonly change: ModelChange,
+    private readonly toData: (c: ModelChange) => string,
+  ) {}
+  get data(): string {
+    this.text ??= this.toData(this.change);
+    return this.text;
+  }
 }
 
 /** Where a resuming client goes: after `seq` (replay from the ring), or back to a full listing. */
@@ -55,7 +69,7 @@ export class ChangeRing {
   }
 
   push(change: ModelChange): RingEntry {
-    const entry: RingEntry = { seq: ++this.last, change, data: this.toData(change) };
+    const entry = new LazyEntry(++this.last, change, this.toData);
     this.entries[entry.seq % this.capacity] = entry;
     return entry;
   }

@@ -56,13 +56,20 @@ export class UploadBudget {
     return this.waiters.length;
   }
 
+  /** Reserves `bytes` (null: the whole budget) when there is room now and nobody waits; else null. */
+  tryReserve(bytes: number | null): Release | null {
+    const want = bytes === null ? this.limit : bytes;
+    return this.waiters.length === 0 && this.fits(want) ? this.take(want) : null;
+  }
+
   /**
    * Reserves `bytes` (null: unknown length, the whole budget), waiting for room up to
    * `timeoutMs`. Rejects with {@link BudgetTimeoutError}, or with `signal`'s reason when aborted.
    */
   reserve(bytes: number | null, timeoutMs: number, signal?: AbortSignal): Promise<Release> {
+    const now = this.tryReserve(bytes);
+    if (now !== null) return Promise.resolve(now);
     const want = bytes === null ? this.limit : bytes;
-    if (this.waiters.length === 0 && this.fits(want)) return Promise.resolve(this.take(want));
     return new Promise<Release>((resolve, reject) => {
       const waiter: Waiter = {
         bytes: want,

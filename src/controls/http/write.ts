@@ -217,6 +217,9 @@ async function withUpload(x: Exchange, write: (body: Body) => Promise<void>): Pr
 
 /** Room for the body in the upload budget; null when answered (503) or the client is gone. */
 async function reserve(x: Exchange, length: number | null): Promise<Release | null> {
+  // The usual case: room now, no waiting, nothing to cancel.
+  const now = x.options.uploads.tryReserve(length);
+  if (now !== null) return now;
   const gone = new AbortController();
   const onClose = () => gone.abort();
   x.req.once('close', onClose);
