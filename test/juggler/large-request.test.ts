@@ -154,6 +154,38 @@ describe('large requests from their bytes', () => {
     assert.ok(shortcut > 25, `shortcut taken ${shortcut} times`);
   });
 
+  test('a real request with a few bytes changed anywhere: the same request or the same error', () => {
+    const text = `{"type": "request", "id": 9, "name": "update_instance", "data": {"instance_id": 4, "model_type": "aimm.Model", "instance_b64": "${BIG_B64}", "expected_revision": 2}}`;
+    const head = text.indexOf('"instance_b64"') + 20;
+    const tail = text.length - 40;
+    // Positions near the structure (before and after the base64) and anywhere in it.
+    const at = fc.oneof(
+      fc.integer({ min: 0, max: head }),
+      fc.integer({ min: tail, max: text.length - 1 }),
+      fc.integer({ min: 0, max: text.length - 1 }),
+    );
+    const byte = fc.constantFrom(...'"\\{}[],: =Aa0+/-_\n\t\u0001\u007fx'.split(''));
+    const edit = fc.tuple(at, byte, fc.constantFrom('replace', 'insert', 'delete'));
+    let shortcut = 0;
+    fc.assert(
+      fc.property(fc.array(edit, { minLength: 1, maxLength: 3 }), (edits) => {
+        let t = text;
+        for (const [i, c, kind] of edits) {
+          const j = Math.min(i, t.length - 1);
+          t =
+            kind === 'insert'
+              ? t.slice(0, j) + c + t.slice(j)
+              : t.slice(0, j) + (kind === 'replace' ? c : '') + t.slice(j + 1);
+        }
+        const r = bothWays(t);
+        assert.deepEqual(r.ours, r.text, JSON.stringify(edits));
+        if (instanceSpan(Buffer.from(t, 'latin1')) !== null) shortcut++;
+      }),
+      { numRuns: 500, seed: 11 },
+    );
+    assert.ok(shortcut > 100, `shortcut taken ${shortcut} times`);
+  });
+
   test('duplicate or escaped names never take the shortcut', () => {
     const m = (data: string, extra = '') =>
       Buffer.from(
