@@ -195,7 +195,7 @@ test('every flush text equals the generic diff of the whole states, whatever the
   view.close();
 });
 
-test('a version older than the one before the current is gone: asking for its models throws', async () => {
+test('a version older than the one before the current is gone: its models throw, a session on it gets the whole state', async () => {
   const { backend, changes } = drivenBackend();
   const view = new ModelView(backend, false, pino({ level: 'silent' }), {
     change: () => {},
@@ -211,5 +211,10 @@ test('a version older than the one before the current is gone: asking for its mo
   assert.deepEqual(Object.keys(view.models(versions[2] as ModelsVersion)), ['1', '2', '3']);
   assert.deepEqual(Object.keys(view.models(versions[1] as ModelsVersion)), ['1', '2']);
   assert.throws(() => view.models(versions[0] as ModelsVersion), /older than the previous one/);
+  // A session somehow left on that version gets the whole state instead of a flush failing.
+  const texts = new StateTexts(view);
+  const now: PushedState = { version: versions[2] as ModelsVersion, redundancy: undefined };
+  const old: PushedState = { version: versions[0] as ModelsVersion, redundancy: undefined };
+  assert.equal(texts.get(old, now), texts.get(undefined, now));
   view.close();
 });

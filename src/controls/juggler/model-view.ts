@@ -135,6 +135,11 @@ export class ModelView {
     return this.current;
   }
 
+  /** Whether the `models` of `v` can still be made (the current version or the one before it). */
+  holds(v: ModelsVersion): boolean {
+    return v === this.current || v === this.previous;
+  }
+
   /** Whether `to` is the current version and `from` the one it was made after. */
   isStep(from: ModelsVersion, to: ModelsVersion): boolean {
     return to === this.current && from === this.previous;

@@ -55,6 +55,9 @@ export class StateTexts {
     ) {
       return modelsDeltaText(to.version.delta);
     }
+    // (Not expected: every ready session gets every flush. Should a session hold a version whose
+    // models are gone, it gets the whole state, as a first state, rather than a flush failing.)
+    if (from !== 'empty' && !this.view.holds(from.version)) return fullStateText(this.root(to));
     const ops = diff(this.root(from), this.root(to));
     return ops.length === 0 ? null : stateText(ops);
   }
