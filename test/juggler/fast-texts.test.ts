@@ -5,11 +5,13 @@ import type { ModelChange, ModelMeta } from '../../src/backend/types.js';
 import { changeData } from '../../src/controls/change-json.js';
 import {
   fullStateText,
+  markModelReply,
   modelChangeText,
   modelEntryText,
+  modelReplyText,
   modelsDeltaText,
 } from '../../src/controls/juggler/fast-texts.js';
-import { notifyText, stateText } from '../../src/controls/juggler/messages.js';
+import { notifyText, responseText, stateText } from '../../src/controls/juggler/messages.js';
 import {
   EMPTY_STATE,
   type ModelEntry,
@@ -75,6 +77,31 @@ test('a model entry is written as pyDumps writes it, with and without every opti
     const entry = modelJson(m, b64);
     assert.equal(modelEntryText(entry), pyDumps(entry), JSON.stringify(entry));
   }
+});
+
+test("a write's meta_only reply is written as the generic response text writes it", () => {
+  const next = rng(9);
+  const acks = [undefined, 'committed', 'registered', 'queued', 'persisted'];
+  for (let i = 0; i < 2000; i++) {
+    const m = meta(next);
+    const ack = next() < 0.1 ? text(next) : acks[Math.floor(next() * acks.length)];
+    const plain: Record<string, unknown> = { ...modelJson(m) };
+    if (ack !== undefined) plain.ack = ack;
+    const id = Math.floor(next() * 2 ** 40);
+    const generic = pyDumps({ type: 'response', id, data: plain, success: true });
+    assert.equal(responseText(id, true, markModelReply({ ...plain })), generic);
+    assert.equal(modelReplyText({ ...plain }), null); // not marked: the generic path
+  }
+  // A failure with a marked value is written generically (code, success false).
+  const r = markModelReply({ ...modelJson(meta(next)), ack: 'committed' });
+  assert.equal(
+    responseText(3, false, r, 'invalid'),
+    pyDumps({ type: 'response', id: 3, data: r, success: false, code: 'invalid' }),
+  );
+  assert.equal(
+    responseText(4, false, r),
+    pyDumps({ type: 'response', id: 4, data: r, success: false }),
+  );
 });
 
 test('a model_change notification is written as notifyText(changeData) writes it', () => {

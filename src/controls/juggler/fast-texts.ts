@@ -88,6 +88,25 @@ function opText(op: PatchOp, to: ModelsDelta['to']): string {
   return pyDumps(op);
 }
 
+/** Replies made by `metaReply` (handlers.ts): `modelJson`'s members, then `ack` when given. */
+const modelReplies = new WeakSet<object>();
+
+/** Marks a reply of that shape, so that {@link modelReplyText} may write it by template. */
+export function markModelReply<T extends object>(reply: T): T {
+  modelReplies.add(reply);
+  return reply;
+}
+
+/** `pyDumps(reply)` for a reply marked by {@link markModelReply}; null for anything else. */
+export function modelReplyText(reply: unknown): string | null {
+  if (typeof reply !== 'object' || reply === null || !modelReplies.has(reply)) return null;
+  const entry = modelEntryText(reply as ModelEntry);
+  const ack = (reply as { ack?: unknown }).ack;
+  if (ack === undefined) return entry;
+  if (typeof ack !== 'string') return null;
+  return `${entry.slice(0, -1)}, "ack": ${pyString(ack)}}`;
+}
+
 /** `notifyText('model_change', changeData(c))`. */
 export function modelChangeText(c: ModelChange): string {
   let out = `{"type": "notify", "name": "model_change", "data": {"change": ${pyString(c.change)}, "instance_id": ${pyNumber(c.instanceId)}, "model_type": ${pyString(c.modelType)}, "revision": ${pyNumber(c.revision)}, "origin": ${pyString(c.origin)}`;

@@ -17,6 +17,7 @@ import { modelJson, revisionJson } from '../model-json.js';
 import { allows, type Role } from '../roles.js';
 import type { Users } from './auth.js';
 import { decodeStrictBase64, encodeBase64 } from './base64.js';
+import { markModelReply } from './fast-texts.js';
 import { decodedInstanceOf } from './large-request.js';
 
 /** What a handler may do to its session. */
@@ -158,7 +159,8 @@ const handlers: Readonly<Record<string, Handler>> = {
   },
   list_instances: async (_data, _session, env) => {
     const metas = await env.backend.getModels();
-    return metas.map((m) => metaReply(m));
+    // (Entries of a list: plain modelJson, not marked as replies of their own.)
+    return metas.map((m) => modelJson(m));
   },
 };
 
@@ -328,5 +330,5 @@ function aimmReply(meta: ModelMeta, b64: string): Record<string, unknown> {
 function metaReply(meta: ModelMeta, ack?: string): Record<string, unknown> {
   const r = modelJson(meta);
   if (ack !== undefined) r.ack = ack;
-  return r;
+  return markModelReply(r);
 }
