@@ -53,7 +53,7 @@ function typeForLog(t: unknown): string {
  */
 export function responseText(id: number, success: boolean, data: unknown, code?: string): string {
   if (code === undefined) {
-    // A write's meta_only reply (one per write) by template: the same text, ≈ 4× faster.
+    // A write's meta_only reply (one per write) by template: the same text in half the time.
     const reply = success ? modelReplyText(data) : null;
     if (reply !== null)
       return `{"type": "response", "id": ${pyNumber(id)}, "data": ${reply}, "success": true}`;
