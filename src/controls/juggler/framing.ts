@@ -10,12 +10,27 @@ import { isAscii } from 'node:buffer';
 
 export type Framing = '0.6' | '0.7';
 
+/** The 0.7 type characters (`0` to `3`), and the brace a JSON text starts with. */
+export const SEGMENT_LAST = 0x30;
+export const SEGMENT_MORE = 0x31;
+export const PING = 0x32;
+export const PONG = 0x33;
+export const OPEN_BRACE = 0x7b;
+
 /** The framing a connection's first message announces, or null when it is neither. */
 export function detectFraming(firstMessage: string): Framing | null {
   const c = firstMessage.charCodeAt(0);
-  if (c === 0x7b /* { */) return '0.6';
-  if (c >= 0x30 && c <= 0x33 /* 0..3 */) return '0.7';
+  if (c === OPEN_BRACE) return '0.6';
+  if (c >= SEGMENT_LAST && c <= PONG) return '0.7';
   return null;
+}
+
+/**
+ * Whether a message starting with these two characters (codes) is a 0.7 message carrying JSON:
+ * a type character, then a brace (a 0.7 client on a connection that speaks 0.6).
+ */
+export function looksLike07Json(first: number | undefined, second: number | undefined): boolean {
+  return first !== undefined && first >= SEGMENT_LAST && first <= PONG && second === OPEN_BRACE;
 }
 
 /** The WebSocket text messages that carry one JSON text in `framing`. */
@@ -42,7 +57,8 @@ export type AssembleResult =
 /** Messages from this size on are handed over as bytes when they are all ASCII (large-request.ts). */
 export const LARGE_MESSAGE_BYTES = 64 * 1024;
 
-const HEAD_CHARS = 512;
+/** The characters of a refused message kept to find its request id. */
+export const HEAD_CHARS = 512;
 
 /**
  * Joins 0.7 segments (their bytes, after the type character) into JSON texts, refusing to hold

@@ -22,8 +22,15 @@ import {
   detectFraming,
   encodeFrames,
   type Framing,
+  HEAD_CHARS,
   LARGE_MESSAGE_BYTES,
+  looksLike07Json,
+  OPEN_BRACE,
+  PING,
+  PONG,
   peekRequestId,
+  SEGMENT_LAST,
+  SEGMENT_MORE,
   SegmentAssembler,
 } from './framing.js';
 import { type ErrorCode, type HandlerEnv, handleRequest, type SessionAccess } from './handlers.js';
@@ -53,12 +60,6 @@ export type SessionEvent =
   | { kind: 'login'; success: boolean };
 
 const OPEN = 1;
-/** The 0.7 type characters, and the brace a JSON text starts with. */
-const SEGMENT_LAST = 0x30;
-const SEGMENT_MORE = 0x31;
-const PING = 0x32;
-const PONG = 0x33;
-const OPEN_BRACE = 0x7b;
 
 export class Session implements SessionAccess {
   framing: Framing | null;
@@ -317,11 +318,10 @@ export class Session implements SessionAccess {
       return;
     }
     if (bytes.length > this.host.settings.maxMessageSize) {
-      this.tooLarge(bytes.toString('latin1', 0, 512), bytes.length);
+      this.tooLarge(bytes.toString('latin1', 0, HEAD_CHARS), bytes.length);
       return;
     }
-    const first = bytes[0] as number;
-    if (first >= SEGMENT_LAST && first <= PONG && bytes[1] === OPEN_BRACE) {
+    if (looksLike07Json(bytes[0], bytes[1])) {
       this.reject(1002, 'expected hat-juggler 0.6 framing (this connection speaks 0.6)', 'framing');
       return;
     }
@@ -330,10 +330,10 @@ export class Session implements SessionAccess {
 
   private onJson06(text: string): void {
     if (text.length > this.host.settings.maxMessageSize) {
-      this.tooLarge(text.slice(0, 512), text.length);
+      this.tooLarge(text.slice(0, HEAD_CHARS), text.length);
       return;
     }
-    if (/^[0-3]\{/.test(text)) {
+    if (looksLike07Json(text.charCodeAt(0), text.charCodeAt(1))) {
       this.reject(1002, 'expected hat-juggler 0.6 framing (this connection speaks 0.6)', 'framing');
       return;
     }
