@@ -45,20 +45,21 @@ export function decodedInstanceOf(data: object, b64: string): Buffer | null {
  * reading): same result, same errors.
  */
 export function parseLargeRequest(bytes: Buffer): Request {
+  /** The message as text, parsed as any message is (whenever the shortcut cannot be proved). */
+  const whole = () => parseRequest(bytes.toString('latin1'));
   const span = instanceSpan(bytes);
-  if (span === null) return parseRequest(bytes.toString('latin1', 0, bytes.length));
+  if (span === null) return whole();
   const b64 = bytes.toString('latin1', span.start, span.end);
   // Canonical base64 is valid JSON string content (no control characters, quotes or escapes), so
   // the message with this member emptied fails or passes exactly as the whole message does.
   const decoded = decodeStrictBase64(b64, true);
-  if (decoded === null) return parseRequest(bytes.toString('latin1', 0, bytes.length));
+  if (decoded === null) return whole();
   const req = parseRequest(
-    bytes.toString('latin1', 0, span.start) + bytes.toString('latin1', span.end, bytes.length),
+    bytes.toString('latin1', 0, span.start) + bytes.toString('latin1', span.end),
   );
   const data = req.data as Record<string, unknown>;
   // (The scan saw `data` and `instance_b64` once each, so this is the member it emptied.)
-  if (typeof data !== 'object' || data === null || data.instance_b64 !== '')
-    return parseRequest(bytes.toString('latin1', 0, bytes.length));
+  if (typeof data !== 'object' || data === null || data.instance_b64 !== '') return whole();
   data.instance_b64 = b64;
   decodedInstances.set(data, { b64, bytes: decoded });
   return req;
