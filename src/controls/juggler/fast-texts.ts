@@ -17,6 +17,11 @@ import { JoinedTexts, pyDumps, pyNumber, pyString } from './pyjson.js';
 
 /** `pyDumps(entry)` for an entry made by `modelJson` (its members, in its order). */
 export function modelEntryText(entry: ModelEntry): string {
+  return `${entryMembersText(entry)}}`;
+}
+
+/** {@link modelEntryText} without its closing brace (a reply adds a member after them). */
+function entryMembersText(entry: ModelEntry): string {
   const e = entry as {
     instance_id: number;
     model_type: string;
@@ -33,7 +38,7 @@ export function modelEntryText(entry: ModelEntry): string {
   out += `, "revision": ${pyNumber(e.revision)}, "size": ${pyNumber(e.size)}, "sha256": ${pyString(e.sha256)}, "updated": ${pyString(e.updated)}`;
   if (e.revision_provisional === true) out += ', "revision_provisional": true';
   if (e.content_type !== undefined) out += `, "content_type": ${pyString(e.content_type)}`;
-  return `${out}}`;
+  return out;
 }
 
 /**
@@ -100,11 +105,10 @@ export function markModelReply<T extends object>(reply: T): T {
 /** `pyDumps(reply)` for a reply marked by {@link markModelReply}; null for anything else. */
 export function modelReplyText(reply: unknown): string | null {
   if (typeof reply !== 'object' || reply === null || !modelReplies.has(reply)) return null;
-  const entry = modelEntryText(reply as ModelEntry);
   const ack = (reply as { ack?: unknown }).ack;
-  if (ack === undefined) return entry;
+  if (ack === undefined) return modelEntryText(reply as ModelEntry);
   if (typeof ack !== 'string') return null;
-  return `${entry.slice(0, -1)}, "ack": ${pyString(ack)}}`;
+  return `${entryMembersText(reply as ModelEntry)}, "ack": ${pyString(ack)}}`;
 }
 
 /** `notifyText('model_change', changeData(c))`. */
