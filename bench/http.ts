@@ -1,7 +1,7 @@
 /**
  * HTTP write API benchmark (after `npm run build`):
  * `node dist/bench/http.js [--quick] [--large] [--rounds N] [--sizes LIST] [--no-juggler]
- *  [--huge-pages | --both-modes] [--page-size LIST] [--help]`.
+ *  [--huge-pages | --both-modes] [--page-size LIST] [--blob-io LIST] [--help]`.
  *
  * Uploads (`PUT /models/{id}`) and downloads (`GET /models/{id}`) of 1 KiB, 1 MiB and 64 MiB
  * models (`--large`: also 256 MiB; `--sizes 1k,1m,64m,256m`: these only), one request at a time
@@ -11,7 +11,8 @@
  * ratios to `bare` are taken per round and reported as median and range. The servers:
  * - `aimm-store`: the real daemon (`serve`, sqlite backend with its defaults — `synchronous:
  *   full` —, HTTP and Juggler controls; `--page-size 4096,16384`: one daemon per `page_size`,
- *   named `aimm-store/4096`…);
+ *   named `aimm-store/4096`…; `--blob-io auto,off`: one daemon per `blob_io`, named
+ *   `aimm-store/auto`…);
  * - `bare`: a bare `node:http` server doing `fs.writeFile` of the body into a temp folder
  *   (`bench/http-bare-server.ts`), and `bare+fsync`: the same with an fdatasync per file (as
  *   durable as a sqlite commit);
@@ -43,7 +44,7 @@ import { median } from './stats.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const MAIN = DAEMON_MAIN;
 const USAGE = `usage: node dist/bench/http.js [--quick] [--large] [--rounds N] [--sizes LIST]
-  [--no-juggler] [--huge-pages | --both-modes] [--page-size LIST]
+  [--no-juggler] [--huge-pages | --both-modes] [--page-size LIST] [--blob-io LIST]
   --quick          fewer requests per measurement, 3 rounds
   --large          also 256 MiB models
   --rounds N       interleaved rounds (default 5, --quick 3)
@@ -54,6 +55,8 @@ const USAGE = `usage: node dist/bench/http.js [--quick] [--large] [--rounds N] [
     .join(' ')}
   --both-modes     every server twice, plain and with huge pages (+hp), interleaved
   --page-size LIST one daemon per sqlite page_size, e.g. 4096,16384 (default: one, the
+                   backend's default)
+  --blob-io LIST   one daemon per sqlite blob_io, e.g. auto,off (default: one, the
                    backend's default)`;
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {
@@ -78,6 +81,11 @@ const MODES: ('plain' | 'huge')[] = argv.includes('--both-modes')
 const PAGE_SIZES: (number | undefined)[] = flagValue('--page-size')?.split(',').map(Number) ?? [
   undefined,
 ];
+/** The daemons' sqlite `blob_io`s (one daemon each, for every page size). */
+const BLOB_IOS: (string | undefined)[] = flagValue('--blob-io')?.split(',') ?? [undefined];
+for (const b of BLOB_IOS) {
+  if (b !== undefined && b !== 'auto' && b !== 'off') throw new Error('--blob-io takes auto,off');
+}
 const MiB = 1024 * 1024;
 
 const ALL_SIZES: { key: string; label: string; bytes: number; count: number }[] = [
@@ -142,6 +150,7 @@ function startDaemon(
   name: string,
   env: Record<string, string>,
   pageSize: number | undefined,
+  blobIo: string | undefined,
 ): Promise<Server> {
   const conf = join(dir, 'bench.json');
   writeFileSync(
@@ -153,6 +162,7 @@ function startDaemon(
         path: join(dir, 'bench.db'),
         history: { keep: 0 },
         ...(pageSize === undefined ? {} : { page_size: pageSize }),
+        ...(blobIo === undefined ? {} : { blob_io: blobIo }),
       },
       control: [
         {
@@ -314,10 +324,13 @@ async function main(): Promise<void> {
         { name: bare.name, server: bare, juggler: false, bare: b, bareSync: f },
         { name: bareSync.name, server: bareSync, juggler: false, bare: b, bareSync: f },
       );
-      for (const pageSize of PAGE_SIZES) {
-        const ps = PAGE_SIZES.length > 1 ? `/${pageSize}` : '';
+      for (const [pageSize, blobIo] of PAGE_SIZES.flatMap((p) =>
+        BLOB_IOS.map((b) => [p, b] as const),
+      )) {
+        const ps =
+          (PAGE_SIZES.length > 1 ? `/${pageSize}` : '') + (BLOB_IOS.length > 1 ? `/${blobIo}` : '');
         const daemonDir = mkdtempSync(join(dir, 'daemon-'));
-        const daemon = await startDaemon(daemonDir, `aimm-store${ps}${sfx}`, env, pageSize);
+        const daemon = await startDaemon(daemonDir, `aimm-store${ps}${sfx}`, env, pageSize, blobIo);
         servers.push(daemon);
         contenders.push({
           name: daemon.name,

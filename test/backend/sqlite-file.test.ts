@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { BackendError, type ModelChange } from '../../src/backend/types.js';
+import { blobIoExtension } from '../../src/backends/sqlite/blob-io.js';
 import { create, type SqliteBackend } from '../../src/backends/sqlite.js';
 import { MetricsRegistry } from '../../src/common/metrics.js';
 import { payload } from './fixtures/payload.js';
@@ -97,6 +98,7 @@ describe('sqlite backend: the file', () => {
         lockingMode: 'exclusive',
         synchronous: 'full',
         pageSize: 4096,
+        blobIo: blobIoExtension() !== undefined,
       });
       assert.ok(existsSync(`${path}-wal`), 'WAL file exists while open');
       await b.close();

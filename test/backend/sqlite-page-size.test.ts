@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { BackendError } from '../../src/backend/types.js';
 import { create, type SqliteBackend } from '../../src/backends/sqlite.js';
-import { tempDir, testContext } from './support/context.js';
+import { testContext, withTempDir } from './support/context.js';
 
 const AIMM_DDL = `
         CREATE TABLE IF NOT EXISTS models (
@@ -49,18 +49,9 @@ function same(got: Uint8Array | undefined, want: Buffer): boolean {
   return got !== undefined && Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(want);
 }
 
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const { dir, remove } = tempDir();
-  try {
-    await body(dir);
-  } finally {
-    remove();
-  }
-}
-
 describe('sqlite backend: page_size', () => {
   it('a file it creates gets 4096 by default, or the configured size', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       for (const [name, extra, want] of [
         ['default.db', {}, 4096],
         ['mid.db', { page_size: 16384 }, 16384],
@@ -87,7 +78,7 @@ describe('sqlite backend: page_size', () => {
   });
 
   it('a file created earlier with another size keeps it (no implicit VACUUM)', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const path = join(dir, 'ours.db');
       const first = await open(path, { page_size: 8192 });
       await first.createModel('t', blob(MiB, 2));
@@ -105,7 +96,7 @@ describe('sqlite backend: page_size', () => {
   });
 
   it("an AIMM-created file keeps its page size and stays readable and writable by AIMM's connection", async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const path = join(dir, 'aimm.db');
       let db = new Database(path);
       db.exec(AIMM_DDL);
@@ -148,7 +139,7 @@ describe('sqlite backend: page_size', () => {
   });
 
   it('refuses a page size that is not a power of two from 512 to 65536, naming path and rule', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       for (const bad of [10_000, 256, 131072, 0, '16384', 16384.5]) {
         await assert.rejects(
           open(join(dir, 'never.db'), { page_size: bad }),

@@ -97,9 +97,16 @@ export class SqliteBackend implements Backend {
         repaired: report.repaired,
         hashed: report.hashed,
         synchronous: options.synchronous,
+        blobIo: report.blobIo.on,
       },
       'sqlite backend opened',
     );
+    if (!report.blobIo.on && options.blobIo !== 'off') {
+      context.logger.warn(
+        { path: options.path, why: report.blobIo.why },
+        'large models are stored without blob handles (about twice the memory per upload)',
+      );
+    }
     if (report.repaired > 0) {
       context.logger.warn(
         { path: options.path, repaired: report.repaired },
@@ -115,7 +122,7 @@ export class SqliteBackend implements Backend {
   }
 
   /** The file's SQLite settings in effect (journal, locking mode, synchronous level, page size). */
-  settings(): { journalMode: string; lockingMode: string; synchronous: string; pageSize: number } {
+  settings(): ReturnType<SqliteStore['settings']> {
     this.checkReadable();
     return this.store.settings();
   }

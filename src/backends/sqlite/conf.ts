@@ -22,6 +22,11 @@ export interface SqliteOptions {
   /** Backpressure: writes (and their bytes) queued for a transaction before writers wait. */
   maxQueuedWrites: number;
   maxQueuedBytes: number;
+  /**
+   * `auto`: large models go through SQLite blob handles when the install built the extension;
+   * `off`: never (whole values through better-sqlite3, one more copy per upload).
+   */
+  blobIo: 'auto' | 'off';
   /** Earlier revisions kept per model (null: all) and for how long (null: forever). */
   history: { keep: number | null; keepDays: number | null };
 }
@@ -69,6 +74,7 @@ export function parseSqliteConf(conf: unknown): SqliteOptions {
     max_queued_writes?: number;
     max_queued_bytes?: number;
     history?: { keep?: number | 'all'; keep_days?: number };
+    blob_io?: 'auto' | 'off';
   };
   const keep = c.history?.keep ?? DEFAULTS.historyKeep;
   return {
@@ -84,5 +90,6 @@ export function parseSqliteConf(conf: unknown): SqliteOptions {
     maxQueuedWrites: c.max_queued_writes ?? DEFAULTS.maxQueuedWrites,
     maxQueuedBytes: c.max_queued_bytes ?? DEFAULTS.maxQueuedBytes,
     history: { keep: keep === 'all' ? null : keep, keepDays: c.history?.keep_days ?? null },
+    blobIo: c.blob_io ?? 'auto',
   };
 }

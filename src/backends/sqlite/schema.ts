@@ -34,7 +34,13 @@ export const MODELS_DDL = `CREATE TABLE IF NOT EXISTS models (
 )`;
 
 const NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
-const SIZE_OF_NEW = 'COALESCE(length(CAST(NEW.instance AS BLOB)), 0)';
+/**
+ * The size in bytes of NEW.instance. A BLOB's length() is read without loading it, so the row of
+ * a large model written as zeroblob(n) (blob-io.ts) is not materialized here; CAST is only for
+ * another writer's TEXT (its length in bytes, not characters) and NULL counts 0.
+ */
+const SIZE_OF_NEW = `CASE WHEN typeof(NEW.instance) = 'blob' THEN length(NEW.instance)
+    ELSE COALESCE(length(CAST(NEW.instance AS BLOB)), 0) END`;
 
 /** How many earlier revisions to keep (NULL: all), as the triggers read it. */
 const KEEP = `(SELECT CAST(value AS INTEGER) FROM aimm_store_info WHERE key = 'history_keep')`;

@@ -17,6 +17,7 @@ import {
   type ModelRange,
   type ModelRevision,
 } from '../../backend/types.js';
+import { BLOB_IO_MIN_BYTES, BlobIo } from './blob-io.js';
 import type { SqliteOptions } from './conf.js';
 import { installSchema, type ReconcileReport } from './schema.js';
 import type { Outcome } from './write-queue.js';
@@ -58,21 +59,30 @@ interface HistoryRow extends MetaRow {
 
 export interface OpenReport extends ReconcileReport {
   models: number;
+  /** Whether large models go through blob handles (`blob_io`), and if not, why. */
+  blobIo: { on: true } | { on: false; why: string };
   /** Models whose hash was computed at open (written by another program). */
   hashed: number;
 }
 
 /** The content type recorded for the meta row `s` (NULL unless recorded for its revision). */
+/** A BLOB `m.instance` that is read through a blob handle. */
+const LARGE_BLOB = `(typeof(m.instance) = 'blob' AND length(m.instance) >= ${BLOB_IO_MIN_BYTES})`;
+
 const CONTENT_TYPE = `(SELECT c.content_type FROM aimm_store_content_type c
                         WHERE c.id = s.id AND c.revision = s.revision) AS content_type`;
 
 export class SqliteStore {
   private closed = false;
+  /** Models written and reads (whole or ranges) done through blob handles since open. */
+  readonly blobIoUse = { writes: 0, reads: 0 };
   private readonly stmt;
 
   private constructor(
     readonly path: string,
     private readonly db: Database.Database,
+    /** Blob handles for large models; undefined: whole values through better-sqlite3. */
+    private readonly blobIo: BlobIo | undefined,
   ) {
     const p = (sql: string) => db.prepare(sql);
     this.stmt = {
@@ -84,6 +94,10 @@ export class SqliteStore {
       rollbackTo: p('ROLLBACK TO w'),
       insert: p('INSERT INTO models (type, instance) VALUES (?, ?)'),
       insertAt: p('INSERT INTO models (id, type, instance) VALUES (?, ?, ?)'),
+      // A large model's row: its bytes are then copied in through a blob handle.
+      insertZero: p('INSERT INTO models (type, instance) VALUES (?, zeroblob(?))'),
+      insertAtZero: p('INSERT INTO models (id, type, instance) VALUES (?, ?, zeroblob(?))'),
+      updateZero: p('UPDATE models SET type = ?, instance = zeroblob(?) WHERE id = ?'),
       used: p('SELECT revision, deleted FROM aimm_store_model_meta WHERE id = ?'),
       occupied: p('SELECT 1 AS one FROM models WHERE id = ?'),
       update: p('UPDATE models SET type = ?, instance = ? WHERE id = ?'),
@@ -137,9 +151,17 @@ export class SqliteStore {
         `SELECT id, type, revision, size, sha256, updated, ${CONTENT_TYPE}
            FROM aimm_store_model_meta s WHERE deleted = 0 AND id > ? ORDER BY id LIMIT ?`,
       ),
+      // With blob handles a large model's bytes are read through one, not loaded with the row
+      // (typeof() and length() read a value's type and size from the record header alone).
       get: p(
-        `SELECT m.id AS id, m.type AS type, m.instance AS instance, s.revision AS revision,
-                s.size AS size, s.sha256 AS sha256, s.updated AS updated, ${CONTENT_TYPE}
+        `SELECT m.id AS id, m.type AS type, s.revision AS revision, s.size AS size,
+                s.sha256 AS sha256, s.updated AS updated, ${CONTENT_TYPE},
+                ${
+                  blobIo === undefined
+                    ? 'm.instance AS instance, 0 AS large'
+                    : `CASE WHEN ${LARGE_BLOB} THEN NULL ELSE m.instance END AS instance,
+                       ${LARGE_BLOB} AS large`
+                }
            FROM models m JOIN aimm_store_model_meta s ON s.id = m.id WHERE m.id = ?`,
       ),
       instance: p('SELECT instance FROM models WHERE id = ?'),
@@ -204,9 +226,15 @@ export class SqliteStore {
         if (db.inTransaction) db.exec('ROLLBACK');
         throw err;
       }
-      const store = new SqliteStore(path, db);
+      const loaded =
+        options.blobIo === 'off'
+          ? { io: undefined, why: 'blob_io is off in the configuration' }
+          : BlobIo.load(db);
+      const store = new SqliteStore(path, db, loaded.io);
       const hashed = store.backfillHashes();
-      return { store, report: { ...reconciled, hashed, models: store.count() } };
+      const blobIo =
+        loaded.io !== undefined ? { on: true as const } : { on: false as const, why: loaded.why };
+      return { store, report: { ...reconciled, hashed, models: store.count(), blobIo } };
     } catch (err) {
       db.close();
       throw openError(path, err);
@@ -253,9 +281,11 @@ export class SqliteStore {
 
   get(instanceId: number): Model | null {
     this.checkOpen();
-    const row = this.stmt.get.get(instanceId) as (MetaRow & { instance: unknown }) | undefined;
+    const row = this.stmt.get.get(instanceId) as
+      | (MetaRow & { instance: unknown; large: number })
+      | undefined;
     if (row === undefined) return null;
-    const instance = toBuffer(row.instance);
+    const instance = row.large === 1 ? this.largeInstanceOf(instanceId) : toBuffer(row.instance);
     const meta = this.metaOf(row, instance);
     return { ...meta, instance };
   }
@@ -271,6 +301,15 @@ export class SqliteStore {
     const meta = this.metaOf(row);
     const span = pick(meta);
     if (span === null || span.end <= span.start) return { meta, span, bytes: Buffer.alloc(0) };
+    if (this.blobIo !== undefined && meta.size >= BLOB_IO_MIN_BYTES) {
+      // Only the span's pages: substr() below loads the whole value first.
+      const length = span.end - span.start;
+      const bytes = this.blobIo.read('models', 'instance', instanceId, span.start, length);
+      if (bytes !== undefined) {
+        this.blobIoUse.reads++;
+        return { meta, span, bytes };
+      }
+    }
     const r = this.stmt.part.get(span.start + 1, span.end - span.start, instanceId) as
       | { part: unknown }
       | undefined;
@@ -418,13 +457,23 @@ export class SqliteStore {
   }
 
   private applyOne(op: WriteOp): WriteOutcome {
+    const io = this.blobIoFor(op);
     if (op.kind === 'create') {
-      const { lastInsertRowid } = this.stmt.insert.run(op.modelType, op.instance);
-      return { change: 'created', meta: this.finishWrite(Number(lastInsertRowid), op) };
+      const { lastInsertRowid } =
+        io === undefined
+          ? this.stmt.insert.run(op.modelType, op.instance)
+          : this.stmt.insertZero.run(op.modelType, op.instance.length);
+      const id = Number(lastInsertRowid);
+      io?.write('models', 'instance', id, op.instance);
+      return { change: 'created', meta: this.finishWrite(id, op) };
     }
     if (op.kind === 'createAt') {
       this.checkUnused(op.instanceId);
-      this.stmt.insertAt.run(op.instanceId, op.modelType, op.instance);
+      if (io === undefined) this.stmt.insertAt.run(op.instanceId, op.modelType, op.instance);
+      else {
+        this.stmt.insertAtZero.run(op.instanceId, op.modelType, op.instance.length);
+        io.write('models', 'instance', op.instanceId, op.instance);
+      }
       return { change: 'created', meta: this.finishWrite(op.instanceId, op) };
     }
     const cur = this.stmt.current.get(op.instanceId) as
@@ -440,7 +489,11 @@ export class SqliteStore {
       );
     }
     if (op.kind === 'update') {
-      this.stmt.update.run(op.modelType, op.instance, op.instanceId);
+      if (io === undefined) this.stmt.update.run(op.modelType, op.instance, op.instanceId);
+      else {
+        this.stmt.updateZero.run(op.modelType, op.instance.length, op.instanceId);
+        io.write('models', 'instance', op.instanceId, op.instance);
+      }
       return { change: 'updated', meta: this.finishWrite(op.instanceId, op) };
     }
     this.stmt.delete.run(op.instanceId);
@@ -451,6 +504,13 @@ export class SqliteStore {
       modelType: t.type,
       revision: t.revision,
     };
+  }
+
+  /** The blob handles when `op` stores a large model and the extension is loaded. */
+  private blobIoFor(op: WriteOp): BlobIo | undefined {
+    if (op.kind === 'delete' || op.instance.length < BLOB_IO_MIN_BYTES) return undefined;
+    if (this.blobIo !== undefined) this.blobIoUse.writes++;
+    return this.blobIo;
   }
 
   /**
@@ -518,6 +578,14 @@ export class SqliteStore {
     };
   }
 
+  /** A model the `get` query left out for its size: through a blob handle. */
+  private largeInstanceOf(id: number): Buffer {
+    const bytes = this.blobIo?.read('models', 'instance', id);
+    if (bytes === undefined) return this.instanceOf(id);
+    this.blobIoUse.reads++;
+    return bytes;
+  }
+
   private instanceOf(id: number): Buffer {
     const row = this.stmt.instance.get(id) as { instance: unknown } | undefined;
     return toBuffer(row?.instance);
@@ -547,6 +615,8 @@ export class SqliteStore {
     lockingMode: string;
     synchronous: string;
     pageSize: number;
+    /** Whether large models go through blob handles. */
+    blobIo: boolean;
   } {
     this.checkOpen();
     const levels = ['off', 'normal', 'full', 'extra'];
@@ -556,6 +626,7 @@ export class SqliteStore {
       lockingMode: String(this.db.pragma('locking_mode', { simple: true })),
       synchronous: levels[sync] ?? String(sync),
       pageSize: Number(this.db.pragma('page_size', { simple: true })),
+      blobIo: this.blobIo !== undefined,
     };
   }
 

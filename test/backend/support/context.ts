@@ -15,3 +15,13 @@ export function tempDir(prefix = 'aimm-store-sqlite-'): { dir: string; remove: (
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** Runs `body` with a fresh temp folder, removed afterwards whatever happens. */
+export async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const { dir, remove } = tempDir();
+  try {
+    await body(dir);
+  } finally {
+    remove();
+  }
+}
