@@ -15,6 +15,8 @@
  *   aimm_blob_write(offset, data)                  -> the number of bytes written
  *   aimm_blob_read(offset, length)                 -> `length` bytes from `offset`
  *   aimm_blob_close()                              -> 1 if a handle was open, else 0
+ * and, with handles of its own, a copy from one blob into another of the same size:
+ *   aimm_blob_copy(table, column, rowid, to_table, to_column, to_rowid) -> bytes copied
  * The handle is the "main" database's. SQLite expires it when its row changes; a write or read
  * through an expired handle is an error (SQLITE_ABORT). Every failure is an SQL error with
  * SQLite's message; offsets and lengths outside the blob are refused before any I/O.
@@ -153,6 +155,51 @@ static void blob_close(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, was_open);
 }
 
+/* Copies a blob into another of the same size through a 1 MiB buffer (never the whole value). */
+static void blob_copy(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  sqlite3_int64 from_row;
+  sqlite3_int64 to_row;
+  const char *from_table = (const char *)sqlite3_value_text(argv[0]);
+  const char *from_column = (const char *)sqlite3_value_text(argv[1]);
+  const char *to_table = (const char *)sqlite3_value_text(argv[3]);
+  const char *to_column = (const char *)sqlite3_value_text(argv[4]);
+  if (from_table == 0 || from_column == 0 || to_table == 0 || to_column == 0 ||
+      !integer_arg(argv[2], &from_row) || !integer_arg(argv[5], &to_row)) {
+    sqlite3_result_error(ctx, "aimm_blob_copy: tables, columns and rowids are required", -1);
+    return;
+  }
+  sqlite3_blob *from = 0;
+  sqlite3_blob *to = 0;
+  void *buf = 0;
+  int rc = sqlite3_blob_open(db, "main", from_table, from_column, from_row, 0, &from);
+  if (rc == SQLITE_OK) rc = sqlite3_blob_open(db, "main", to_table, to_column, to_row, 1, &to);
+  if (rc != SQLITE_OK) {
+    sqlite_error(ctx, rc);
+  } else if (sqlite3_blob_bytes(from) != sqlite3_blob_bytes(to)) {
+    sqlite3_result_error(ctx, "aimm_blob_copy: the blobs differ in size", -1);
+  } else {
+    const int chunk = 1 << 20;
+    int size = sqlite3_blob_bytes(from);
+    buf = sqlite3_malloc(chunk);
+    if (buf == 0) {
+      sqlite3_result_error_nomem(ctx);
+    } else {
+      for (int at = 0; rc == SQLITE_OK && at < size; at += chunk) {
+        int n = size - at < chunk ? size - at : chunk;
+        rc = sqlite3_blob_read(from, buf, n, at);
+        if (rc == SQLITE_OK) rc = sqlite3_blob_write(to, buf, n, at);
+      }
+      if (rc == SQLITE_OK) sqlite3_result_int(ctx, size);
+      else sqlite_error(ctx, rc);
+    }
+  }
+  sqlite3_free(buf);
+  if (to != 0) sqlite3_blob_close(to);
+  if (from != 0) sqlite3_blob_close(from);
+}
+
 static void destroy_state(void *p) {
   close_state(p);
   sqlite3_free(p);
@@ -179,6 +226,9 @@ int sqlite3_aimmblobio_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   }
   if (rc == SQLITE_OK) {
     rc = sqlite3_create_function_v2(db, "aimm_blob_close", 0, flags, state, blob_close, 0, 0, 0);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_create_function_v2(db, "aimm_blob_copy", 6, flags, 0, blob_copy, 0, 0, 0);
   }
   return rc;
 }

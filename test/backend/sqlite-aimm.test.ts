@@ -310,6 +310,8 @@ conn.close()
           }[]
         ).map((r) => r.name);
       assert.deepEqual(triggers(), [
+        'aimm_store_models_archive_delete',
+        'aimm_store_models_archive_update',
         'aimm_store_models_delete',
         'aimm_store_models_insert',
         'aimm_store_models_update',
@@ -346,7 +348,7 @@ conn.close()
               n: number;
             }
           ).n,
-          3,
+          5,
         );
       } finally {
         check.close();

@@ -152,13 +152,82 @@ describe('sqlite backend: blob handles for large models', () => {
             op(1024, 3),
           ]);
           assert.ok(outcomes.every((o) => o.ok));
-          assert.deepEqual(store.blobIoUse, { writes: large, reads: 0 }, name);
+          assert.deepEqual(store.blobIoUse, { writes: large, reads: 0, archives: 0 }, name);
           assert.ok(bytesOf(store.get(2)?.instance).equals(model(BLOB_IO_MIN_BYTES, 2)));
           assert.ok(bytesOf(store.get(1)?.instance).equals(model(BLOB_IO_MIN_BYTES - 1, 1)));
-          assert.deepEqual(store.blobIoUse, { writes: large, reads: large }, name);
+          assert.deepEqual(store.blobIoUse, { writes: large, reads: large, archives: 0 }, name);
         } finally {
           store.close();
         }
+      }
+    });
+  });
+
+  it('the history archives a large revision through handles when it keeps any, else not at all', {
+    skip: blobIoExtension() === undefined ? 'the extension is not built' : false,
+  }, async () => {
+    await withTempDir(async (dir) => {
+      for (const keep of [0, 3]) {
+        const path = join(dir, `keep${keep}.db`);
+        const { store } = openStore(path, { history: { keep } });
+        const bytes = (n: number, seed: number) => ({
+          modelType: 't',
+          instance: model(n, seed),
+          sha256: 'x'.repeat(64),
+          contentType: undefined,
+        });
+        try {
+          const ok = (ops: Parameters<SqliteStore['applyBatch']>[0]) =>
+            assert.ok(store.applyBatch(ops).outcomes.every((o) => o.ok));
+          ok([{ kind: 'create', ...bytes(2 * MiB + 3, 1) }]);
+          ok([{ kind: 'update', instanceId: 1, expectedRevision: 1, ...bytes(1000, 2) }]);
+          ok([{ kind: 'update', instanceId: 1, expectedRevision: 2, ...bytes(3 * MiB, 3) }]);
+          ok([{ kind: 'delete', instanceId: 1, expectedRevision: 3 }]);
+          // Revisions 1 (large: through handles), 2 (small: the trigger), 3 (large, deleted).
+          assert.equal(store.blobIoUse.archives, keep === 0 ? 0 : 2);
+          const archived = store.history(1) ?? [];
+          assert.deepEqual(
+            archived.map((r) => [r.revision, r.deleted, r.available]),
+            keep === 0
+              ? [[4, true, false]]
+              : [
+                  [1, false, true],
+                  [2, false, true],
+                  [3, false, true],
+                  [4, true, false],
+                ],
+          );
+          if (keep > 0) {
+            assert.ok(bytesOf(store.revision(1, 1)?.instance).equals(model(2 * MiB + 3, 1)));
+            assert.ok(bytesOf(store.revision(1, 2)?.instance).equals(model(1000, 2)));
+            assert.ok(bytesOf(store.revision(1, 3)?.instance).equals(model(3 * MiB, 3)));
+          }
+        } finally {
+          store.close();
+        }
+      }
+    });
+  });
+
+  it("AIMM's own updates and deletes of large models are archived by the triggers", async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, 'm.db');
+      const b = await openBackend(path, { history: { keep: 5 } });
+      await b.createModel('t', model(2 * MiB, 1));
+      await b.createModel('t', model(2 * MiB, 2));
+      await b.close();
+      const db = new Database(path); // AIMM's connection: no extension, plain statements
+      db.prepare('UPDATE models SET instance = ? WHERE id = 1').run(model(MiB + 1, 3));
+      db.prepare('DELETE FROM models WHERE id = 2').run();
+      db.close();
+      const again = await openBackend(path, { history: { keep: 5 } });
+      try {
+        assert.ok(bytesOf((await again.getRevision(1, 1))?.instance).equals(model(2 * MiB, 1)));
+        assert.ok(bytesOf((await again.getModel(1))?.instance).equals(model(MiB + 1, 3)));
+        assert.ok(bytesOf((await again.getRevision(2, 1))?.instance).equals(model(2 * MiB, 2)));
+        assert.equal(await again.getModel(2), null);
+      } finally {
+        await again.close();
       }
     });
   });

@@ -35,12 +35,14 @@ export class BlobIo {
   private readonly writeChunk: Database.Statement;
   private readonly readChunk: Database.Statement;
   private readonly close: Database.Statement;
+  private readonly copyBlob: Database.Statement;
 
   private constructor(db: Database.Database) {
     this.open = db.prepare('SELECT aimm_blob_open(?, ?, ?, ?)').pluck();
     this.writeChunk = db.prepare('SELECT aimm_blob_write(?, ?)').pluck();
     this.readChunk = db.prepare('SELECT aimm_blob_read(?, ?)').pluck();
     this.close = db.prepare('SELECT aimm_blob_close()').pluck();
+    this.copyBlob = db.prepare('SELECT aimm_blob_copy(?, ?, ?, ?, ?, ?)').pluck();
   }
 
   /**
@@ -108,6 +110,17 @@ export class BlobIo {
       }
       return out;
     });
+  }
+
+  /**
+   * Copies the blob of `from` into that of `to`, which must be exactly as long (a `zeroblob`),
+   * 1 MiB at a time inside SQLite: the value is never whole in memory.
+   */
+  copy(
+    from: { table: string; column: string; rowid: number },
+    to: { table: string; column: string; rowid: number },
+  ): void {
+    this.copyBlob.get(from.table, from.column, from.rowid, to.table, to.column, to.rowid);
   }
 
   /** Runs `use` with a handle open on the blob; undefined (for reads) when there is none. */

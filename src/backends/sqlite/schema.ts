@@ -34,29 +34,81 @@ export const MODELS_DDL = `CREATE TABLE IF NOT EXISTS models (
 )`;
 
 const NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
+
 /**
- * The size in bytes of NEW.instance. A BLOB's length() is read without loading it, so the row of
- * a large model written as zeroblob(n) (blob-io.ts) is not materialized here; CAST is only for
- * another writer's TEXT (its length in bytes, not characters) and NULL counts 0.
+ * The size in bytes of an instance. A BLOB's length() is read from the record header without
+ * loading the value (and without expanding a zeroblob(n) the store writes first: blob-io.ts),
+ * where CAST would load it; CAST is only for another writer's TEXT (its length in bytes, not
+ * characters); NULL counts 0.
  */
-const SIZE_OF_NEW = `CASE WHEN typeof(NEW.instance) = 'blob' THEN length(NEW.instance)
-    ELSE COALESCE(length(CAST(NEW.instance AS BLOB)), 0) END`;
+const sizeOf = (value: string) => `CASE WHEN typeof(${value}) = 'blob' THEN length(${value})
+    ELSE COALESCE(length(CAST(${value} AS BLOB)), 0) END`;
+const SIZE_OF_NEW = sizeOf('NEW.instance');
 
 /** How many earlier revisions to keep (NULL: all), as the triggers read it. */
 const KEEP = `(SELECT CAST(value AS INTEGER) FROM aimm_store_info WHERE key = 'history_keep')`;
+
+/** What the history keeps of a revision besides its bytes, from the meta row. */
+const ARCHIVED_META = `id, revision, type, size, sha256, updated, deleted, origin`;
+const META_OF_ARCHIVED = ARCHIVED_META.split(', ')
+  .map((c) => `aimm_store_model_meta.${c}`)
+  .join(', ');
+const ARCHIVED_CONTENT_TYPE = `(SELECT c.content_type FROM aimm_store_content_type c
+           WHERE c.id = aimm_store_model_meta.id AND c.revision = aimm_store_model_meta.revision)`;
+
+/**
+ * The meta row of `id` as the history archives it (columns as `aimm_store_history` names them, no
+ * bytes), or no row when the retention keeps nothing. The store archives a large model itself
+ * from it (blob-io.ts), with the bytes copied in through blob handles.
+ */
+export function archivedMetaOf(id: string): string {
+  return `SELECT ${ARCHIVED_META}, ${ARCHIVED_CONTENT_TYPE} AS content_type
+    FROM aimm_store_model_meta WHERE id = ${id} AND COALESCE(${KEEP}, 1) > 0`;
+}
+
+/**
+ * Copies the meta row of `id` with `bytes` into the history, when the retention keeps anything.
+ * `bytes` may name `m.instance` when `from` joins `models m` (see CURRENT).
+ */
+function archiveRow(
+  id: string,
+  bytes: string,
+  when: string,
+  from = 'aimm_store_model_meta',
+): string {
+  return `INSERT OR REPLACE INTO aimm_store_history (${ARCHIVED_META}, instance, content_type)
+  SELECT ${META_OF_ARCHIVED}, ${bytes}, ${ARCHIVED_CONTENT_TYPE}
+    FROM ${from}
+   WHERE aimm_store_model_meta.id = ${id} AND ${when} AND COALESCE(${KEEP}, 1) > 0`;
+}
+
+/**
+ * The bytes of the model being archived, as they are before the statement that fired the trigger
+ * (a BEFORE trigger's view of `models`): a column of the archive's own row, loaded only when the
+ * row passes the WHERE. OLD.instance would be loaded whenever a trigger names it, with history
+ * or without; a scalar subquery on OLD.id is a constant SQLite evaluates up front, and a
+ * correlated one costs one more copy of the model.
+ */
+const CURRENT = {
+  bytes: 'm.instance',
+  from: 'aimm_store_model_meta JOIN models m ON m.id = aimm_store_model_meta.id',
+};
+
+/**
+ * The archived revision `id` already has its bytes (the store copied them in through blob
+ * handles before replacing a large model): the trigger leaves that row alone.
+ */
+const NOT_ARCHIVED = (id: string) => `NOT EXISTS (SELECT 1 FROM aimm_store_history h
+           WHERE h.id = ${id} AND h.revision = aimm_store_model_meta.revision
+             AND typeof(h.instance) <> 'null')`;
 
 /**
  * Copies the meta row of `id` (the revision about to be replaced) with `bytes` into the history,
  * then drops what the retention no longer keeps (keep 0: the copy itself).
  */
-function archive(id: string, bytes: string, when = '1'): string {
+function archive(id: string, bytes: string, when = '1', from?: string): string {
   return `
-  INSERT OR REPLACE INTO aimm_store_history
-         (id, revision, type, size, sha256, updated, deleted, origin, instance, content_type)
-  SELECT id, revision, type, size, sha256, updated, deleted, origin, ${bytes},
-         (SELECT c.content_type FROM aimm_store_content_type c
-           WHERE c.id = aimm_store_model_meta.id AND c.revision = aimm_store_model_meta.revision)
-    FROM aimm_store_model_meta WHERE id = ${id} AND ${when} AND COALESCE(${KEEP}, 1) > 0;
+  ${archiveRow(id, bytes, when, from)};
   DELETE FROM aimm_store_history
    WHERE id = ${id}
      AND revision <= (SELECT revision FROM aimm_store_model_meta WHERE id = ${id}) - ${KEEP};`;
@@ -74,24 +126,36 @@ const UPSERT_NEW = `
 
 const TOMBSTONE = `revision = revision + 1, size = 0, sha256 = NULL, updated = ${NOW}, deleted = 1, origin = NULL`;
 
-/** The triggers, dropped and created again at every open (so that an older file gets these). */
+/**
+ * The triggers, dropped and created again at every open (so that an older file gets these). The
+ * bytes of a revision being replaced are archived BEFORE the change, read from `models` only when
+ * kept (no `OLD.instance`: SQLite would load the old model for every update and delete).
+ */
 const TRIGGERS = [
   `CREATE TRIGGER aimm_store_models_insert AFTER INSERT ON models
 BEGIN${archive('NEW.id', 'NULL')}${UPSERT_NEW}
 END`,
+  `CREATE TRIGGER aimm_store_models_archive_update BEFORE UPDATE OF id, type, instance ON models
+BEGIN${archive('OLD.id', CURRENT.bytes, NOT_ARCHIVED('OLD.id'), CURRENT.from)}
+END`,
   `CREATE TRIGGER aimm_store_models_update AFTER UPDATE OF id, type, instance ON models
-BEGIN${archive('OLD.id', 'OLD.instance')}
+BEGIN
   UPDATE aimm_store_model_meta SET ${TOMBSTONE} WHERE id = OLD.id AND OLD.id <> NEW.id;${archive('NEW.id', 'NULL', 'OLD.id <> NEW.id')}${UPSERT_NEW}
 END`,
+  `CREATE TRIGGER aimm_store_models_archive_delete BEFORE DELETE ON models
+BEGIN${archive('OLD.id', CURRENT.bytes, NOT_ARCHIVED('OLD.id'), CURRENT.from)}
+END`,
   `CREATE TRIGGER aimm_store_models_delete AFTER DELETE ON models
-BEGIN${archive('OLD.id', 'OLD.instance')}
+BEGIN
   UPDATE aimm_store_model_meta SET ${TOMBSTONE} WHERE id = OLD.id;
 END`,
 ];
 
 const TRIGGER_NAMES = [
   'aimm_store_models_insert',
+  'aimm_store_models_archive_update',
   'aimm_store_models_update',
+  'aimm_store_models_archive_delete',
   'aimm_store_models_delete',
 ];
 
@@ -193,7 +257,7 @@ export function installSchema(
 }
 
 function reconcile(db: Database): ReconcileReport {
-  const size = 'COALESCE(length(CAST(m.instance AS BLOB)), 0)';
+  const size = sizeOf('m.instance');
   const adopted = db
     .prepare(
       `INSERT INTO aimm_store_model_meta (id, type, revision, size, sha256, updated, deleted)

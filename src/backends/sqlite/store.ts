@@ -19,7 +19,7 @@ import {
 } from '../../backend/types.js';
 import { BLOB_IO_MIN_BYTES, BlobIo } from './blob-io.js';
 import type { SqliteOptions } from './conf.js';
-import { installSchema, type ReconcileReport } from './schema.js';
+import { archivedMetaOf, installSchema, type ReconcileReport } from './schema.js';
 import type { Outcome } from './write-queue.js';
 
 /** What every write that stores bytes carries. `contentType` undefined: unknown. */
@@ -75,7 +75,7 @@ const CONTENT_TYPE = `(SELECT c.content_type FROM aimm_store_content_type c
 export class SqliteStore {
   private closed = false;
   /** Models written and reads (whole or ranges) done through blob handles since open. */
-  readonly blobIoUse = { writes: 0, reads: 0 };
+  readonly blobIoUse = { writes: 0, reads: 0, archives: 0 };
   private readonly stmt;
 
   private constructor(
@@ -98,6 +98,18 @@ export class SqliteStore {
       insertZero: p('INSERT INTO models (type, instance) VALUES (?, zeroblob(?))'),
       insertAtZero: p('INSERT INTO models (id, type, instance) VALUES (?, ?, zeroblob(?))'),
       updateZero: p('UPDATE models SET type = ?, instance = zeroblob(?) WHERE id = ?'),
+      blobSize: p(
+        `SELECT length(instance) FROM models WHERE id = ? AND typeof(instance) = 'blob'`,
+      ).pluck(),
+      // The revision about to be replaced, its bytes then copied in through blob handles. (VALUES,
+      // not INSERT … SELECT: that expands the zeroblob, 2× the model measured.)
+      archivedMeta: p(archivedMetaOf('?')),
+      archiveZero: p(
+        `INSERT OR REPLACE INTO aimm_store_history
+                (id, revision, type, size, sha256, updated, deleted, origin, instance, content_type)
+         VALUES (@id, @revision, @type, @size, @sha256, @updated, @deleted, @origin,
+                 zeroblob(@bytes), @content_type)`,
+      ),
       used: p('SELECT revision, deleted FROM aimm_store_model_meta WHERE id = ?'),
       occupied: p('SELECT 1 AS one FROM models WHERE id = ?'),
       update: p('UPDATE models SET type = ?, instance = ? WHERE id = ?'),
@@ -488,6 +500,7 @@ export class SqliteStore {
         `model ${op.instanceId} is at revision ${cur.revision}, expected ${op.expectedRevision}`,
       );
     }
+    this.archiveLarge(op.instanceId);
     if (op.kind === 'update') {
       if (io === undefined) this.stmt.update.run(op.modelType, op.instance, op.instanceId);
       else {
@@ -504,6 +517,25 @@ export class SqliteStore {
       modelType: t.type,
       revision: t.revision,
     };
+  }
+
+  /**
+   * Archives the large model `id` holds before it is replaced or deleted, when the history keeps
+   * revisions: its bytes copied into the history row through blob handles, so that the trigger
+   * (which would read them whole, and copy them whole into the row) finds them archived.
+   */
+  private archiveLarge(id: number): void {
+    if (this.blobIo === undefined) return;
+    const size = this.stmt.blobSize.get(id) as number | undefined;
+    if (size === undefined || size < BLOB_IO_MIN_BYTES) return;
+    const meta = this.stmt.archivedMeta.get(id) as Record<string, unknown> | undefined;
+    if (meta === undefined) return; // the history keeps nothing
+    const { lastInsertRowid } = this.stmt.archiveZero.run({ ...meta, bytes: size });
+    this.blobIo.copy(
+      { table: 'models', column: 'instance', rowid: id },
+      { table: 'aimm_store_history', column: 'instance', rowid: Number(lastInsertRowid) },
+    );
+    this.blobIoUse.archives++;
   }
 
   /** The blob handles when `op` stores a large model and the extension is loaded. */
