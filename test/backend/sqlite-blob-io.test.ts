@@ -1,5 +1,5 @@
 /**
- * Large models through SQLite blob handles (`blob_io`, src/backends/sqlite/blob-io.ts and the
+ * Large models through SQLite blob handles (`blob_io`, src/common/sqlite-blob-io.ts and the
  * extension in native/blob_io.c): the install builds the extension wherever a C compiler is;
  * models from 1 MiB on are written as zeroblob(n) and copied in through a handle, read back and
  * read by ranges through one; the file holds exactly what AIMM's plain connection expects
@@ -12,10 +12,10 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { BLOB_IO_MIN_BYTES, BlobIo, blobIoExtension } from '../../src/backends/sqlite/blob-io.js';
 import { parseSqliteConf } from '../../src/backends/sqlite/conf.js';
 import { SqliteStore } from '../../src/backends/sqlite/store.js';
 import { create, type SqliteBackend } from '../../src/backends/sqlite.js';
+import { BLOB_IO_MIN_BYTES, BlobIo, blobIoExtension } from '../../src/common/sqlite-blob-io.js';
 import { testContext, withTempDir } from './support/context.js';
 
 const MiB = 1024 * 1024;

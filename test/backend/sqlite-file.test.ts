@@ -12,9 +12,9 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { BackendError, type ModelChange } from '../../src/backend/types.js';
-import { blobIoExtension } from '../../src/backends/sqlite/blob-io.js';
 import { create, type SqliteBackend } from '../../src/backends/sqlite.js';
 import { MetricsRegistry } from '../../src/common/metrics.js';
+import { blobIoExtension } from '../../src/common/sqlite-blob-io.js';
 import { payload } from './fixtures/payload.js';
 import { tempDir, testContext } from './support/context.js';
 

@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { BLOB_IO_MIN_BYTES, BlobIo } from '../../common/sqlite-blob-io.js';
 import type { EventPayloadJson, RegisterEvent } from '../../hat/eventer/common.js';
 import { markTrustedJsonPayload } from '../../hat/eventer/json.js';
 import type { EventRef } from './event-ref.js';
@@ -100,6 +101,8 @@ interface QueueRow {
 export class SnapshotStore implements ModelStore {
   private readonly db: Database.Database;
   private readonly stmts: ReturnType<typeof prepare>;
+  /** Blob handles for large instances (undefined: the extension was not built). */
+  private readonly blobIo: BlobIo | undefined;
   private closed = false;
   private readonly dequeueNext = new Set<number>();
   private synced: boolean | null = null;
@@ -110,7 +113,8 @@ export class SnapshotStore implements ModelStore {
     public issue: SnapshotOpenIssue | null,
   ) {
     this.db = db;
-    this.stmts = prepare(db);
+    this.blobIo = BlobIo.load(db).io;
+    this.stmts = prepare(db, this.blobIo !== undefined);
   }
 
   /**
@@ -231,11 +235,7 @@ export class SnapshotStore implements ModelStore {
           ev_us: e.event.us,
         });
         if (instance === null || e.deleted) s.deleteBlob.run(e.instanceId);
-        else
-          s.upsertBlob.run(
-            e.instanceId,
-            Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength),
-          );
+        else this.writeBlob(e.instanceId, instance);
       }
       s.setMeta.run('checkpoint', JSON.stringify(commit.checkpoint));
       s.setMeta.run('high_water', String(commit.highWater));
@@ -282,7 +282,26 @@ export class SnapshotStore implements ModelStore {
     this.dequeueNext.clear();
   }
 
+  /** The bytes of a model: a large one as `zeroblob(n)`, then copied in through a blob handle. */
+  private writeBlob(instanceId: number, instance: Uint8Array): void {
+    const bytes = Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength);
+    if (this.blobIo === undefined || bytes.length < BLOB_IO_MIN_BYTES) {
+      this.stmts.upsertBlob.run(instanceId, bytes);
+      return;
+    }
+    this.stmts.upsertZeroBlob.run(instanceId, bytes.length);
+    this.blobIo.write('snapshot_blobs', 'instance', instanceId, bytes);
+  }
+
   readRange(instanceId: number, start: number, end: number): Uint8Array | null {
+    if (this.blobIo !== undefined) {
+      // Only the range's pages (substr() loads the whole value first).
+      const length = Math.max(0, end - start);
+      const bytes = this.blobIo.read('snapshot_blobs', 'instance', instanceId, start, length);
+      return bytes === undefined
+        ? null
+        : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
     const row = this.stmts.part.get(start + 1, Math.max(0, end - start), instanceId) as
       | { part: Buffer | null }
       | undefined;
@@ -291,9 +310,14 @@ export class SnapshotStore implements ModelStore {
   }
 
   readInstance(instanceId: number): Uint8Array | null {
-    const row = this.stmts.instance.get(instanceId) as { instance: Buffer | null } | undefined;
-    if (row === undefined || row.instance === null) return null;
-    return new Uint8Array(row.instance.buffer, row.instance.byteOffset, row.instance.byteLength);
+    const row = this.stmts.instance.get(instanceId) as
+      | { instance: Buffer | null; large: number }
+      | undefined;
+    if (row === undefined) return null;
+    const bytes =
+      row.large === 1 ? this.blobIo?.read('snapshot_blobs', 'instance', instanceId) : row.instance;
+    if (bytes === undefined || bytes === null) return null;
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   clearModels(): void {
@@ -431,12 +455,19 @@ function ensureSchema(db: Database.Database): void {
   `);
 }
 
-function prepare(db: Database.Database) {
+function prepare(db: Database.Database, blobIo: boolean) {
   return {
     allModels: db.prepare(
       'SELECT id, type, revision, size, sha256, updated, deleted, ev_server, ev_session, ev_instance, ev_s, ev_us FROM snapshot_models',
     ),
-    instance: db.prepare('SELECT instance FROM snapshot_blobs WHERE id = ?'),
+    // A large instance is left out (`large`) and read through a blob handle when there are any.
+    instance: db.prepare(
+      blobIo
+        ? `SELECT CASE WHEN length(instance) >= ${BLOB_IO_MIN_BYTES} THEN NULL ELSE instance END
+                  AS instance, length(instance) >= ${BLOB_IO_MIN_BYTES} AS large
+             FROM snapshot_blobs WHERE id = ?`
+        : 'SELECT instance, 0 AS large FROM snapshot_blobs WHERE id = ?',
+    ),
     part: db.prepare('SELECT substr(instance, ?, ?) AS part FROM snapshot_blobs WHERE id = ?'),
     upsert: db.prepare(
       `INSERT OR REPLACE INTO snapshot_models
@@ -444,6 +475,9 @@ function prepare(db: Database.Database) {
        VALUES (@id, @type, @revision, @size, @sha256, @updated, @deleted, @ev_server, @ev_session, @ev_instance, @ev_s, @ev_us)`,
     ),
     upsertBlob: db.prepare('INSERT OR REPLACE INTO snapshot_blobs (id, instance) VALUES (?, ?)'),
+    upsertZeroBlob: db.prepare(
+      'INSERT OR REPLACE INTO snapshot_blobs (id, instance) VALUES (?, zeroblob(?))',
+    ),
     deleteBlob: db.prepare('DELETE FROM snapshot_blobs WHERE id = ?'),
     setMeta: db.prepare('INSERT OR REPLACE INTO snapshot_meta (key, value) VALUES (?, ?)'),
     enqueue: db.prepare(

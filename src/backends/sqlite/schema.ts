@@ -59,7 +59,7 @@ const ARCHIVED_CONTENT_TYPE = `(SELECT c.content_type FROM aimm_store_content_ty
 /**
  * The meta row of `id` as the history archives it (columns as `aimm_store_history` names them, no
  * bytes), or no row when the retention keeps nothing. The store archives a large model itself
- * from it (blob-io.ts), with the bytes copied in through blob handles.
+ * from it (src/common/sqlite-blob-io.ts), with the bytes copied in through blob handles.
  */
 export function archivedMetaOf(id: string): string {
   return `SELECT ${ARCHIVED_META}, ${ARCHIVED_CONTENT_TYPE} AS content_type

@@ -17,7 +17,7 @@ import {
   type ModelRange,
   type ModelRevision,
 } from '../../backend/types.js';
-import { BLOB_IO_MIN_BYTES, BlobIo } from './blob-io.js';
+import { BLOB_IO_MIN_BYTES, BlobIo } from '../../common/sqlite-blob-io.js';
 import type { SqliteOptions } from './conf.js';
 import { archivedMetaOf, installSchema, type ReconcileReport } from './schema.js';
 import type { Outcome } from './write-queue.js';

@@ -19,7 +19,7 @@ const CHUNK_BYTES = 1 << 20;
 /** Where the install's build leaves the extension (the package's root, from dist/src/… or src/…). */
 function candidates(): string[] {
   const name = process.platform === 'darwin' ? 'aimm_blob_io.dylib' : 'aimm_blob_io.so';
-  return ['../../../native/build/', '../../../../native/build/'].map((dir) =>
+  return ['../../native/build/', '../../../native/build/'].map((dir) =>
     fileURLToPath(new URL(`${dir}${name}`, import.meta.url)),
   );
 }
@@ -89,8 +89,9 @@ export class BlobIo {
   }
 
   /**
-   * `length` bytes of the blob of `rowid` from `offset` (clipped to the blob), or undefined when
-   * the row has no blob (NULL, or TEXT another writer stored: SQLite opens no handle on those).
+   * `length` bytes of the value of `rowid` from `offset` (clipped to the value; TEXT is read as
+   * its stored UTF-8 bytes), or undefined when there is no such row or the value is no BLOB or
+   * TEXT (NULL, a number: SQLite opens no handle on those).
    */
   read(
     table: string,
@@ -135,8 +136,9 @@ export class BlobIo {
     try {
       size = Number(this.open.get(table, column, rowid, writable ? 1 : 0));
     } catch (err) {
-      // SQLite opens handles on BLOBs only: "cannot open value of type null/text".
-      if (!writable && /cannot open value of type/.test(String(err))) return undefined;
+      // "no such rowid: N", "cannot open value of type null" (SQLite's messages).
+      if (!writable && /no such rowid|cannot open value of type/.test(String(err)))
+        return undefined;
       throw err;
     }
     try {
