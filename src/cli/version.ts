@@ -1,10 +1,12 @@
 /**
  * `aimm-store --version` / `aimm-store version`: the package's version and what it runs on (Node,
- * better-sqlite3 and the SQLite library compiled into it), one `name version` line each. The
+ * better-sqlite3 and the SQLite library compiled into it, whether the install built aimm-store's
+ * SQLite extension for large models), one `name version` line each. The
  * native addon is loaded only here, never for `--help`: a client-only install without it still
  * prints the rest, with the reason it could not be loaded.
  */
 import { createRequire } from 'node:module';
+import { blobIoExtension } from '../common/sqlite-blob-io.js';
 import { packageVersion } from '../common/version.js';
 
 const require = createRequire(import.meta.url);
@@ -47,6 +49,7 @@ export function versionText(): string {
     `node ${process.versions.node}`,
     `better-sqlite3 ${betterSqlite3}`,
     `sqlite ${sqlite}`,
+    `sqlite-blob-io ${blobIoExtension() === undefined ? 'not built (npm install builds it; large models take more memory)' : 'built'}`,
     '',
   ].join('\n');
 }

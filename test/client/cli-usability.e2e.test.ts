@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { JugglerClient } from '../../src/client/index.js';
+import { blobIoExtension } from '../../src/common/sqlite-blob-io.js';
 import { DaemonProcess, MAIN, ROOT, runCli, tempDir, writeJson } from '../daemon/harness.js';
 import { startChatterServer } from './servers.js';
 
@@ -181,6 +182,7 @@ describe('aimm-store CLI: what a new user trips over', () => {
       `node ${process.versions.node}`,
       `better-sqlite3 ${bsPkg.version}`,
       `sqlite ${sqlite}`,
+      `sqlite-blob-io ${blobIoExtension() === undefined ? 'not built (npm install builds it; large models take more memory)' : 'built'}`,
       '',
     ].join('\n');
     for (const args of [['--version'], ['-V'], ['version']]) {
