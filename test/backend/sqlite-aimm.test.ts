@@ -310,8 +310,6 @@ conn.close()
           }[]
         ).map((r) => r.name);
       assert.deepEqual(triggers(), [
-        'aimm_store_models_archive_delete',
-        'aimm_store_models_archive_update',
         'aimm_store_models_delete',
         'aimm_store_models_insert',
         'aimm_store_models_update',
@@ -348,7 +346,7 @@ conn.close()
               n: number;
             }
           ).n,
-          5,
+          3,
         );
       } finally {
         check.close();

@@ -205,6 +205,17 @@ describe('sqlite backend: blob handles for large models', () => {
         } finally {
           store.close();
         }
+        // The store's "archived it myself" mark never outlives its statement.
+        const db = new Database(path, { readonly: true });
+        try {
+          const marks = db
+            .prepare(`SELECT count(*) FROM aimm_store_info WHERE key = 'revision_archived'`)
+            .pluck()
+            .get();
+          assert.equal(marks, 0);
+        } finally {
+          db.close();
+        }
       }
     });
   });

@@ -192,8 +192,7 @@ describe('sqlite history', () => {
     const db = new Database(path);
     db.exec(`DROP TABLE aimm_store_history;
       DROP TRIGGER aimm_store_models_insert; DROP TRIGGER aimm_store_models_update;
-      DROP TRIGGER aimm_store_models_delete; DROP TRIGGER aimm_store_models_archive_update;
-      DROP TRIGGER aimm_store_models_archive_delete;
+      DROP TRIGGER aimm_store_models_delete;
       ALTER TABLE aimm_store_model_meta DROP COLUMN origin;
       UPDATE aimm_store_info SET value = '1' WHERE key = 'schema_version';`);
     db.close();
@@ -249,8 +248,7 @@ describe('sqlite history', () => {
     let db = new Database(path);
     db.exec(`DROP TABLE aimm_store_content_type;
       DROP TRIGGER aimm_store_models_insert; DROP TRIGGER aimm_store_models_update;
-      DROP TRIGGER aimm_store_models_delete; DROP TRIGGER aimm_store_models_archive_update;
-      DROP TRIGGER aimm_store_models_archive_delete;
+      DROP TRIGGER aimm_store_models_delete;
       ALTER TABLE aimm_store_history DROP COLUMN content_type;`);
     db.close();
     b = await open(path);

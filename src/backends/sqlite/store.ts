@@ -19,7 +19,12 @@ import {
 } from '../../backend/types.js';
 import { BLOB_IO_MIN_BYTES, BlobIo } from '../../common/sqlite-blob-io.js';
 import type { SqliteOptions } from './conf.js';
-import { archivedMetaOf, installSchema, type ReconcileReport } from './schema.js';
+import {
+  archivedMetaOf,
+  installSchema,
+  REVISION_ARCHIVED_KEY,
+  type ReconcileReport,
+} from './schema.js';
 import type { Outcome } from './write-queue.js';
 
 /** What every write that stores bytes carries. `contentType` undefined: unknown. */
@@ -65,16 +70,19 @@ export interface OpenReport extends ReconcileReport {
   hashed: number;
 }
 
-/** The content type recorded for the meta row `s` (NULL unless recorded for its revision). */
 /** A BLOB `m.instance` that is read through a blob handle. */
 const LARGE_BLOB = `(typeof(m.instance) = 'blob' AND length(m.instance) >= ${BLOB_IO_MIN_BYTES})`;
 
+/** The content type recorded for the meta row `s` (NULL unless recorded for its revision). */
 const CONTENT_TYPE = `(SELECT c.content_type FROM aimm_store_content_type c
                         WHERE c.id = s.id AND c.revision = s.revision) AS content_type`;
 
 export class SqliteStore {
   private closed = false;
-  /** Models written and reads (whole or ranges) done through blob handles since open. */
+  /**
+   * Since open: models written, reads (whole or ranges) and replaced revisions archived through
+   * blob handles.
+   */
   readonly blobIoUse = { writes: 0, reads: 0, archives: 0 };
   private readonly stmt;
 
@@ -104,6 +112,10 @@ export class SqliteStore {
       // The revision about to be replaced, its bytes then copied in through blob handles. (VALUES,
       // not INSERT … SELECT: that expands the zeroblob, 2× the model measured.)
       archivedMeta: p(archivedMetaOf('?')),
+      markArchived: p(
+        `INSERT OR REPLACE INTO aimm_store_info (key, value) VALUES ('${REVISION_ARCHIVED_KEY}', ?)`,
+      ),
+      unmarkArchived: p(`DELETE FROM aimm_store_info WHERE key = '${REVISION_ARCHIVED_KEY}'`),
       archiveZero: p(
         `INSERT OR REPLACE INTO aimm_store_history
                 (id, revision, type, size, sha256, updated, deleted, origin, instance, content_type)
@@ -151,8 +163,8 @@ export class SqliteStore {
       // Two columns instead of the whole row with its content-type lookup: ≈ 1 µs less per write.
       written: p('SELECT revision, updated FROM aimm_store_model_meta WHERE id = ?'),
       current: p(
-        `SELECT s.type AS type, s.revision AS revision FROM aimm_store_model_meta s
-          WHERE s.id = ? AND s.deleted = 0`,
+        `SELECT s.type AS type, s.revision AS revision, s.size AS size
+           FROM aimm_store_model_meta s WHERE s.id = ? AND s.deleted = 0`,
       ),
       tombstone: p('SELECT type, revision FROM aimm_store_model_meta WHERE id = ?'),
       list: p(
@@ -489,7 +501,7 @@ export class SqliteStore {
       return { change: 'created', meta: this.finishWrite(op.instanceId, op) };
     }
     const cur = this.stmt.current.get(op.instanceId) as
-      | { type: string; revision: number }
+      | { type: string; revision: number; size: number }
       | undefined;
     if (cur === undefined) {
       throw new BackendError('not_found', `model ${op.instanceId} not found`);
@@ -500,16 +512,19 @@ export class SqliteStore {
         `model ${op.instanceId} is at revision ${cur.revision}, expected ${op.expectedRevision}`,
       );
     }
-    this.archiveLarge(op.instanceId);
+    const archived = cur.size >= BLOB_IO_MIN_BYTES && this.archiveLarge(op.instanceId);
+    try {
+      if (op.kind === 'update') {
+        if (io === undefined) this.stmt.update.run(op.modelType, op.instance, op.instanceId);
+        else this.stmt.updateZero.run(op.modelType, op.instance.length, op.instanceId);
+      } else this.stmt.delete.run(op.instanceId);
+    } finally {
+      if (archived) this.stmt.unmarkArchived.run();
+    }
     if (op.kind === 'update') {
-      if (io === undefined) this.stmt.update.run(op.modelType, op.instance, op.instanceId);
-      else {
-        this.stmt.updateZero.run(op.modelType, op.instance.length, op.instanceId);
-        io.write('models', 'instance', op.instanceId, op.instance);
-      }
+      io?.write('models', 'instance', op.instanceId, op.instance);
       return { change: 'updated', meta: this.finishWrite(op.instanceId, op) };
     }
-    this.stmt.delete.run(op.instanceId);
     const t = this.stmt.tombstone.get(op.instanceId) as { type: string; revision: number };
     return {
       change: 'deleted',
@@ -521,21 +536,24 @@ export class SqliteStore {
 
   /**
    * Archives the large model `id` holds before it is replaced or deleted, when the history keeps
-   * revisions: its bytes copied into the history row through blob handles, so that the trigger
-   * (which would read them whole, and copy them whole into the row) finds them archived.
+   * revisions: its bytes copied into the history row through blob handles, and the mark set that
+   * tells the trigger (which would read them whole, and copy them whole into the row) to leave the
+   * history alone; the caller clears the mark after its statement. True when it archived.
    */
-  private archiveLarge(id: number): void {
-    if (this.blobIo === undefined) return;
+  private archiveLarge(id: number): boolean {
+    if (this.blobIo === undefined) return false;
     const size = this.stmt.blobSize.get(id) as number | undefined;
-    if (size === undefined || size < BLOB_IO_MIN_BYTES) return;
+    if (size === undefined || size < BLOB_IO_MIN_BYTES) return false;
     const meta = this.stmt.archivedMeta.get(id) as Record<string, unknown> | undefined;
-    if (meta === undefined) return; // the history keeps nothing
+    if (meta === undefined) return false; // the history keeps nothing
     const { lastInsertRowid } = this.stmt.archiveZero.run({ ...meta, bytes: size });
     this.blobIo.copy(
       { table: 'models', column: 'instance', rowid: id },
       { table: 'aimm_store_history', column: 'instance', rowid: Number(lastInsertRowid) },
     );
+    this.stmt.markArchived.run(String(id));
     this.blobIoUse.archives++;
+    return true;
   }
 
   /** The blob handles when `op` stores a large model and the extension is loaded. */
