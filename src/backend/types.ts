@@ -97,6 +97,13 @@ export interface CreateOptions {
    */
   sha256?: string;
   /**
+   * The instance as standard padded base64, exactly what `Buffer.from(instance).toString('base64')`
+   * gives (e.g. the text the caller strictly decoded the instance from): a backend that sends the
+   * model as base64 may use it instead of encoding the bytes again (others ignore it). A string of
+   * another length than the bytes' base64 is ignored.
+   */
+  base64?: string;
+  /**
    * The instance's media type (`type/subtype[; params]`, see `backend/content-type.ts`), kept as
    * `ModelMeta.contentType` of the revision written, by a backend that can (others ignore it).
    * A write without it leaves the new revision's type unknown.

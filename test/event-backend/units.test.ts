@@ -12,6 +12,7 @@ import {
   decodeModelEvent,
   decodePaddedBase64,
   isPaddedBase64,
+  modelPayloadParts,
   modelPayloadText,
   parseInstanceId,
 } from '../../src/backends/event/format.js';
@@ -67,6 +68,25 @@ describe('AIMM format', () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("the caller's base64 of the bytes is used as given, one of another length never", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const b64 = Buffer.from(bytes).toString('base64');
+        const given = modelPayloadParts('t', bytes, b64);
+        assert.equal(given.join(''), modelPayloadText('t', bytes));
+        assert.equal(given[1], b64);
+        // (The same length with other characters would be the caller's error: it is trusted.)
+        const marked = `${b64}AAAA`;
+        assert.equal(modelPayloadParts('t', bytes, marked).join(''), modelPayloadText('t', bytes));
+        assert.equal(
+          modelPayloadParts('t', bytes, b64.slice(4)).join(''),
+          modelPayloadText('t', bytes),
+        );
+      }),
+      { numRuns: 200 },
     );
   });
 

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import type { CreateOptions, WriteOptions, WriteResult } from '../../src/backend/types.js';
 import { encodeFrames } from '../../src/controls/juggler/framing.js';
 import {
   decodedInstanceOf,
@@ -14,6 +15,7 @@ import {
   parseLargeRequest,
 } from '../../src/controls/juggler/large-request.js';
 import { parseRequest } from '../../src/controls/juggler/messages.js';
+import { MemoryBackend } from '../support/memory-backend.js';
 import { type Harness, startJuggler } from './support/harness.js';
 import { RawClient } from './support/raw-client.js';
 
@@ -246,6 +248,8 @@ describe('large requests through the server', () => {
         const stored = await h.backend.getModel(id);
         assert.deepEqual(stored?.instance, other);
         assert.equal(stored?.modelType, 'grand.Modèle');
+        // The request's base64 text is handed on, so that a backend need not encode it again.
+        assert.deepEqual((h.backend as RecordingBackend).base64s, [b64, other.toString('base64')]);
         // Not base64: refused as a small request would be.
         send(
           `{"type": "request", "id": 3, "name": "update_instance", "data": {"instance_id": ${id}, "model_type": "big.Model", "instance_b64": "${b64.slice(0, 99)}*${b64.slice(100)}"}}`,
@@ -258,8 +262,26 @@ describe('large requests through the server', () => {
   }
 });
 
+/** Records the `base64` option of each write. */
+class RecordingBackend extends MemoryBackend {
+  readonly base64s: (string | undefined)[] = [];
+  override createModel(t: string, i: Uint8Array, o?: CreateOptions): Promise<WriteResult> {
+    this.base64s.push(o?.base64);
+    return super.createModel(t, i, o);
+  }
+  override updateModel(
+    id: number,
+    t: string,
+    i: Uint8Array,
+    o?: WriteOptions & CreateOptions,
+  ): Promise<WriteResult> {
+    this.base64s.push(o?.base64);
+    return super.updateModel(id, t, i, o);
+  }
+}
+
 async function withJuggler(fn: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await startJuggler();
+  const h = await startJuggler({}, new RecordingBackend());
   try {
     await fn(h);
   } finally {

@@ -276,7 +276,7 @@ export class EventBackend implements Backend {
         modelType,
         copy,
         undefined,
-        options.sha256,
+        options,
       );
       job.ticket = ticket;
       return this.writes.submit(job, mode);
@@ -315,7 +315,7 @@ export class EventBackend implements Backend {
         modelType,
         copy,
         undefined,
-        options.sha256,
+        options,
       );
       job.chosenId = true;
       job.ticket = ticket;
@@ -353,7 +353,7 @@ export class EventBackend implements Backend {
         modelType,
         copy,
         options.expectedRevision,
-        options.sha256,
+        options,
       );
       job.ticket = ticket;
       const res = await this.writes.submit(job, mode);

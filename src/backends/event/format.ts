@@ -42,11 +42,18 @@ export type MalformedReason =
  * The exact JSON payload text AIMM writes for a model, in three parts: head, the model's base64,
  * tail (sent one after another, never joined into one large string). All ASCII: the model type is
  * escaped as Python escapes it (non-ASCII as `\uXXXX`), the rest is base64 and punctuation.
+ * `base64`: the caller's base64 of exactly these bytes (`CreateOptions.base64`), used instead of
+ * encoding them again when its length is right.
  */
-export function modelPayloadParts(modelType: string, instance: Uint8Array): string[] {
-  const b64 = Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString(
-    'base64',
-  );
+export function modelPayloadParts(
+  modelType: string,
+  instance: Uint8Array,
+  base64?: string,
+): string[] {
+  const b64 =
+    base64 !== undefined && base64.length === Math.ceil(instance.byteLength / 3) * 4
+      ? base64
+      : Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString('base64');
   return [`{"type": ${pythonJsonString(modelType)}, "instance": "`, b64, '"}'];
 }
 
@@ -65,6 +72,7 @@ export function modelRegisterEvent(
   instanceId: number,
   modelType: string,
   instance: Uint8Array,
+  base64?: string,
 ): RegisterEvent {
   return {
     type: modelEventType(prefix, instanceId),
@@ -72,7 +80,7 @@ export function modelRegisterEvent(
     // Built here from a JSON-escaped string and base64: valid JSON (no need to re-check it) and
     // ASCII (written byte for byte).
     payload: markTrustedJsonPayload<EventPayloadJson>(
-      new PartsJsonPayload(modelPayloadParts(modelType, instance), true),
+      new PartsJsonPayload(modelPayloadParts(modelType, instance, base64), true),
     ),
   };
 }

@@ -45,8 +45,9 @@ export interface WriteJob {
 }
 
 /**
- * A create or update; `copy`: the job's own copy of the caller's bytes; `givenSha256`: the
- * caller's hash of them (`CreateOptions.sha256`), used instead of hashing again when well-formed.
+ * A create or update; `copy`: the job's own copy of the caller's bytes; `given`: the caller's hash
+ * and base64 of them (`CreateOptions.sha256`, `.base64`), used instead of hashing and encoding
+ * again when well-formed.
  */
 export function modelJob(
   prefix: readonly string[],
@@ -55,9 +56,9 @@ export function modelJob(
   modelType: string,
   copy: Uint8Array,
   expectedRevision: number | undefined,
-  givenSha256?: string,
+  given: { sha256?: string; base64?: string } = {},
 ): WriteJob {
-  const event = modelRegisterEvent(prefix, instanceId, modelType, copy);
+  const event = modelRegisterEvent(prefix, instanceId, modelType, copy, given.base64);
   return {
     op,
     instanceId,
@@ -66,7 +67,7 @@ export function modelJob(
     instance: copy,
     bytes: registerEventSize(event),
     size: copy.length,
-    sha256: sha256Of(copy, givenSha256),
+    sha256: sha256Of(copy, given.sha256),
     expectedRevision,
     durableSeq: null,
     queuedAt: new Date().toISOString(),

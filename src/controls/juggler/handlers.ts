@@ -90,7 +90,7 @@ const handlers: Readonly<Record<string, Handler>> = {
       throw new RequestError('expected_revision applies to update_instance and remove_instance');
     const metaOnly = flag(d, 'meta_only'); // checked before the write: a refused request stores nothing
     // `bytes` were just decoded from the request (the reply uses the base64 text): hand them over.
-    const r = await env.backend.createModel(modelType, bytes, { handOver: true });
+    const r = await env.backend.createModel(modelType, bytes, { handOver: true, base64: b64 });
     return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
   },
   update_instance: async (data, _session, env) => {
@@ -100,7 +100,11 @@ const handlers: Readonly<Record<string, Handler>> = {
     const { b64, bytes } = instanceOf(d);
     const options = revisionOption(d);
     const metaOnly = flag(d, 'meta_only'); // checked before the write: a refused request stores nothing
-    const r = await env.backend.updateModel(id, modelType, bytes, { ...options, handOver: true });
+    const r = await env.backend.updateModel(id, modelType, bytes, {
+      ...options,
+      handOver: true,
+      base64: b64,
+    });
     return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
   },
   get_instance: async (data, _session, env) => {
