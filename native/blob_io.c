@@ -215,8 +215,9 @@ int sqlite3_aimmblobio_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   if (state == 0) return SQLITE_NOMEM;
   state->blob = 0;
   const int flags = SQLITE_UTF8 | SQLITE_DIRECTONLY;
-  /* The state is freed with the last function that holds it: aimm_blob_open's (created first,
-   * so dropped last when the connection closes). */
+  /* The state is freed (and a handle left open closed) when aimm_blob_open's registration is
+   * dropped: at the connection's close, or when the extension is loaded again. The other
+   * functions share the pointer without a destructor; none of them can run after that. */
   int rc = sqlite3_create_function_v2(db, "aimm_blob_open", 4, flags, state, blob_open, 0, 0,
                                       destroy_state);
   if (rc != SQLITE_OK) return rc;
