@@ -201,6 +201,8 @@ describe('sqlite backend: blob handles for large models', () => {
             assert.ok(bytesOf(store.revision(1, 1)?.instance).equals(model(2 * MiB + 3, 1)));
             assert.ok(bytesOf(store.revision(1, 2)?.instance).equals(model(1000, 2)));
             assert.ok(bytesOf(store.revision(1, 3)?.instance).equals(model(3 * MiB, 3)));
+            // The two large revisions were read through handles, the small one with its row.
+            assert.equal(store.blobIoUse.reads, 2);
           }
         } finally {
           store.close();

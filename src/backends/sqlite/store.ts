@@ -70,8 +70,19 @@ export interface OpenReport extends ReconcileReport {
   hashed: number;
 }
 
-/** A BLOB `m.instance` that is read through a blob handle. */
-const LARGE_BLOB = `(typeof(m.instance) = 'blob' AND length(m.instance) >= ${BLOB_IO_MIN_BYTES})`;
+/** A BLOB in `column` that is read through a blob handle. */
+const largeBlob = (column: string) =>
+  `(typeof(${column}) = 'blob' AND length(${column}) >= ${BLOB_IO_MIN_BYTES})`;
+
+/**
+ * `column` as a result column `instance`, and whether it is large (`large`: then left out, to be
+ * read through a blob handle, when there are handles).
+ */
+const instanceColumns = (column: string, handles: boolean) =>
+  handles
+    ? `CASE WHEN ${largeBlob(column)} THEN NULL ELSE ${column} END AS instance,
+       ${largeBlob(column)} AS large`
+    : `${column} AS instance, 0 AS large`;
 
 /** The content type recorded for the meta row `s` (NULL unless recorded for its revision). */
 const CONTENT_TYPE = `(SELECT c.content_type FROM aimm_store_content_type c
@@ -145,11 +156,14 @@ export class SqliteStore {
                 1 - deleted AS available
            FROM aimm_store_model_meta s WHERE id = ? AND revision > ?`,
       ),
+      // (typeof(), not IS NOT NULL: that loads the value.)
       oldRevision: p(
-        `SELECT id, type, revision, size, sha256, updated, content_type, instance
+        `SELECT rowid AS row, id, type, revision, size, sha256, updated, content_type,
+                ${instanceColumns('instance', blobIo !== undefined)}
            FROM aimm_store_history
-          WHERE id = ? AND revision = ? AND deleted = 0 AND instance IS NOT NULL`,
+          WHERE id = ? AND revision = ? AND deleted = 0 AND typeof(instance) <> 'null'`,
       ),
+      historyInstance: p('SELECT instance FROM aimm_store_history WHERE rowid = ?').pluck(),
       setOldHash: p('UPDATE aimm_store_history SET sha256 = ? WHERE id = ? AND revision = ?'),
       pruneOlderThan: p(
         `DELETE FROM aimm_store_history WHERE updated < ?
@@ -180,12 +194,7 @@ export class SqliteStore {
       get: p(
         `SELECT m.id AS id, m.type AS type, s.revision AS revision, s.size AS size,
                 s.sha256 AS sha256, s.updated AS updated, ${CONTENT_TYPE},
-                ${
-                  blobIo === undefined
-                    ? 'm.instance AS instance, 0 AS large'
-                    : `CASE WHEN ${LARGE_BLOB} THEN NULL ELSE m.instance END AS instance,
-                       ${LARGE_BLOB} AS large`
-                }
+                ${instanceColumns('m.instance', blobIo !== undefined)}
            FROM models m JOIN aimm_store_model_meta s ON s.id = m.id WHERE m.id = ?`,
       ),
       instance: p('SELECT instance FROM models WHERE id = ?'),
@@ -375,13 +384,25 @@ export class SqliteStore {
   /** One revision with its bytes: the current one from `models`, an earlier one from the history. */
   revision(instanceId: number, revision: number): Model | null {
     this.checkOpen();
-    const model = this.get(instanceId);
-    if (model !== null && model.revision === revision) return model;
+    // The current revision only when asked for (not its bytes read to compare revisions).
+    const current = this.stmt.current.get(instanceId) as { revision: number } | undefined;
+    if (current?.revision === revision) {
+      const model = this.get(instanceId);
+      if (model !== null && model.revision === revision) return model;
+    }
     const row = this.stmt.oldRevision.get(instanceId, revision) as
-      | (MetaRow & { instance: unknown })
+      | (MetaRow & { row: number; instance: unknown; large: number })
       | undefined;
     if (row === undefined) return null;
-    const instance = toBuffer(row.instance);
+    let instance: Buffer;
+    const large =
+      row.large === 1 ? this.blobIo?.read('aimm_store_history', 'instance', row.row) : undefined;
+    if (large !== undefined) {
+      this.blobIoUse.reads++;
+      instance = large;
+    } else {
+      instance = toBuffer(row.large === 1 ? this.stmt.historyInstance.get(row.row) : row.instance);
+    }
     let { sha256 } = row;
     if (sha256 === null) {
       sha256 = sha256Hex(instance);
