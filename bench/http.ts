@@ -25,7 +25,8 @@
  * Prints, per size and server, the median MB/s per direction and the per-round ratios to `bare`
  * and `bare+fsync` (median, range), and the peak RSS during a round's uploads (Linux `VmHWM`,
  * reset before each measurement through `/proc/<pid>/clear_refs`) above the RSS just before them,
- * largest over the rounds, in multiples of the model. The models of a measurement are deleted
+ * largest over the rounds, in multiples of the model, and the same for the downloads (above the
+ * RSS just before them). The models of a measurement are deleted
  * after it (outside the timing; the daemon keeps no history in this bench) so that the files do
  * not grow from round to round.
  */
@@ -229,6 +230,8 @@ interface Sample {
   getMBs: number;
   /** Peak RSS during the uploads above the RSS before them (MiB). */
   extraMiB: number;
+  /** Peak RSS during the downloads above the RSS before them (MiB). */
+  getExtraMiB: number;
 }
 
 interface Contender {
@@ -283,6 +286,8 @@ async function measureWith(
   }
   const putS = (performance.now() - t0) / 1000;
   const peak = reset ? procStatusMiB(pid, 'VmHWM') : Number.NaN;
+  const beforeGets = procStatusMiB(pid, 'VmRSS');
+  const resetForGets = resetPeak(pid);
   t0 = performance.now();
   for (const id of ids) {
     const got =
@@ -292,9 +297,15 @@ async function measureWith(
     if (got.length !== body.length) throw new Error(`${c.name}: got ${got.length} bytes`);
   }
   const getS = (performance.now() - t0) / 1000;
+  const getPeak = resetForGets ? procStatusMiB(pid, 'VmHWM') : Number.NaN;
   for (const id of ids) await httpCall(c.server.http, 'DELETE', `/models/${id}`);
   const mb = (size.bytes * size.count) / 1e6;
-  return { putMBs: mb / putS, getMBs: mb / getS, extraMiB: peak - idle };
+  return {
+    putMBs: mb / putS,
+    getMBs: mb / getS,
+    extraMiB: peak - idle,
+    getExtraMiB: getPeak - beforeGets,
+  };
 }
 
 function range(xs: number[]): string {
@@ -364,7 +375,7 @@ async function main(): Promise<void> {
       `HTTP write API (sqlite backend, synchronous: full${PAGE_SIZES[0] === undefined ? '' : `, page_size ${PAGE_SIZES.join(' / ')}`}) vs bare node:http, one connection, ${ROUNDS} interleaved rounds, ${MODES.length > 1 ? 'plain and huge pages (+hp)' : MODES[0] === 'huge' ? 'huge pages' : 'no huge pages'}:`,
     );
     console.log(
-      `  ${'size'.padEnd(8)}${'server'.padEnd(20)}${'PUT MB/s'.padStart(9)}  ${'PUT ×bare'.padEnd(19)}${'PUT ×fsync'.padEnd(19)}${'GET MB/s'.padStart(9)}  ${'GET ×bare'.padEnd(19)}peak RSS − idle (max MiB, × model)`,
+      `  ${'size'.padEnd(8)}${'server'.padEnd(20)}${'PUT MB/s'.padStart(9)}  ${'PUT ×bare'.padEnd(19)}${'PUT ×fsync'.padEnd(19)}${'GET MB/s'.padStart(9)}  ${'GET ×bare'.padEnd(19)}${'PUT peak − idle'.padEnd(22)}GET peak − before (max MiB, × model)`,
     );
     for (const [si, size] of SIZES.entries()) {
       const per = samples[si] as Sample[][];
@@ -376,6 +387,9 @@ async function main(): Promise<void> {
         const ratio = (ys: Sample[], k: 'putMBs' | 'getMBs') =>
           range(xs.map((x, i) => x[k] / (ys[i] as Sample)[k]));
         const extra = Math.max(...xs.map((x) => x.extraMiB));
+        const getExtra = Math.max(...xs.map((x) => x.getExtraMiB));
+        const peakText = (mib: number) =>
+          `+${mib.toFixed(0)} (${(mib / (size.bytes / MiB)).toFixed(2)}×)`;
         console.log(
           `  ${size.label.padEnd(8)}${c.name.padEnd(20)}${median(xs.map((x) => x.putMBs))
             .toFixed(1)
@@ -385,7 +399,7 @@ async function main(): Promise<void> {
             .toFixed(1)
             .padStart(
               9,
-            )}  ${ratio(b, 'getMBs').padEnd(19)}+${extra.toFixed(0)} (${(extra / (size.bytes / MiB)).toFixed(2)}×)`,
+            )}  ${ratio(b, 'getMBs').padEnd(19)}${peakText(extra).padEnd(22)}${peakText(getExtra)}`,
         );
       }
     }
