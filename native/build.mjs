@@ -7,7 +7,7 @@
 // better-sqlite3's copies (more memory per upload). So a failure here warns and exits 0, unless
 // AIMM_STORE_NATIVE=required (CI), where it fails the install.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, statSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +66,7 @@ args.unshift(process.platform === 'darwin' ? '-dynamiclib' : '-shared');
 try {
   execFileSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] });
 } catch (err) {
+  rmSync(partial, { force: true });
   fail(`could not build ${target} with ${cc}: ${err.message}`);
 }
 renameSync(partial, target);

@@ -37,7 +37,7 @@ const NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
 
 /**
  * The size in bytes of an instance. A BLOB's length() is read from the record header without
- * loading the value (and without expanding a zeroblob(n) the store writes first: blob-io.ts),
+ * loading the value (and without expanding a zeroblob(n) the store writes first: src/common/sqlite-blob-io.ts),
  * where CAST would load it; CAST is only for another writer's TEXT (its length in bytes, not
  * characters); NULL counts 0.
  */
