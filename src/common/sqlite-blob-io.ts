@@ -13,6 +13,18 @@ import type Database from 'better-sqlite3';
 /** From this size on a model is written and read through a blob handle. */
 export const BLOB_IO_MIN_BYTES = 1 << 20;
 
+/**
+ * `column` as the result columns `instance` and `large` of a query: with handles, a BLOB from
+ * {@link BLOB_IO_MIN_BYTES} on is left out (`instance` NULL, `large` 1) to be read through a
+ * handle; typeof() and length() read a value's type and size from its record header, without
+ * loading it. Without handles, the value itself and `large` 0.
+ */
+export function largeValueColumns(column: string, handles: boolean): string {
+  if (!handles) return `${column} AS instance, 0 AS large`;
+  const large = `(typeof(${column}) = 'blob' AND length(${column}) >= ${BLOB_IO_MIN_BYTES})`;
+  return `CASE WHEN ${large} THEN NULL ELSE ${column} END AS instance, ${large} AS large`;
+}
+
 /** Bytes per call into the extension (better-sqlite3 copies each chunk once when binding it). */
 const CHUNK_BYTES = 1 << 20;
 

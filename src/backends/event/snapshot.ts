@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { BLOB_IO_MIN_BYTES, BlobIo } from '../../common/sqlite-blob-io.js';
+import { BLOB_IO_MIN_BYTES, BlobIo, largeValueColumns } from '../../common/sqlite-blob-io.js';
 import type { EventPayloadJson, RegisterEvent } from '../../hat/eventer/common.js';
 import { markTrustedJsonPayload } from '../../hat/eventer/json.js';
 import type { EventRef } from './event-ref.js';
@@ -462,11 +462,7 @@ function prepare(db: Database.Database, blobIo: boolean) {
     ),
     // A large instance is left out (`large`) and read through a blob handle when there are any.
     instance: db.prepare(
-      blobIo
-        ? `SELECT CASE WHEN length(instance) >= ${BLOB_IO_MIN_BYTES} THEN NULL ELSE instance END
-                  AS instance, length(instance) >= ${BLOB_IO_MIN_BYTES} AS large
-             FROM snapshot_blobs WHERE id = ?`
-        : 'SELECT instance, 0 AS large FROM snapshot_blobs WHERE id = ?',
+      `SELECT ${largeValueColumns('instance', blobIo)} FROM snapshot_blobs WHERE id = ?`,
     ),
     part: db.prepare('SELECT substr(instance, ?, ?) AS part FROM snapshot_blobs WHERE id = ?'),
     upsert: db.prepare(

@@ -17,7 +17,7 @@ import {
   type ModelRange,
   type ModelRevision,
 } from '../../backend/types.js';
-import { BLOB_IO_MIN_BYTES, BlobIo } from '../../common/sqlite-blob-io.js';
+import { BLOB_IO_MIN_BYTES, BlobIo, largeValueColumns } from '../../common/sqlite-blob-io.js';
 import type { SqliteOptions } from './conf.js';
 import {
   archivedMetaOf,
@@ -69,20 +69,6 @@ export interface OpenReport extends ReconcileReport {
   /** Models whose hash was computed at open (written by another program). */
   hashed: number;
 }
-
-/** A BLOB in `column` that is read through a blob handle. */
-const largeBlob = (column: string) =>
-  `(typeof(${column}) = 'blob' AND length(${column}) >= ${BLOB_IO_MIN_BYTES})`;
-
-/**
- * `column` as a result column `instance`, and whether it is large (`large`: then left out, to be
- * read through a blob handle, when there are handles).
- */
-const instanceColumns = (column: string, handles: boolean) =>
-  handles
-    ? `CASE WHEN ${largeBlob(column)} THEN NULL ELSE ${column} END AS instance,
-       ${largeBlob(column)} AS large`
-    : `${column} AS instance, 0 AS large`;
 
 /** The content type recorded for the meta row `s` (NULL unless recorded for its revision). */
 const CONTENT_TYPE = `(SELECT c.content_type FROM aimm_store_content_type c
@@ -159,7 +145,7 @@ export class SqliteStore {
       // (typeof(), not IS NOT NULL: that loads the value.)
       oldRevision: p(
         `SELECT rowid AS row, id, type, revision, size, sha256, updated, content_type,
-                ${instanceColumns('instance', blobIo !== undefined)}
+                ${largeValueColumns('instance', blobIo !== undefined)}
            FROM aimm_store_history
           WHERE id = ? AND revision = ? AND deleted = 0 AND typeof(instance) <> 'null'`,
       ),
@@ -194,7 +180,7 @@ export class SqliteStore {
       get: p(
         `SELECT m.id AS id, m.type AS type, s.revision AS revision, s.size AS size,
                 s.sha256 AS sha256, s.updated AS updated, ${CONTENT_TYPE},
-                ${instanceColumns('m.instance', blobIo !== undefined)}
+                ${largeValueColumns('m.instance', blobIo !== undefined)}
            FROM models m JOIN aimm_store_model_meta s ON s.id = m.id WHERE m.id = ?`,
       ),
       instance: p('SELECT instance FROM models WHERE id = ?'),
@@ -318,7 +304,10 @@ export class SqliteStore {
       | (MetaRow & { instance: unknown; large: number })
       | undefined;
     if (row === undefined) return null;
-    const instance = row.large === 1 ? this.largeInstanceOf(instanceId) : toBuffer(row.instance);
+    const instance =
+      row.large === 1
+        ? this.throughHandle('models', instanceId, () => this.instanceOf(instanceId))
+        : toBuffer(row.instance);
     const meta = this.metaOf(row, instance);
     return { ...meta, instance };
   }
@@ -394,15 +383,12 @@ export class SqliteStore {
       | (MetaRow & { row: number; instance: unknown; large: number })
       | undefined;
     if (row === undefined) return null;
-    let instance: Buffer;
-    const large =
-      row.large === 1 ? this.blobIo?.read('aimm_store_history', 'instance', row.row) : undefined;
-    if (large !== undefined) {
-      this.blobIoUse.reads++;
-      instance = large;
-    } else {
-      instance = toBuffer(row.large === 1 ? this.stmt.historyInstance.get(row.row) : row.instance);
-    }
+    const instance =
+      row.large === 1
+        ? this.throughHandle('aimm_store_history', row.row, () =>
+            this.stmt.historyInstance.get(row.row),
+          )
+        : toBuffer(row.instance);
     let { sha256 } = row;
     if (sha256 === null) {
       sha256 = sha256Hex(instance);
@@ -649,10 +635,17 @@ export class SqliteStore {
     };
   }
 
-  /** A model the `get` query left out for its size: through a blob handle. */
-  private largeInstanceOf(id: number): Buffer {
-    const bytes = this.blobIo?.read('models', 'instance', id);
-    if (bytes === undefined) return this.instanceOf(id);
+  /**
+   * An instance a query left out for its size (`large`), read through a blob handle; `whole`
+   * (a query of the whole value) when there is no handle on it.
+   */
+  private throughHandle(
+    table: 'models' | 'aimm_store_history',
+    rowid: number,
+    whole: () => unknown,
+  ): Buffer {
+    const bytes = this.blobIo?.read(table, 'instance', rowid);
+    if (bytes === undefined) return toBuffer(whole());
     this.blobIoUse.reads++;
     return bytes;
   }
