@@ -46,6 +46,21 @@ function openBackend(path: string, extra: Record<string, unknown> = {}): Promise
 
 const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version']).status === 0;
 
+/** The options of a test that needs the extension. */
+const NEEDS_EXTENSION = {
+  skip: blobIoExtension() === undefined ? 'the extension is not built' : false,
+};
+
+/** What a write op that stores `size` bytes of model `seed` carries. */
+function bytesOp(size: number, seed: number) {
+  return {
+    modelType: 't',
+    instance: model(size, seed),
+    sha256: 'x'.repeat(64),
+    contentType: undefined,
+  };
+}
+
 /** Sizes around the threshold and the 1 MiB chunks, with odd tails. */
 const SIZES = [BLOB_IO_MIN_BYTES - 1, BLOB_IO_MIN_BYTES, 3 * MiB + 12_345, 2 * MiB];
 
@@ -128,99 +143,94 @@ describe('sqlite backend: blob handles for large models', () => {
     });
   }
 
-  it('only models from the threshold on go through handles, and only when it is on', {
-    skip: blobIoExtension() === undefined ? 'the extension is not built' : false,
-  }, async () => {
-    await withTempDir(async (dir) => {
-      for (const [name, extra, large] of [
-        ['auto.db', {}, 1],
-        ['off.db', { blob_io: 'off' }, 0],
-      ] as const) {
-        const { store, report } = openStore(join(dir, name), extra);
-        try {
-          assert.equal(report.blobIo.on, large === 1, name);
-          const op = (size: number, seed: number) => ({
-            kind: 'create' as const,
-            modelType: 't',
-            instance: model(size, seed),
-            sha256: 'x'.repeat(64),
-            contentType: undefined,
-          });
-          const { outcomes } = store.applyBatch([
-            op(BLOB_IO_MIN_BYTES - 1, 1),
-            op(BLOB_IO_MIN_BYTES, 2),
-            op(1024, 3),
-          ]);
-          assert.ok(outcomes.every((o) => o.ok));
-          assert.deepEqual(store.blobIoUse, { writes: large, reads: 0, archives: 0 }, name);
-          assert.ok(bytesOf(store.get(2)?.instance).equals(model(BLOB_IO_MIN_BYTES, 2)));
-          assert.ok(bytesOf(store.get(1)?.instance).equals(model(BLOB_IO_MIN_BYTES - 1, 1)));
-          assert.deepEqual(store.blobIoUse, { writes: large, reads: large, archives: 0 }, name);
-        } finally {
-          store.close();
-        }
-      }
-    });
-  });
-
-  it('the history archives a large revision through handles when it keeps any, else not at all', {
-    skip: blobIoExtension() === undefined ? 'the extension is not built' : false,
-  }, async () => {
-    await withTempDir(async (dir) => {
-      for (const keep of [0, 3]) {
-        const path = join(dir, `keep${keep}.db`);
-        const { store } = openStore(path, { history: { keep } });
-        const bytes = (n: number, seed: number) => ({
-          modelType: 't',
-          instance: model(n, seed),
-          sha256: 'x'.repeat(64),
-          contentType: undefined,
-        });
-        try {
-          const ok = (ops: Parameters<SqliteStore['applyBatch']>[0]) =>
-            assert.ok(store.applyBatch(ops).outcomes.every((o) => o.ok));
-          ok([{ kind: 'create', ...bytes(2 * MiB + 3, 1) }]);
-          ok([{ kind: 'update', instanceId: 1, expectedRevision: 1, ...bytes(1000, 2) }]);
-          ok([{ kind: 'update', instanceId: 1, expectedRevision: 2, ...bytes(3 * MiB, 3) }]);
-          ok([{ kind: 'delete', instanceId: 1, expectedRevision: 3 }]);
-          // Revisions 1 (large: through handles), 2 (small: the trigger), 3 (large, deleted).
-          assert.equal(store.blobIoUse.archives, keep === 0 ? 0 : 2);
-          const archived = store.history(1) ?? [];
-          assert.deepEqual(
-            archived.map((r) => [r.revision, r.deleted, r.available]),
-            keep === 0
-              ? [[4, true, false]]
-              : [
-                  [1, false, true],
-                  [2, false, true],
-                  [3, false, true],
-                  [4, true, false],
-                ],
-          );
-          if (keep > 0) {
-            assert.ok(bytesOf(store.revision(1, 1)?.instance).equals(model(2 * MiB + 3, 1)));
-            assert.ok(bytesOf(store.revision(1, 2)?.instance).equals(model(1000, 2)));
-            assert.ok(bytesOf(store.revision(1, 3)?.instance).equals(model(3 * MiB, 3)));
-            // The two large revisions were read through handles, the small one with its row.
-            assert.equal(store.blobIoUse.reads, 2);
+  it(
+    'only models from the threshold on go through handles, and only when it is on',
+    NEEDS_EXTENSION,
+    async () => {
+      await withTempDir(async (dir) => {
+        for (const [name, extra, large] of [
+          ['auto.db', {}, 1],
+          ['off.db', { blob_io: 'off' }, 0],
+        ] as const) {
+          const { store, report } = openStore(join(dir, name), extra);
+          try {
+            assert.equal(report.blobIo.on, large === 1, name);
+            const op = (size: number, seed: number) => ({
+              kind: 'create' as const,
+              ...bytesOp(size, seed),
+            });
+            const { outcomes } = store.applyBatch([
+              op(BLOB_IO_MIN_BYTES - 1, 1),
+              op(BLOB_IO_MIN_BYTES, 2),
+              op(1024, 3),
+            ]);
+            assert.ok(outcomes.every((o) => o.ok));
+            assert.deepEqual(store.blobIoUse, { writes: large, reads: 0, archives: 0 }, name);
+            assert.ok(bytesOf(store.get(2)?.instance).equals(model(BLOB_IO_MIN_BYTES, 2)));
+            assert.ok(bytesOf(store.get(1)?.instance).equals(model(BLOB_IO_MIN_BYTES - 1, 1)));
+            assert.deepEqual(store.blobIoUse, { writes: large, reads: large, archives: 0 }, name);
+          } finally {
+            store.close();
           }
-        } finally {
-          store.close();
         }
-        // The store's "archived it myself" mark never outlives its statement.
-        const db = new Database(path, { readonly: true });
-        try {
-          const marks = db
-            .prepare(`SELECT count(*) FROM aimm_store_info WHERE key = 'revision_archived'`)
-            .pluck()
-            .get();
-          assert.equal(marks, 0);
-        } finally {
-          db.close();
+      });
+    },
+  );
+
+  it(
+    'the history archives a large revision through handles when it keeps any, else not at all',
+    NEEDS_EXTENSION,
+    async () => {
+      await withTempDir(async (dir) => {
+        for (const keep of [0, 3]) {
+          const path = join(dir, `keep${keep}.db`);
+          const { store } = openStore(path, { history: { keep } });
+          try {
+            const ok = (ops: Parameters<SqliteStore['applyBatch']>[0]) =>
+              assert.ok(store.applyBatch(ops).outcomes.every((o) => o.ok));
+            ok([{ kind: 'create', ...bytesOp(2 * MiB + 3, 1) }]);
+            ok([{ kind: 'update', instanceId: 1, expectedRevision: 1, ...bytesOp(1000, 2) }]);
+            ok([{ kind: 'update', instanceId: 1, expectedRevision: 2, ...bytesOp(3 * MiB, 3) }]);
+            ok([{ kind: 'delete', instanceId: 1, expectedRevision: 3 }]);
+            // Revisions 1 (large: through handles), 2 (small: the trigger), 3 (large, deleted).
+            assert.equal(store.blobIoUse.archives, keep === 0 ? 0 : 2);
+            const archived = store.history(1) ?? [];
+            assert.deepEqual(
+              archived.map((r) => [r.revision, r.deleted, r.available]),
+              keep === 0
+                ? [[4, true, false]]
+                : [
+                    [1, false, true],
+                    [2, false, true],
+                    [3, false, true],
+                    [4, true, false],
+                  ],
+            );
+            if (keep > 0) {
+              assert.ok(bytesOf(store.revision(1, 1)?.instance).equals(model(2 * MiB + 3, 1)));
+              assert.ok(bytesOf(store.revision(1, 2)?.instance).equals(model(1000, 2)));
+              assert.ok(bytesOf(store.revision(1, 3)?.instance).equals(model(3 * MiB, 3)));
+              // The two large revisions were read through handles, the small one with its row.
+              assert.equal(store.blobIoUse.reads, 2);
+            }
+          } finally {
+            store.close();
+          }
+          // The store's "archived it myself" mark never outlives its statement.
+          const db = new Database(path, { readonly: true });
+          try {
+            const marks = db
+              .prepare(`SELECT count(*) FROM aimm_store_info WHERE key = 'revision_archived'`)
+              .pluck()
+              .get();
+            assert.equal(marks, 0);
+          } finally {
+            db.close();
+          }
         }
-      }
-    });
-  });
+      });
+    },
+  );
 
   it("AIMM's own updates and deletes of large models are archived by the triggers", async () => {
     await withTempDir(async (dir) => {
@@ -245,9 +255,7 @@ describe('sqlite backend: blob handles for large models', () => {
     });
   });
 
-  it('a TEXT or NULL instance another writer left is read as before', {
-    skip: blobIoExtension() === undefined ? 'the extension is not built' : false,
-  }, async () => {
+  it('a TEXT or NULL instance another writer left is read as before', NEEDS_EXTENSION, async () => {
     await withTempDir(async (dir) => {
       const path = join(dir, 'm.db');
       const text = 'é'.repeat(BLOB_IO_MIN_BYTES);
@@ -273,49 +281,51 @@ describe('sqlite backend: blob handles for large models', () => {
     });
   });
 
-  it("the extension's functions refuse what is outside the blob or out of turn", {
-    skip: blobIoExtension() === undefined ? 'the extension is not built' : false,
-  }, () => {
-    const db = new Database(':memory:');
-    try {
-      const loaded = BlobIo.load(db);
-      assert.ok(loaded.io !== undefined);
-      db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)');
-      db.prepare('INSERT INTO t VALUES (1, zeroblob(10)), (2, NULL)').run();
-      const one = (sql: string, ...args: unknown[]) =>
-        db
-          .prepare(sql)
-          .pluck()
-          .get(...args);
-      assert.throws(() => one("SELECT aimm_blob_write(0, x'00')"), /no blob is open/);
-      assert.throws(() => one("SELECT aimm_blob_open('t', 'b', 3, 1)"), /no such rowid/);
-      assert.throws(() => one("SELECT aimm_blob_open('t', 'b', 2, 1)"), /cannot open value/);
-      assert.throws(() => one("SELECT aimm_blob_open('t', 'b', 1.5, 1)"), /are required/);
-      assert.equal(one("SELECT aimm_blob_open('t', 'b', 1, 1)"), 10);
-      assert.throws(() => one("SELECT aimm_blob_open('t', 'b', 1, 1)"), /already open/);
-      assert.throws(() => one("SELECT aimm_blob_write(8, x'010203')"), /outside the blob/);
-      assert.throws(() => one("SELECT aimm_blob_write(-1, x'01')"), /outside the blob/);
-      assert.throws(() => one('SELECT aimm_blob_read(9, 2)'), /outside the blob/);
-      assert.equal(one("SELECT aimm_blob_write(7, x'010203')"), 3);
-      assert.deepEqual([...(one('SELECT aimm_blob_read(6, 4)') as Buffer)], [0, 1, 2, 3]);
-      assert.equal(one('SELECT aimm_blob_close()'), 1);
-      assert.equal(one('SELECT aimm_blob_close()'), 0);
-      // Not from a trigger or a view (SQLITE_DIRECTONLY): a file cannot make us write blobs.
-      db.exec(
-        "CREATE TABLE log (x); CREATE TRIGGER tr AFTER INSERT ON log BEGIN SELECT aimm_blob_open('t', 'b', 1, 1); END",
-      );
-      assert.throws(() => db.prepare('INSERT INTO log VALUES (1)').run(), /unsafe use/);
-      // A write through a handle whose row changed meanwhile is refused (SQLite expires it).
-      one("SELECT aimm_blob_open('t', 'b', 1, 1)");
-      db.prepare("UPDATE t SET b = x'00' WHERE id = 1").run();
-      assert.throws(() => one("SELECT aimm_blob_write(0, x'01')"), /abort/i);
-      one('SELECT aimm_blob_close()');
-      assert.deepEqual(
-        [...(db.prepare('SELECT b FROM t WHERE id = 1').pluck().get() as Buffer)],
-        [0],
-      );
-    } finally {
-      db.close();
-    }
-  });
+  it(
+    "the extension's functions refuse what is outside the blob or out of turn",
+    NEEDS_EXTENSION,
+    () => {
+      const db = new Database(':memory:');
+      try {
+        const loaded = BlobIo.load(db);
+        assert.ok(loaded.io !== undefined);
+        db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)');
+        db.prepare('INSERT INTO t VALUES (1, zeroblob(10)), (2, NULL)').run();
+        const one = (sql: string, ...args: unknown[]) =>
+          db
+            .prepare(sql)
+            .pluck()
+            .get(...args);
+        assert.throws(() => one("SELECT aimm_blob_write(0, x'00')"), /no blob is open/);
+        assert.throws(() => one("SELECT aimm_blob_open('t', 'b', 3, 1)"), /no such rowid/);
+        assert.throws(() => one("SELECT aimm_blob_open('t', 'b', 2, 1)"), /cannot open value/);
+        assert.throws(() => one("SELECT aimm_blob_open('t', 'b', 1.5, 1)"), /are required/);
+        assert.equal(one("SELECT aimm_blob_open('t', 'b', 1, 1)"), 10);
+        assert.throws(() => one("SELECT aimm_blob_open('t', 'b', 1, 1)"), /already open/);
+        assert.throws(() => one("SELECT aimm_blob_write(8, x'010203')"), /outside the blob/);
+        assert.throws(() => one("SELECT aimm_blob_write(-1, x'01')"), /outside the blob/);
+        assert.throws(() => one('SELECT aimm_blob_read(9, 2)'), /outside the blob/);
+        assert.equal(one("SELECT aimm_blob_write(7, x'010203')"), 3);
+        assert.deepEqual([...(one('SELECT aimm_blob_read(6, 4)') as Buffer)], [0, 1, 2, 3]);
+        assert.equal(one('SELECT aimm_blob_close()'), 1);
+        assert.equal(one('SELECT aimm_blob_close()'), 0);
+        // Not from a trigger or a view (SQLITE_DIRECTONLY): a file cannot make us write blobs.
+        db.exec(
+          "CREATE TABLE log (x); CREATE TRIGGER tr AFTER INSERT ON log BEGIN SELECT aimm_blob_open('t', 'b', 1, 1); END",
+        );
+        assert.throws(() => db.prepare('INSERT INTO log VALUES (1)').run(), /unsafe use/);
+        // A write through a handle whose row changed meanwhile is refused (SQLite expires it).
+        one("SELECT aimm_blob_open('t', 'b', 1, 1)");
+        db.prepare("UPDATE t SET b = x'00' WHERE id = 1").run();
+        assert.throws(() => one("SELECT aimm_blob_write(0, x'01')"), /abort/i);
+        one('SELECT aimm_blob_close()');
+        assert.deepEqual(
+          [...(db.prepare('SELECT b FROM t WHERE id = 1').pluck().get() as Buffer)],
+          [0],
+        );
+      } finally {
+        db.close();
+      }
+    },
+  );
 });
