@@ -17,6 +17,8 @@ import {
   parseJsonPayload,
 } from '../../src/hat/eventer/common.js';
 import {
+  BASE64_STEP,
+  Base64TextPart,
   jsonPayloadSize,
   LARGE_JSON_TEXT_BYTES,
   PartsJsonPayload,
@@ -199,5 +201,58 @@ describe('ASCII parts', () => {
     assert.ok(!sameJsonText(received(`${text} `), mine));
     assert.ok(!sameJsonText(received(text.slice(0, -1)), mine));
     assert.ok(!sameJsonText(received(text), new PartsJsonPayload([...parts, ' '], true)));
+  });
+});
+
+describe('base64 parts (encoded while written, never one string)', () => {
+  const reg = (payload: EventPayloadJson) => [{ type: ['x'], sourceTimestamp: null, payload }];
+  const received = (t: string) =>
+    decodeEventsNotify(encodeEventsNotify([event(t)]))[0]?.payload as EventPayloadJson;
+
+  test('encode, measure and compare like the same text given as a string, at every step edge', () => {
+    for (const n of [
+      0,
+      1,
+      2,
+      3,
+      4,
+      BASE64_STEP - 1,
+      BASE64_STEP,
+      BASE64_STEP + 1,
+      2 * BASE64_STEP + 5,
+    ]) {
+      const bytes = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) bytes[i] = (i * 7919) & 0xff;
+      const b64 = bytes.toString('base64');
+      const part = new Base64TextPart(bytes);
+      assert.equal(part.length, b64.length, `length at ${n}`);
+      assert.equal(String(part), b64);
+      const p = new PartsJsonPayload(['{"i": "', part, '"}'], true);
+      const text = `{"i": "${b64}"}`;
+      assert.equal(p.text, text);
+      assert.equal(jsonPayloadSize(p), text.length);
+      assert.ok(
+        encodeRegisterReq(reg(p)).equals(encodeRegisterReq(reg({ kind: 'json', text }))),
+        `encoding at ${n}`,
+      );
+      assert.ok(sameJsonText(received(text), p), `received bytes or string at ${n}`);
+      assert.ok(sameJsonText({ kind: 'json', text }, p));
+      if (n > 0) {
+        const other = Buffer.from(bytes);
+        other[n - 1] = ((other[n - 1] as number) + 1) & 0xff;
+        const q = new PartsJsonPayload(['{"i": "', new Base64TextPart(other), '"}'], true);
+        assert.ok(!sameJsonText(received(text), q), `last byte changed at ${n}`);
+        assert.ok(!sameJsonText({ kind: 'json', text }, q));
+      }
+    }
+  });
+
+  test('a payload compares equal to itself without reading it', () => {
+    const p = new PartsJsonPayload([new Base64TextPart(Buffer.alloc(10))]);
+    assert.ok(sameJsonText(p, p));
+  });
+
+  test('parts that are neither strings nor base64 parts are refused', () => {
+    assert.throws(() => new PartsJsonPayload([7 as unknown as string]), TypeError);
   });
 });

@@ -15,7 +15,12 @@ import type {
   RegisterEvent,
 } from '../../hat/eventer/common.js';
 import { markTrustedJsonPayload, pythonJsonString } from '../../hat/eventer/json.js';
-import { jsonPayloadSize, PartsJsonPayload } from '../../hat/eventer/payload.js';
+import {
+  Base64TextPart,
+  jsonPayloadSize,
+  PartsJsonPayload,
+  type TextPart,
+} from '../../hat/eventer/payload.js';
 
 /** A decoded model event. */
 export type ModelEvent =
@@ -42,18 +47,16 @@ export type MalformedReason =
  * The exact JSON payload text AIMM writes for a model, in three parts: head, the model's base64,
  * tail (sent one after another, never joined into one large string). All ASCII: the model type is
  * escaped as Python escapes it (non-ASCII as `\uXXXX`), the rest is base64 and punctuation.
- * `base64`: the caller's base64 of exactly these bytes (`CreateOptions.base64`), used instead of
- * encoding them again when its length is right.
+ * `base64`: the caller's base64 of exactly these bytes (`CreateOptions.base64`), used when its
+ * length is right; otherwise the base64 is a {@link Base64TextPart}, encoded as it is written.
  */
 export function modelPayloadParts(
   modelType: string,
   instance: Uint8Array,
   base64?: string,
-): string[] {
-  const b64 =
-    base64 !== undefined && base64.length === Math.ceil(instance.byteLength / 3) * 4
-      ? base64
-      : Buffer.from(instance.buffer, instance.byteOffset, instance.byteLength).toString('base64');
+): TextPart[] {
+  const part = new Base64TextPart(instance);
+  const b64 = base64 !== undefined && base64.length === part.length ? base64 : part;
   return [`{"type": ${pythonJsonString(modelType)}, "instance": "`, b64, '"}'];
 }
 

@@ -5,7 +5,8 @@
  * as those bytes ({@link ReceivedJsonPayload}): its `text` is decoded only when asked for, and
  * re-encoding the event writes the bytes as they came. A payload to send may give its text in parts
  * ({@link PartsJsonPayload}, e.g. a head, a long base64 run and a tail), written one after another
- * into the request without being joined. {@link sameJsonText} compares any two payload texts as
+ * into the request without being joined; a part may be the base64 of bytes ({@link Base64TextPart}),
+ * encoded piece by piece straight into the request, never held as one string. {@link sameJsonText} compares any two payload texts as
  * UTF-8 bytes, chunk by chunk, so a received payload can be recognised as one we sent without
  * decoding it.
  */
@@ -17,7 +18,6 @@ import {
   string,
   type Writer,
   writeInteger,
-  writeStringParts,
 } from '../sbs/codec.js';
 import type { EventPayloadJson } from './common.js';
 
@@ -39,19 +39,63 @@ export class ReceivedJsonPayload implements EventPayloadJson {
 }
 
 /**
- * A JSON payload whose text is the concatenation of `parts` (none ending inside a surrogate pair);
- * `text` joins them on each access. `ascii`: the maker guarantees every part is ASCII (as JSON
- * with non-ASCII escaped and base64 are), so that writing and comparing the text copies it byte
- * for byte instead of measuring and encoding it as UTF-8 (a part that is not ASCII would then be
- * written wrong: only for texts made so).
+ * A part of a payload text that is the standard padded base64 of `bytes`: encoded while it is
+ * written or compared, {@link BASE64_STEP} bytes at a time, so that a large model's base64 never
+ * exists as one string (13.3 MB of garbage for a 10 MiB model). `bytes` must not change while the
+ * payload is in use. `toString()` gives the whole text (for `parts.join('')`).
+ */
+export class Base64TextPart {
+  constructor(readonly bytes: Uint8Array) {}
+  /** Characters (= bytes: base64 is ASCII) of the text. */
+  get length(): number {
+    return Math.ceil(this.bytes.byteLength / 3) * 4;
+  }
+  /** The text of the `k`-th step: base64 of bytes `[k·STEP, (k+1)·STEP)`. */
+  step(k: number): string {
+    const b = this.bytes;
+    const at = k * BASE64_STEP;
+    return bufferOf(b).toString('base64', at, Math.min(b.byteLength, at + BASE64_STEP));
+  }
+  /** Number of steps. */
+  get steps(): number {
+    return Math.ceil(this.bytes.byteLength / BASE64_STEP);
+  }
+  toString(): string {
+    return bufferOf(this.bytes).toString('base64');
+  }
+}
+
+/**
+ * Bytes encoded per step of a {@link Base64TextPart}: a multiple of 3 (each step's text is then
+ * a whole piece of the whole text, without padding but at the end), small enough that each step's
+ * string stays in V8's young generation (collected cheaply, never large-object garbage).
+ */
+export const BASE64_STEP = 3 * 16 * 1024;
+
+function bufferOf(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** A part of a {@link PartsJsonPayload}'s text. */
+export type TextPart = string | Base64TextPart;
+
+/**
+ * A JSON payload whose text is the concatenation of `parts` (no string part ending inside a
+ * surrogate pair); `text` joins them on each access. `ascii`: the maker guarantees every part is
+ * ASCII (as JSON with non-ASCII escaped and base64 are), so that writing and comparing the text
+ * copies it byte for byte instead of measuring and encoding it as UTF-8 (a part that is not ASCII
+ * would then be written wrong: only for texts made so). A {@link Base64TextPart} is ASCII either way.
  */
 export class PartsJsonPayload implements EventPayloadJson {
   readonly kind = 'json' as const;
   constructor(
-    readonly parts: readonly string[],
+    readonly parts: readonly TextPart[],
     readonly ascii = false,
   ) {
-    for (const p of parts) if (typeof p !== 'string') throw new TypeError('parts must be strings');
+    for (const p of parts) {
+      if (typeof p !== 'string' && !(p instanceof Base64TextPart))
+        throw new TypeError('parts must be strings or base64 parts');
+    }
   }
   get text(): string {
     return this.parts.join('');
@@ -80,11 +124,26 @@ export function writeJsonPayload(w: Writer, p: EventPayloadJson): void {
     return;
   }
   if (p instanceof PartsJsonPayload) {
-    writeStringParts(w, p.parts, p.ascii);
+    writeParts(w, p.parts, p.ascii);
     return;
   }
   if (typeof p.text !== 'string') throw new TypeError('json payload text must be a string');
   string.write(w, p.text);
+}
+
+/** Writes the concatenation of `parts` as one SBS String (UTF-8, or byte for byte if `ascii`). */
+function writeParts(w: Writer, parts: readonly TextPart[], ascii: boolean): void {
+  let len = 0;
+  for (const p of parts) {
+    len += typeof p === 'string' && !ascii ? Buffer.byteLength(p, 'utf8') : p.length;
+  }
+  writeInteger(w, len, string.name);
+  w.ensure(len);
+  const encoding = ascii ? 'latin1' : 'utf8';
+  for (const p of parts) {
+    if (typeof p === 'string') w.pos += w.buf.write(p, w.pos, encoding);
+    else for (let k = 0; k < p.steps; k++) w.pos += w.buf.write(p.step(k), w.pos, 'latin1');
+  }
 }
 
 /**
@@ -103,11 +162,12 @@ export function jsonPayloadSize(p: EventPayloadJson): number {
 
 /** True when the two payloads have the same text, compared as UTF-8 bytes (no large string made). */
 export function sameJsonText(a: EventPayloadJson, b: EventPayloadJson): boolean {
+  if (a === b) return true;
   if (a instanceof ReceivedJsonPayload) return bytesEqualTo(a.bytes, b);
   if (b instanceof ReceivedJsonPayload) return bytesEqualTo(b.bytes, a);
   if (!(a instanceof PartsJsonPayload)) return textEqualsParts(a.text, partsOf(b));
   if (!(b instanceof PartsJsonPayload)) return textEqualsParts(b.text, a.parts);
-  return a.parts.join('') === b.parts.join('');
+  return a.text === b.text;
 }
 
 /**
@@ -115,16 +175,24 @@ export function sameJsonText(a: EventPayloadJson, b: EventPayloadJson): boolean 
  * Each part is compared with a slice of `text` by `===` (a block compare): `startsWith` at an
  * offset walks character by character, ≈ 8× slower on a 1 KiB model's payload.
  */
-function textEqualsParts(text: string, parts: readonly string[]): boolean {
+function textEqualsParts(text: string, parts: readonly TextPart[]): boolean {
   let pos = 0;
   for (const part of parts) {
-    if (text.slice(pos, pos + part.length) !== part) return false;
-    pos += part.length;
+    if (typeof part === 'string') {
+      if (text.slice(pos, pos + part.length) !== part) return false;
+      pos += part.length;
+      continue;
+    }
+    for (let k = 0; k < part.steps; k++) {
+      const s = part.step(k);
+      if (text.slice(pos, pos + s.length) !== s) return false;
+      pos += s.length;
+    }
   }
   return pos === text.length;
 }
 
-function partsOf(p: EventPayloadJson): readonly string[] {
+function partsOf(p: EventPayloadJson): readonly TextPart[] {
   return p instanceof PartsJsonPayload ? p.parts : [p.text];
 }
 
@@ -133,7 +201,12 @@ function bytesEqualTo(bytes: Uint8Array, p: EventPayloadJson): boolean {
   const ascii = p instanceof PartsJsonPayload && p.ascii;
   let pos = 0;
   for (const part of partsOf(p)) {
-    pos = ascii ? matchAscii(bytes, pos, part) : matchString(bytes, pos, part);
+    if (typeof part === 'string') {
+      pos = ascii ? matchAscii(bytes, pos, part) : matchString(bytes, pos, part);
+      if (pos < 0) return false;
+      continue;
+    }
+    for (let k = 0; k < part.steps && pos >= 0; k++) pos = matchAscii(bytes, pos, part.step(k));
     if (pos < 0) return false;
   }
   return pos === bytes.length;

@@ -420,26 +420,6 @@ class StringType extends SbsType<string> {
   }
 }
 
-/**
- * Writes the concatenation of `parts` as one SBS String without joining them (e.g. a large text
- * made of a head, a long run and a tail): each part is encoded straight into the output. A part
- * must not end inside a surrogate pair. With `ascii` the caller guarantees every part is ASCII
- * (e.g. base64 and escaped JSON around it): then its length is its byte count and it is copied
- * byte for byte, with no UTF-8 measuring or encoding pass over a long text.
- */
-export function writeStringParts(w: Writer, parts: readonly string[], ascii = false): void {
-  let len = 0;
-  for (const p of parts) {
-    if (typeof p !== 'string')
-      throw new SbsError('String', w.pos, `expected a string, got ${typeof p}`);
-    len += ascii ? p.length : Buffer.byteLength(p, 'utf8');
-  }
-  writeInteger(w, len, 'String');
-  w.ensure(len);
-  const encoding = ascii ? 'latin1' : 'utf8';
-  for (const p of parts) w.pos += w.buf.write(p, w.pos, encoding);
-}
-
 export const none: SbsType<null> = new NoneType();
 export const boolean: SbsType<boolean> = new BooleanType();
 export const integer: SbsType<Int> = new IntegerType();
