@@ -20,6 +20,7 @@ import {
   timeseriesQuery,
 } from '../../src/hat/eventer/common.js';
 import { createHatConnector } from '../../src/hat/eventer/connector.js';
+import { PartsJsonPayload, ReceivedJsonPayload } from '../../src/hat/eventer/payload.js';
 import { type HatPeer, startHatPeer } from '../peer/hat-peer.js';
 
 let peer: HatPeer;
@@ -227,6 +228,45 @@ describe('eventer client', { timeout: 20_000 }, () => {
     assert.equal(payload?.kind, 'binary');
     assert.deepEqual(r.events[0]?.id, created?.id);
     assert.ok(payload?.kind === 'binary' && Buffer.from(payload.data).equals(Buffer.from(data)));
+  });
+
+  test('our own large events come back with the payload object we sent; foreign ones intact', async () => {
+    const mine = await client({ subscriptions: [['echo', '*']] });
+    const other = await client({ subscriptions: [['echo', '*']] });
+    const seen: Event[] = [];
+    const sub = mine.events$.subscribe((es) => seen.push(...es));
+    // (As Python's json.dumps writes it: the server sends back its own encoding of the JSON.)
+    const text = (k: number) => `{"k": ${k}, "pad": "${String(k).repeat(2 * 1024 * 1024)}"}`;
+    try {
+      // Two writes of ours, then one of another client, then ours again: the memory of our echoes
+      // is reused for the next message, which must never show through in any event.
+      const sent: Event[] = [];
+      for (const [c, k] of [
+        [mine, 1],
+        [mine, 2],
+        [other, 3],
+        [mine, 4],
+      ] as const) {
+        const payload = new PartsJsonPayload([text(k)]);
+        const [e] =
+          (await c.register([{ type: ['echo', String(k)], sourceTimestamp: null, payload }])) ?? [];
+        assert.ok(e !== undefined);
+        if (c === mine)
+          assert.equal(e.payload, payload, 'the response carries our own payload object');
+        sent.push(e);
+      }
+      await waitUntil(() => seen.length === 4);
+      for (const [i, e] of seen.entries()) {
+        const k = i + 1;
+        assert.deepEqual(e.type, ['echo', String(k)]);
+        assert.ok(e.payload?.kind === 'json');
+        assert.equal(e.payload.text, text(k), `event ${k}: the text`);
+        if (k === 3) assert.ok(e.payload instanceof ReceivedJsonPayload, 'foreign: as received');
+        else assert.equal(e.payload, sent[i]?.payload, `event ${k}: our own payload object`);
+      }
+    } finally {
+      sub.unsubscribe();
+    }
   });
 
   test('a response over maxFrameSize closes with FrameTooLargeError; the request fails', async () => {

@@ -25,6 +25,7 @@
  *   with a typed error. Nothing here throws at the caller asynchronously.
  */
 import type { Socket } from 'node:net';
+import { transientReadsOf } from './connect.js';
 import {
   ConnectionClosedError,
   HatConnectionError,
@@ -73,8 +74,12 @@ export interface ConnectionOptions {
    * {@link BUSY_PEER_BYTES_PER_SECOND}): the wait after our Ping grows by owed bytes / this rate.
    */
   busyBytesPerSecond?: number;
-  /** Called for every application message, in order. Throwing closes the connection. */
-  onMessage: (msg: ReceivedMsg) => void;
+  /**
+   * Called for every application message, in order. Throwing closes the connection. Returning
+   * true says nothing refers to `msg.data` any more (neither it nor a view of it): the memory of a
+   * large message may then hold the next one (see `FrameReader.recycle`).
+   */
+  onMessage: (msg: ReceivedMsg) => unknown;
   /** Called once when the connection starts closing, with the reason (null: local clean close). */
   onClose?: (reason: Error | null) => void;
 }
@@ -122,7 +127,7 @@ export class Connection {
 
   private nextId = 1;
   private readonly reader: FrameReader;
-  private readonly onMessage: (msg: ReceivedMsg) => void;
+  private readonly onMessage: (msg: ReceivedMsg) => unknown;
   private readonly onClose: ((reason: Error | null) => void) | undefined;
   private closeReason: Error | null | undefined = undefined;
   private resolveClosed!: (reason: Error | null) => void;
@@ -158,7 +163,8 @@ export class Connection {
     if (!(this.busyBytesPerSecond > 0)) {
       throw new RangeError(`invalid busyBytesPerSecond ${this.busyBytesPerSecond}`);
     }
-    this.reader = new FrameReader(this.maxFrameSize);
+    const reads = transientReadsOf(socket);
+    this.reader = new FrameReader(this.maxFrameSize, reads !== undefined);
     this.onMessage = options.onMessage;
     this.onClose = options.onClose;
     this.closed = new Promise((resolve) => {
@@ -166,7 +172,8 @@ export class Connection {
     });
 
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    if (reads === undefined) socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    else reads.attach((chunk) => this.receive(chunk));
     socket.on('end', () => this.fail(new ConnectionClosedError('connection closed by the peer')));
     socket.on('error', (err) =>
       this.fail(new ConnectionClosedError(`connection error: ${err.message}`, { cause: err })),
@@ -323,7 +330,7 @@ export class Connection {
       return;
     }
     if (msg.type === PONG) return;
-    this.onMessage({
+    const released = this.onMessage({
       id: msg.id,
       conv: { owner: !msg.owner, first: msg.first },
       first: msg.owner && msg.first === msg.id,
@@ -332,6 +339,7 @@ export class Connection {
       type: msg.type,
       data: msg.data,
     });
+    if (released === true) this.reader.recycle(body);
   }
 
   /** The peer answered (or we closed) our conversation `first`: it no longer owes its bytes. */
@@ -351,6 +359,7 @@ export class Connection {
   private startClose(reason: Error | null): void {
     this.closeReason = reason;
     this.clearPingTimer();
+    this.reader.dropSpare();
     if (this.socketClosed) this.resolveClosed(reason);
     if (this.onClose !== undefined) {
       try {

@@ -42,6 +42,7 @@ import {
   MSG_REGISTER_REQ,
   MSG_REGISTER_RES,
   MSG_STATUS_NOTIFY,
+  recycleEncoded,
 } from './codec.js';
 import type {
   Event,
@@ -55,6 +56,7 @@ import type {
   Status,
 } from './common.js';
 import { checkJsonText, isTrustedJsonPayload } from './json.js';
+import { adoptInNotify, adoptInResponse } from './own-echo.js';
 
 export type { Address } from '../chatter/connect.js';
 
@@ -106,6 +108,8 @@ interface Pending {
   expect: typeof MSG_REGISTER_RES | typeof MSG_QUERY_RES;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
+  /** A register request's events (see own-echo.ts). */
+  sent?: readonly RegisterEvent[];
 }
 
 /**
@@ -214,16 +218,23 @@ class Client implements EventerClient {
   // -- requests ----------------------------------------------------------------------------
 
   register(events: RegisterEvent[]): Promise<Event[] | null> {
-    return this.request(MSG_REGISTER_REQ, MSG_REGISTER_RES, () => this.encodeRegister(events));
+    return this.request(
+      MSG_REGISTER_REQ,
+      MSG_REGISTER_RES,
+      () => this.encodeRegister(events),
+      events,
+    );
   }
 
   registerNoResponse(events: RegisterEvent[]): Promise<void> {
     return new Promise((resolve, reject) => {
       const data = this.encodeRegister(events);
       this.checkOpen();
-      this.conn.send(MSG_REGISTER_REQ, data, { last: true }, (err) =>
-        err === undefined ? resolve() : reject(this.closedError(err)),
-      );
+      this.conn.send(MSG_REGISTER_REQ, data, { last: true }, (err) => {
+        if (err !== undefined) return reject(this.closedError(err));
+        recycleEncoded(data);
+        resolve();
+      });
     });
   }
 
@@ -261,15 +272,19 @@ class Client implements EventerClient {
     type: string,
     expect: Pending['expect'],
     encodeData: () => Uint8Array,
+    sent?: readonly RegisterEvent[],
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const data = encodeData();
       this.checkOpen();
-      const conv = this.conn.send(type, data, { last: false });
+      const conv = this.conn.send(type, data, { last: false }, (err) => {
+        if (err === undefined) recycleEncoded(data);
+      });
       this.pending.set(conv.first, {
         expect,
         resolve: resolve as (value: unknown) => void,
         reject,
+        ...(sent === undefined ? {} : { sent }),
       });
     });
   }
@@ -292,7 +307,8 @@ class Client implements EventerClient {
 
   // -- incoming ----------------------------------------------------------------------------
 
-  private onMessage(msg: ReceivedMsg): void {
+  /** Returns true when nothing refers to `msg.data` any more (see `ConnectionOptions.onMessage`). */
+  private onMessage(msg: ReceivedMsg): boolean {
     if (this.state === 'init') {
       if (msg.type !== MSG_INIT_RES || !msg.conv.owner || msg.conv.first !== this.initConvFirst) {
         throw new ProtocolError(`expected ${MSG_INIT_RES} as the first message, got ${msg.type}`);
@@ -301,24 +317,25 @@ class Client implements EventerClient {
       if (res.kind === 'error') {
         const err = new EventerInitError(res.message);
         this.conn.abort(err);
-        return;
+        return false;
       }
       this.currentStatus = res.status;
       this.state = 'open';
       const waiter = this.initWaiter;
       this.initWaiter = null;
       waiter?.resolve();
-      return;
+      return false;
     }
     switch (msg.type) {
       case MSG_STATUS_NOTIFY: {
         const status = decodeStatusNotify(msg.data);
         this.currentStatus = status;
         if (!this.statusStream.next(status)) this.overflow('status');
-        return;
+        return false;
       }
       case MSG_EVENTS_NOTIFY: {
         const events = decodeEventsNotify(msg.data);
+        const released = adoptInNotify(events, () => this.inFlightRegisters());
         const ack = msg.last
           ? null
           : () => {
@@ -327,7 +344,7 @@ class Client implements EventerClient {
               }
             };
         if (!this.eventsStream.next(events, ack)) this.overflow('events');
-        return;
+        return released;
       }
       case MSG_REGISTER_RES:
       case MSG_QUERY_RES: {
@@ -349,12 +366,23 @@ class Client implements EventerClient {
           pending.reject(this.closedError(err as Error));
           throw err;
         }
+        const released =
+          pending.sent !== undefined &&
+          Array.isArray(value) &&
+          adoptInResponse(value as Event[], pending.sent);
         pending.resolve(value);
-        return;
+        return released;
       }
       default:
         throw new ProtocolError(`unsupported message type ${JSON.stringify(msg.type)}`);
     }
+  }
+
+  /** The events of our register requests still waiting for their response. */
+  private inFlightRegisters(): (readonly RegisterEvent[])[] {
+    const out: (readonly RegisterEvent[])[] = [];
+    for (const p of this.pending.values()) if (p.sent !== undefined) out.push(p.sent);
+    return out;
   }
 
   private overflow(what: string): never {

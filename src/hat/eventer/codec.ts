@@ -200,23 +200,52 @@ export const MSG_REGISTER_RES = 'HatEventer.MsgRegisterRes';
 export const MSG_QUERY_REQ = 'HatEventer.MsgQueryReq';
 export const MSG_QUERY_RES = 'HatEventer.MsgQueryRes';
 
-const writer = new Writer(64 * 1024);
+const SMALL_WRITER_BYTES = 64 * 1024;
+/** An encoding larger than this is handed over, not copied. */
+const HAND_OVER_BYTES = 1024 * 1024;
+/** A recycled buffer not used again within this time is let go. */
+const RECYCLED_TTL_MS = 1000;
+
+const writer = new Writer(SMALL_WRITER_BYTES);
+let recycledTimer: NodeJS.Timeout | null = null;
+/** Memory of the encodings handed over and not given back yet. */
+const handedOver = new WeakSet<ArrayBufferLike>();
 
 /**
  * Encodes with a function writing straight into the shared writer. The result is the caller's
- * own: a copy of a small encoding; a large one (the writer had to grow past 1 MiB) is the
- * writer's grown buffer itself, handed over (the writer starts again from a small one), so that a
- * large model's register request is not copied once more.
+ * own: a copy of a small encoding; a large one (over 1 MiB) is the writer's buffer itself, handed
+ * over (the writer starts again from a small one), so that a large model's register request is
+ * not copied once more.
  */
 function encWith(write: (w: Writer) => void): Buffer {
   writer.pos = 0;
   write(writer);
-  if (writer.buf.length > 1024 * 1024) {
+  if (writer.pos > HAND_OVER_BYTES) {
     const out = writer.result();
-    writer.buf = Buffer.allocUnsafe(64 * 1024);
+    handedOver.add(out.buffer);
+    writer.buf = Buffer.allocUnsafe(SMALL_WRITER_BYTES);
     return out;
   }
   return Buffer.from(writer.result());
+}
+
+/**
+ * Gives back an encoding this module handed over, once it is written and nothing refers to it:
+ * the writer keeps its memory for the next large encoding (for a second at most) instead of
+ * growing into fresh memory again. Anything else is ignored.
+ */
+export function recycleEncoded(data: Uint8Array): void {
+  const size = data.buffer.byteLength;
+  if (size <= HAND_OVER_BYTES || size <= writer.buf.length || !handedOver.has(data.buffer)) return;
+  handedOver.delete(data.buffer);
+  writer.buf = Buffer.from(data.buffer, 0, size);
+  writer.pos = 0;
+  if (recycledTimer !== null) clearTimeout(recycledTimer);
+  recycledTimer = setTimeout(() => {
+    recycledTimer = null;
+    if (writer.buf.length > HAND_OVER_BYTES) writer.buf = Buffer.allocUnsafe(SMALL_WRITER_BYTES);
+  }, RECYCLED_TTL_MS);
+  recycledTimer.unref();
 }
 
 function enc<T>(type: SbsType<T>, value: T): Buffer {

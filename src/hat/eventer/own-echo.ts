@@ -1,0 +1,71 @@
+/**
+ * Our own events coming back. The server sends a registered event back twice: in the
+ * notification of every subscriber whose subscription matches it (ours included, before the
+ * register response) and in the register response. A large json payload is received as a view of
+ * the message (`ReceivedJsonPayload`), which pins the whole message in memory as long as the
+ * event lives. When the text is the one we sent (compared as bytes, without decoding it), the
+ * event takes the payload object we sent instead: nothing refers to the message any more, and its
+ * memory can hold the next message (see `FrameReader.recycle`). Receivers then also recognise
+ * their own payload by identity.
+ */
+import type { Event, RegisterEvent } from './common.js';
+import { ReceivedJsonPayload, sameJsonText } from './payload.js';
+
+/** True when the two event types are equal segment by segment. */
+function sameType(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** `received` carries the payload of `sent` (same type, same JSON text): it takes that payload. */
+function adopt(received: Event, sent: RegisterEvent | undefined): boolean {
+  const p = received.payload;
+  const q = sent?.payload;
+  if (!(p instanceof ReceivedJsonPayload) || q?.kind !== 'json' || sent === undefined) return false;
+  if (!sameType(received.type, sent.type) || !sameJsonText(p, q)) return false;
+  received.payload = q;
+  return true;
+}
+
+/**
+ * The register response's events take the payloads of the request's events at the same index
+ * (the response lists them in request order) when they carry the same text. True when no event
+ * refers to the received message any more.
+ */
+export function adoptInResponse(received: Event[], sent: readonly RegisterEvent[]): boolean {
+  let pinned = false;
+  for (let i = 0; i < received.length; i++) {
+    const e = received[i] as Event;
+    if (e.payload instanceof ReceivedJsonPayload && !adopt(e, sent[i])) pinned = true;
+  }
+  return !pinned;
+}
+
+/**
+ * The notified events take the payloads of events of requests still in flight when they carry
+ * the same type and text. True when no event refers to the received message any more.
+ */
+export function adoptInNotify(
+  received: Event[],
+  inFlightOf: () => readonly (readonly RegisterEvent[])[],
+): boolean {
+  let pinned = false;
+  let inFlight: readonly (readonly RegisterEvent[])[] | null = null;
+  for (const e of received) {
+    if (!(e.payload instanceof ReceivedJsonPayload)) continue;
+    inFlight ??= inFlightOf();
+    let found = false;
+    for (const sent of inFlight) {
+      for (const s of sent) {
+        if (adopt(e, s)) {
+          found = true;
+          break;
+        }
+      }
+      if (found) break;
+    }
+    if (!found) pinned = true;
+  }
+  return !pinned;
+}
