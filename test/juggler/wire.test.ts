@@ -9,6 +9,7 @@ import { applyPatch } from '../../src/client/patch.js';
 import { Decoder07, encode07 } from '../../src/client/wire.js';
 import { decodeStrictBase64 } from '../../src/controls/juggler/base64.js';
 import {
+  type AssembleResult,
   detectFraming,
   encodeFrames,
   peekRequestId,
@@ -136,6 +137,31 @@ describe('framing', () => {
     assert.equal(asm.buffered, 0);
     // The next message is fine again.
     assert.deepEqual(asm.push(Buffer.from('{}'), true), { kind: 'message', text: '{}' });
+  });
+
+  test('large ASCII messages in several segments are joined in memory reused by the next one', () => {
+    const asm = new SegmentAssembler(1 << 24);
+    const message = (fill: string, n: number) =>
+      `{"type": "request", "id": 1, "name": "x", "data": "${fill.repeat(n)}"}`;
+    const feed = (json: string) => {
+      let out: AssembleResult | null = null;
+      for (const f of encodeFrames('0.7', json, 10_000)) {
+        out = asm.push(Buffer.from(f.slice(1)), f[0] === '0');
+      }
+      assert.ok(out?.kind === 'ascii');
+      return out.bytes;
+    };
+    const a = feed(message('a', 200_000));
+    assert.equal(a.toString('latin1'), message('a', 200_000));
+    const b = feed(message('b', 150_000));
+    assert.equal(b.buffer, a.buffer, 'the same memory');
+    assert.equal(b.toString('latin1'), message('b', 150_000));
+    // A larger message gets larger memory; one segment is handed over as it came.
+    const c = feed(message('c', 300_000));
+    assert.notEqual(c.buffer, a.buffer);
+    assert.equal(c.toString('latin1'), message('c', 300_000));
+    const one = Buffer.from(message('d', 100_000));
+    assert.deepEqual(asm.push(one, true), { kind: 'ascii', bytes: one });
   });
 
   test('peekRequestId reads only a request id before the data', () => {

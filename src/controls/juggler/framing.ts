@@ -49,7 +49,11 @@ export function encodeFrames(framing: Framing, json: string, maxSegmentSize: num
 export type AssembleResult =
   | { kind: 'partial' }
   | { kind: 'message'; text: string }
-  /** A message of at least {@link LARGE_MESSAGE_BYTES} that is all ASCII, as its bytes. */
+  /**
+   * A message of at least {@link LARGE_MESSAGE_BYTES} that is all ASCII, as its bytes. When it
+   * came in several segments, its bytes are the assembler's own memory, reused for the next
+   * message: read them before the next `push` and keep no view of them.
+   */
   | { kind: 'ascii'; bytes: Buffer }
   /** The message grew over the limit; `head` is its first characters (to find the request id). */
   | { kind: 'too_large'; head: string; length: number };
@@ -67,6 +71,9 @@ export const HEAD_CHARS = 512;
  * bytes); a message made of them only and large enough is handed over as bytes, not as a string.
  */
 export class SegmentAssembler {
+  /** Memory joined messages are assembled in, reused by the next one (1 s at most). */
+  private joined: Buffer | null = null;
+  private joinedTimer: NodeJS.Timeout | null = null;
   private parts: (Buffer | string)[] = [];
   private ascii = true;
   private length = 0;
@@ -106,13 +113,39 @@ export class SegmentAssembler {
     this.parts = [];
     this.ascii = true;
     if (ascii) {
-      const bytes = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts as Buffer[]);
-      if (bytes.length >= LARGE_MESSAGE_BYTES) return { kind: 'ascii', bytes };
-      return { kind: 'message', text: bytes.toString('latin1', 0, bytes.length) };
+      if (parts.length === 1 || length < LARGE_MESSAGE_BYTES) {
+        const bytes = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts as Buffer[]);
+        if (bytes.length >= LARGE_MESSAGE_BYTES) return { kind: 'ascii', bytes };
+        return { kind: 'message', text: bytes.toString('latin1', 0, bytes.length) };
+      }
+      return { kind: 'ascii', bytes: this.join(parts as Buffer[], length) };
     }
     return { kind: 'message', text: parts.map(textOf).join('') };
   }
+
+  /**
+   * The parts joined in the assembler's own memory, grown when too small: a large model's message
+   * (13.3 MB for 10 MiB) needs no fresh memory per write, and leaves no garbage for V8's next
+   * collection. Let go after a second without use.
+   */
+  private join(parts: readonly Buffer[], length: number): Buffer {
+    if (this.joined === null || this.joined.length < length)
+      this.joined = Buffer.allocUnsafe(length);
+    const out = this.joined;
+    let at = 0;
+    for (const p of parts) at += p.copy(out, at);
+    if (this.joinedTimer !== null) clearTimeout(this.joinedTimer);
+    this.joinedTimer = setTimeout(() => {
+      this.joined = null;
+      this.joinedTimer = null;
+    }, JOINED_TTL_MS);
+    this.joinedTimer.unref();
+    return out.subarray(0, length);
+  }
 }
+
+/** How long the memory of a joined message is kept for the next one. */
+const JOINED_TTL_MS = 1000;
 
 /** The first {@link HEAD_CHARS} characters of the parts' text. */
 function headOf(parts: readonly (Buffer | string)[]): string {
