@@ -16,7 +16,8 @@
  * (model history listing vs the backend's own listing or Hat's read; migrate sqlite → event backend
  * vs the event backend's write ceiling, and its peak RSS), console (the
  * web console in headless Chromium with 10 000 models: first paint, usable list, transfer size),
- * allocator (the daemon with glibc's huge-pages tunable vs without; one upload's peak after a GC).
+ * allocator (the daemon with glibc's huge-pages tunable vs without; one upload's peak after a GC),
+ * one-write (what one 10 MiB write holds in the event backend's daemon, after a full GC).
  * The long reliability campaigns are separate scripts (see docs/reliability.md).
  */
 import { spawnSync } from 'node:child_process';
@@ -38,6 +39,7 @@ const BENCHES = [
   'transfer',
   'console',
   'allocator',
+  'one-write',
 ] as const;
 
 const args = process.argv.slice(2);
