@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { applyPatch } from '../../src/client/patch.js';
 import { Decoder07, encode07 } from '../../src/client/wire.js';
-import { decodeStrictBase64 } from '../../src/controls/juggler/base64.js';
+import { decodeStrictBase64, decodeStrictBase64Ascii } from '../../src/controls/juggler/base64.js';
 import {
   type AssembleResult,
   detectFraming,
@@ -328,6 +328,47 @@ describe('strict base64', () => {
         assert.deepEqual(decodeStrictBase64(t), oracle(t), JSON.stringify(t));
       }),
       { numRuns: 5000 },
+    );
+  });
+});
+
+describe('strict base64 read from ASCII bytes, piece by piece', () => {
+  test('agrees with decodeStrictBase64 of the whole text, wherever the pieces are cut', () => {
+    const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n!.'.split(
+      '',
+    );
+    const texts = fc.oneof(
+      fc.array(fc.constantFrom(...chars), { maxLength: 40 }).map((a) => a.join('')),
+      // Canonical texts with one character changed anywhere (padding in the middle included).
+      fc
+        .tuple(fc.uint8Array({ maxLength: 30 }), fc.constantFrom(...chars), fc.nat())
+        .map(([bytes, c, at]) => {
+          const t = Buffer.from(bytes).toString('base64');
+          if (t.length === 0) return t;
+          const i = at % t.length;
+          return t.slice(0, i) + c + t.slice(i + 1);
+        }),
+      fc.uint8Array({ maxLength: 30 }).map((b) => Buffer.from(b).toString('base64')),
+    );
+    fc.assert(
+      fc.property(texts, fc.constantFrom(4, 8, 12, 64), fc.nat({ max: 3 }), (t, step, lead) => {
+        // The text inside a larger message: `lead` bytes before it, one after.
+        const bytes = Buffer.from(`${'{'.repeat(lead)}${t}}`, 'latin1');
+        const got = decodeStrictBase64Ascii(bytes, lead, lead + t.length, step);
+        assert.deepEqual(got, decodeStrictBase64(t), JSON.stringify({ t, step }));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  test('padding at the end of a piece but not of the text is refused', () => {
+    for (const t of ['QQ==QUFB', 'QUE=QUFB', 'QUFBQQ==QUFB', 'QQ==QQ==']) {
+      assert.equal(decodeStrictBase64Ascii(Buffer.from(t), 0, t.length, 4), null, t);
+      assert.equal(decodeStrictBase64(t), null, t);
+    }
+    assert.deepEqual(
+      decodeStrictBase64Ascii(Buffer.from('QUFBQQ=='), 0, 8, 4),
+      Buffer.from('AAAA'),
     );
   });
 });

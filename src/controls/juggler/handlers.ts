@@ -85,27 +85,27 @@ const handlers: Readonly<Record<string, Handler>> = {
   add_instance: async (data, _session, env) => {
     const d = object(data, 'add_instance');
     const modelType = modelTypeOf(d);
-    const { b64, bytes } = instanceOf(d);
+    const { bytes, b64, given } = instanceOf(d);
     if (d.expected_revision !== undefined && d.expected_revision !== null)
       throw new RequestError('expected_revision applies to update_instance and remove_instance');
     const metaOnly = flag(d, 'meta_only'); // checked before the write: a refused request stores nothing
     // `bytes` were just decoded from the request (the reply uses the base64 text): hand them over.
-    const r = await env.backend.createModel(modelType, bytes, { handOver: true, base64: b64 });
-    return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
+    const r = await env.backend.createModel(modelType, bytes, { handOver: true, ...given });
+    return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64());
   },
   update_instance: async (data, _session, env) => {
     const d = object(data, 'update_instance');
     const modelType = modelTypeOf(d);
     const id = instanceIdOf(d);
-    const { b64, bytes } = instanceOf(d);
+    const { bytes, b64, given } = instanceOf(d);
     const options = revisionOption(d);
     const metaOnly = flag(d, 'meta_only'); // checked before the write: a refused request stores nothing
     const r = await env.backend.updateModel(id, modelType, bytes, {
       ...options,
       handOver: true,
-      base64: b64,
+      ...given,
     });
-    return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64);
+    return metaOnly ? metaReply(r.meta, r.ack) : aimmReply(r.meta, b64());
   },
   get_instance: async (data, _session, env) => {
     const d = object(data, 'get_instance');
@@ -276,15 +276,28 @@ function instanceIdOf(d: Record<string, unknown>): number {
   return id;
 }
 
-function instanceOf(d: Record<string, unknown>): { b64: string; bytes: Buffer } {
-  if (typeof d.instance_b64 !== 'string') throw new RequestError('instance_b64 must be a string');
-  // A large request was decoded while it was read from its bytes (large-request.ts).
-  const bytes = decodedInstanceOf(d, d.instance_b64) ?? decodeStrictBase64(d.instance_b64);
+/**
+ * The request's model: its bytes, its base64 text (made on demand when the request was read from
+ * its bytes), and `given`: the write option passing that text on to the backend when it exists
+ * already (so that a backend writing base64 need not encode the bytes again).
+ */
+function instanceOf(d: Record<string, unknown>): {
+  bytes: Buffer;
+  b64: () => string;
+  given: { base64?: string };
+} {
+  // A large request was decoded while it was read from its bytes (large-request.ts): its text
+  // is made only if the reply needs it.
+  const decoded = decodedInstanceOf(d);
+  if (decoded !== null) return { bytes: decoded, b64: () => d.instance_b64 as string, given: {} };
+  const text = d.instance_b64;
+  if (typeof text !== 'string') throw new RequestError('instance_b64 must be a string');
+  const bytes = decodeStrictBase64(text);
   if (bytes === null)
     throw new RequestError(
       'instance_b64 is not valid standard base64 (A-Z a-z 0-9 + /, padded with =, no line breaks)',
     );
-  return { b64: d.instance_b64, bytes };
+  return { bytes, b64: () => text, given: { base64: text } };
 }
 
 function revisionOption(d: Record<string, unknown>): { expectedRevision?: number } {

@@ -5,13 +5,14 @@
  * scanned and copied again by `JSON.parse`, and the base64 checked character by character.
  *
  * For a message that is all ASCII, {@link parseLargeRequest} finds that member by a shallow scan
- * of the bytes (the top-level object and `data`; strings skipped with `indexOf`), takes the base64
- * straight from the bytes (Latin-1: one copy), decodes it, and gives only the rest of the message
- * to {@link parseRequest}. The result is exactly what `parseRequest` gives for the message's text,
+ * of the bytes (the top-level object and `data`; strings skipped with `indexOf`), decodes the
+ * base64 straight from the bytes, piece by piece (no string of it is made), and gives only the
+ * rest of the message to {@link parseRequest}. The member's text is made again from the decoded
+ * bytes only if something reads it (AIMM's full reply echoes it; a `meta_only` reply does not). The result is exactly what `parseRequest` gives for the message's text,
  * errors included: whenever the shortcut cannot prove that (an escaped or repeated key, a member
  * that is not canonical base64, anything unexpected), the whole text goes through `parseRequest`.
  */
-import { decodeStrictBase64 } from './base64.js';
+import { decodeStrictBase64Ascii } from './base64.js';
 import { parseRequest, type Request } from './messages.js';
 
 /** `instance_b64` values shorter than this are left to `JSON.parse` (nothing to gain). */
@@ -27,32 +28,32 @@ const LBRACKET = 0x5b;
 const RBRACKET = 0x5d;
 
 /** Decoded `instance_b64` values of requests read by {@link parseLargeRequest}, by their `data`. */
-const decodedInstances = new WeakMap<object, { b64: string; bytes: Buffer }>();
+const decodedInstances = new WeakMap<object, Buffer>();
 
 /**
- * The bytes of `data.instance_b64` when {@link parseLargeRequest} decoded them already (the same
- * string in the same `data` object), else null.
+ * The bytes of `data.instance_b64` when {@link parseLargeRequest} decoded them already, else
+ * null. Handed over once: a second call gives null.
  */
-export function decodedInstanceOf(data: object, b64: string): Buffer | null {
-  const d = decodedInstances.get(data);
-  if (d === undefined || d.b64 !== b64) return null;
+export function decodedInstanceOf(data: object): Buffer | null {
+  const bytes = decodedInstances.get(data);
+  if (bytes === undefined) return null;
   decodedInstances.delete(data);
-  return d.bytes;
+  return bytes;
 }
 
 /**
  * `parseRequest(text)` for a message whose bytes are all ASCII (`text` is then their Latin-1
- * reading): same result, same errors.
+ * reading): same result, same errors. A decoded `data.instance_b64` is a property computed on
+ * first read from the decoded bytes (canonical base64 is exactly their encoding).
  */
 export function parseLargeRequest(bytes: Buffer): Request {
   /** The message as text, parsed as any message is (whenever the shortcut cannot be proved). */
   const whole = () => parseRequest(bytes.toString('latin1'));
   const span = instanceSpan(bytes);
   if (span === null) return whole();
-  const b64 = bytes.toString('latin1', span.start, span.end);
   // Canonical base64 is valid JSON string content (no control characters, quotes or escapes), so
   // the message with this member emptied fails or passes exactly as the whole message does.
-  const decoded = decodeStrictBase64(b64, true);
+  const decoded = decodeStrictBase64Ascii(bytes, span.start, span.end);
   if (decoded === null) return whole();
   const req = parseRequest(
     bytes.toString('latin1', 0, span.start) + bytes.toString('latin1', span.end),
@@ -60,8 +61,24 @@ export function parseLargeRequest(bytes: Buffer): Request {
   const data = req.data as Record<string, unknown>;
   // (The scan saw `data` and `instance_b64` once each, so this is the member it emptied.)
   if (typeof data !== 'object' || data === null || data.instance_b64 !== '') return whole();
-  data.instance_b64 = b64;
-  decodedInstances.set(data, { b64, bytes: decoded });
+  let text: string | null = null;
+  Object.defineProperty(data, 'instance_b64', {
+    enumerable: true,
+    configurable: true,
+    get: () => {
+      text ??= decoded.toString('base64');
+      return text;
+    },
+    set: (value: unknown) => {
+      Object.defineProperty(data, 'instance_b64', {
+        value,
+        enumerable: true,
+        configurable: true,
+        writable: true,
+      });
+    },
+  });
+  decodedInstances.set(data, decoded);
   return req;
 }
 
