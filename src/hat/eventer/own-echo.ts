@@ -7,9 +7,20 @@
  * event takes the payload object we sent instead: nothing refers to the message any more, and its
  * memory can hold the next message (see `FrameReader.recycle`). Receivers then also recognise
  * their own payload by identity.
+ *
+ * The text is compared once per event: the notification comes first, and the register response
+ * then carries the same event (the same id) again, which takes the payload the notification's
+ * copy took without a second comparison.
  */
-import type { Event, RegisterEvent } from './common.js';
+import type { Event, EventId, RegisterEvent } from './common.js';
 import { ReceivedJsonPayload, sameJsonText } from './payload.js';
+
+/** The event a sent payload was recognised in (a notification), by the payload object. */
+const recognisedIn = new WeakMap<object, EventId>();
+
+function sameId(a: EventId, b: EventId): boolean {
+  return a.server === b.server && a.session === b.session && a.instance === b.instance;
+}
 
 /** True when the two event types are equal segment by segment. */
 function sameType(a: readonly string[], b: readonly string[]): boolean {
@@ -18,13 +29,24 @@ function sameType(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-/** `received` carries the payload of `sent` (same type, same JSON text): it takes that payload. */
-function adopt(received: Event, sent: RegisterEvent | undefined): boolean {
+/**
+ * `received` carries the payload of `sent` (same type, same JSON text): it takes that payload.
+ * `byId`: a register response, whose events may have been recognised in a notification already.
+ */
+function adopt(received: Event, sent: RegisterEvent | undefined, byId: boolean): boolean {
   const p = received.payload;
   const q = sent?.payload;
   if (!(p instanceof ReceivedJsonPayload) || q?.kind !== 'json' || sent === undefined) return false;
-  if (!sameType(received.type, sent.type) || !sameJsonText(p, q)) return false;
+  if (!sameType(received.type, sent.type)) return false;
+  const seen = byId ? recognisedIn.get(q) : undefined;
+  if (seen !== undefined && sameId(seen, received.id)) {
+    // The same event as the notification's, where the text was compared.
+    received.payload = q;
+    return true;
+  }
+  if (!sameJsonText(p, q)) return false;
   received.payload = q;
+  recognisedIn.set(q, received.id);
   return true;
 }
 
@@ -37,7 +59,7 @@ export function adoptInResponse(received: Event[], sent: readonly RegisterEvent[
   let pinned = false;
   for (let i = 0; i < received.length; i++) {
     const e = received[i] as Event;
-    if (e.payload instanceof ReceivedJsonPayload && !adopt(e, sent[i])) pinned = true;
+    if (e.payload instanceof ReceivedJsonPayload && !adopt(e, sent[i], true)) pinned = true;
   }
   return !pinned;
 }
@@ -58,7 +80,7 @@ export function adoptInNotify(
     let found = false;
     for (const sent of inFlight) {
       for (const s of sent) {
-        if (adopt(e, s)) {
+        if (adopt(e, s, false)) {
           found = true;
           break;
         }
