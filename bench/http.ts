@@ -14,8 +14,10 @@
  *   named `aimm-store/4096`…; `--blob-io auto,off`: one daemon per `blob_io`, named
  *   `aimm-store/auto`…);
  * - `bare`: a bare `node:http` server doing `fs.writeFile` of the body into a temp folder
- *   (`bench/http-bare-server.ts`), and `bare+fsync`: the same with an fdatasync per file (as
- *   durable as a sqlite commit);
+ *   (`bench/http-bare-server.ts`), `bare+fsync`: the same with an fdatasync per file (as
+ *   durable as a sqlite commit), and `bare+sqlite`: the same server storing the body in AIMM's
+ *   `models` table of a SQLite file opened as the sqlite backend opens it, with nothing else (no
+ *   hash, metadata or triggers): what SQLite alone costs;
  * - `juggler`: the same daemon through the Juggler path (the client library's put/get: base64 in
  *   JSON over WebSocket; not at 256 MiB, over the client's WebSocket message limit; left out with
  *   `--no-juggler`).
@@ -191,10 +193,10 @@ function startDaemon(
 function startBare(
   dir: string,
   name: string,
-  fsync: boolean,
+  mode: 'file' | 'fsync' | 'sqlite',
   env: Record<string, string>,
 ): Promise<Server> {
-  const args = [join(here, 'http-bare-server.js'), dir, ...(fsync ? ['--fsync'] : [])];
+  const args = [join(here, 'http-bare-server.js'), dir, ...(mode === 'file' ? [] : [`--${mode}`])];
   return startChild(name, args, env, (l) =>
     l.startsWith('listening ') ? { http: Number(l.slice(10)) } : {},
   );
@@ -321,19 +323,26 @@ async function main(): Promise<void> {
     for (const mode of MODES) {
       const env: Record<string, string> = mode === 'huge' ? { ...HUGE_PAGES_ENV } : {};
       const sfx = MODES.length > 1 && mode === 'huge' ? '+hp' : '';
-      const bare = await startBare(mkdtempSync(join(dir, 'bare-')), `bare${sfx}`, false, env);
+      const bare = await startBare(mkdtempSync(join(dir, 'bare-')), `bare${sfx}`, 'file', env);
       const bareSync = await startBare(
         mkdtempSync(join(dir, 'sync-')),
         `bare+fsync${sfx}`,
-        true,
+        'fsync',
         env,
       );
-      servers.push(bare, bareSync);
+      const bareSqlite = await startBare(
+        mkdtempSync(join(dir, 'sqlite-')),
+        `bare+sqlite${sfx}`,
+        'sqlite',
+        env,
+      );
+      servers.push(bare, bareSync, bareSqlite);
       const b = contenders.length;
       const f = b + 1;
       contenders.push(
         { name: bare.name, server: bare, juggler: false, bare: b, bareSync: f },
         { name: bareSync.name, server: bareSync, juggler: false, bare: b, bareSync: f },
+        { name: bareSqlite.name, server: bareSqlite, juggler: false, bare: b, bareSync: f },
       );
       for (const [pageSize, blobIo] of PAGE_SIZES.flatMap((p) =>
         BLOB_IOS.map((b) => [p, b] as const),
