@@ -8,9 +8,10 @@
  * of the bytes (the top-level object and `data`; strings skipped with `indexOf`), decodes the
  * base64 straight from the bytes, piece by piece (no string of it is made), and gives only the
  * rest of the message to {@link parseRequest}. The member's text is made again from the decoded
- * bytes only if something reads it (AIMM's full reply echoes it; a `meta_only` reply does not). The result is exactly what `parseRequest` gives for the message's text,
- * errors included: whenever the shortcut cannot prove that (an escaped or repeated key, a member
- * that is not canonical base64, anything unexpected), the whole text goes through `parseRequest`.
+ * bytes only if something reads it (AIMM's full reply echoes it; a `meta_only` reply does not).
+ * The result is exactly what `parseRequest` gives for the message's text, errors included:
+ * whenever the shortcut cannot prove that (an escaped or repeated key, a member that is not
+ * canonical base64, anything unexpected), the whole text goes through `parseRequest`.
  */
 import { decodeStrictBase64Ascii } from './base64.js';
 import { parseRequest, type Request } from './messages.js';
