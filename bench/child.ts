@@ -125,3 +125,35 @@ export async function listeningPort(proc: Child, control: string): Promise<numbe
   );
   return (JSON.parse(line) as { port: number }).port;
 }
+
+/**
+ * Writes `<dir>/<name>.json`: a daemon config on the event backend (prefix `bench.<name>`, a
+ * snapshot `<dir>/<name>.snapshot.db` when asked) for the Hat peer on `peerPort`, with the Juggler
+ * and HTTP controls on port 0. Returns the file's path.
+ */
+export function writeEventDaemonConf(
+  dir: string,
+  name: string,
+  peerPort: number,
+  snapshot: boolean,
+): string {
+  const conf = join(dir, `${name}.json`);
+  writeFileSync(
+    conf,
+    JSON.stringify({
+      name,
+      backend: {
+        module: 'aimm-store/backends/event',
+        model_prefix: ['bench', name],
+        ...(snapshot ? { snapshot: { path: join(dir, `${name}.snapshot.db`) } } : {}),
+      },
+      hat: { eventer_server: { host: '127.0.0.1', port: peerPort } },
+      control: [
+        { module: 'aimm-store/controls/juggler', server: { host: '127.0.0.1', port: 0 } },
+        { module: 'aimm-store/controls/http', server: { host: '127.0.0.1', port: 0 } },
+      ],
+      log: { level: 'info' },
+    }),
+  );
+  return conf;
+}

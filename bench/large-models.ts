@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,6 +18,7 @@ import {
   procStatusMiB,
   resetPeak,
   startNode,
+  writeEventDaemonConf,
 } from './child.js';
 import { httpPut } from './http-put.js';
 import { median } from './stats.js';
@@ -79,24 +80,7 @@ async function startDaemon(
   snapshot: boolean,
   env: Record<string, string> = {},
 ) {
-  const conf = join(dir, `${name}.json`);
-  writeFileSync(
-    conf,
-    JSON.stringify({
-      name,
-      backend: {
-        module: 'aimm-store/backends/event',
-        model_prefix: ['bench', name],
-        ...(snapshot ? { snapshot: { path: join(dir, `${name}.snapshot.db`) } } : {}),
-      },
-      hat: { eventer_server: { host: '127.0.0.1', port } },
-      control: [
-        { module: 'aimm-store/controls/juggler', server: { host: '127.0.0.1', port: 0 } },
-        { module: 'aimm-store/controls/http', server: { host: '127.0.0.1', port: 0 } },
-      ],
-      log: { level: 'info' },
-    }),
-  );
+  const conf = writeEventDaemonConf(dir, name, port, snapshot);
   const prof = profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
   const proc = startNode([...prof, MAIN, 'serve', '--conf', conf], 'ignore', env);
   const d: Daemon = {

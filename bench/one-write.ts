@@ -14,7 +14,7 @@
  * back to back (HTTP, then Juggler): writes per second and its CPU per write (`/proc` user +
  * system). `AIMM_BENCH_DAEMON` selects the daemon build, as for every bench.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -29,6 +29,7 @@ import {
   procStatusMiB,
   resetPeak,
   startNode,
+  writeEventDaemonConf,
 } from './child.js';
 import { httpPut } from './http-put.js';
 
@@ -71,24 +72,7 @@ async function startDaemon(
   preload: string[],
   env: Record<string, string>,
 ): Promise<Daemon> {
-  const conf = join(dir, `${name}.json`);
-  writeFileSync(
-    conf,
-    JSON.stringify({
-      name,
-      backend: {
-        module: 'aimm-store/backends/event',
-        model_prefix: ['bench', name],
-        ...(SNAPSHOT ? { snapshot: { path: join(dir, `${name}.snapshot.db`) } } : {}),
-      },
-      hat: { eventer_server: { host: '127.0.0.1', port: peerPort } },
-      control: [
-        { module: 'aimm-store/controls/juggler', server: { host: '127.0.0.1', port: 0 } },
-        { module: 'aimm-store/controls/http', server: { host: '127.0.0.1', port: 0 } },
-      ],
-      log: { level: 'info' },
-    }),
-  );
+  const conf = writeEventDaemonConf(dir, name, peerPort, SNAPSHOT);
   const proc = startNode([...preload, DAEMON_MAIN, 'serve', '--conf', conf], 'ignore', env);
   const jport = await listeningPort(proc, 'juggler');
   const hport = await listeningPort(proc, 'http');
