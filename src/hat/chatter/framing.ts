@@ -41,6 +41,10 @@ export class FrameReader {
   /** Memory of the large bodies this reader assembled (the only memory it may recycle). */
   private readonly assembled = new WeakSet<ArrayBufferLike>();
 
+  /**
+   * `transientChunks`: the caller reuses the memory of each chunk once `push` returns (one read
+   * buffer for every socket read), so a body inside one chunk is copied too.
+   */
   constructor(
     readonly maxFrameSize: number,
     readonly transientChunks = false,
