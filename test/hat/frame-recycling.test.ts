@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { SpareBuffer } from '../../src/common/spare-buffer.js';
 import { FrameReader, RECYCLE_MIN_BYTES } from '../../src/hat/chatter/framing.js';
 import { encodeRegisterReq, recycleEncoded } from '../../src/hat/eventer/codec.js';
 
@@ -142,5 +143,22 @@ describe('recycled register encodings', () => {
     assert.equal(d.buffer, c.buffer);
     const e = encodeRegisterReq(reg(6, 2 * RECYCLE_MIN_BYTES));
     assert.notEqual(e.buffer, d.buffer);
+  });
+});
+
+describe('SpareBuffer', () => {
+  test('keeps the larger buffer, gives it once to a size it fits, and lets go on drop', () => {
+    const spare = new SpareBuffer(60_000);
+    const small = Buffer.alloc(10);
+    const large = Buffer.alloc(20);
+    spare.keep(large);
+    spare.keep(small);
+    assert.equal(spare.bytes, 20, 'a smaller buffer does not replace a larger one');
+    assert.equal(spare.take(21), null, 'too small: still kept');
+    assert.equal(spare.take(20), large);
+    assert.equal(spare.take(1), null, 'taken once');
+    spare.keep(small);
+    spare.drop();
+    assert.equal(spare.bytes, 0);
   });
 });

@@ -7,6 +7,7 @@
  */
 
 import { isAscii } from 'node:buffer';
+import { SpareBuffer } from '../../common/spare-buffer.js';
 
 export type Framing = '0.6' | '0.7';
 
@@ -64,6 +65,9 @@ export const LARGE_MESSAGE_BYTES = 64 * 1024;
 /** The characters of a refused message kept to find its request id. */
 export const HEAD_CHARS = 512;
 
+/** How long the memory of a joined message is kept for the next one. */
+const JOINED_TTL_MS = 1000;
+
 /**
  * Joins 0.7 segments (their bytes, after the type character) into JSON texts, refusing to hold
  * more than `maxMessageSize` characters: past the limit only the head is kept and the rest of the
@@ -72,8 +76,7 @@ export const HEAD_CHARS = 512;
  */
 export class SegmentAssembler {
   /** Memory joined messages are assembled in, reused by the next one (1 s at most). */
-  private joined: Buffer | null = null;
-  private joinedTimer: NodeJS.Timeout | null = null;
+  private readonly joined = new SpareBuffer(JOINED_TTL_MS);
   private parts: (Buffer | string)[] = [];
   private ascii = true;
   private length = 0;
@@ -129,23 +132,13 @@ export class SegmentAssembler {
    * collection. Let go after a second without use.
    */
   private join(parts: readonly Buffer[], length: number): Buffer {
-    if (this.joined === null || this.joined.length < length)
-      this.joined = Buffer.allocUnsafe(length);
-    const out = this.joined;
+    const out = this.joined.take(length) ?? Buffer.allocUnsafe(length);
     let at = 0;
     for (const p of parts) at += p.copy(out, at);
-    if (this.joinedTimer !== null) clearTimeout(this.joinedTimer);
-    this.joinedTimer = setTimeout(() => {
-      this.joined = null;
-      this.joinedTimer = null;
-    }, JOINED_TTL_MS);
-    this.joinedTimer.unref();
+    this.joined.keep(out);
     return out.subarray(0, length);
   }
 }
-
-/** How long the memory of a joined message is kept for the next one. */
-const JOINED_TTL_MS = 1000;
 
 /** The first {@link HEAD_CHARS} characters of the parts' text. */
 function headOf(parts: readonly (Buffer | string)[]): string {

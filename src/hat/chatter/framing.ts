@@ -12,6 +12,7 @@
  * the model each) costs one buffer instead of one per message, and no garbage waiting for V8's next
  * collection (which a growth of external memory triggers only after tens of MiB).
  */
+import { SpareBuffer } from '../../common/spare-buffer.js';
 import { FrameTooLargeError } from './errors.js';
 
 /** Bodies of at least this many bytes, assembled by the reader, may be recycled. */
@@ -36,8 +37,7 @@ export class FrameReader {
   private bodyFilled = 0;
   private failed: Error | null = null;
   /** A recycled body's memory, whole, for the next large body. */
-  private spare: Buffer | null = null;
-  private spareTimer: NodeJS.Timeout | null = null;
+  private readonly spare = new SpareBuffer(SPARE_TTL_MS);
   /** Memory of the large bodies this reader assembled (the only memory it may recycle). */
   private readonly assembled = new WeakSet<ArrayBufferLike>();
 
@@ -56,7 +56,7 @@ export class FrameReader {
 
   /** Bytes of a recycled body's memory held for the next large body. */
   get spareBytes(): number {
-    return this.spare === null ? 0 : this.spare.length;
+    return this.spare.bytes;
   }
 
   /**
@@ -67,19 +67,12 @@ export class FrameReader {
    */
   recycle(body: Uint8Array): void {
     if (body.byteLength < RECYCLE_MIN_BYTES || !this.assembled.has(body.buffer)) return;
-    const whole = Buffer.from(body.buffer, 0, body.buffer.byteLength);
-    if (this.spare !== null && this.spare.length >= whole.length) return;
-    this.spare = whole;
-    if (this.spareTimer !== null) clearTimeout(this.spareTimer);
-    this.spareTimer = setTimeout(() => this.dropSpare(), SPARE_TTL_MS);
-    this.spareTimer.unref();
+    this.spare.keep(Buffer.from(body.buffer, 0, body.buffer.byteLength));
   }
 
   /** Lets go of the recycled memory (it becomes garbage). */
   dropSpare(): void {
-    this.spare = null;
-    if (this.spareTimer !== null) clearTimeout(this.spareTimer);
-    this.spareTimer = null;
+    this.spare.drop();
   }
 
   /** Bytes held for an incomplete frame (for memory accounting and tests). */
@@ -165,11 +158,8 @@ export class FrameReader {
   /** Memory for a body of `k` bytes spanning chunks: the spare when it fits, else fresh. */
   private bodyBuffer(k: number): Buffer {
     if (k < RECYCLE_MIN_BYTES) return Buffer.allocUnsafe(k);
-    const spare = this.spare;
-    if (spare !== null && spare.length >= k) {
-      this.dropSpare();
-      return spare.subarray(0, k);
-    }
+    const spare = this.spare.take(k);
+    if (spare !== null) return spare.subarray(0, k);
     const body = Buffer.allocUnsafe(k);
     this.assembled.add(body.buffer);
     return body;

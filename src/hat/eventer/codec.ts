@@ -6,6 +6,7 @@
  * raise {@link ProtocolError}. Encoding validates what the caller gives and raises `TypeError` /
  * `RangeError` before anything is sent.
  */
+import { SpareBuffer } from '../../common/spare-buffer.js';
 import { ProtocolError } from '../chatter/errors.js';
 import {
   boolean,
@@ -203,13 +204,28 @@ export const MSG_QUERY_RES = 'HatEventer.MsgQueryRes';
 const SMALL_WRITER_BYTES = 64 * 1024;
 /** An encoding larger than this is handed over, not copied. */
 const HAND_OVER_BYTES = 1024 * 1024;
-/** A recycled buffer not used again within this time is let go. */
-const RECYCLED_TTL_MS = 1000;
 
-const writer = new Writer(SMALL_WRITER_BYTES);
-let recycledTimer: NodeJS.Timeout | null = null;
+/** A large encoding's memory given back once written, for the next large encoding (1 s at most). */
+const spare = new SpareBuffer(1000);
 /** Memory of the encodings handed over and not given back yet. */
 const handedOver = new WeakSet<ArrayBufferLike>();
+
+/** A writer that grows into the spare memory of an earlier large encoding when it fits. */
+class RecyclingWriter extends Writer {
+  override ensure(n: number): void {
+    const need = this.pos + n;
+    if (need <= this.buf.length) return;
+    const reused = spare.take(need);
+    if (reused === null) {
+      super.ensure(n);
+      return;
+    }
+    this.buf.copy(reused, 0, 0, this.pos);
+    this.buf = reused;
+  }
+}
+
+const writer = new RecyclingWriter(SMALL_WRITER_BYTES);
 
 /**
  * Encodes with a function writing straight into the shared writer. The result is the caller's
@@ -231,21 +247,12 @@ function encWith(write: (w: Writer) => void): Buffer {
 
 /**
  * Gives back an encoding this module handed over, once it is written and nothing refers to it:
- * the writer keeps its memory for the next large encoding (for a second at most) instead of
- * growing into fresh memory again. Anything else is ignored.
+ * the next large encoding grows into its memory (for a second at most) instead of into fresh
+ * memory. Anything else is ignored.
  */
 export function recycleEncoded(data: Uint8Array): void {
-  const size = data.buffer.byteLength;
-  if (size <= HAND_OVER_BYTES || size <= writer.buf.length || !handedOver.has(data.buffer)) return;
-  handedOver.delete(data.buffer);
-  writer.buf = Buffer.from(data.buffer, 0, size);
-  writer.pos = 0;
-  if (recycledTimer !== null) clearTimeout(recycledTimer);
-  recycledTimer = setTimeout(() => {
-    recycledTimer = null;
-    if (writer.buf.length > HAND_OVER_BYTES) writer.buf = Buffer.allocUnsafe(SMALL_WRITER_BYTES);
-  }, RECYCLED_TTL_MS);
-  recycledTimer.unref();
+  if (!handedOver.delete(data.buffer)) return;
+  spare.keep(Buffer.from(data.buffer, 0, data.buffer.byteLength));
 }
 
 function enc<T>(type: SbsType<T>, value: T): Buffer {
